@@ -1,0 +1,48 @@
+# ipcontroller: run `make help` for the targets.
+SHELL := /bin/bash
+NODE_TSX := node --import tsx
+TESTLINK ?=
+export PATH := /usr/local/go/bin:$(PATH)
+
+.PHONY: help get-deps control-plane build lint unit integration e2e test bench bench-failover demo clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+get-deps: ## install Debian packages (as root), npm packages and build the control plane
+	bash test/install-deps.sh
+	npm ci
+	bash test/controlplane/build.sh >/dev/null
+
+control-plane: ## build (or find in the cache) kube-apiserver, etcd and kubectl for tests
+	bash test/controlplane/build.sh
+
+build: ## compile TypeScript to dist/ (bin: dist/cli.js)
+	npx tsc -p tsconfig.build.json
+
+lint: ## type-check everything in strict mode, tests included
+	npx tsc -p tsconfig.json --noEmit
+
+unit: ## pure-logic tests, no I/O
+	$(NODE_TSX) test/run.ts unit
+
+integration: ## tests against a real kube-apiserver + etcd (the agent's need root for network namespaces)
+	$(NODE_TSX) test/run.ts integration
+
+e2e: ## the two-node network-namespace lab (root); TESTLINK=<iface> to use your own test link
+	TESTLINK=$(TESTLINK) $(NODE_TSX) test/run.ts e2e
+
+test: ## unit + integration (root for the network tests), ending with "N passed, N failed"
+	$(NODE_TSX) test/run.ts unit integration
+
+bench: ## benchmarks, JSON on stdout
+	$(NODE_TSX) test/bench/run.ts
+
+bench-failover: ## failover benchmark in the lab (root), JSON on stdout
+	$(NODE_TSX) test/bench/run.ts failover
+
+demo: ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears it down
+	$(NODE_TSX) test/demo.ts
+
+clean: ## remove build output (the control-plane cache in ~/.cache/ipcontroller stays)
+	rm -rf dist .run

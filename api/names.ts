@@ -1,0 +1,47 @@
+// Object names derived from addresses. The original project named a claim after its IP
+// with dots turned into dashes (192-0-2-10-32); IPv6 needs the same to yield a valid
+// DNS-1123 name, so the address is first put in its canonical (RFC 5952) form, which
+// keeps the mapping one-to-one.
+import ipaddr from 'ipaddr.js';
+
+export interface ParsedCidr {
+  address: ipaddr.IPv4 | ipaddr.IPv6;
+  prefixLength: number;
+}
+
+/** Parses "ip/len" or a bare ip (taken as a host prefix). Returns null when it is not one. */
+export function parseCidr(text: string): ParsedCidr | null {
+  const value = text.trim();
+  try {
+    if (value.includes('/')) {
+      const [address, prefixLength] = ipaddr.parseCIDR(value);
+      return { address: unmapV4(address), prefixLength };
+    }
+    if (!ipaddr.isValid(value)) return null;
+    const address = unmapV4(ipaddr.parse(value));
+    return { address, prefixLength: address.kind() === 'ipv4' ? 32 : 128 };
+  } catch {
+    return null;
+  }
+}
+
+function unmapV4(address: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
+  // ::ffff:a.b.c.d in a claim means the IPv4 address; treat it as such so it gets one name.
+  return address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()
+    ? (address as ipaddr.IPv6).toIPv4Address()
+    : address;
+}
+
+/** Canonical text of a CIDR: RFC 5952 address and its prefix length. */
+export function canonicalCidr(parsed: ParsedCidr): string {
+  return `${parsed.address.toString()}/${parsed.prefixLength}`;
+}
+
+/** The IpClaim name for an address, e.g. 192.0.2.10/32 -> 192-0-2-10-32, 2001:db8::a/128 -> 2001-db8--a-128. */
+export function claimName(cidr: string): string {
+  const parsed = parseCidr(cidr);
+  if (!parsed) throw new Error(`not an IP prefix: ${JSON.stringify(cidr)}`);
+  const name = canonicalCidr(parsed).replace(/[.:/]/g, '-');
+  // "::1" compresses to a leading colon; a name must start with an alphanumeric.
+  return name.startsWith('-') ? `0${name}` : name;
+}

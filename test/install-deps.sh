@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the agent and the tests use. Needs root (CI runs as root); skipped with a
+# note when every package is already there.
+set -euo pipefail
+packages=(iproute2 tcpdump iputils-arping iputils-ping ndisc6 curl openssl procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "Debian packages present: ${packages[*]}"
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "missing Debian packages: ${missing[*]} (run as root or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
