@@ -26,9 +26,12 @@ mkdir -p "$assets"
 
 log() { echo "[control-plane $(date +%T)] $*" >&2; }
 
-apiserver_ok() { [[ -x "$assets/kube-apiserver" ]] && "$assets/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $K8S_VERSION"; }
-kubectl_ok() { [[ -x "$assets/kubectl" ]] && "$assets/kubectl" version --client 2>/dev/null | grep -q "Client Version: $K8S_VERSION"; }
-etcd_ok() { [[ -x "$assets/etcd" ]] && "$assets/etcd" --version 2>/dev/null | grep -q "etcd Version: ${ETCD_VERSION#v}"; }
+# Capture the version first: grep -q on a pipe would close it early and, under pipefail,
+# the writer's SIGPIPE would read as a mismatch.
+reports() { local out; out="$("$@" 2>/dev/null)" || return 1; [[ "$out" == *"$VERSION_WANTED"* ]]; }
+apiserver_ok() { [[ -x "$assets/kube-apiserver" ]] && VERSION_WANTED="Kubernetes $K8S_VERSION" reports "$assets/kube-apiserver" --version; }
+kubectl_ok() { [[ -x "$assets/kubectl" ]] && VERSION_WANTED="Client Version: $K8S_VERSION" reports "$assets/kubectl" version --client; }
+etcd_ok() { [[ -x "$assets/etcd" ]] && VERSION_WANTED="etcd Version: ${ETCD_VERSION#v}" reports "$assets/etcd" --version; }
 
 build_etcd() {
   local src="$cache/src/etcd-$ETCD_VERSION"
