@@ -2,7 +2,7 @@
 # Debian packages the agent and the tests use. Needs root (CI runs as root); skipped with a
 # note when every package is already there.
 set -euo pipefail
-packages=(iproute2 tcpdump iputils-arping iputils-ping ndisc6 curl openssl procps)
+packages=(iproute2 tcpdump iputils-arping iputils-ping ndisc6 curl openssl procps prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,4 +17,5 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# This image's policy-rc.d keeps the prometheus package from starting a daemon; tests run their own.
 apt-get install -y -qq --no-install-recommends "${missing[@]}"

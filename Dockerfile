@@ -1,0 +1,22 @@
+# Multi-stage image for both programs: `ipcontroller agent` and `ipcontroller scheduler`.
+FROM node:22-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json cli.ts ./
+COPY api api
+COPY lib lib
+COPY agent agent
+COPY scheduler scheduler
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:22-bookworm-slim
+# iproute2: the agent changes addresses through one `ip -batch` per reconcile.
+RUN apt-get update && apt-get install -y --no-install-recommends iproute2 && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /src/node_modules node_modules
+COPY --from=build /src/dist dist
+COPY package.json ./
+# The scheduler runs as this user; the agent's DaemonSet runs as root with only NET_ADMIN and NET_RAW.
+USER node
+ENTRYPOINT ["node", "/app/dist/cli.js"]
