@@ -10,7 +10,7 @@ import { startControlPlane, type ControlPlane } from './controlplane/harness.js'
 type Group = 'unit' | 'integration' | 'e2e';
 const GROUPS: Record<Group, { roots: string[]; needsControlPlane: boolean }> = {
   // Unit tests sit beside the code they test.
-  unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'monitoring'], needsControlPlane: false },
+  unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'monitoring', 'test/support'], needsControlPlane: false },
   integration: { roots: ['test/integration'], needsControlPlane: true },
   e2e: { roots: ['test/e2e'], needsControlPlane: true },
 };
