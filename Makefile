@@ -9,10 +9,11 @@ export PATH := /usr/local/go/bin:$(PATH)
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-get-deps: ## install Debian packages (as root), npm packages and build the control plane
+get-deps: ## install Debian packages (as root), npm packages, build the control plane and helm
 	bash test/install-deps.sh
 	npm ci
 	bash test/controlplane/build.sh >/dev/null
+	bash test/controlplane/build-helm.sh >/dev/null
 
 control-plane: ## build (or find in the cache) kube-apiserver, etcd and kubectl for tests
 	bash test/controlplane/build.sh

@@ -168,6 +168,19 @@ function kubeconfigYaml(server: string, ca: string, token: string, user: string)
   ].join('\n');
 }
 
+/** Runs kubectl against a kubeconfig; a non-zero exit is a result, not an exception. */
+export async function runKubectl(binary: string, kubeconfigPath: string, args: string[], input?: string): Promise<KubectlResult> {
+  const run = execFileAsync(binary, [`--kubeconfig=${kubeconfigPath}`, ...args], { maxBuffer: 64 << 20 });
+  if (input !== undefined) run.child.stdin?.end(input);
+  try {
+    const { stdout, stderr } = await run;
+    return { stdout, stderr, code: 0 };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string; code?: number };
+    return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
+  }
+}
+
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const started = Date.now();
   const assets = resolveAssets();
@@ -239,19 +252,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const kubeconfigPath = join(dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPath, adminToken, 'test-admin'));
 
-    const kubectl = async (args: string[], input?: string): Promise<KubectlResult> => {
-      const run = execFileAsync(assets.kubectl, [`--kubeconfig=${kubeconfigPath}`, ...args], { maxBuffer: 64 << 20 });
-      if (input !== undefined) {
-        run.child.stdin?.end(input);
-      }
-      try {
-        const { stdout, stderr } = await run;
-        return { stdout, stderr, code: 0 };
-      } catch (err) {
-        const e = err as { stdout?: string; stderr?: string; code?: number };
-        return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
-      }
-    };
+    const kubectl = (args: string[], input?: string): Promise<KubectlResult> => runKubectl(assets.kubectl, kubeconfigPath, args, input);
 
     if (options.installCrds !== false) {
       const applied = await kubectl(['apply', '-f', CRD_MANIFEST]);

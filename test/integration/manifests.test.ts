@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { testCluster, type TestCluster } from '../support/cluster.js';
 
 const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
@@ -35,6 +36,20 @@ for (const manifest of manifests) {
     assert.match(out.stdout, /\(server dry run\)/);
   });
 }
+
+test('the Helm chart renders and every object passes server-side dry run', async () => {
+  // build-helm.sh returns the cached binary at once (make get-deps built it).
+  const helm = execFileSync('bash', [fileURLToPath(new URL('../controlplane/build-helm.sh', import.meta.url))], { encoding: 'utf8' }).trim().split('\n').pop() ?? 'helm';
+  const chart = join(examples, 'helm', 'ipcontroller');
+  const rendered = execFileSync(helm, ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '--include-crds', '--set', 'pool.cidr=192.0.2.0/24', '--set', 'agent.iface=eth1', '--set', 'scheduler.rebalance=true'], { encoding: 'utf8' });
+  const kinds = [...rendered.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]).sort();
+  assert.equal(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'IpClaimPool', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+  assert.match(rendered, /- --iface=eth1/);
+  assert.match(rendered, /- --rebalance/);
+  const out = await cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], rendered);
+  assert.is(out.code, 0, out.stderr);
+  assert.is(out.stdout.match(/\(server dry run\)/g)?.length, kinds.length);
+});
 
 test('the agent DaemonSet adds only NET_ADMIN and NET_RAW and is not privileged', async () => {
   const out = await cluster.kubectl(['apply', '--dry-run=server', '-o', 'json', '-f', join(examples, 'claims', 'controller.yaml')]);

@@ -1,17 +1,14 @@
 // The control plane an integration test talks to: the one test/run.ts started (its
 // kubeconfig is in IPC_TEST_KUBECONFIG), or one started for this file alone when the file
 // is run by itself (`node --import tsx test/uvu-child.ts test/integration/x.test.ts`).
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { startControlPlane, type ControlPlane, type KubectlResult } from '../controlplane/harness.js';
-
-const execFileAsync = promisify(execFile);
+import { runKubectl, startControlPlane, type ControlPlane, type KubectlResult } from '../controlplane/harness.js';
 
 export interface TestCluster {
   kubeconfigPath: string;
   kubeConfig(): KubeConfig;
-  kubectl(args: string[]): Promise<KubectlResult>;
+  /** kubectl against this cluster; input, when given, is its stdin. */
+  kubectl(args: string[], input?: string): Promise<KubectlResult>;
   /** Stops the control plane only if this file started it. */
   release(): Promise<void>;
 }
@@ -27,15 +24,7 @@ export async function testCluster(): Promise<TestCluster> {
         kc.loadFromFile(path);
         return kc;
       },
-      async kubectl(args) {
-        try {
-          const { stdout, stderr } = await execFileAsync(kubectlBinary, [`--kubeconfig=${path}`, ...args]);
-          return { stdout, stderr, code: 0 };
-        } catch (err) {
-          const e = err as { stdout?: string; stderr?: string; code?: number };
-          return { stdout: e.stdout ?? '', stderr: e.stderr ?? '', code: typeof e.code === 'number' ? e.code : 1 };
-        }
-      },
+      kubectl: (args, input) => runKubectl(kubectlBinary, path, args, input),
       async release() {},
     };
   }
@@ -43,7 +32,7 @@ export async function testCluster(): Promise<TestCluster> {
   return {
     kubeconfigPath: own.kubeconfigPath,
     kubeConfig: () => own.kubeConfig(),
-    kubectl: (args) => own.kubectl(args),
+    kubectl: (args, input) => own.kubectl(args, input),
     release: () => own.stop(),
   };
 }
