@@ -4,7 +4,7 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane build lint unit integration e2e test bench bench-failover demo clean
+.PHONY: help get-deps control-plane build lint unit integration e2e test bench bench-failover demo dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,3 +47,6 @@ demo: ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears i
 
 clean: ## remove build output (the control-plane cache in ~/.cache/ipcontroller stays)
 	rm -rf dist .run
+
+dashboard: ## print the Grafana dashboard's panels and the alert rules as text, with the metrics they read
+	$(NODE_TSX) monitoring/summary.ts
