@@ -1,39 +1,66 @@
-// Entry point of `ipcontroller agent`. The agent itself is built in the agent issue; this
-// parses and documents its flags.
-import { parseArgs } from 'node:util';
+// Entry point of `ipcontroller agent`: parses the flags once, builds the logger, metrics,
+// Kubernetes client, iproute2 port and frame sender, starts the agent and drains it on
+// SIGTERM / SIGINT.
+import { systemClock } from '../lib/clock.js';
+import { loadKubeConfig } from '../lib/kubeconfig.js';
+import { createLogger } from '../lib/logger.js';
+import { startAgent } from './agent.js';
+import { AGENT_USAGE, parseAgentArgs } from './config.js';
+import { openPacketSender } from './frames.js';
+import { kubePort } from './kube.js';
+import { AgentMetrics } from './metrics.js';
+import { iproute2 } from './net.js';
 
-export const AGENT_USAGE = `Usage: ipcontroller agent [flags]
-
-Puts the IpClaims assigned to this node on its interface and announces them.
-
-Flags:
-  --iface NAME          interface to add addresses to (default: the one whose subnet holds the IP)
-  --kubeconfig PATH     kubeconfig file (default: in-cluster, then $KUBECONFIG)
-  --hostname NAME       this node's name (default: $NODE_NAME, then the host name)
-  --mask BITS           prefix length for addresses without one (default 32 / 128)
-  --hb DURATION         heartbeat interval (default 2s)
-  --resync DURATION     full resync interval (default 20s)
-  -h, --help            show this help
-`;
+export { AGENT_USAGE };
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      iface: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      hostname: { type: 'string' },
-      mask: { type: 'string' },
-      hb: { type: 'string' },
-      resync: { type: 'string' },
-    },
-  });
-  if (values.help) {
+  let parsed;
+  try {
+    parsed = parseAgentArgs(argv);
+  } catch (err) {
+    process.stderr.write(`agent: ${err instanceof Error ? err.message : String(err)}\n\n${AGENT_USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
     process.stdout.write(AGENT_USAGE);
     return 0;
   }
-  process.stderr.write('agent: not built yet\n');
-  return 1;
+  const config = parsed.config;
+  const logger = createLogger('agent', config.logLevel);
+  try {
+    const kc = loadKubeConfig(config.kubeconfig);
+    const clock = systemClock;
+    const agent = await startAgent(config, {
+      kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs }),
+      net: iproute2({ logger, clock }),
+      sender: await openPacketSender(),
+      clock,
+      logger,
+      metrics: new AgentMetrics({ defaultMetrics: true }),
+    });
+    return await new Promise<number>((resolve) => {
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        signals += 1;
+        if (signals > 1) {
+          logger.warn({ signal }, 'second signal: stopping now, addresses stay');
+          void agent.stop().then(() => resolve(1));
+          return;
+        }
+        logger.info({ signal }, 'draining');
+        agent.drain().then(
+          () => resolve(0),
+          (err: unknown) => {
+            logger.error({ err: String(err) }, 'drain failed');
+            resolve(1);
+          },
+        );
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+  } catch (err) {
+    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'agent failed to start');
+    return 1;
+  }
 }

@@ -1,7 +1,7 @@
 // The small HTTP server each program runs: /metrics for Prometheus, /healthz for liveness
 // (and, for the agent, the scheduler's probes), /readyz for readiness.
 import express from 'express';
-import type { Server } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { Registry } from 'prom-client';
 
 export interface HealthReport {
@@ -10,12 +10,17 @@ export interface HealthReport {
   detail?: Record<string, unknown>;
 }
 
+/** What a health check may look at: the request's headers (e.g. who is probing). */
+export interface HealthRequest {
+  headers: IncomingHttpHeaders;
+}
+
 export interface StatusServerOptions {
   host: string;
   port: number;
   registry: Registry;
-  healthz: () => HealthReport;
-  readyz: () => HealthReport;
+  healthz: (request: HealthRequest) => HealthReport;
+  readyz: (request: HealthRequest) => HealthReport;
 }
 
 export interface StatusServer {
@@ -26,8 +31,8 @@ export interface StatusServer {
 export async function startStatusServer(options: StatusServerOptions): Promise<StatusServer> {
   const app = express();
   app.disable('x-powered-by');
-  const report = (check: () => HealthReport) => (_req: express.Request, res: express.Response) => {
-    const result = check();
+  const report = (check: (request: HealthRequest) => HealthReport) => (req: express.Request, res: express.Response) => {
+    const result = check({ headers: req.headers });
     res.status(result.ok ? 200 : 503).json({ ok: result.ok, ...result.detail });
   };
   app.get('/healthz', report(options.healthz));

@@ -1,0 +1,491 @@
+// The agent: keeps the addresses of the claims assigned to this node on its interfaces,
+// announces them, reports back, heartbeats its IpNode, fences itself when cut off and drains
+// on request. Decisions live in pure modules (addresses, fencing, status, strictarp); this file
+// wires them to the ports passed in (Kubernetes, iproute2, frame sender, clock).
+import { API_VERSION, NodeCondition, type Condition, type IpClaim, type IpNode, type IpNodeSpec } from '../api/types.js';
+import { isNotFound } from '../api/client.js';
+import type { Clock } from '../lib/clock.js';
+import { startStatusServer, type HealthRequest, type StatusServer } from '../lib/http.js';
+import type { Logger } from '../lib/logger.js';
+import {
+  batchLines,
+  isUp,
+  planReconcile,
+  primaryAddress,
+  wantedAddress,
+  type AddressOp,
+  type Family,
+  type HostLink,
+  type WantedAddress,
+} from './addresses.js';
+import { Announcer, type AnnounceTarget } from './announcer.js';
+import type { AgentConfig } from './config.js';
+import { fenceDecision } from './fencing.js';
+import type { FrameSender } from './frames.js';
+import type { KubePort } from './kube.js';
+import type { AgentMetrics } from './metrics.js';
+import type { NetPort } from './net.js';
+import { parseMac } from './packets.js';
+import { claimStatusUpdate, setCondition, type ClaimOutcome } from './status.js';
+import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
+
+/** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
+export const PROBE_HEADER = 'x-ipcontroller-probe';
+const STATUS_WRITE_CONCURRENCY = 16;
+
+export interface AgentDeps {
+  kube: KubePort;
+  net: NetPort;
+  sender: FrameSender;
+  clock: Clock;
+  logger: Logger;
+  metrics: AgentMetrics;
+}
+
+export interface HeldAddress extends WantedAddress {
+  iface: string;
+}
+
+export interface RunningAgent {
+  /** Port of the status server (/healthz, /readyz, /metrics). */
+  port: number;
+  /** SIGTERM path: report Draining, wait for the claims to move (bounded), remove addresses, stop. */
+  drain(): Promise<void>;
+  /** Stops every loop; addresses stay unless removeAddresses (as after a crash, for a restart). */
+  stop(options?: { removeAddresses?: boolean }): Promise<void>;
+  /** Runs a reconcile now and resolves when it is done. */
+  reconcileNow(): Promise<void>;
+  held(): HeldAddress[];
+  fenced(): boolean;
+}
+
+async function inPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+class Agent {
+  private readonly abort = new AbortController();
+  private readonly log: Logger;
+  private readonly announcer: Announcer;
+  private server: StatusServer | undefined;
+  private heldByClaim = new Map<string, HeldAddress>();
+  /** claim|cidr -> when the agent first saw it assigned here, for the latency histogram. */
+  private readonly assignedAt = new Map<string, number>();
+  private readonly statusWritten = new Map<string, { key: string; at: number }>();
+  private nodeConditions: Condition[] = [];
+  private lastApiContact: number;
+  private lastProbe: number;
+  private isFenced = false;
+  /** After fencing, addresses stay withdrawn until claims were listed again after this time. */
+  private unfencedAt = 0;
+  private draining = false;
+  private drained = false;
+  private heartbeatFailing = 0;
+  private strictArp: StrictArpResult = { missing: false };
+  private firstReconcileDone = false;
+  private dirty = false;
+  private running: Promise<void> | undefined;
+  private loops: Promise<void>[] = [];
+  private ipNodeReady = false;
+
+  constructor(
+    private readonly config: Readonly<AgentConfig>,
+    private readonly deps: AgentDeps,
+  ) {
+    this.log = deps.logger.child({ node: config.nodeName });
+    this.lastApiContact = deps.clock.now();
+    this.lastProbe = deps.clock.now();
+    this.announcer = new Announcer(
+      { sender: deps.sender, clock: deps.clock, metrics: deps.metrics, logger: this.log },
+      { count: config.garpCount, intervalMs: config.garpIntervalMs, refreshMs: config.garpRefreshMs },
+      this.abort.signal,
+    );
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  async start(): Promise<RunningAgent> {
+    this.server = await startStatusServer({
+      host: this.config.metricsHost,
+      port: this.config.metricsPort,
+      registry: this.deps.metrics.registry,
+      healthz: (req) => this.healthz(req),
+      readyz: () => ({ ok: this.ready(), detail: { node: this.config.nodeName, fenced: this.isFenced, draining: this.draining } }),
+    });
+    this.log.info({ port: this.server.port, iface: this.config.iface }, 'agent status server listening');
+    this.deps.net.watchAddresses((line) => {
+      this.log.debug({ event: line }, 'address removed from an interface');
+      this.requestReconcile();
+    }, this.signal);
+    this.deps.kube.claims.run(() => this.requestReconcile(), this.signal);
+    this.loops.push(this.registerAndHeartbeat(), this.fenceLoop());
+    const agent = this;
+    return {
+      port: this.server.port,
+      drain: () => agent.drain(),
+      stop: (o) => agent.stop(o),
+      reconcileNow: () => agent.reconcileNow(),
+      held: () => [...agent.heldByClaim.values()],
+      fenced: () => agent.isFenced,
+    };
+  }
+
+  private healthz(req: HealthRequest): { ok: boolean; detail: Record<string, unknown> } {
+    if (req.headers[PROBE_HEADER] !== undefined) {
+      this.lastProbe = this.deps.clock.now();
+      this.deps.metrics.probed();
+    }
+    return { ok: true, detail: { node: this.config.nodeName, draining: this.draining } };
+  }
+
+  private ready(): boolean {
+    return this.ipNodeReady && this.deps.kube.claims.synced() && this.firstReconcileDone && !this.isFenced && !this.draining;
+  }
+
+  // ---- reconcile, serialized: one runs at a time, requests during a run cause one more run.
+
+  requestReconcile(): void {
+    this.dirty = true;
+    this.running ??= this.reconcileLoop();
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    while (this.dirty && !this.signal.aborted) {
+      this.dirty = false;
+      try {
+        await this.reconcileOnce();
+        this.deps.metrics.reconciled(false);
+      } catch (err) {
+        this.deps.metrics.reconciled(true);
+        this.log.error({ err: errText(err) }, 'reconcile failed');
+      }
+    }
+    this.running = undefined;
+  }
+
+  async reconcileNow(): Promise<void> {
+    this.requestReconcile();
+    while (this.running) await this.running;
+  }
+
+  private withdrawAll(): boolean {
+    const relisted = this.deps.kube.claims.listedAt() > this.unfencedAt;
+    return this.isFenced || this.drained || !relisted;
+  }
+
+  /** Claims assigned to this node, as wanted addresses, plus the ones that cannot be served. */
+  private wanted(): { wanted: WantedAddress[]; invalid: { claim: string; reason: string; message: string }[]; byName: Map<string, IpClaim> } {
+    const wanted: WantedAddress[] = [];
+    const invalid: { claim: string; reason: string; message: string }[] = [];
+    const byName = new Map<string, IpClaim>();
+    const seen = new Set<string>();
+    for (const entry of this.deps.kube.claims.entries()) {
+      if (!entry.ok) {
+        if (entry.nodeName === this.config.nodeName) invalid.push({ claim: entry.name, reason: 'InvalidClaim', message: entry.reason });
+        continue;
+      }
+      const claim = entry.claim;
+      if (claim.spec.nodeName !== this.config.nodeName) continue;
+      const name = claim.metadata.name ?? '';
+      byName.set(name, claim);
+      const w = wantedAddress(name, claim.spec.cidr, claim.spec.link, this.config.mask);
+      if (!w.ok) {
+        invalid.push({ claim: name, reason: w.reason, message: w.message });
+        continue;
+      }
+      wanted.push(w.value);
+      const key = `${name}|${claim.spec.cidr}`;
+      seen.add(key);
+      if (!this.assignedAt.has(key)) this.assignedAt.set(key, this.deps.clock.now());
+    }
+    for (const key of this.assignedAt.keys()) if (!seen.has(key)) this.assignedAt.delete(key);
+    return { wanted, invalid, byName };
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    if (!this.deps.kube.claims.synced() && !this.drained) return;
+    const { wanted, invalid, byName } = this.wanted();
+    const withdraw = this.withdrawAll();
+    const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.deps.net.defaultRoutes()]);
+    const plan = planReconcile(withdraw ? [] : wanted, { links, defaultRoute, ...(this.config.iface ? { flagIface: this.config.iface } : {}) });
+    const errors = await this.deps.net.apply(batchLines(plan.ops));
+    const addedOk = new Set<string>();
+    plan.ops.forEach((op, i) => {
+      const error = errors.get(i);
+      this.deps.metrics.addressOperation(op.op, error !== undefined);
+      if (error !== undefined) this.log.warn({ op: op.op, ip: `${op.ip}/${op.prefixLength}`, iface: op.iface, error }, 'address operation failed');
+      else if (op.op === 'remove') this.log.info({ ip: `${op.ip}/${op.prefixLength}`, iface: op.iface }, 'address removed');
+      else if (op.claim) addedOk.add(op.claim);
+    });
+    for (const r of plan.recovered) this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
+    const after = plan.ops.length ? await this.deps.net.links() : links;
+    const outcomes = new Map<string, ClaimOutcome>();
+    for (const f of plan.failed) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
+    for (const f of invalid) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
+    const held = new Map<string, HeldAddress>();
+    for (const [claim, { iface, want }] of plan.placement) {
+      if (isUp(after, iface, want.ip)) {
+        held.set(claim, { ...want, iface });
+        outcomes.set(claim, { kind: 'up', ip: want.ip, iface });
+      } else {
+        const opIndex = plan.ops.findIndex((o) => o.op === 'add' && o.claim === claim);
+        const message = errors.get(opIndex) ?? `${want.ip} did not appear on ${iface}`;
+        outcomes.set(claim, { kind: 'failed', reason: 'AddFailed', message });
+      }
+    }
+    this.announceChanges(held, addedOk, after);
+    this.heldByClaim = held;
+    this.updateHeldGauge();
+    this.firstReconcileDone = true;
+    if (!withdraw) await this.writeClaimStatuses(outcomes, byName);
+    await this.checkStrictArp(after);
+  }
+
+  private announceChanges(held: Map<string, HeldAddress>, addedOk: Set<string>, links: HostLink[]): void {
+    const now = this.deps.clock.now();
+    const targets: AnnounceTarget[] = [];
+    const fresh: HeldAddress[] = [];
+    for (const [claim, h] of held) {
+      const prev = this.heldByClaim.get(claim);
+      const moved = !prev || prev.ip !== h.ip || prev.iface !== h.iface;
+      if (!moved && !addedOk.has(claim)) continue;
+      if (!moved) {
+        this.deps.metrics.addressRestored();
+        this.log.warn({ claim, ip: h.ip, iface: h.iface }, 'address was removed from the interface by someone else; put it back');
+      } else {
+        this.log.info({ claim, ip: `${h.ip}/${h.prefixLength}`, iface: h.iface }, 'address up');
+        fresh.push(h);
+      }
+      const link = links.find((l) => l.name === h.iface);
+      if (!link?.mac || link.noArp) {
+        this.log.warn({ claim, iface: h.iface }, 'interface has no Ethernet address or is NOARP; not announcing');
+        continue;
+      }
+      targets.push({ ip: h.ip, iface: h.iface, ifindex: link.ifindex, mac: parseMac(link.mac) });
+    }
+    for (const [claim, prev] of this.heldByClaim) {
+      const now2 = held.get(claim);
+      if (!now2 || now2.ip !== prev.ip || now2.iface !== prev.iface) this.announcer.withdraw(prev.ip);
+    }
+    const upAt = this.deps.clock.now();
+    this.announcer.announce(targets);
+    const announcedAt = this.deps.clock.now();
+    for (const h of fresh) {
+      const assigned = [...this.assignedAt.entries()].find(([k]) => k.startsWith(`${h.claim}|`))?.[1] ?? now;
+      this.deps.metrics.addressUp(Math.max(0, upAt - assigned) / 1000);
+      this.deps.metrics.firstAnnouncement(Math.max(0, announcedAt - assigned) / 1000);
+    }
+  }
+
+  private updateHeldGauge(): void {
+    const count: Record<Family, number> = { inet: 0, inet6: 0 };
+    for (const h of this.heldByClaim.values()) count[h.family] += 1;
+    this.deps.metrics.addressesHeld('inet', count.inet);
+    this.deps.metrics.addressesHeld('inet6', count.inet6);
+  }
+
+  private async writeClaimStatuses(outcomes: Map<string, ClaimOutcome>, byName: Map<string, IpClaim>): Promise<void> {
+    const now = this.deps.clock.now();
+    const nowIso = new Date(now).toISOString();
+    const writes: { name: string; status: NonNullable<ReturnType<typeof claimStatusUpdate>>; key: string; outcome: ClaimOutcome }[] = [];
+    for (const [name, outcome] of outcomes) {
+      const status = claimStatusUpdate(byName.get(name)?.status, outcome, this.config.nodeName, nowIso);
+      if (!status) continue;
+      const key = JSON.stringify([outcome, byName.get(name)?.spec.cidr]);
+      const last = this.statusWritten.get(name);
+      if (last && last.key === key && now - last.at < 10_000) continue; // written; the watch has not caught up yet
+      writes.push({ name, status, key, outcome });
+    }
+    await inPool(writes, STATUS_WRITE_CONCURRENCY, async (w) => {
+      try {
+        await this.deps.kube.patchClaimStatus(w.name, w.status);
+        this.statusWritten.set(w.name, { key: w.key, at: now });
+        if (w.outcome.kind === 'failed') {
+          this.deps.metrics.claimFailed(w.outcome.reason);
+          this.log.warn({ claim: w.name, reason: w.outcome.reason, message: w.outcome.message }, 'claim failed on this node');
+        }
+      } catch (err) {
+        if (!isNotFound(err)) this.log.warn({ claim: w.name, err: errText(err) }, 'could not write claim status');
+      }
+    });
+    for (const name of this.statusWritten.keys()) if (!outcomes.has(name)) this.statusWritten.delete(name);
+  }
+
+  private async checkStrictArp(links: HostLink[]): Promise<void> {
+    const ipvs = links.find((l) => l.name === IPVS_INTERFACE);
+    const result = strictArpCheck({
+      ipvsAddresses: ipvs ? ipvs.addresses.filter((a) => a.family === 'inet').map((a) => a.ip) : null,
+      held: [...this.heldByClaim.values()].filter((h) => h.family === 'inet').map((h) => h.ip),
+      arpIgnore: ipvs ? await this.deps.net.sysctl('net/ipv4/conf/all/arp_ignore') : null,
+      arpAnnounce: ipvs ? await this.deps.net.sysctl('net/ipv4/conf/all/arp_announce') : null,
+    });
+    if (result.missing && (!this.strictArp.missing || this.strictArp.message !== result.message)) this.log.warn(result.message);
+    if (!result.missing && this.strictArp.missing) this.log.info('strict ARP warning cleared');
+    this.strictArp = result;
+    this.deps.metrics.setStrictArpMissing(result.missing);
+  }
+
+  // ---- IpNode: register, then heartbeat every --hb.
+
+  private async probeAddress(): Promise<string> {
+    if (this.config.probeAddress) return this.config.probeAddress;
+    const links = await this.deps.net.links();
+    const fromIface = primaryAddress(links, this.config.iface);
+    if (fromIface) return fromIface;
+    const internal = await this.deps.kube.nodeInternalIp(this.config.nodeName);
+    if (internal) return internal;
+    const routes = await this.deps.net.defaultRoutes();
+    const fromRoute = primaryAddress(links, routes.inet) ?? primaryAddress(links, routes.inet6);
+    if (fromRoute) return fromRoute;
+    throw new Error('no probe address: give --probe-address, or --iface with an address, or set the Node InternalIP');
+  }
+
+  private async registerIpNode(): Promise<void> {
+    const spec: IpNodeSpec = { probeAddress: await this.probeAddress(), probePort: this.server?.port ?? this.config.metricsPort };
+    if (this.config.iface) spec.iface = this.config.iface;
+    const existing = await this.deps.kube.getIpNode(this.config.nodeName);
+    if (!existing) {
+      const node: IpNode = { apiVersion: API_VERSION, kind: 'IpNode', metadata: { name: this.config.nodeName }, spec };
+      await this.deps.kube.createIpNode(node);
+      this.log.info({ spec }, 'IpNode created');
+    } else if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+      await this.deps.kube.patchIpNodeSpec(this.config.nodeName, spec);
+      this.log.info({ spec }, 'IpNode spec updated');
+    }
+    this.nodeConditions = existing?.status?.conditions ?? [];
+    this.ipNodeReady = true;
+  }
+
+  private conditions(nowIso: string): Condition[] {
+    let list = this.nodeConditions;
+    const ready = this.deps.kube.claims.synced() && !this.isFenced && !this.draining;
+    const readyReason = this.draining ? 'Draining' : this.isFenced ? 'Fenced' : ready ? 'Serving' : 'Starting';
+    list = setCondition(list, { type: NodeCondition.Ready, status: ready ? 'True' : 'False', reason: readyReason, message: ready ? 'agent is holding its claims' : `agent is ${readyReason.toLowerCase()}` }, nowIso);
+    list = setCondition(list, { type: NodeCondition.Draining, status: this.draining ? 'True' : 'False', reason: this.draining ? 'ShuttingDown' : 'Running', message: this.draining ? 'agent is shutting down; move its claims' : '' }, nowIso);
+    list = setCondition(list, { type: NodeCondition.Fenced, status: this.isFenced ? 'True' : 'False', reason: this.isFenced ? 'Isolated' : 'Connected', message: this.isFenced ? 'addresses withdrawn: neither API server nor scheduler probes reached this agent' : '' }, nowIso);
+    list = setCondition(list, { type: NodeCondition.StrictARPMissing, status: this.strictArp.missing ? 'True' : 'False', reason: this.strictArp.missing ? 'IPVSWithoutStrictARP' : 'NotNeeded', message: this.strictArp.missing ? this.strictArp.message : '' }, nowIso);
+    return list;
+  }
+
+  async heartbeatOnce(): Promise<boolean> {
+    const now = this.deps.clock.now();
+    const nowIso = new Date(now).toISOString();
+    const conditions = this.conditions(nowIso);
+    const addresses = [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort();
+    try {
+      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, { renewTime: nowIso, addresses, conditions });
+      this.nodeConditions = conditions;
+      this.lastApiContact = this.deps.clock.now();
+      if (this.heartbeatFailing) {
+        this.log.info({ failures: this.heartbeatFailing }, 'heartbeat works again');
+        this.heartbeatFailing = 0;
+        this.requestReconcile(); // status writes that failed meanwhile
+      }
+      return true;
+    } catch (err) {
+      this.deps.metrics.heartbeatFailed();
+      this.heartbeatFailing += 1;
+      if (this.heartbeatFailing === 1 || this.heartbeatFailing % 10 === 0) this.log.warn({ err: errText(err), failures: this.heartbeatFailing }, 'heartbeat failed');
+      if (isNotFound(err)) this.ipNodeReady = false;
+      return false;
+    }
+  }
+
+  private async registerAndHeartbeat(): Promise<void> {
+    let backoff = 250;
+    while (!this.signal.aborted) {
+      try {
+        if (!this.ipNodeReady) {
+          await this.registerIpNode();
+          this.lastApiContact = this.deps.clock.now();
+        }
+        await this.heartbeatOnce();
+        backoff = 250;
+        await this.deps.clock.sleep(this.config.hbMs, this.signal);
+      } catch (err) {
+        if (this.signal.aborted) return;
+        this.deps.metrics.heartbeatFailed();
+        this.log.warn({ err: errText(err), backoffMs: backoff }, 'could not register IpNode; retrying');
+        await this.deps.clock.sleep(backoff, this.signal).catch(() => undefined);
+        backoff = Math.min(backoff * 2, this.config.hbMs);
+      }
+    }
+  }
+
+  // ---- fencing: evaluated a few times per --fence-after.
+
+  private async fenceLoop(): Promise<void> {
+    const every = Math.max(50, Math.min(250, Math.floor(this.config.fenceAfterMs / 4) || 250));
+    while (!this.signal.aborted) {
+      const decision = fenceDecision({ now: this.deps.clock.now(), lastApiContact: this.lastApiContact, lastProbe: this.lastProbe, fenceAfterMs: this.config.fenceAfterMs });
+      if (decision.fenced !== this.isFenced) {
+        this.isFenced = decision.fenced;
+        this.deps.metrics.setFenced(decision.fenced);
+        if (decision.fenced) this.log.error({ isolatedForMs: decision.isolatedForMs }, 'fenced: no API server contact and no scheduler probe; withdrawing all addresses');
+        else {
+          this.unfencedAt = this.deps.clock.now();
+          this.deps.kube.claims.relist();
+          this.log.warn({ reason: decision.reason }, 'unfenced; taking claims back once they are listed again');
+        }
+        this.requestReconcile();
+      }
+      try {
+        await this.deps.clock.sleep(every, this.signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  // ---- shutdown
+
+  async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.deps.metrics.setDraining(true);
+    const mine = (): number => this.deps.kube.claims.entries().filter((e) => (e.ok ? e.claim.spec.nodeName : e.nodeName) === this.config.nodeName).length;
+    this.log.info({ claims: mine(), timeoutMs: this.config.drainTimeoutMs }, 'draining: waiting for the scheduler to move this node\'s claims');
+    await this.heartbeatOnce();
+    const deadline = this.deps.clock.now() + this.config.drainTimeoutMs;
+    while (mine() > 0 && this.deps.clock.now() < deadline) {
+      await this.deps.clock.sleep(100, this.signal).catch(() => undefined);
+      if (this.signal.aborted) break;
+    }
+    const left = mine();
+    if (left > 0) this.log.warn({ claims: left }, 'drain timeout: claims still assigned here; removing their addresses anyway');
+    else this.log.info('all claims moved away');
+    await this.stop({ removeAddresses: true });
+  }
+
+  async stop(options: { removeAddresses?: boolean } = {}): Promise<void> {
+    if (options.removeAddresses && !this.signal.aborted) {
+      this.drained = true;
+      await this.reconcileNow();
+      await this.heartbeatOnce();
+    }
+    this.abort.abort(new Error('agent stopped'));
+    await this.running;
+    await Promise.allSettled(this.loops);
+    await this.server?.close();
+    this.deps.sender.close();
+    this.log.info({ removedAddresses: options.removeAddresses === true }, 'agent stopped');
+  }
+}
+
+export type { AddressOp };
+
+/** Starts an agent with the given ports; main builds the real ones. */
+export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<RunningAgent> {
+  return new Agent(config, deps).start();
+}

@@ -1,0 +1,142 @@
+// Flags -> one frozen, typed configuration, parsed once in main.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import ipaddr from 'ipaddr.js';
+import type { Level } from 'pino';
+import { durationFlag } from '../lib/duration.js';
+
+export const AGENT_USAGE = `Usage: ipcontroller agent [flags]
+
+Puts the IpClaims assigned to this node on its interface and announces them with gratuitous
+ARP / unsolicited neighbour advertisements; heartbeats its IpNode, answers the scheduler's
+health probes, fences itself when cut off and drains on SIGTERM.
+
+Flags:
+  --iface NAME            interface to add addresses to (default: the one whose subnet holds
+                          the IP, else the default-route interface); a claim's spec.link wins
+  --kubeconfig PATH       kubeconfig file (default: in-cluster, then $KUBECONFIG)
+  --hostname NAME         this node's name (default: $NODE_NAME, then the host name)
+  --mask BITS             prefix length for a claim address without one (default 32 / 128)
+  --hb DURATION           heartbeat interval (default 2s)
+  --resync DURATION       full resync interval (default 20s)
+  --garp-count N          announcements per address after it is added (default 5)
+  --garp-interval DUR     time between them (default 1.1s: past Linux's 1 s ARP locktime)
+  --garp-refresh DUR      re-announce every held address this often (default 0 = off)
+  --fence-after DUR       withdraw addresses after this long with neither API server
+                          contact nor a scheduler probe (default 3s; 0 = never)
+  --drain-timeout DUR     on SIGTERM, wait at most this long for claims to move (default 20s)
+  --probe-address IP      address written to IpNode.spec.probeAddress (default: the primary
+                          address of --iface, else the Node's InternalIP)
+  --metrics-bind H:PORT   /healthz, /readyz, /metrics listen address (default 0.0.0.0:9610)
+  --log-level LEVEL       trace, debug, info, warn, error (default info)
+  -h, --help              show this help
+`;
+
+export interface AgentConfig {
+  nodeName: string;
+  iface?: string;
+  kubeconfig?: string;
+  mask?: number;
+  hbMs: number;
+  resyncMs: number;
+  garpCount: number;
+  garpIntervalMs: number;
+  garpRefreshMs: number;
+  fenceAfterMs: number;
+  drainTimeoutMs: number;
+  probeAddress?: string;
+  metricsHost: string;
+  metricsPort: number;
+  logLevel: Level;
+}
+
+export const AGENT_DEFAULTS = {
+  hbMs: 2000,
+  resyncMs: 20_000,
+  garpCount: 5,
+  // MetalLB's choice: a second announcement lands after Linux's 1 s ARP locktime, so a
+  // neighbour that ignored the first (entry updated < 1 s ago) takes the second.
+  garpIntervalMs: 1100,
+  garpRefreshMs: 0,
+  // Just above the scheduler's failure window (3 failed probes 200 ms apart plus the probe
+  // timeout, about 1 s), with room for a GC pause or a slow write.
+  fenceAfterMs: 3000,
+  // Inside Kubernetes' default 30 s termination grace period.
+  drainTimeoutMs: 20_000,
+  metricsHost: '0.0.0.0',
+  metricsPort: 9610,
+  logLevel: 'info' as Level,
+} as const;
+
+export type ParsedArgs = { help: true } | { help: false; config: Readonly<AgentConfig> };
+
+const LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+function integerFlag(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new Error(`--${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
+/** "0.0.0.0:9610", "[::]:9610", ":9610" or "9610". */
+export function parseBind(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim()) ?? /^()()(\d+)$/.exec(text.trim());
+  if (!m) throw new Error(`--metrics-bind: ${JSON.stringify(text)} is not host:port`);
+  const host = m[1] ?? (m[2] || '0.0.0.0');
+  if (host !== 'localhost' && !ipaddr.isValid(host)) throw new Error(`--metrics-bind: ${JSON.stringify(host)} is not an IP address`);
+  return { host, port: integerFlag('metrics-bind', m[3] ?? '', 0, 65535) };
+}
+
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      iface: { type: 'string' },
+      kubeconfig: { type: 'string' },
+      hostname: { type: 'string' },
+      mask: { type: 'string' },
+      hb: { type: 'string' },
+      resync: { type: 'string' },
+      'garp-count': { type: 'string' },
+      'garp-interval': { type: 'string' },
+      'garp-refresh': { type: 'string' },
+      'fence-after': { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      'probe-address': { type: 'string' },
+      'metrics-bind': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  if (values.help) return { help: true };
+  const nodeName = values.hostname || env.NODE_NAME || hostname();
+  const bind = parseBind(values['metrics-bind'] ?? `${AGENT_DEFAULTS.metricsHost}:${AGENT_DEFAULTS.metricsPort}`);
+  const logLevel = values['log-level'] ?? AGENT_DEFAULTS.logLevel;
+  if (!LEVELS.includes(logLevel)) throw new Error(`--log-level: ${JSON.stringify(logLevel)} is not one of ${LEVELS.join(', ')}`);
+  if (values['probe-address'] !== undefined && !ipaddr.isValid(values['probe-address'])) {
+    throw new Error(`--probe-address: ${JSON.stringify(values['probe-address'])} is not an IP address`);
+  }
+  const config: AgentConfig = {
+    nodeName,
+    hbMs: values.hb ? durationFlag('hb', values.hb) : AGENT_DEFAULTS.hbMs,
+    resyncMs: values.resync ? durationFlag('resync', values.resync) : AGENT_DEFAULTS.resyncMs,
+    garpCount: values['garp-count'] ? integerFlag('garp-count', values['garp-count'], 0, 1000) : AGENT_DEFAULTS.garpCount,
+    garpIntervalMs: values['garp-interval'] ? durationFlag('garp-interval', values['garp-interval']) : AGENT_DEFAULTS.garpIntervalMs,
+    garpRefreshMs: values['garp-refresh'] ? durationFlag('garp-refresh', values['garp-refresh']) : AGENT_DEFAULTS.garpRefreshMs,
+    fenceAfterMs: values['fence-after'] ? durationFlag('fence-after', values['fence-after']) : AGENT_DEFAULTS.fenceAfterMs,
+    drainTimeoutMs: values['drain-timeout'] ? durationFlag('drain-timeout', values['drain-timeout']) : AGENT_DEFAULTS.drainTimeoutMs,
+    metricsHost: bind.host,
+    metricsPort: bind.port,
+    logLevel: logLevel as Level,
+  };
+  if (config.hbMs <= 0) throw new Error('--hb must be above 0');
+  if (config.resyncMs <= 0) throw new Error('--resync must be above 0');
+  if (config.garpIntervalMs <= 0) throw new Error('--garp-interval must be above 0');
+  if (values.iface) config.iface = values.iface;
+  if (values.kubeconfig) config.kubeconfig = values.kubeconfig;
+  if (values.mask) config.mask = integerFlag('mask', values.mask, 0, 128);
+  if (values['probe-address']) config.probeAddress = values['probe-address'];
+  return { help: false, config: Object.freeze(config) };
+}

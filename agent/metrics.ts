@@ -1,0 +1,98 @@
+// The agent's metrics: one registry, owned here, built in main and passed down (fresh per
+// test). Callers speak in domain verbs; names follow Prometheus conventions (base units,
+// _total counters, bounded labels: no per-IP labels, which would grow with every Service).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AnnouncementKind } from './packets.js';
+import type { Family } from './addresses.js';
+
+const PREFIX = 'ipcontroller_agent_';
+
+export class AgentMetrics {
+  readonly registry: Registry;
+  private readonly held: Gauge<'family'>;
+  private readonly sent: Counter<'kind'>;
+  private readonly sendErrors: Counter<'kind'>;
+  private readonly ops: Counter<'op'>;
+  private readonly opErrors: Counter<'op'>;
+  private readonly restored: Counter;
+  private readonly latency: Histogram<'stage'>;
+  private readonly heartbeatFailures: Counter;
+  private readonly fenced: Gauge;
+  private readonly draining: Gauge;
+  private readonly strictArpMissing: Gauge;
+  private readonly claimFailures: Counter<'reason'>;
+  private readonly reconciles: Counter;
+  private readonly reconcileErrors: Counter;
+  private readonly probes: Counter;
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    const registers = [(this.registry = new Registry())];
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+    this.held = new Gauge({ name: `${PREFIX}addresses_held`, help: 'Addresses this agent holds on its interfaces for claims.', labelNames: ['family'], registers });
+    this.sent = new Counter({ name: `${PREFIX}announcements_sent_total`, help: 'Gratuitous ARP (request and reply forms) and unsolicited NA frames sent.', labelNames: ['kind'], registers });
+    this.sendErrors = new Counter({ name: `${PREFIX}announcement_errors_total`, help: 'Announcement frames that could not be sent.', labelNames: ['kind'], registers });
+    this.ops = new Counter({ name: `${PREFIX}address_operations_total`, help: 'Addresses added to or removed from an interface.', labelNames: ['op'], registers });
+    this.opErrors = new Counter({ name: `${PREFIX}address_operation_errors_total`, help: 'Address additions or removals that failed.', labelNames: ['op'], registers });
+    this.restored = new Counter({ name: `${PREFIX}addresses_restored_total`, help: 'Held addresses removed by someone else and put back.', registers });
+    this.latency = new Histogram({
+      name: `${PREFIX}claim_to_address_seconds`,
+      help: 'Time from a claim being assigned to this node (seen by the agent) to its address up (stage="up") and its first announcement sent (stage="announced").',
+      labelNames: ['stage'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.heartbeatFailures = new Counter({ name: `${PREFIX}heartbeat_failures_total`, help: 'IpNode heartbeat writes that failed.', registers });
+    this.fenced = new Gauge({ name: `${PREFIX}fenced`, help: '1 while the agent has withdrawn its addresses because it can reach neither the API server nor be probed.', registers });
+    this.draining = new Gauge({ name: `${PREFIX}draining`, help: '1 while the agent is shutting down and handing its claims over.', registers });
+    this.strictArpMissing = new Gauge({ name: `${PREFIX}strict_arp_missing`, help: '1 when kube-ipvs0 holds claimed addresses and strict ARP is off.', registers });
+    this.claimFailures = new Counter({ name: `${PREFIX}claim_failures_total`, help: 'Claims marked Failed by this agent, by reason.', labelNames: ['reason'], registers });
+    this.reconciles = new Counter({ name: `${PREFIX}reconciles_total`, help: 'Address reconciles run.', registers });
+    this.reconcileErrors = new Counter({ name: `${PREFIX}reconcile_errors_total`, help: 'Address reconciles that failed.', registers });
+    this.probes = new Counter({ name: `${PREFIX}probes_total`, help: 'Health probes received from a scheduler (x-ipcontroller-probe header).', registers });
+  }
+
+  addressesHeld(family: Family, count: number): void {
+    this.held.set({ family: family === 'inet' ? 'ipv4' : 'ipv6' }, count);
+  }
+  announcementSent(kind: AnnouncementKind): void {
+    this.sent.inc({ kind });
+  }
+  announcementFailed(kind: AnnouncementKind): void {
+    this.sendErrors.inc({ kind });
+  }
+  addressOperation(op: 'add' | 'remove', failed: boolean): void {
+    this.ops.inc({ op });
+    if (failed) this.opErrors.inc({ op });
+  }
+  addressRestored(): void {
+    this.restored.inc();
+  }
+  addressUp(seconds: number): void {
+    this.latency.observe({ stage: 'up' }, seconds);
+  }
+  firstAnnouncement(seconds: number): void {
+    this.latency.observe({ stage: 'announced' }, seconds);
+  }
+  heartbeatFailed(): void {
+    this.heartbeatFailures.inc();
+  }
+  setFenced(fenced: boolean): void {
+    this.fenced.set(fenced ? 1 : 0);
+  }
+  setDraining(draining: boolean): void {
+    this.draining.set(draining ? 1 : 0);
+  }
+  setStrictArpMissing(missing: boolean): void {
+    this.strictArpMissing.set(missing ? 1 : 0);
+  }
+  claimFailed(reason: string): void {
+    this.claimFailures.inc({ reason });
+  }
+  reconciled(failed: boolean): void {
+    this.reconciles.inc();
+    if (failed) this.reconcileErrors.inc();
+  }
+  probed(): void {
+    this.probes.inc();
+  }
+}

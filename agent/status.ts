@@ -1,0 +1,44 @@
+// What the agent writes back, decided from what is already there: IpNode conditions that keep
+// their lastTransitionTime while unchanged, and the IpClaim status for a claim that is up or
+// failed on this node (null when the claim already says so, so nothing is written).
+import type { Condition, IpClaimStatus } from '../api/types.js';
+
+export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
+
+/** Sets one condition in a list; lastTransitionTime moves only when the status changes. */
+export function setCondition(list: Condition[], next: ConditionInput, nowIso: string): Condition[] {
+  const current = list.find((c) => c.type === next.type);
+  const lastTransitionTime = current && current.status === next.status ? current.lastTransitionTime : nowIso;
+  const updated: Condition = { ...next, lastTransitionTime };
+  return current ? list.map((c) => (c.type === next.type ? updated : c)) : [...list, updated];
+}
+
+/** The condition type the agent owns on IpClaim. */
+export const CLAIM_CONDITION = 'Announced';
+
+export type ClaimOutcome =
+  | { kind: 'up'; ip: string; iface: string }
+  | { kind: 'failed'; reason: string; message: string };
+
+/** The status to write for a claim on this node, or null when the claim already reports it. */
+export function claimStatusUpdate(current: IpClaimStatus | undefined, outcome: ClaimOutcome, node: string, nowIso: string): IpClaimStatus | null {
+  const phase = outcome.kind === 'up' ? 'Assigned' : 'Failed';
+  const condition: ConditionInput =
+    outcome.kind === 'up'
+      ? { type: CLAIM_CONDITION, status: 'True', reason: 'AddressUp', message: `${outcome.ip} is up on ${outcome.iface} of node ${node} and announced` }
+      : { type: CLAIM_CONDITION, status: 'False', reason: outcome.reason, message: `node ${node}: ${outcome.message}` };
+  const existing = current?.conditions?.find((c) => c.type === CLAIM_CONDITION);
+  const same =
+    current?.phase === phase &&
+    current.node === node &&
+    existing?.status === condition.status &&
+    existing.reason === condition.reason &&
+    existing.message === condition.message;
+  if (same) return null;
+  return {
+    phase,
+    node,
+    lastTransitionTime: current?.phase === phase && current.lastTransitionTime ? current.lastTransitionTime : nowIso,
+    conditions: setCondition(current?.conditions ?? [], condition, nowIso),
+  };
+}
