@@ -1,39 +1,40 @@
-// Entry point of `ipcontroller scheduler`. The scheduler itself is built in the scheduler
-// issue; this parses and documents its flags.
-import { parseArgs } from 'node:util';
+// Entry point of `ipcontroller scheduler`: parse flags once, build the logger and metrics,
+// start the scheduler, stop it on SIGTERM/SIGINT (a leader hands its Lease over first).
+import { collectDefaultMetrics } from 'prom-client';
+import { createLogger } from '../lib/logger.js';
+import { parseSchedulerArgs, SCHEDULER_USAGE } from './config.js';
+import { SchedulerMetrics } from './metrics.js';
+import { startScheduler } from './scheduler.js';
 
-export const SCHEDULER_USAGE = `Usage: ipcontroller scheduler [flags]
-
-Turns Services into IpClaims, allocates pool addresses and places claims on healthy agents.
-
-Flags:
-  --kubeconfig PATH     kubeconfig file (default: in-cluster, then $KUBECONFIG)
-  --mask BITS           prefix length for spec.externalIPs claims (default 32 / 128)
-  --nodefilter NAME     fair | first-alive (default fair)
-  --monitor DURATION    heartbeat age after which a node is failed (default 4s)
-  --leader-elect BOOL   elect a leader through a Lease (default true)
-  --resync DURATION     full resync interval (default 20s)
-  -h, --help            show this help
-`;
+export { SCHEDULER_USAGE };
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      kubeconfig: { type: 'string' },
-      mask: { type: 'string' },
-      nodefilter: { type: 'string' },
-      monitor: { type: 'string' },
-      'leader-elect': { type: 'string' },
-      resync: { type: 'string' },
-    },
-  });
-  if (values.help) {
+  let parsed;
+  try {
+    parsed = parseSchedulerArgs(argv);
+  } catch (err) {
+    process.stderr.write(`scheduler: ${err instanceof Error ? err.message : String(err)}\n\n${SCHEDULER_USAGE}`);
+    return 2;
+  }
+  if (parsed.help) {
     process.stdout.write(SCHEDULER_USAGE);
     return 0;
   }
-  process.stderr.write('scheduler: not built yet\n');
-  return 1;
+  const config = parsed.config;
+  const logger = createLogger('scheduler', config.logLevel);
+  const metrics = new SchedulerMetrics();
+  collectDefaultMetrics({ register: metrics.registry, prefix: 'ipcontroller_scheduler_' });
+  let handle;
+  try {
+    handle = await startScheduler(config, { logger, metrics });
+  } catch (err) {
+    logger.fatal({ err: String(err) }, 'scheduler could not start');
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => resolve());
+  });
+  logger.info('stopping');
+  await handle.stop();
+  return 0;
 }

@@ -1,0 +1,111 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { IpClaimPool, IpRange } from '../api/types.js';
+import { capped, fromBigInt, nextFree, parsePool, poolContains, toBigInt, type Pool } from './allocator.js';
+import ipaddr from 'ipaddr.js';
+
+function resource(name: string, cidr: string, ranges?: IpRange[]): IpClaimPool {
+  return { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name }, spec: { cidr, ...(ranges ? { ranges } : {}) } };
+}
+
+function pool(cidr: string, ranges?: IpRange[]): Pool {
+  const r = parsePool(resource('p', cidr, ranges));
+  if (!r.ok) throw new Error(r.reason);
+  return r.pool;
+}
+
+function take(p: Pool, n: number, used = new Set<string>()): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const next = nextFree(p, used);
+    if (!next) break;
+    used.add(next.address);
+    out.push(next.address);
+  }
+  return out;
+}
+
+test('bigint round trip for IPv4 and IPv6', () => {
+  assert.is(fromBigInt(toBigInt(ipaddr.parse('192.0.2.255')), 'ipv4'), '192.0.2.255');
+  assert.is(fromBigInt(toBigInt(ipaddr.parse('2001:db8::ffff:1')), 'ipv6'), '2001:db8::ffff:1');
+});
+
+test('an IPv4 /29 without ranges skips the network and broadcast addresses', () => {
+  const p = pool('192.0.2.8/29');
+  assert.is(p.size, 6n);
+  assert.equal(take(p, 10), ['192.0.2.9', '192.0.2.10', '192.0.2.11', '192.0.2.12', '192.0.2.13', '192.0.2.14']);
+});
+
+test('/31 and /32 pools use every address', () => {
+  assert.equal(take(pool('192.0.2.10/31'), 5), ['192.0.2.10', '192.0.2.11']);
+  assert.equal(take(pool('192.0.2.7/32'), 5), ['192.0.2.7']);
+});
+
+test('a cidr with host bits set is taken as its network', () => {
+  assert.is(pool('192.0.2.77/24').cidr, '192.0.2.0/24');
+});
+
+test('ranges define exactly what is allocatable, merged and sorted', () => {
+  const p = pool('198.51.100.0/24', [
+    ['198.51.100.20', '198.51.100.21'],
+    ['198.51.100.10', '198.51.100.11'],
+    ['198.51.100.11', '198.51.100.12'],
+  ]);
+  assert.is(p.size, 5n);
+  assert.equal(take(p, 10), ['198.51.100.10', '198.51.100.11', '198.51.100.12', '198.51.100.20', '198.51.100.21']);
+  assert.ok(poolContains(p, '198.51.100.21'));
+  assert.not.ok(poolContains(p, '198.51.100.13'));
+  assert.not.ok(poolContains(p, '2001:db8::1'));
+});
+
+test('bad ranges are refused with a reason', () => {
+  const cases: Array<[IpRange[], RegExp]> = [
+    [[['198.51.100.9', '198.51.100.1']], /ends before it starts/],
+    [[['198.51.100.1', '203.0.113.5']], /not inside cidr 198.51.100.0\/24/],
+    [[['2001:db8::1', '2001:db8::2']], /is not IPv4/],
+    [[['nope', '198.51.100.2']], /does not hold two IP addresses/],
+  ];
+  for (const [ranges, reason] of cases) {
+    const r = parsePool(resource('bad', '198.51.100.0/24', ranges));
+    assert.not.ok(r.ok);
+    if (!r.ok) assert.match(r.reason, reason);
+  }
+  const notCidr = parsePool(resource('bad', '198.51.100.0'));
+  assert.not.ok(notCidr.ok);
+});
+
+test('used addresses are skipped; exhaustion returns null', () => {
+  const p = pool('203.0.113.0/30');
+  const used = new Set(['203.0.113.1']);
+  assert.equal(nextFree(p, used)?.address, '203.0.113.2');
+  used.add('203.0.113.2');
+  assert.is(nextFree(p, used), null);
+});
+
+test('IPv6: a /64 is never enumerated and its size is exact', () => {
+  const p = pool('2001:db8:1::/64');
+  assert.is(p.family, 'ipv6');
+  assert.is(p.size, (1n << 64n) - 1n);
+  assert.is(capped(p.size), Number.MAX_SAFE_INTEGER);
+  assert.equal(take(p, 3), ['2001:db8:1::1', '2001:db8:1::2', '2001:db8:1::3']);
+  const huge = pool('2001:db8::/32');
+  const used = new Set<string>();
+  const started = Date.now();
+  take(huge, 500, used);
+  assert.ok(Date.now() - started < 1000, 'allocating 500 from a /32 is quick');
+  assert.ok(poolContains(huge, '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'));
+});
+
+test('IPv6 ranges work like IPv4 ranges', () => {
+  const p = pool('2001:db8:2::/120', [['2001:db8:2::10', '2001:db8:2::11']]);
+  assert.equal(take(p, 5), ['2001:db8:2::10', '2001:db8:2::11']);
+});
+
+test('nextFree continues from a cursor', () => {
+  const p = pool('192.0.2.0/24');
+  const first = nextFree(p, new Set());
+  assert.is(first?.address, '192.0.2.1');
+  assert.is(nextFree(p, new Set(), (first?.value ?? 0n) + 5n)?.address, '192.0.2.6');
+});
+
+test.run();

@@ -1,0 +1,189 @@
+// The scheduler's flags, parsed once into a frozen, typed config.
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import type { Level } from 'pino';
+import { durationFlag } from '../lib/duration.js';
+import type { Strategy } from './placement.js';
+
+export interface SchedulerConfig {
+  kubeconfig?: string;
+  /** Prefix lengths of spec.externalIPs claims. */
+  mask: { ipv4: number; ipv6: number };
+  nodeFilter: Strategy;
+  monitorMs: number;
+  leaderElect: boolean;
+  resyncMs: number;
+  lbClass: string;
+  probeIntervalMs: number;
+  probeTimeoutMs: number;
+  probeFailures: number;
+  rebalance: boolean;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  metricsHost: string;
+  /** 0 picks a free port; -1 serves nothing (tests). */
+  metricsPort: number;
+  logLevel: Level;
+  /** Parallel writes to the apiserver. */
+  concurrency: number;
+}
+
+export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
+  mask: { ipv4: 32, ipv6: 128 },
+  nodeFilter: 'fair',
+  // Agents heartbeat every 2s (--hb); two missed beats fail the node, as in the original.
+  monitorMs: 4_000,
+  leaderElect: true,
+  resyncMs: 20_000,
+  lbClass: 'ipcontroller.ext/l2',
+  // 3 failures every 200ms (each up to 250ms when packets vanish): a dead node is found in
+  // about 0.6-0.8s, inside the one-second promise.
+  probeIntervalMs: 200,
+  probeTimeoutMs: 250,
+  probeFailures: 3,
+  rebalance: false,
+  // client-go's defaults are 15/10/2s; ours are shorter so a standby takes over within 4.5s.
+  leaseDurationMs: 4_000,
+  renewDeadlineMs: 2_000,
+  retryPeriodMs: 500,
+  leaseNamespace: 'kube-system',
+  leaseName: 'ipcontroller-scheduler',
+  metricsHost: '0.0.0.0',
+  metricsPort: 9611,
+  logLevel: 'info',
+  concurrency: 16,
+};
+
+export const SCHEDULER_USAGE = `Usage: ipcontroller scheduler [flags]
+
+Turns Services into IpClaims, allocates pool addresses and places claims on healthy agents.
+
+Flags:
+  --kubeconfig PATH              kubeconfig file (default: in-cluster, then $KUBECONFIG)
+  --mask BITS[,BITS6]            prefix length of spec.externalIPs claims (default 32,128)
+  --nodefilter NAME              fair | first-alive (default fair)
+  --monitor DURATION             heartbeat age after which a node is failed (default 4s)
+  --leader-elect BOOL            elect a leader through a Lease (default true)
+  --resync DURATION              full resync interval (default 20s)
+  --lb-class NAME                loadBalancerClass handled besides none (default ipcontroller.ext/l2)
+  --probe-interval DURATION      agent probe interval (default 200ms)
+  --probe-timeout DURATION       agent probe timeout (default 250ms)
+  --probe-failures N             consecutive failed probes that fail a node (default 3)
+  --rebalance                    move healthy claims to even out nodes (default off: no churn)
+  --leader-elect-lease-duration DURATION   (default 4s)
+  --leader-elect-renew-deadline DURATION   (default 2s)
+  --leader-elect-retry-period DURATION     (default 500ms)
+  --lease-namespace NAME         namespace of the leader Lease (default kube-system)
+  --lease-name NAME              name of the leader Lease (default ipcontroller-scheduler)
+  --identity NAME                this replica's identity (default hostname_pid)
+  --metrics-bind HOST:PORT       /metrics, /healthz, /readyz (default 0.0.0.0:9611)
+  --metrics-port PORT            port only, overrides the port of --metrics-bind
+  --log-level LEVEL              trace | debug | info | warn | error (default info)
+  -h, --help                     show this help
+
+Pools are tried in name order; annotation ipcontroller.ext/pool picks one.
+`;
+
+const LEVELS: Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+function int(flag: string, text: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max) throw new Error(`--${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function bool(flag: string, text: string): boolean {
+  if (['true', '1', 'yes', ''].includes(text)) return true;
+  if (['false', '0', 'no'].includes(text)) return false;
+  throw new Error(`--${flag}: ${JSON.stringify(text)} is not true or false`);
+}
+
+export type ParsedArgs = { help: true } | { help: false; config: Readonly<SchedulerConfig> };
+
+/** Parses argv; throws an Error naming the flag on bad input. */
+export function parseSchedulerArgs(argv: string[]): ParsedArgs {
+  // --leader-elect without a value means true; parseArgs wants a value for string options.
+  const args = argv.map((a) => (a === '--leader-elect' ? '--leader-elect=true' : a === '--rebalance' ? '--rebalance=true' : a));
+  const { values } = parseArgs({
+    args,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      kubeconfig: { type: 'string' },
+      mask: { type: 'string' },
+      nodefilter: { type: 'string' },
+      monitor: { type: 'string' },
+      'leader-elect': { type: 'string' },
+      resync: { type: 'string' },
+      'lb-class': { type: 'string' },
+      'probe-interval': { type: 'string' },
+      'probe-timeout': { type: 'string' },
+      'probe-failures': { type: 'string' },
+      rebalance: { type: 'string' },
+      'leader-elect-lease-duration': { type: 'string' },
+      'leader-elect-renew-deadline': { type: 'string' },
+      'leader-elect-retry-period': { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      'lease-name': { type: 'string' },
+      identity: { type: 'string' },
+      'metrics-bind': { type: 'string' },
+      'metrics-port': { type: 'string' },
+      'log-level': { type: 'string' },
+    },
+  });
+  if (values.help) return { help: true };
+  const c: SchedulerConfig = { ...DEFAULTS, mask: { ...DEFAULTS.mask }, identity: `${hostname()}_${process.pid}` };
+  if (values.kubeconfig) c.kubeconfig = values.kubeconfig;
+  if (values.mask !== undefined) {
+    const [v4, v6] = values.mask.split(',');
+    c.mask = { ipv4: int('mask', v4 ?? '', 1, 32), ipv6: v6 !== undefined ? int('mask', v6, 1, 128) : 128 };
+  }
+  if (values.nodefilter !== undefined) {
+    if (values.nodefilter !== 'fair' && values.nodefilter !== 'first-alive') throw new Error(`--nodefilter: ${JSON.stringify(values.nodefilter)} is not fair or first-alive`);
+    c.nodeFilter = values.nodefilter;
+  }
+  const durations: Array<[string, keyof SchedulerConfig]> = [
+    ['monitor', 'monitorMs'],
+    ['resync', 'resyncMs'],
+    ['probe-interval', 'probeIntervalMs'],
+    ['probe-timeout', 'probeTimeoutMs'],
+    ['leader-elect-lease-duration', 'leaseDurationMs'],
+    ['leader-elect-renew-deadline', 'renewDeadlineMs'],
+    ['leader-elect-retry-period', 'retryPeriodMs'],
+  ];
+  for (const [flag, key] of durations) {
+    const text = values[flag as keyof typeof values];
+    if (typeof text === 'string') (c as unknown as Record<string, number>)[key] = durationFlag(flag, text);
+  }
+  if (values['leader-elect'] !== undefined) c.leaderElect = bool('leader-elect', values['leader-elect']);
+  if (values.rebalance !== undefined) c.rebalance = bool('rebalance', values.rebalance);
+  if (values['lb-class'] !== undefined) c.lbClass = values['lb-class'];
+  if (values['probe-failures'] !== undefined) c.probeFailures = int('probe-failures', values['probe-failures'], 1, 100);
+  if (values['lease-namespace'] !== undefined) c.leaseNamespace = values['lease-namespace'];
+  if (values['lease-name'] !== undefined) c.leaseName = values['lease-name'];
+  if (values.identity !== undefined) c.identity = values.identity;
+  if (values['metrics-bind'] !== undefined) {
+    const m = /^(.*):(\d+)$/.exec(values['metrics-bind']);
+    if (!m) throw new Error(`--metrics-bind: ${JSON.stringify(values['metrics-bind'])} is not HOST:PORT`);
+    c.metricsHost = (m[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
+    c.metricsPort = int('metrics-bind', m[2] ?? '', 0, 65535);
+  }
+  if (values['metrics-port'] !== undefined) c.metricsPort = int('metrics-port', values['metrics-port'], 0, 65535);
+  if (values['log-level'] !== undefined) {
+    if (!LEVELS.includes(values['log-level'] as Level)) throw new Error(`--log-level: ${JSON.stringify(values['log-level'])} is not one of ${LEVELS.join(', ')}`);
+    c.logLevel = values['log-level'] as Level;
+  }
+  if (c.probeTimeoutMs <= 0 || c.probeIntervalMs <= 0) throw new Error('--probe-interval and --probe-timeout must be above 0');
+  if (c.renewDeadlineMs >= c.leaseDurationMs) throw new Error('--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration');
+  if (c.retryPeriodMs >= c.renewDeadlineMs) throw new Error('--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline');
+  return { help: false, config: Object.freeze(c) };
+}
+
+/** A full config from defaults and overrides, for programmatic use and tests. */
+export function schedulerConfig(overrides: Partial<SchedulerConfig> = {}): Readonly<SchedulerConfig> {
+  return Object.freeze({ ...DEFAULTS, identity: `${hostname()}_${process.pid}`, ...overrides });
+}

@@ -1,0 +1,252 @@
+// The desired set of IpClaims, computed from every Service, the pools and the claims that
+// exist now. Pure: the same input gives the same output, so the reconcile is a diff of this
+// against the API, and a restart converges to the same addresses instead of new ones.
+//
+// Order of decisions, so existing users keep their addresses:
+//   1. every spec.externalIPs address becomes (or joins) a claim;
+//   2. every pool address a Service already holds (its claim lists it, or its
+//      status.loadBalancer.ingress shows it) is kept while still valid;
+//   3. then missing addresses are allocated, older Services first.
+import { claimName } from '../api/names.js';
+import type { IpClaim } from '../api/types.js';
+import { familyOf, nextFree, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import { portsClash, serviceIntent, type LoadBalancerIntent, type Problem, type ServiceView } from './service.js';
+
+export interface DesiredClaim {
+  name: string;
+  cidr: string;
+  address: string;
+  family: Family;
+  /** "namespace/name", sorted. */
+  services: string[];
+  pool?: string;
+}
+
+export interface ServiceOutcome {
+  key: string;
+  /** The ingress to write; null leaves status alone. */
+  ingress: string[] | null;
+  /** Pool addresses held by the Service after this decision, by family. */
+  held: Array<{ address: string; pool: string }>;
+  problems: Problem[];
+}
+
+export interface Desired {
+  claims: Map<string, DesiredClaim>;
+  services: Map<string, ServiceOutcome>;
+  /** Pool name -> address -> claim name: the IpClaimPool.status.allocations to write. */
+  poolAllocations: Map<string, Map<string, string>>;
+}
+
+export interface PoolSet {
+  valid: Pool[];
+  /** Pools that exist but cannot be used, with the reason. */
+  invalid: Map<string, string>;
+}
+
+export interface DesiredConfig {
+  lbClass: string;
+  mask: Record<Family, number>;
+}
+
+interface Holder {
+  key: string;
+  shareKey?: string;
+  svc: ServiceView;
+}
+
+interface Taken {
+  pool?: string;
+  holders: Holder[];
+}
+
+/** Working state of one computation. */
+class Book {
+  readonly claims = new Map<string, DesiredClaim>();
+  readonly taken = new Map<string, Taken>();
+  /** Addresses held under a sharing key, for Services that want to join them. */
+  readonly shared = new Map<string, string[]>();
+
+  constructor(private readonly cfg: DesiredConfig) {}
+
+  add(address: string, family: Family, holder: Holder, pool?: string): void {
+    const cidr = `${address}/${pool ? (family === 'ipv4' ? 32 : 128) : this.cfg.mask[family]}`;
+    const name = claimName(cidr);
+    const claim = this.claims.get(name) ?? { name, cidr, address, family, services: [] };
+    if (!claim.services.includes(holder.key)) claim.services.push(holder.key);
+    if (pool) claim.pool = pool;
+    this.claims.set(name, claim);
+    const taken = this.taken.get(address) ?? { holders: [] };
+    if (pool) taken.pool = pool;
+    taken.holders.push(holder);
+    this.taken.set(address, taken);
+    if (pool && holder.shareKey) {
+      const list = this.shared.get(holder.shareKey) ?? [];
+      if (!list.includes(address)) list.push(address);
+      this.shared.set(holder.shareKey, list);
+    }
+  }
+
+  /** Why the holder may not use the address, or null when it may (free, or shareable). */
+  conflict(address: string, holder: Holder): string | null {
+    const taken = this.taken.get(address);
+    if (!taken) return null;
+    if (!taken.pool) return `it is listed in spec.externalIPs of ${taken.holders.map((h) => h.key).join(', ')}`;
+    for (const other of taken.holders) {
+      if (other.key === holder.key) continue;
+      if (!holder.shareKey || other.shareKey !== holder.shareKey) return `it is in use by ${other.key} (share it by giving both Services the same ipcontroller.ext/allow-shared-ip key)`;
+      if (portsClash(other.svc.ports, holder.svc.ports)) return `it is shared with ${other.key}, whose ports clash with this Service's`;
+    }
+    return null;
+  }
+}
+
+function byAge(a: ServiceView, b: ServiceView): number {
+  return a.created - b.created || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+}
+
+export function computeDesired(services: ServiceView[], pools: PoolSet, existing: IpClaim[], cfg: DesiredConfig): Desired {
+  const book = new Book(cfg);
+  const outcomes = new Map<string, ServiceOutcome>();
+  const sorted = [...services].sort(byAge);
+  const lbServices: Array<{ svc: ServiceView; lb: LoadBalancerIntent; outcome: ServiceOutcome }> = [];
+  const sortedPools = [...pools.valid].sort(poolOrder);
+
+  for (const svc of sorted) {
+    const intent = serviceIntent(svc, cfg.lbClass);
+    if (!intent.handled) continue;
+    const outcome: ServiceOutcome = { key: svc.key, ingress: null, held: [], problems: [...intent.problems] };
+    outcomes.set(svc.key, outcome);
+    for (const ip of intent.externalIPs) {
+      const family = familyOf(ip);
+      if (family) book.add(ip, family, { key: svc.key, svc });
+    }
+    if (intent.loadBalancer) lbServices.push({ svc, lb: intent.loadBalancer, outcome });
+    else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // it lost the annotation
+  }
+
+  const holdings = existingHoldings(existing);
+  for (const entry of lbServices) keepHeld(book, sortedPools, entry, holdings.get(entry.svc.key) ?? []);
+  const cursors = new Map<string, bigint>();
+  for (const entry of lbServices) allocateMissing(book, pools, entry, cursors);
+
+  for (const { lb, outcome } of lbServices) {
+    const rank = (address: string): number => lb.families.indexOf(familyOf(address) ?? 'ipv4');
+    outcome.held.sort((a, b) => rank(a.address) - rank(b.address));
+    outcome.ingress = outcome.held.map((h) => h.address);
+  }
+  for (const claim of book.claims.values()) claim.services.sort();
+  const poolAllocations = new Map<string, Map<string, string>>();
+  for (const pool of pools.valid) poolAllocations.set(pool.name, new Map());
+  for (const claim of book.claims.values()) {
+    if (claim.pool) poolAllocations.get(claim.pool)?.set(claim.address, claim.name);
+  }
+  return { claims: book.claims, services: outcomes, poolAllocations };
+}
+
+/** Service key -> pool addresses its claims hold now. */
+function existingHoldings(existing: IpClaim[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const claim of existing) {
+    if (!claim.spec.pool) continue;
+    const address = claim.spec.cidr.split('/')[0] ?? '';
+    for (const key of claim.spec.services ?? []) {
+      const list = out.get(key) ?? [];
+      list.push(address);
+      out.set(key, list);
+    }
+  }
+  return out;
+}
+
+interface Entry {
+  svc: ServiceView;
+  lb: LoadBalancerIntent;
+  outcome: ServiceOutcome;
+}
+
+function keepHeld(book: Book, pools: Pool[], entry: Entry, fromClaims: string[]): void {
+  const { svc, lb, outcome } = entry;
+  const holder: Holder = { key: svc.key, svc, ...(lb.shareKey ? { shareKey: lb.shareKey } : {}) };
+  const candidates = [...fromClaims, ...svc.ingress];
+  for (const family of lb.families) {
+    const want = lb.requested[family];
+    for (const address of candidates) {
+      if (familyOf(address) !== family || (want && want !== address)) continue;
+      const pool = pools.find((p) => (!lb.pool || p.name === lb.pool) && poolContains(p, address));
+      if (!pool || book.conflict(address, holder) !== null) continue;
+      book.add(address, family, holder, pool.name);
+      outcome.held.push({ address, pool: pool.name });
+      break;
+    }
+  }
+}
+
+function allocateMissing(book: Book, pools: PoolSet, entry: Entry, cursors: Map<string, bigint>): void {
+  const { svc, lb, outcome } = entry;
+  const holder: Holder = { key: svc.key, svc, ...(lb.shareKey ? { shareKey: lb.shareKey } : {}) };
+  for (const family of lb.families) {
+    if (outcome.held.some((h) => familyOf(h.address) === family)) continue;
+    const required = lb.required.includes(family);
+    const result = pickAddress(book, pools, lb, family, holder, cursors);
+    if ('problem' in result) {
+      if (required) outcome.problems.push(result.problem);
+      continue;
+    }
+    book.add(result.address, family, holder, result.pool);
+    outcome.held.push({ address: result.address, pool: result.pool });
+  }
+}
+
+type Pick = { address: string; pool: string } | { problem: Problem };
+
+function familyName(f: Family): string {
+  return f === 'ipv4' ? 'IPv4' : 'IPv6';
+}
+
+/** The pools this Service may draw from in one family, or why there is none. */
+function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: Family): Pool[] | { problem: Problem } {
+  if (lb.pool) {
+    const reason = pools.invalid.get(lb.pool);
+    if (reason) return { problem: { reason: 'PoolInvalid', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is invalid: ${reason}` } };
+    const pool = pools.valid.find((p) => p.name === lb.pool);
+    if (!pool) return { problem: { reason: 'PoolNotFound', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool does not exist` } };
+    if (pool.family !== family) return { problem: { reason: 'NoPoolForFamily', message: `IpClaimPool ${lb.pool} holds no ${familyName(family)} addresses` } };
+    return [pool];
+  }
+  const list = pools.valid.filter((p) => p.family === family).sort(poolOrder);
+  if (list.length === 0) return { problem: { reason: 'NoPoolForFamily', message: `no valid IpClaimPool holds ${familyName(family)} addresses` } };
+  return list;
+}
+
+function pickAddress(book: Book, pools: PoolSet, lb: LoadBalancerIntent, family: Family, holder: Holder, cursors: Map<string, bigint>): Pick {
+  const eligible = eligiblePools(pools, lb, family);
+  if ('problem' in eligible) return eligible;
+  const want = lb.requested[family];
+  if (want) {
+    const pool = eligible.find((p) => poolContains(p, want));
+    if (!pool) {
+      const where = lb.pool ? `IpClaimPool ${lb.pool}` : 'any IpClaimPool';
+      return { problem: { reason: 'AddressOutsidePool', message: `requested address ${want} is not in ${where}` } };
+    }
+    const conflict = book.conflict(want, holder);
+    if (conflict) return { problem: { reason: 'AddressInUse', message: `requested address ${want} cannot be used: ${conflict}` } };
+    return { address: want, pool: pool.name };
+  }
+  if (holder.shareKey) {
+    for (const address of book.shared.get(holder.shareKey) ?? []) {
+      const pool = book.taken.get(address)?.pool;
+      if (familyOf(address) !== family || !pool || !eligible.some((p) => p.name === pool)) continue;
+      if (book.conflict(address, holder) === null) return { address, pool };
+    }
+  }
+  for (const pool of eligible) {
+    const found = nextFree(pool, book.taken, cursors.get(pool.name) ?? 0n);
+    if (found) {
+      cursors.set(pool.name, found.value + 1n);
+      return { address: found.address, pool: pool.name };
+    }
+  }
+  const names = eligible.map((p) => p.name).join(', ');
+  return { problem: { reason: 'PoolExhausted', message: `no free ${familyName(family)} address left in ${names}` } };
+}

@@ -1,0 +1,68 @@
+// Events on Services, best effort like client-go's recorder: queued, sent a few at a time,
+// repeats of the same message within a window dropped, and the queue bounded so a burst
+// (cold start of thousands of Services) never holds up placement.
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import type { CoreEvent } from './kube.js';
+
+export interface EventSink {
+  emit(event: CoreEvent): void;
+}
+
+export interface RecorderOptions {
+  send(event: CoreEvent): Promise<void>;
+  clock: Clock;
+  log: Logger;
+  /** Same Service, reason and message within this window is sent once. */
+  dedupeMs?: number;
+  maxQueued?: number;
+  concurrency?: number;
+}
+
+export class EventRecorder implements EventSink {
+  private readonly queue: CoreEvent[] = [];
+  private readonly recent = new Map<string, number>();
+  private active = 0;
+  private idleWaiters: Array<() => void> = [];
+  dropped = 0;
+
+  constructor(private readonly opts: RecorderOptions) {}
+
+  emit(event: CoreEvent): void {
+    const now = this.opts.clock.now();
+    const key = `${event.namespace}/${event.serviceName}|${event.reason}|${event.message}`;
+    const last = this.recent.get(key);
+    if (last !== undefined && now - last < (this.opts.dedupeMs ?? 600_000)) return;
+    if (this.recent.size > 20_000) this.recent.clear();
+    this.recent.set(key, now);
+    if (this.queue.length >= (this.opts.maxQueued ?? 5_000)) {
+      this.dropped++;
+      return;
+    }
+    this.queue.push(event);
+    this.pump();
+  }
+
+  /** Resolves when everything queued has been sent (for tests and shutdown). */
+  idle(): Promise<void> {
+    if (this.active === 0 && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private pump(): void {
+    while (this.active < (this.opts.concurrency ?? 4) && this.queue.length > 0) {
+      const event = this.queue.shift() as CoreEvent;
+      this.active++;
+      this.opts
+        .send(event)
+        .catch((err: unknown) => this.opts.log.debug({ err: String(err), reason: event.reason }, 'event not recorded'))
+        .finally(() => {
+          this.active--;
+          this.pump();
+          if (this.active === 0 && this.queue.length === 0) {
+            for (const w of this.idleWaiters.splice(0)) w();
+          }
+        });
+    }
+  }
+}

@@ -1,0 +1,179 @@
+// The Kubernetes side of the scheduler: what it lists and watches, and the few writes it
+// makes, behind one small port so the reconcile can run against an in-memory one.
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { ipClients, type IpClients } from '../api/client.js';
+import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
+import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type IpNode } from '../api/types.js';
+import { parseService, type ServiceView } from './service.js';
+import type { Parsed } from './watch.js';
+
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** An IpClaimPool as stored: parsed, or the reason it could not be. */
+export type PoolEntry = { ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string; status?: IpClaimPoolStatus };
+
+export interface NodeView {
+  name: string;
+  labels: Record<string, string>;
+}
+
+export interface SliceView {
+  key: string;
+  /** "namespace/name" of the Service (label kubernetes.io/service-name). */
+  service: string;
+  /** Nodes with an endpoint whose serving condition is not false. */
+  servingNodes: string[];
+}
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const rvOf = (raw: unknown): string => str(obj(obj(raw).metadata).resourceVersion) ?? '';
+const nameOf = (raw: unknown): string => str(obj(obj(raw).metadata).name) ?? '';
+
+export function parseServiceEntry(raw: unknown): Parsed<ServiceView> | null {
+  const view = parseService(raw);
+  return view ? { key: view.key, value: view, rv: view.resourceVersion } : null;
+}
+
+export function parseNodeEntry(raw: unknown): Parsed<NodeView> | null {
+  const name = nameOf(raw);
+  if (!name) return null;
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(obj(obj(raw).metadata).labels))) if (typeof v === 'string') labels[k] = v;
+  return { key: name, value: { name, labels }, rv: rvOf(raw) };
+}
+
+export function parseSliceEntry(raw: unknown): Parsed<SliceView> | null {
+  const meta = obj(obj(raw).metadata);
+  const name = str(meta.name);
+  const namespace = str(meta.namespace);
+  const service = str(obj(meta.labels)['kubernetes.io/service-name']);
+  if (!name || !namespace || !service) return null;
+  const nodes = new Set<string>();
+  for (const ep of Array.isArray(obj(raw).endpoints) ? (obj(raw).endpoints as unknown[]) : []) {
+    const e = obj(ep);
+    const node = str(e.nodeName);
+    // serving is nil when unknown; like kube-proxy, only an explicit false excludes.
+    if (node && obj(e.conditions).serving !== false) nodes.add(node);
+  }
+  return { key: `${namespace}/${name}`, value: { key: `${namespace}/${name}`, service: `${namespace}/${service}`, servingNodes: [...nodes].sort() }, rv: rvOf(raw) };
+}
+
+export function parseClaimEntry(raw: unknown): Parsed<IpClaim> | null {
+  const r = parseIpClaim(raw);
+  return r.ok ? { key: r.value.metadata.name ?? '', value: r.value, rv: rvOf(raw) } : null;
+}
+
+export function parseIpNodeEntry(raw: unknown): Parsed<IpNode> | null {
+  const r = parseIpNode(raw);
+  return r.ok ? { key: r.value.metadata.name ?? '', value: r.value, rv: rvOf(raw) } : null;
+}
+
+export function parsePoolEntry(raw: unknown): Parsed<PoolEntry> | null {
+  const name = nameOf(raw);
+  if (!name) return null;
+  const r = parseIpClaimPool(raw);
+  if (r.ok) return { key: name, value: { ok: true, pool: r.value }, rv: rvOf(raw) };
+  const status = obj(obj(raw).status) as IpClaimPoolStatus;
+  return { key: name, value: { ok: false, name, reason: r.reason.replace(/^IpClaimPool \S+: /, ''), status }, rv: rvOf(raw) };
+}
+
+export interface CoreEvent {
+  namespace: string;
+  serviceName: string;
+  serviceUid: string;
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/** The writes the reconcile makes. */
+export interface KubeWrites {
+  createClaim(claim: IpClaim): Promise<IpClaim>;
+  replaceClaim(claim: IpClaim): Promise<IpClaim>;
+  deleteClaim(name: string): Promise<void>;
+  getClaim(name: string): Promise<IpClaim | null>;
+  patchClaimStatus(name: string, status: IpClaimStatus): Promise<IpClaim>;
+  getPool(name: string): Promise<IpClaimPool | null>;
+  replacePoolStatus(pool: IpClaimPool): Promise<IpClaimPool>;
+  /** Merge-patches status of a pool that does not parse (to say why). */
+  patchPoolStatusRaw(name: string, status: IpClaimPoolStatus): Promise<void>;
+  /** Writes status.loadBalancer.ingress; returns the Service as written. */
+  patchServiceIngress(namespace: string, name: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown>;
+  createEvent(event: CoreEvent): Promise<void>;
+}
+
+export interface KubeLists {
+  services(): Promise<{ items: unknown[]; resourceVersion: string }>;
+  nodes(): Promise<{ items: unknown[]; resourceVersion: string }>;
+  slices(): Promise<{ items: unknown[]; resourceVersion: string }>;
+  custom(plural: string): Promise<{ items: unknown[]; resourceVersion: string }>;
+}
+
+export interface Kube {
+  lists: KubeLists;
+  writes: KubeWrites;
+  clients: IpClients;
+  coordination: CoordinationV1Api;
+}
+
+function listed(body: unknown): { items: unknown[]; resourceVersion: string } {
+  const b = obj(body);
+  return { items: Array.isArray(b.items) ? b.items : [], resourceVersion: str(obj(b.metadata).resourceVersion) ?? '' };
+}
+
+export function kubeFor(kc: KubeConfig, component: string): Kube {
+  const core = kc.makeApiClient(CoreV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const clients = ipClients(kc);
+  const lists: KubeLists = {
+    services: async () => listed(await core.listServiceForAllNamespaces()),
+    nodes: async () => listed(await core.listNode()),
+    slices: async () => listed(await discovery.listEndpointSliceForAllNamespaces()),
+    custom: async (plural) => listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })),
+  };
+  const writes: KubeWrites = {
+    createClaim: (claim) => clients.claims.create(claim),
+    replaceClaim: (claim) => clients.claims.replace(claim),
+    deleteClaim: async (name) => {
+      await clients.claims.delete(name);
+    },
+    getClaim: (name) => clients.claims.get(name),
+    patchClaimStatus: (name, status) => clients.claims.patchStatus(name, { status }),
+    getPool: (name) => clients.pools.get(name),
+    replacePoolStatus: (pool) => clients.pools.replaceStatus(pool),
+    patchPoolStatusRaw: async (name, status) => {
+      await custom.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } }, mergePatch);
+    },
+    patchServiceIngress: (namespace, name, ingress) =>
+      core.patchNamespacedServiceStatus({ namespace, name, body: { status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
+    createEvent: async (e) => {
+      const now = new Date();
+      await core.createNamespacedEvent({
+        namespace: e.namespace,
+        body: {
+          metadata: { generateName: `${e.serviceName}.`, namespace: e.namespace },
+          involvedObject: { apiVersion: 'v1', kind: 'Service', namespace: e.namespace, name: e.serviceName, uid: e.serviceUid },
+          type: e.type,
+          reason: e.reason,
+          message: e.message,
+          source: { component },
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
+    },
+  };
+  return { lists, writes, clients, coordination: kc.makeApiClient(CoordinationV1Api) };
+}

@@ -1,0 +1,124 @@
+// Which node holds each claim. Pure: the decision depends only on the claims, the candidate
+// nodes and the endpoints, never on the order they were listed in.
+import type { NodeFailure } from './health.js';
+
+export type Strategy = 'fair' | 'first-alive';
+
+export interface ClaimToPlace {
+  name: string;
+  address: string;
+  /** The node the claim is on now (spec.nodeName), if any. */
+  current?: string;
+  /** Services of the claim with externalTrafficPolicy: Local. */
+  localServices: string[];
+}
+
+export interface PlacementInput {
+  claims: ClaimToPlace[];
+  /** Nodes that may hold addresses. */
+  candidates: string[];
+  /** Why each non-candidate node is out (for IPMoved reasons). */
+  failures: Map<string, NodeFailure>;
+  /** Service key -> nodes with a serving endpoint (for ETP Local). */
+  endpointNodes: Map<string, Set<string>>;
+  strategy: Strategy;
+  rebalance: boolean;
+}
+
+export type MoveReason = NodeFailure | 'no-endpoint' | 'rebalance';
+
+export type Decision =
+  | { kind: 'keep'; node: string }
+  | { kind: 'assign'; node: string }
+  | { kind: 'move'; from: string; to: string; reason: MoveReason }
+  /** No node can take it; `node` is where it stays, if anywhere. */
+  | { kind: 'pending'; reason: 'NoCandidateNode' | 'NoServingEndpoint'; message: string; node?: string };
+
+/** 32-bit FNV-1a: a stable tie-breaker that spreads claims evenly. */
+export function stableHash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** Nodes allowed to hold a claim: candidates, narrowed to serving endpoints for ETP Local. */
+export function allowedNodes(claim: ClaimToPlace, candidates: string[], endpointNodes: Map<string, Set<string>>): string[] {
+  let allowed = candidates;
+  for (const svc of claim.localServices) {
+    const serving = endpointNodes.get(svc) ?? new Set<string>();
+    allowed = allowed.filter((n) => serving.has(n));
+  }
+  return allowed;
+}
+
+/** The node to put a claim on, given current counts. */
+export function pickNode(allowed: string[], address: string, counts: Map<string, number>, strategy: Strategy): string | undefined {
+  if (strategy === 'first-alive') return [...allowed].sort()[0];
+  let best: string | undefined;
+  let bestKey: [number, number, string] | undefined;
+  for (const node of allowed) {
+    const key: [number, number, string] = [counts.get(node) ?? 0, stableHash(`${node}|${address}`), node];
+    if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
+      best = node;
+      bestKey = key;
+    }
+  }
+  return best;
+}
+
+/**
+ * Places every claim. Healthy assignments stay (no churn) unless `rebalance` is set, in which
+ * case a claim stays only while its node is within its fair share (fair) or is the first
+ * node (first-alive). Claims that need a node are placed in name order, so the result does
+ * not depend on input order.
+ */
+export function place(input: PlacementInput): Map<string, Decision> {
+  const claims = [...input.claims].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const candidates = [...new Set(input.candidates)].sort();
+  const counts = new Map<string, number>(candidates.map((n) => [n, 0]));
+  const decisions = new Map<string, Decision>();
+  const share = candidates.length ? Math.ceil(claims.length / candidates.length) : 0;
+  const toPlace: Array<{ claim: ClaimToPlace; allowed: string[]; why?: MoveReason }> = [];
+
+  for (const claim of claims) {
+    const allowed = allowedNodes(claim, candidates, input.endpointNodes);
+    const current = claim.current;
+    if (current && allowed.includes(current) && !(input.rebalance && !withinShare(current, allowed, counts, share, input.strategy))) {
+      counts.set(current, (counts.get(current) ?? 0) + 1);
+      decisions.set(claim.name, { kind: 'keep', node: current });
+      continue;
+    }
+    let why: MoveReason | undefined;
+    if (current) why = !candidates.includes(current) ? (input.failures.get(current) ?? 'not-agent') : allowed.includes(current) ? 'rebalance' : 'no-endpoint';
+    toPlace.push({ claim, allowed, ...(why ? { why } : {}) });
+  }
+
+  for (const { claim, allowed, why } of toPlace) {
+    const node = pickNode(allowed, claim.address, counts, input.strategy);
+    if (node === undefined) {
+      decisions.set(claim.name, pending(claim, candidates));
+      continue;
+    }
+    counts.set(node, (counts.get(node) ?? 0) + 1);
+    if (!claim.current) decisions.set(claim.name, { kind: 'assign', node });
+    else if (claim.current === node) decisions.set(claim.name, { kind: 'keep', node });
+    else decisions.set(claim.name, { kind: 'move', from: claim.current, to: node, reason: why ?? 'rebalance' });
+  }
+  return decisions;
+}
+
+function withinShare(node: string, allowed: string[], counts: Map<string, number>, share: number, strategy: Strategy): boolean {
+  if (strategy === 'first-alive') return [...allowed].sort()[0] === node;
+  return (counts.get(node) ?? 0) < share;
+}
+
+function pending(claim: ClaimToPlace, candidates: string[]): Decision {
+  const where = claim.current ? { node: claim.current } : {};
+  if (candidates.length === 0) return { kind: 'pending', reason: 'NoCandidateNode', message: 'no healthy agent node is available', ...where };
+  const services = claim.localServices.join(', ');
+  const stays = claim.current ? `; it stays on ${claim.current}` : '';
+  return { kind: 'pending', reason: 'NoServingEndpoint', message: `externalTrafficPolicy: Local and no healthy agent node has a serving endpoint of ${services}${stays}`, ...where };
+}

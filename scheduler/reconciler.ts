@@ -1,0 +1,452 @@
+// One reconcile pass: compute the desired claims from the caches (pure: desired.ts,
+// placement.ts), diff them against the API's state and write only what changed, in an order
+// that never loses an address:
+//   1. reserve new addresses in IpClaimPool.status (resourceVersion-checked, 409 retried);
+//   2. create / update / delete IpClaims (a claim's name is its address, so a create is an
+//      atomic lock on that address: a 409 means someone holds it, and we re-read);
+//   3. write the pools' final allocations, used and free;
+//   4. write status.loadBalancer.ingress of Services whose claims exist;
+//   5. Events and metrics.
+// A crash between steps leaves an over-reservation at worst, which the next pass removes.
+import { claimName } from '../api/names.js';
+import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpNode } from '../api/types.js';
+import { API_VERSION } from '../api/types.js';
+import { isConflict } from '../api/client.js';
+import type { Clock } from '../lib/clock.js';
+import type { Logger } from '../lib/logger.js';
+import { capped, parsePool, type Family, type Pool } from './allocator.js';
+import { computeDesired, type DesiredClaim, type PoolSet } from './desired.js';
+import type { EventSink } from './events.js';
+import type { NodeFailure } from './health.js';
+import type { KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
+import type { SchedulerMetrics } from './metrics.js';
+import { place, type Decision, type Strategy } from './placement.js';
+import { parseService, type ServiceView } from './service.js';
+import type { Store } from './watch.js';
+
+export interface Caches {
+  services: Store<ServiceView>;
+  nodes: Store<NodeView>;
+  slices: Store<SliceView>;
+  ipNodes: Store<IpNode>;
+  claims: Store<IpClaim>;
+  pools: Store<PoolEntry>;
+}
+
+export interface NodeHealthView {
+  candidates: string[];
+  failures: Map<string, NodeFailure>;
+  /** When each failed node was found failed (ms). */
+  failedAt: Map<string, number>;
+}
+
+export interface ReconcileConfig {
+  lbClass: string;
+  mask: Record<Family, number>;
+  strategy: Strategy;
+  rebalance: boolean;
+  /** Parallel writes to the apiserver. */
+  concurrency: number;
+}
+
+export interface ReconcileDeps {
+  caches: Caches;
+  writes: KubeWrites;
+  events: EventSink;
+  metrics: SchedulerMetrics;
+  log: Logger;
+  clock: Clock;
+  cfg: ReconcileConfig;
+  health(): NodeHealthView;
+}
+
+export interface PassResult {
+  writes: number;
+  errors: number;
+}
+
+class NotLeader extends Error {
+  constructor() {
+    super('no longer the leader');
+  }
+}
+
+async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+const sameList = (a: string[] | undefined, b: string[] | undefined): boolean => JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
+const addressOf = (cidr: string): string => cidr.split('/')[0] ?? cidr;
+
+function condition(type: string, status: Condition['status'], reason: string, message: string, now: number): Condition {
+  return { type, status, reason, message, lastTransitionTime: new Date(now).toISOString() };
+}
+
+function withCondition(list: Condition[] | undefined, c: Condition): Condition[] {
+  const old = list?.find((x) => x.type === c.type);
+  const kept = old && old.status === c.status ? { ...c, lastTransitionTime: old.lastTransitionTime } : c;
+  return [...(list ?? []).filter((x) => x.type !== c.type), kept];
+}
+
+export class Reconciler {
+  /** Service key -> problem keys reported last pass, so failures are counted once. */
+  private lastProblems = new Map<string, Set<string>>();
+  private knownPools = new Set<string>();
+  private writes = 0;
+  private errors = 0;
+
+  constructor(private readonly d: ReconcileDeps) {}
+
+  async pass(signal: AbortSignal): Promise<PassResult> {
+    this.writes = 0;
+    this.errors = 0;
+    const { caches, cfg } = this.d;
+    const services = caches.services.values();
+    const pools = this.poolSet();
+    const existing = caches.claims.values();
+    const desired = computeDesired(services, pools, existing, cfg);
+    const existingByName = new Map(existing.map((c) => [c.metadata.name ?? '', c]));
+    const svcByKey = new Map(services.map((s) => [s.key, s]));
+    const decisions = this.placeAll([...desired.claims.values()], existingByName, svcByKey);
+
+    await this.reservePools(pools.valid, desired.poolAllocations, signal);
+    await this.writeClaims(desired.claims, decisions, existingByName, svcByKey, signal);
+    await this.finishPools(pools, desired.poolAllocations, signal);
+    await this.writeServices(desired.services, svcByKey, signal);
+    this.report(desired.services, existing, svcByKey);
+    return { writes: this.writes, errors: this.errors };
+  }
+
+  private poolSet(): PoolSet {
+    const valid: Pool[] = [];
+    const invalid = new Map<string, string>();
+    for (const entry of this.d.caches.pools.values()) {
+      if (!entry.ok) {
+        invalid.set(entry.name, entry.reason);
+        continue;
+      }
+      const parsed = parsePool(entry.pool);
+      if (parsed.ok) valid.push(parsed.pool);
+      else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
+    }
+    return { valid, invalid };
+  }
+
+  private placeAll(claims: DesiredClaim[], existing: Map<string, IpClaim>, svcByKey: Map<string, ServiceView>): Map<string, Decision> {
+    const endpointNodes = new Map<string, Set<string>>();
+    for (const slice of this.d.caches.slices.values()) {
+      if (!svcByKey.get(slice.service)?.externalTrafficPolicyLocal) continue;
+      const set = endpointNodes.get(slice.service) ?? new Set<string>();
+      for (const n of slice.servingNodes) set.add(n);
+      endpointNodes.set(slice.service, set);
+    }
+    const health = this.d.health();
+    return place({
+      claims: claims.map((c) => {
+        const current = existing.get(c.name)?.spec.nodeName;
+        return { name: c.name, address: c.address, ...(current ? { current } : {}), localServices: c.services.filter((k) => svcByKey.get(k)?.externalTrafficPolicyLocal) };
+      }),
+      candidates: health.candidates,
+      failures: health.failures,
+      endpointNodes,
+      strategy: this.d.cfg.strategy,
+      rebalance: this.d.cfg.rebalance,
+    });
+  }
+
+  private guard(signal: AbortSignal): void {
+    if (signal.aborted) throw new NotLeader();
+  }
+
+  private failed(stage: string, err: unknown, fields: Record<string, unknown>): void {
+    if (err instanceof NotLeader) throw err;
+    this.errors++;
+    this.d.metrics.reconcileError(stage);
+    this.d.log.warn({ ...fields, err: String(err) }, `${stage} failed; will retry`);
+  }
+
+  /** Read-modify-write of a pool's status with the resourceVersion; 409 re-reads and retries. */
+  private async writePoolStatus(name: string, change: (pool: IpClaimPool) => IpClaimPoolStatus | null, signal: AbortSignal): Promise<void> {
+    const cached = this.d.caches.pools.get(name);
+    let pool: IpClaimPool | null = cached?.ok ? cached.pool : null;
+    for (let attempt = 0; attempt < 8; attempt++) {
+      if (!pool) pool = await this.d.writes.getPool(name);
+      if (!pool) return;
+      const status = change(pool);
+      if (!status) return;
+      this.guard(signal);
+      try {
+        const written = await this.d.writes.replacePoolStatus({ ...pool, status });
+        this.writes++;
+        this.d.caches.pools.upsert(name, { ok: true, pool: written }, written.metadata.resourceVersion ?? '');
+        return;
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        pool = null; // someone else wrote it: read again and re-apply the change
+      }
+    }
+    throw new Error(`IpClaimPool ${name}: status kept conflicting`);
+  }
+
+  private async reservePools(pools: Pool[], allocations: Map<string, Map<string, string>>, signal: AbortSignal): Promise<void> {
+    for (const pool of pools) {
+      const want = allocations.get(pool.name) ?? new Map<string, string>();
+      try {
+        await this.writePoolStatus(
+          pool.name,
+          (current) => {
+            const have = current.status?.allocations ?? {};
+            const adds = [...want].filter(([address, claim]) => have[address] !== claim);
+            if (adds.length === 0) return null;
+            const merged = { ...have, ...Object.fromEntries(adds) };
+            return { ...current.status, allocations: merged, ...usage(pool, merged) };
+          },
+          signal,
+        );
+      } catch (err) {
+        this.failed('pool-reserve', err, { pool: pool.name });
+      }
+    }
+  }
+
+  private async finishPools(pools: PoolSet, allocations: Map<string, Map<string, string>>, signal: AbortSignal): Promise<void> {
+    const now = this.d.clock.now();
+    for (const pool of pools.valid) {
+      const want = Object.fromEntries(allocations.get(pool.name) ?? new Map<string, string>());
+      this.d.metrics.pool(pool.name, capped(pool.size), Object.keys(want).length);
+      try {
+        await this.writePoolStatus(
+          pool.name,
+          (current) => {
+            const valid = condition('Valid', 'True', 'Valid', `${pool.size} allocatable addresses in ${pool.cidr}`, now);
+            const status: IpClaimPoolStatus = { ...current.status, allocations: want, ...usage(pool, want), conditions: withCondition(current.status?.conditions, valid) };
+            return JSON.stringify(status) === JSON.stringify(current.status) ? null : status;
+          },
+          signal,
+        );
+      } catch (err) {
+        this.failed('pool-status', err, { pool: pool.name });
+      }
+    }
+    for (const [name, reason] of pools.invalid) {
+      const entry = this.d.caches.pools.get(name);
+      const status = entry ? (entry.ok ? entry.pool.status : entry.status) : undefined;
+      const existing = status?.conditions?.find((c) => c.type === 'Valid');
+      if (existing?.status === 'False' && existing.message === reason) continue;
+      this.d.log.warn({ pool: name, reason }, 'IpClaimPool is invalid; no address is allocated from it');
+      try {
+        this.guard(signal);
+        await this.d.writes.patchPoolStatusRaw(name, { conditions: withCondition(status?.conditions, condition('Valid', 'False', 'InvalidSpec', reason, now)), used: 0, free: 0 });
+        this.writes++;
+      } catch (err) {
+        this.failed('pool-status', err, { pool: name });
+      }
+    }
+    for (const name of this.knownPools) if (!pools.valid.some((p) => p.name === name)) this.d.metrics.forgetPool(name);
+    this.knownPools = new Set(pools.valid.map((p) => p.name));
+  }
+
+  private async writeClaims(
+    desired: Map<string, DesiredClaim>,
+    decisions: Map<string, Decision>,
+    existing: Map<string, IpClaim>,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const work: Array<() => Promise<void>> = [];
+    for (const claim of desired.values()) {
+      const decision = decisions.get(claim.name);
+      if (decision) work.push(() => this.writeClaim(claim, decision, existing.get(claim.name), svcByKey, signal));
+    }
+    for (const [name, old] of existing) {
+      if (!desired.has(name)) work.push(() => this.deleteClaim(old, svcByKey, signal));
+    }
+    await forEachLimit(work, this.d.cfg.concurrency, (fn) => fn());
+  }
+
+  private async writeClaim(claim: DesiredClaim, decision: Decision, old: IpClaim | undefined, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
+    const node = decision.kind === 'move' ? decision.to : decision.node;
+    const spec: IpClaimSpec = { cidr: claim.cidr, services: claim.services };
+    if (node) spec.nodeName = node;
+    if (old?.spec.link) spec.link = old.spec.link;
+    if (claim.pool) spec.pool = claim.pool;
+    const log = this.d.log.child({ claim: claim.name, ip: claim.address });
+    try {
+      if (!old) {
+        this.guard(signal);
+        const created = await this.d.writes.createClaim({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: claim.name }, spec });
+        this.writes++;
+        this.d.caches.claims.upsert(claim.name, created, created.metadata.resourceVersion ?? '');
+        log.info({ node, services: claim.services }, 'claim created');
+      } else if (!sameSpec(old.spec, spec)) {
+        this.guard(signal);
+        const written = await this.d.writes.replaceClaim({ ...old, spec });
+        this.writes++;
+        this.d.caches.claims.upsert(claim.name, written, written.metadata.resourceVersion ?? '');
+        log.info({ node, services: claim.services }, 'claim updated');
+        this.releasedFrom(old, claim.services, svcByKey);
+      }
+    } catch (err) {
+      if (isConflict(err)) await this.refreshClaim(claim.name);
+      this.failed('claim-write', err, { claim: claim.name });
+      return;
+    }
+    this.afterPlacement(claim, decision, old, svcByKey);
+    await this.writePending(claim, decision, signal);
+  }
+
+  private async refreshClaim(name: string): Promise<void> {
+    try {
+      const fresh = await this.d.writes.getClaim(name);
+      if (fresh) this.d.caches.claims.upsert(name, fresh, fresh.metadata.resourceVersion ?? '');
+      else this.d.caches.claims.remove(name);
+    } catch {
+      /* the watch will catch up */
+    }
+  }
+
+  private afterPlacement(claim: DesiredClaim, decision: Decision, old: IpClaim | undefined, svcByKey: Map<string, ServiceView>): void {
+    const now = this.d.clock.now();
+    if (decision.kind === 'assign' || (decision.kind === 'keep' && !old?.spec.nodeName)) {
+      this.eventAll(claim.services, svcByKey, 'Normal', 'IPAssigned', `${claim.address} assigned to node ${decision.node}`);
+    } else if (decision.kind === 'move') {
+      const failedAt = this.d.health().failedAt.get(decision.from);
+      const seconds = failedAt !== undefined ? Math.max(0, now - failedAt) / 1000 : undefined;
+      this.d.metrics.failover(decision.reason, seconds);
+      this.d.log.info({ claim: claim.name, from: decision.from, to: decision.to, reason: decision.reason, seconds }, 'claim moved');
+      this.eventAll(claim.services, svcByKey, 'Normal', 'IPMoved', `${claim.address} moved from node ${decision.from} to ${decision.to}: ${decision.reason}`);
+    } else if (decision.kind === 'pending') {
+      this.eventAll(claim.services, svcByKey, 'Warning', decision.reason, `${claim.address}: ${decision.message}`);
+    }
+  }
+
+  /** The scheduler writes claim status only to say why it cannot place a claim (or that it now can). */
+  private async writePending(claim: DesiredClaim, decision: Decision, signal: AbortSignal): Promise<void> {
+    const current = this.d.caches.claims.get(claim.name);
+    if (!current) return;
+    const now = this.d.clock.now();
+    const old = current.status?.conditions?.find((c) => c.type === 'Scheduled');
+    let status: IpClaim['status'] | null = null;
+    if (decision.kind === 'pending') {
+      if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return;
+      status = { ...current.status, phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending', conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)) };
+    } else if (old?.status === 'False') {
+      status = { ...current.status, conditions: withCondition(current.status?.conditions, condition('Scheduled', 'True', 'Scheduled', `placed on ${current.spec.nodeName ?? ''}`, now)) };
+    }
+    if (!status) return;
+    try {
+      this.guard(signal);
+      const written = await this.d.writes.patchClaimStatus(claim.name, status);
+      this.writes++;
+      this.d.caches.claims.upsert(claim.name, written, written.metadata.resourceVersion ?? '');
+    } catch (err) {
+      this.failed('claim-status', err, { claim: claim.name });
+    }
+  }
+
+  private async deleteClaim(old: IpClaim, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
+    const name = old.metadata.name ?? '';
+    try {
+      this.guard(signal);
+      await this.d.writes.deleteClaim(name);
+      this.writes++;
+      this.d.caches.claims.remove(name);
+      this.d.log.info({ claim: name, ip: old.spec.cidr }, 'claim deleted');
+      this.releasedFrom(old, [], svcByKey);
+    } catch (err) {
+      this.failed('claim-delete', err, { claim: name });
+    }
+  }
+
+  private releasedFrom(old: IpClaim, now: string[], svcByKey: Map<string, ServiceView>): void {
+    const gone = (old.spec.services ?? []).filter((k) => !now.includes(k));
+    for (const _ of gone) this.d.metrics.released();
+    this.eventAll(gone, svcByKey, 'Normal', 'IPReleased', `${addressOf(old.spec.cidr)} released`);
+  }
+
+  private async writeServices(outcomes: Map<string, { ingress: string[] | null }>, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
+    const work: Array<{ svc: ServiceView; ingress: string[] }> = [];
+    for (const [key, outcome] of outcomes) {
+      const svc = svcByKey.get(key);
+      if (!svc || outcome.ingress === null || sameList(svc.ingress, outcome.ingress)) continue;
+      // Publish an address only once its claim exists.
+      if (!outcome.ingress.every((ip) => this.d.caches.claims.get(claimName(ip)) !== undefined)) continue;
+      work.push({ svc, ingress: outcome.ingress });
+    }
+    await forEachLimit(work, this.d.cfg.concurrency, async ({ svc, ingress }) => {
+      try {
+        this.guard(signal);
+        const mode = svc.type === 'LoadBalancer' ? { ipMode: 'VIP' } : {};
+        const written = await this.d.writes.patchServiceIngress(svc.namespace, svc.name, ingress.map((ip) => ({ ip, ...mode })));
+        this.writes++;
+        const view = parseService(written);
+        if (view) this.d.caches.services.upsert(view.key, view, view.resourceVersion);
+      } catch (err) {
+        this.failed('service-status', err, { service: svc.key });
+      }
+    });
+  }
+
+  private report(outcomes: Map<string, { held: Array<{ address: string; pool: string }>; problems: Array<{ reason: string; message: string }> }>, existing: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+    const before = new Map<string, Set<string>>();
+    for (const c of existing) {
+      if (!c.spec.pool) continue;
+      for (const k of c.spec.services ?? []) before.set(k, (before.get(k) ?? new Set<string>()).add(addressOf(c.spec.cidr)));
+    }
+    const problemsNow = new Map<string, Set<string>>();
+    for (const [key, outcome] of outcomes) {
+      const svc = svcByKey.get(key);
+      if (!svc) continue;
+      for (const h of outcome.held) {
+        if (before.get(key)?.has(h.address) || svc.ingress.includes(h.address)) continue;
+        this.d.metrics.allocated(h.pool);
+        this.event(svc, 'Normal', 'IPAllocated', `allocated ${h.address} from IpClaimPool ${h.pool}`);
+      }
+      const seen = new Set<string>();
+      for (const p of outcome.problems) {
+        const id = `${p.reason}|${p.message}`;
+        seen.add(id);
+        this.event(svc, 'Warning', 'AllocationFailed', `${p.reason}: ${p.message}`);
+        if (!this.lastProblems.get(key)?.has(id)) {
+          this.d.metrics.allocationFailed(p.reason);
+          this.d.log.warn({ service: key, reason: p.reason }, p.message);
+        }
+      }
+      if (seen.size) problemsNow.set(key, seen);
+    }
+    this.lastProblems = problemsNow;
+    const phases: Record<string, number> = { Pending: 0, Assigned: 0, Failed: 0, None: 0 };
+    for (const c of this.d.caches.claims.values()) {
+      const phase = c.status?.phase ?? 'None';
+      phases[phase] = (phases[phase] ?? 0) + 1;
+    }
+    this.d.metrics.claimPhases(phases);
+  }
+
+  private eventAll(keys: string[], svcByKey: Map<string, ServiceView>, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    for (const key of keys) {
+      const svc = svcByKey.get(key);
+      if (svc) this.event(svc, type, reason, message);
+    }
+  }
+
+  private event(svc: ServiceView, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.d.events.emit({ namespace: svc.namespace, serviceName: svc.name, serviceUid: svc.uid, type, reason, message });
+  }
+}
+
+function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
+  return a.cidr === b.cidr && (a.nodeName ?? '') === (b.nodeName ?? '') && (a.pool ?? '') === (b.pool ?? '') && (a.link ?? '') === (b.link ?? '') && sameList(a.services, b.services);
+}
+
+function usage(pool: Pool, allocations: Record<string, string>): { used: number; free: number } {
+  const used = Object.keys(allocations).length;
+  return { used, free: capped(pool.size - BigInt(used)) };
+}

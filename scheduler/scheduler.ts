@@ -1,0 +1,322 @@
+// Wires the scheduler together: caches fed by list+watch, the prober, node health, leader
+// election and the reconcile loop. One AbortController stops it all. Two schedulers can run
+// in one process (integration tests): nothing here is module-level.
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import { PLURAL, type IpClaim, type IpNode } from '../api/types.js';
+import { systemClock, type Clock } from '../lib/clock.js';
+import { startStatusServer, type StatusServer } from '../lib/http.js';
+import { loadKubeConfig } from '../lib/kubeconfig.js';
+import { createLogger, type Logger } from '../lib/logger.js';
+import type { SchedulerConfig } from './config.js';
+import { EventRecorder } from './events.js';
+import { nextProbeState, nodeHealth, type NodeFailure, type ProbeResult, type ProbeState } from './health.js';
+import {
+  kubeFor,
+  parseClaimEntry,
+  parseIpNodeEntry,
+  parseNodeEntry,
+  parsePoolEntry,
+  parseServiceEntry,
+  parseSliceEntry,
+  type Kube,
+  type NodeView,
+  type PoolEntry,
+  type SliceView,
+} from './kube.js';
+import { kubeLeaseStore, LeaderElector } from './leader.js';
+import { SchedulerMetrics } from './metrics.js';
+import { httpProbe, Prober, type ProbeFn } from './prober.js';
+import { Reconciler, type Caches, type NodeHealthView } from './reconciler.js';
+import type { ServiceView } from './service.js';
+import { listWatch, Store, type ListWatchOptions, type Parsed } from './watch.js';
+
+export interface SchedulerDeps {
+  kubeConfig?: KubeConfig;
+  logger?: Logger;
+  metrics?: SchedulerMetrics;
+  clock?: Clock;
+  probe?: ProbeFn;
+}
+
+export interface SchedulerHandle {
+  identity: string;
+  metrics: SchedulerMetrics;
+  registry: Registry;
+  isLeader(): boolean;
+  /** Resolves once every cache has listed. */
+  synced(): Promise<void>;
+  /** Port of the status server, when one runs. */
+  statusPort?: number;
+  /** Stops everything; a leader gives up its Lease first so a standby takes over at once. */
+  stop(): Promise<void>;
+}
+
+/** Wakes the reconcile loop; coalesces any number of kicks into one pass. */
+class Trigger {
+  private dirty = true;
+  private wake: (() => void) | null = null;
+  kick(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+  /** Waits for a kick or the timeout; returns whether the loop was kicked. */
+  async wait(clock: Clock, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.dirty) return;
+    const ctl = new AbortController();
+    const onAbort = (): void => ctl.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.wake = () => ctl.abort();
+    try {
+      await clock.sleep(timeoutMs, ctl.signal);
+    } catch {
+      /* kicked or stopped */
+    } finally {
+      this.wake = null;
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+  take(): boolean {
+    const was = this.dirty;
+    this.dirty = false;
+    return was;
+  }
+}
+
+export async function startScheduler(config: Readonly<SchedulerConfig>, deps: SchedulerDeps = {}): Promise<SchedulerHandle> {
+  const clock = deps.clock ?? systemClock;
+  const log = (deps.logger ?? createLogger('scheduler', config.logLevel)).child({ identity: config.identity });
+  const metrics = deps.metrics ?? new SchedulerMetrics();
+  const kc = deps.kubeConfig ?? loadKubeConfig(config.kubeconfig);
+  const kube: Kube = kubeFor(kc, 'ipcontroller-scheduler');
+  const stopAll = new AbortController();
+  const signal = stopAll.signal;
+  const trigger = new Trigger();
+  const running: Array<Promise<unknown>> = [];
+
+  const caches: Caches = {
+    services: new Store<ServiceView>(),
+    nodes: new Store<NodeView>(),
+    slices: new Store<SliceView>(),
+    ipNodes: new Store<IpNode>(),
+    claims: new Store<IpClaim>(),
+    pools: new Store<PoolEntry>(),
+  };
+  const allSynced = (): boolean => Object.values(caches).every((s: Store<unknown>) => s.synced);
+
+  // Node health: probe states + API state -> candidates; a change kicks the reconcile.
+  const probes = new Map<string, ProbeState>();
+  const failedAt = new Map<string, number>();
+  let healthView: NodeHealthView = { candidates: [], failures: new Map(), failedAt };
+  let healthKey = '';
+  const checkHealth = (): void => {
+    const now = clock.now();
+    const names = new Set([...caches.nodes.keys(), ...caches.ipNodes.keys()]);
+    const candidates: string[] = [];
+    const failures = new Map<string, NodeFailure>();
+    const states: Record<string, number> = {};
+    for (const name of names) {
+      const node = caches.nodes.get(name);
+      const ipNode = caches.ipNodes.get(name);
+      const probe = probes.get(name);
+      const h = nodeHealth({ name, ...(node ? { nodeLabels: node.labels } : {}), ...(ipNode ? { ipNode } : {}), ...(probe ? { probe } : {}) }, now, config);
+      if (h.candidate) {
+        candidates.push(name);
+        failedAt.delete(name);
+        states.candidate = (states.candidate ?? 0) + 1;
+      } else {
+        failures.set(name, h.reason);
+        if (!failedAt.has(name)) {
+          failedAt.set(name, Math.min(h.since ?? now, now));
+          if (caches.ipNodes.synced) log.info({ node: name, reason: h.reason }, h.message);
+        }
+        states[h.reason] = (states[h.reason] ?? 0) + 1;
+      }
+    }
+    for (const name of [...failedAt.keys()]) if (!names.has(name)) failedAt.set(name, failedAt.get(name) ?? now);
+    candidates.sort();
+    healthView = { candidates, failures, failedAt };
+    metrics.nodeStates(states);
+    const key = `${candidates.join(',')}|${[...failures].map(([n, r]) => `${n}=${r}`).sort().join(',')}`;
+    if (key !== healthKey) {
+      healthKey = key;
+      trigger.kick();
+    }
+  };
+
+  const probeFn = deps.probe ?? httpProbe(config.identity, clock);
+  const prober = new Prober(
+    {
+      probe: probeFn,
+      intervalMs: config.probeIntervalMs,
+      timeoutMs: config.probeTimeoutMs,
+      clock,
+      onResult: (node: string, result: ProbeResult) => {
+        probes.set(node, nextProbeState(probes.get(node), result, clock.now(), config.probeFailures));
+        metrics.probed(node, result.ok ? result.rttMs / 1000 : null);
+        if (!result.ok) log.debug({ node, err: result.error }, 'probe failed');
+        checkHealth();
+      },
+    },
+    signal,
+  );
+  const syncProbes = (): void => {
+    const targets = caches.ipNodes.values().map((n) => ({ node: n.metadata.name ?? '', address: n.spec.probeAddress, port: n.spec.probePort }));
+    prober.sync(targets);
+    for (const name of [...probes.keys()]) {
+      if (!caches.ipNodes.get(name)) {
+        probes.delete(name);
+        metrics.forgetNode(name);
+      }
+    }
+  };
+
+  // Caches.
+  const watchLog = log.child({ part: 'watch' });
+  const start = <T>(what: string, path: string, store: Store<T>, list: () => Promise<{ items: unknown[]; resourceVersion: string }>, parse: (raw: unknown) => Parsed<T> | null, onChange: () => void): void => {
+    const opts: ListWatchOptions<T> = { what, path, list, parse, store, onChange, kubeConfig: kc, clock, log: watchLog, onError: () => metrics.reconcileError(`watch-${what}`) };
+    running.push(listWatch(opts, signal));
+  };
+  const kick = (): void => trigger.kick();
+  start('services', '/api/v1/services', caches.services, kube.lists.services, parseServiceEntry, kick);
+  start('nodes', '/api/v1/nodes', caches.nodes, kube.lists.nodes, parseNodeEntry, checkHealth);
+  start('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices', caches.slices, kube.lists.slices, parseSliceEntry, kick);
+  start('ipnodes', kube.clients.nodes.watchPath, caches.ipNodes, () => kube.lists.custom(PLURAL.IpNode), parseIpNodeEntry, () => {
+    syncProbes();
+    checkHealth();
+  });
+  start('ipclaims', kube.clients.claims.watchPath, caches.claims, () => kube.lists.custom(PLURAL.IpClaim), parseClaimEntry, kick);
+  start('ipclaimpools', kube.clients.pools.watchPath, caches.pools, () => kube.lists.custom(PLURAL.IpClaimPool), parsePoolEntry, kick);
+
+  // Heartbeats expire without any event: look again every probe interval.
+  running.push(
+    (async () => {
+      while (!signal.aborted) {
+        checkHealth();
+        try {
+          await clock.sleep(Math.min(config.probeIntervalMs, 250), signal);
+        } catch {
+          return;
+        }
+      }
+    })(),
+  );
+
+  // Leadership: writes happen only under a leader-scoped signal.
+  let leaderScope: AbortController | null = null;
+  const currentScope = (): AbortController | null => leaderScope;
+  const setLeading = (leading: boolean): void => {
+    metrics.leadership(leading);
+    if (leading) {
+      leaderScope = new AbortController();
+      trigger.kick();
+    } else {
+      leaderScope?.abort();
+      leaderScope = null;
+    }
+  };
+  let elector: LeaderElector | null = null;
+  if (config.leaderElect) {
+    elector = new LeaderElector(
+      kubeLeaseStore(kube.coordination, config.leaseNamespace, config.leaseName),
+      { identity: config.identity, leaseMs: config.leaseDurationMs, renewDeadlineMs: config.renewDeadlineMs, retryMs: config.retryPeriodMs },
+      clock,
+      log.child({ part: 'leader' }),
+      setLeading,
+    );
+    running.push(elector.run(signal));
+  } else {
+    setLeading(true);
+  }
+  const isLeader = (): boolean => leaderScope !== null && !leaderScope.signal.aborted;
+
+  const recorder = new EventRecorder({ send: (e) => kube.writes.createEvent(e), clock, log: log.child({ part: 'events' }) });
+  const reconciler = new Reconciler({
+    caches,
+    writes: kube.writes,
+    events: { emit: (e) => (isLeader() ? recorder.emit(e) : undefined) },
+    metrics,
+    log: log.child({ part: 'reconcile' }),
+    clock,
+    cfg: { lbClass: config.lbClass, mask: config.mask, strategy: config.nodeFilter, rebalance: config.rebalance, concurrency: config.concurrency },
+    health: () => healthView,
+  });
+
+  let syncedResolve: () => void = () => {};
+  const syncedPromise = new Promise<void>((r) => (syncedResolve = r));
+  running.push(
+    (async () => {
+      let backoff = 0;
+      while (!signal.aborted) {
+        await trigger.wait(clock, backoff || config.resyncMs, signal);
+        if (signal.aborted) return;
+        if (!allSynced()) {
+          trigger.take();
+          backoff = 50;
+          continue;
+        }
+        syncedResolve();
+        const scope = currentScope();
+        if (!scope || scope.signal.aborted) {
+          trigger.take();
+          backoff = 0;
+          continue;
+        }
+        trigger.take();
+        checkHealth();
+        trigger.take();
+        const started = clock.now();
+        try {
+          const result = await reconciler.pass(scope.signal);
+          backoff = result.errors > 0 ? Math.min(Math.max(backoff * 2, 250), 10_000) : 0;
+          if (result.errors > 0) trigger.kick();
+          if (result.writes > 0) log.debug({ writes: result.writes, ms: clock.now() - started }, 'reconciled');
+        } catch (err) {
+          if (!scope.signal.aborted) {
+            metrics.reconcileError('pass');
+            log.error({ err: String(err) }, 'reconcile pass failed');
+            backoff = Math.min(Math.max(backoff * 2, 250), 10_000);
+            trigger.kick();
+          }
+        }
+        metrics.reconciled((clock.now() - started) / 1000);
+      }
+    })(),
+  );
+
+  let server: StatusServer | undefined;
+  if (config.metricsPort >= 0) {
+    server = await startStatusServer({
+      host: config.metricsHost,
+      port: config.metricsPort,
+      registry: metrics.registry,
+      healthz: () => ({ ok: !signal.aborted }),
+      readyz: () => ({ ok: allSynced(), detail: { leader: isLeader() } }),
+    });
+  }
+  log.info({ leaderElect: config.leaderElect, nodeFilter: config.nodeFilter, lbClass: config.lbClass }, 'scheduler started');
+
+  let stopped: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      await elector?.release();
+      leaderScope?.abort();
+      stopAll.abort();
+      await Promise.allSettled(running);
+      await server?.close();
+      await Promise.race([recorder.idle(), clock.sleep(2_000).catch(() => undefined)]);
+      log.info('scheduler stopped');
+    })();
+    return stopped;
+  };
+
+  return {
+    identity: config.identity,
+    metrics,
+    registry: metrics.registry,
+    isLeader,
+    synced: () => syncedPromise,
+    ...(server ? { statusPort: server.port } : {}),
+    stop,
+  };
+}

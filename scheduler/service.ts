@@ -1,0 +1,198 @@
+// What the scheduler reads from a Service, parsed once at the edge, and what the Service asks
+// for (its intent): pure functions, no I/O.
+import type { Family } from './allocator.js';
+import { canonicalAddress, familyOf } from './allocator.js';
+
+export const ANNOTATION = {
+  /** `external-ip: auto` asks for a pool address on any Service type, as in the original. */
+  auto: 'external-ip',
+  pool: 'ipcontroller.ext/pool',
+  loadBalancerIPs: 'ipcontroller.ext/loadBalancerIPs',
+  allowSharedIp: 'ipcontroller.ext/allow-shared-ip',
+} as const;
+
+export interface ServicePort {
+  port: number;
+  protocol: string;
+}
+
+export interface ServiceView {
+  /** "namespace/name" */
+  key: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  resourceVersion: string;
+  /** Milliseconds; orders Services so older ones win contested addresses. */
+  created: number;
+  type: string;
+  loadBalancerClass?: string;
+  externalIPs: string[];
+  annotations: Record<string, string>;
+  loadBalancerIP?: string;
+  ipFamilies: string[];
+  ipFamilyPolicy?: string;
+  externalTrafficPolicyLocal: boolean;
+  ports: ServicePort[];
+  /** status.loadBalancer.ingress[].ip */
+  ingress: string[];
+}
+
+type Json = Record<string, unknown>;
+const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+function timeOf(v: unknown): number {
+  if (v instanceof Date) return v.getTime();
+  const t = typeof v === 'string' ? Date.parse(v) : NaN;
+  return Number.isNaN(t) ? 0 : t;
+}
+
+/** Reads the fields the scheduler uses from a Service (raw watch JSON or a typed list item). */
+export function parseService(raw: unknown): ServiceView | null {
+  const o = obj(raw);
+  const metadata = obj(o.metadata);
+  const spec = obj(o.spec);
+  const name = str(metadata.name);
+  const namespace = str(metadata.namespace);
+  if (!name || !namespace) return null;
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(metadata.annotations))) if (typeof v === 'string') annotations[k] = v;
+  const ports = (Array.isArray(spec.ports) ? spec.ports : []).map((p) => {
+    const port = obj(p);
+    return { port: typeof port.port === 'number' ? port.port : 0, protocol: str(port.protocol) ?? 'TCP' };
+  });
+  const ingress = (Array.isArray(obj(obj(o.status).loadBalancer).ingress) ? (obj(obj(o.status).loadBalancer).ingress as unknown[]) : [])
+    .map((i) => str(obj(i).ip))
+    .filter((ip): ip is string => ip !== undefined);
+  const view: ServiceView = {
+    key: `${namespace}/${name}`,
+    namespace,
+    name,
+    uid: str(metadata.uid) ?? '',
+    resourceVersion: str(metadata.resourceVersion) ?? '',
+    created: timeOf(metadata.creationTimestamp),
+    type: str(spec.type) ?? 'ClusterIP',
+    externalIPs: strings(spec.externalIPs),
+    annotations,
+    ipFamilies: strings(spec.ipFamilies),
+    externalTrafficPolicyLocal: spec.externalTrafficPolicy === 'Local',
+    ports,
+    ingress,
+  };
+  const lbClass = str(spec.loadBalancerClass);
+  if (lbClass) view.loadBalancerClass = lbClass;
+  const lbIP = str(spec.loadBalancerIP);
+  if (lbIP) view.loadBalancerIP = lbIP;
+  const policy = str(spec.ipFamilyPolicy);
+  if (policy) view.ipFamilyPolicy = policy;
+  return view;
+}
+
+/** What one Service asks for from the pools. */
+export interface LoadBalancerIntent {
+  /** Wanted families, the primary first. */
+  families: Family[];
+  /** Families that must be satisfied; the others are best effort (PreferDualStack). */
+  required: Family[];
+  /** Specific addresses by family. */
+  requested: Partial<Record<Family, string>>;
+  pool?: string;
+  shareKey?: string;
+}
+
+export interface Problem {
+  reason: string;
+  message: string;
+}
+
+export interface ServiceIntent {
+  /** Whether this scheduler handles the Service at all (class, type). */
+  handled: boolean;
+  externalIPs: string[];
+  loadBalancer: LoadBalancerIntent | null;
+  problems: Problem[];
+}
+
+const IGNORED: ServiceIntent = { handled: false, externalIPs: [], loadBalancer: null, problems: [] };
+
+/** Whether the Service is ours: no loadBalancerClass, or ours. Every other class is ignored entirely. */
+export function isOurs(svc: ServiceView, lbClass: string): boolean {
+  return svc.loadBalancerClass === undefined || svc.loadBalancerClass === lbClass;
+}
+
+export function wantsLoadBalancer(svc: ServiceView): boolean {
+  return svc.type === 'LoadBalancer' || svc.annotations[ANNOTATION.auto] === 'auto';
+}
+
+/** The Service's intent: its externalIPs (canonical) and what it wants from the pools. */
+export function serviceIntent(svc: ServiceView, lbClass: string): ServiceIntent {
+  if (!isOurs(svc, lbClass)) return IGNORED;
+  const problems: Problem[] = [];
+  const externalIPs: string[] = [];
+  for (const ip of svc.externalIPs) {
+    const canonical = canonicalAddress(ip);
+    if (canonical) externalIPs.push(canonical);
+    else problems.push({ reason: 'InvalidExternalIP', message: `spec.externalIPs holds ${JSON.stringify(ip)}, which is not an IP address` });
+  }
+  let loadBalancer: LoadBalancerIntent | null = null;
+  if (wantsLoadBalancer(svc)) {
+    const lb = loadBalancerIntent(svc);
+    if ('problem' in lb) problems.push(lb.problem);
+    else loadBalancer = lb;
+  }
+  return { handled: true, externalIPs: [...new Set(externalIPs)], loadBalancer, problems };
+}
+
+function loadBalancerIntent(svc: ServiceView): LoadBalancerIntent | { problem: Problem } {
+  const requested = requestedAddresses(svc);
+  if ('problem' in requested) return requested;
+  const primary: Family = svc.ipFamilies[0] === 'IPv6' ? 'ipv6' : 'ipv4';
+  const other: Family = primary === 'ipv4' ? 'ipv6' : 'ipv4';
+  const requestedFamilies = (['ipv4', 'ipv6'] as Family[]).filter((f) => requested.byFamily[f] !== undefined);
+  let families: Family[];
+  let required: Family[];
+  if (svc.ipFamilyPolicy === 'RequireDualStack') {
+    families = [primary, other];
+    required = [primary, other];
+  } else if (svc.ipFamilyPolicy === 'PreferDualStack') {
+    families = [primary, other];
+    required = requestedFamilies.length ? requestedFamilies : [primary];
+  } else {
+    families = requestedFamilies.length ? requestedFamilies : [primary];
+    required = families;
+  }
+  for (const f of requestedFamilies) {
+    if (!families.includes(f)) {
+      return { problem: { reason: 'InvalidRequest', message: `requested address ${requested.byFamily[f]} is ${f === 'ipv4' ? 'IPv4' : 'IPv6'}, which this single-stack Service does not use` } };
+    }
+  }
+  const intent: LoadBalancerIntent = { families, required, requested: requested.byFamily };
+  const pool = svc.annotations[ANNOTATION.pool]?.trim();
+  if (pool) intent.pool = pool;
+  const shareKey = svc.annotations[ANNOTATION.allowSharedIp]?.trim();
+  if (shareKey) intent.shareKey = shareKey;
+  return intent;
+}
+
+function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<Family, string>> } | { problem: Problem } {
+  const annotation = svc.annotations[ANNOTATION.loadBalancerIPs];
+  const source = annotation !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
+  const list = annotation !== undefined ? annotation.split(',').map((s) => s.trim()).filter(Boolean) : svc.loadBalancerIP ? [svc.loadBalancerIP.trim()] : [];
+  const byFamily: Partial<Record<Family, string>> = {};
+  for (const text of list) {
+    const family = familyOf(text);
+    const canonical = canonicalAddress(text);
+    if (!family || !canonical) return { problem: { reason: 'InvalidRequest', message: `${source}: ${JSON.stringify(text)} is not an IP address` } };
+    if (byFamily[family]) return { problem: { reason: 'InvalidRequest', message: `${source} names two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; give at most one per family` } };
+    byFamily[family] = canonical;
+  }
+  if (annotation !== undefined && list.length === 0) return { problem: { reason: 'InvalidRequest', message: `${source} is empty` } };
+  return { byFamily };
+}
+
+/** Whether two port lists clash (same port and protocol), which forbids sharing an address. */
+export function portsClash(a: ServicePort[], b: ServicePort[]): boolean {
+  return a.some((p) => b.some((q) => p.port === q.port && p.protocol === q.protocol));
+}
