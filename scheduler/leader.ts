@@ -136,6 +136,15 @@ export class LeaderElector {
   }
 }
 
+/**
+ * A MicroTime for the wire. client-node 1.4 types MicroTime fields as Date but has no
+ * serializer for them, so a Date goes out through JSON.stringify with milliseconds, which the
+ * apiserver refuses (it wants six fractional digits). Its serializer passes strings through.
+ */
+function microTime(ms: number): Date {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as Date;
+}
+
 /** The Lease store over coordination.k8s.io/v1. */
 export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: string): LeaseStore {
   const toRecord = (lease: V1Lease): LeaseRecord => ({
@@ -153,9 +162,8 @@ export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: 
     spec: {
       holderIdentity: r.holder,
       leaseDurationSeconds: r.durationSeconds,
-      // MicroTime: client-node serializes Date to RFC 3339 with milliseconds, which the apiserver accepts.
-      renewTime: new Date(r.renewTime),
-      acquireTime: new Date(r.acquireTime),
+      renewTime: microTime(r.renewTime),
+      acquireTime: microTime(r.acquireTime),
       leaseTransitions: r.transitions,
     },
   });

@@ -128,7 +128,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
         failures.set(name, h.reason);
         if (!failedAt.has(name)) {
           failedAt.set(name, Math.min(h.since ?? now, now));
-          if (caches.ipNodes.synced) log.info({ node: name, reason: h.reason }, h.message);
+          if (caches.ipNodes.synced && caches.nodes.synced) log.info({ node: name, reason: h.reason }, h.message);
         }
         states[h.reason] = (states[h.reason] ?? 0) + 1;
       }
