@@ -48,8 +48,11 @@ export interface SchedulerHandle {
   synced(): Promise<void>;
   /** Port of the status server, when one runs. */
   statusPort?: number;
-  /** Stops everything; a leader gives up its Lease first so a standby takes over at once. */
-  stop(): Promise<void>;
+  /**
+   * Stops everything; a leader gives up its Lease first so a standby takes over at once.
+   * releaseLease: false stops as a crash would (for tests).
+   */
+  stop(options?: { releaseLease?: boolean }): Promise<void>;
 }
 
 /** Wakes the reconcile loop; coalesces any number of kicks into one pass. */
@@ -297,9 +300,9 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   log.info({ leaderElect: config.leaderElect, nodeFilter: config.nodeFilter, lbClass: config.lbClass }, 'scheduler started');
 
   let stopped: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
+  const stop = (options: { releaseLease?: boolean } = {}): Promise<void> => {
     stopped ??= (async () => {
-      await elector?.release();
+      if (options.releaseLease !== false) await elector?.release();
       leaderScope?.abort();
       stopAll.abort();
       await Promise.allSettled(running);
