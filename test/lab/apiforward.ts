@@ -1,0 +1,92 @@
+// Reaching the apiserver (on the root namespace's 127.0.0.1) from inside lab namespaces, as a
+// pod on the host network would: a Unix socket in the lab's folder forwards to the apiserver,
+// and a forwarder inside each namespace listens on that namespace's 127.0.0.1:<same port> and
+// forwards to the socket. The kubeconfig written for a namespace points at
+// https://127.0.0.1:<port>, which the apiserver's certificate covers.
+import { createConnection, createServer, type Server } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { Lab, LabProcess, Netns } from './lab.js';
+
+const FORWARDER = fileURLToPath(new URL('./forwarder.ts', import.meta.url));
+
+export interface ApiForwarder {
+  socketPath: string;
+  /** The apiserver's port, also used inside each namespace. */
+  port: number;
+  /** Starts the in-namespace forwarder (once per namespace) and returns a kubeconfig path for processes in ns. */
+  kubeconfigFor(ns: Netns): Promise<string>;
+  close(): Promise<void>;
+}
+
+interface KubeconfigDoc {
+  clusters?: { cluster?: { server?: string } }[];
+}
+
+function apiServerOf(kubeconfigPath: string): URL {
+  const doc = YAML.parse(readFileSync(kubeconfigPath, 'utf8')) as KubeconfigDoc;
+  const server = doc.clusters?.[0]?.cluster?.server;
+  if (!server) throw new Error(`${kubeconfigPath}: no cluster server`);
+  const url = new URL(server);
+  if (url.hostname !== '127.0.0.1') throw new Error(`${kubeconfigPath}: expected an apiserver on 127.0.0.1, got ${server}`);
+  return url;
+}
+
+async function waitForLine(proc: LabProcess, line: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (readFileSync(proc.logFile, 'utf8').includes(line)) return;
+    if (proc.child.exitCode !== null) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`forwarder did not start: ${readFileSync(proc.logFile, 'utf8')}`);
+}
+
+/** Starts the root-side socket; kubeconfigPath is the (root namespace) kubeconfig of the control plane. */
+export async function startApiForwarder(lab: Lab, kubeconfigPath: string): Promise<ApiForwarder> {
+  const url = apiServerOf(kubeconfigPath);
+  const port = Number(url.port);
+  const socketPath = join(lab.dir, 'api.sock');
+  const sockets = new Set<{ destroy(): void }>();
+  const server: Server = createServer((client) => {
+    sockets.add(client);
+    client.once('close', () => sockets.delete(client));
+    const upstream = createConnection(port, '127.0.0.1');
+    client.pipe(upstream).pipe(client);
+    const close = (): void => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', close);
+    upstream.on('error', close);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  const started = new Map<string, string>();
+  const procs: LabProcess[] = [];
+  return {
+    socketPath,
+    port,
+    async kubeconfigFor(ns) {
+      const existing = started.get(ns.name);
+      if (existing) return existing;
+      const proc = lab.spawn(ns, [process.execPath, '--import', 'tsx', FORWARDER, String(port), socketPath], { label: 'apiforward' });
+      procs.push(proc);
+      await waitForLine(proc, 'ready', 20_000);
+      // Same kubeconfig, same URL: inside ns, 127.0.0.1:<port> is the forwarder.
+      const path = join(lab.dir, `kubeconfig-${ns.short}`);
+      writeFileSync(path, readFileSync(kubeconfigPath, 'utf8'));
+      started.set(ns.name, path);
+      return path;
+    },
+    async close() {
+      await Promise.all(procs.map((p) => p.stop(2000)));
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
