@@ -82,7 +82,7 @@ function integerFlag(flag: string, text: string, min: number, max: number): numb
 export function parseBind(text: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text.trim()) ?? /^()()(\d+)$/.exec(text.trim());
   if (!m) throw new Error(`--metrics-bind: ${JSON.stringify(text)} is not host:port`);
-  const host = m[1] ?? (m[2] || '0.0.0.0');
+  const host = m[1] || m[2] || '0.0.0.0';
   if (host !== 'localhost' && !ipaddr.isValid(host)) throw new Error(`--metrics-bind: ${JSON.stringify(host)} is not an IP address`);
   return { host, port: integerFlag('metrics-bind', m[3] ?? '', 0, 65535) };
 }

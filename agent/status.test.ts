@@ -1,0 +1,52 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { claimStatusUpdate, setCondition } from './status.js';
+import { strictArpCheck } from './strictarp.js';
+
+const T1 = '2026-01-01T00:00:00.000Z';
+const T2 = '2026-01-01T00:00:05.000Z';
+
+test('setCondition keeps lastTransitionTime while the status stays, moves it on a change', () => {
+  const one = setCondition([], { type: 'Ready', status: 'True', reason: 'Serving', message: '' }, T1);
+  const same = setCondition(one, { type: 'Ready', status: 'True', reason: 'Serving', message: 'x' }, T2);
+  assert.is(same[0]?.lastTransitionTime, T1);
+  assert.is(same[0]?.message, 'x');
+  const flipped = setCondition(same, { type: 'Ready', status: 'False', reason: 'Fenced', message: '' }, T2);
+  assert.is(flipped[0]?.lastTransitionTime, T2);
+  assert.is(setCondition(one, { type: 'Fenced', status: 'False', reason: 'Connected', message: '' }, T2).length, 2);
+});
+
+test('a claim that is up gets Assigned with this node and an Announced condition, once', () => {
+  const up = { kind: 'up' as const, ip: '192.0.2.5', iface: 'eth0' };
+  const status = claimStatusUpdate(undefined, up, 'node-a', T1);
+  assert.equal(status, {
+    phase: 'Assigned',
+    node: 'node-a',
+    lastTransitionTime: T1,
+    conditions: [{ type: 'Announced', status: 'True', reason: 'AddressUp', message: '192.0.2.5 is up on eth0 of node node-a and announced', lastTransitionTime: T1 }],
+  });
+  assert.is(claimStatusUpdate(status ?? undefined, up, 'node-a', T2), null, 'nothing to write the second time');
+});
+
+test('a claim moving here from another node is written again; a failure carries its reason', () => {
+  const elsewhere = claimStatusUpdate(undefined, { kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, 'node-b', T1) ?? undefined;
+  const here = claimStatusUpdate(elsewhere, { kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, 'node-a', T2);
+  assert.is(here?.node, 'node-a');
+  assert.is(here?.lastTransitionTime, T1, 'phase unchanged: Assigned since T1');
+  const failed = claimStatusUpdate(here ?? undefined, { kind: 'failed', reason: 'InterfaceNotFound', message: 'interface nosuch0 does not exist' }, 'node-a', T2);
+  assert.is(failed?.phase, 'Failed');
+  assert.is(failed?.conditions?.[0]?.reason, 'InterfaceNotFound');
+  assert.match(failed?.conditions?.[0]?.message ?? '', /node node-a: interface nosuch0/);
+});
+
+test('strict ARP: warn only when kube-ipvs0 holds a held address and arp_ignore/arp_announce are not strict', () => {
+  const base = { held: ['192.0.2.5'], arpIgnore: 0, arpAnnounce: 0 };
+  assert.is(strictArpCheck({ ...base, ipvsAddresses: null }).missing, false);
+  assert.is(strictArpCheck({ ...base, ipvsAddresses: ['10.0.0.1'] }).missing, false);
+  const warn = strictArpCheck({ ...base, ipvsAddresses: ['192.0.2.5', '10.0.0.1'] });
+  assert.ok(warn.missing && warn.addresses.join() === '192.0.2.5' && /strictARP: true/.test(warn.message));
+  assert.is(strictArpCheck({ ...base, ipvsAddresses: ['192.0.2.5'], arpIgnore: 1, arpAnnounce: 2 }).missing, false);
+  assert.is(strictArpCheck({ ...base, ipvsAddresses: ['192.0.2.5'], arpIgnore: 1, arpAnnounce: 0 }).missing, true);
+});
+
+test.run();
