@@ -8,11 +8,13 @@ import { join, relative } from 'node:path';
 import { startControlPlane, type ControlPlane } from './controlplane/harness.js';
 
 type Group = 'unit' | 'integration' | 'e2e';
-const GROUPS: Record<Group, { roots: string[]; needsControlPlane: boolean }> = {
+// e2e gets a control plane of its own, so objects other tests leave (pools, nodes) cannot
+// change where the lab's addresses go.
+const GROUPS: Record<Group, { roots: string[]; needsControlPlane: false | 'shared' | 'fresh' }> = {
   // Unit tests sit beside the code they test.
   unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'monitoring', 'test/support'], needsControlPlane: false },
-  integration: { roots: ['test/integration'], needsControlPlane: true },
-  e2e: { roots: ['test/e2e'], needsControlPlane: true },
+  integration: { roots: ['test/integration'], needsControlPlane: 'shared' },
+  e2e: { roots: ['test/e2e'], needsControlPlane: 'fresh' },
 };
 
 function testFiles(root: string): string[] {
@@ -87,6 +89,7 @@ async function main(): Promise<number> {
       }
       const env: NodeJS.ProcessEnv = { ...process.env };
       if (GROUPS[group].needsControlPlane) {
+        if (GROUPS[group].needsControlPlane === 'fresh') await stopAll();
         try {
           controlPlane ??= await startControlPlane();
           console.log(`control plane up in ${controlPlane.startSeconds.toFixed(1)}s at ${controlPlane.server} (${relative(process.cwd(), controlPlane.dir) || controlPlane.dir})`);

@@ -1,6 +1,6 @@
 // The client side of a downtime measurement, run inside the client namespace: one fresh HTTP
 // connection to the URL every interval, each with a short timeout, for a bounded time or
-// until stdin closes. Writes one JSON line per finished request: {t, ok, body|error}, where
+// until SIGTERM. Writes one JSON line per finished request: {t, ok, body|error}, where
 // t is the completion time in ms since the epoch. Usage: request-loop.ts <url> <intervalMs> <maxMs>
 import { request } from 'node:http';
 
@@ -13,8 +13,6 @@ const intervalMs = Number(intervalText);
 const deadline = Date.now() + Number(maxText);
 const timeoutMs = 250;
 let stopping = false;
-process.stdin.on('end', () => (stopping = true));
-process.stdin.on('data', () => {});
 process.on('SIGTERM', () => (stopping = true));
 
 function once(): void {
