@@ -9,11 +9,12 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { ipClients, type IpClients } from '../api/client.js';
+import { ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
 import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type IpNode } from '../api/types.js';
 import { parseService, type ServiceView } from './service.js';
 import type { Parsed } from './watch.js';
+import { keepAliveApis } from './kubeclient.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
@@ -132,10 +133,15 @@ function listed(body: unknown): { items: unknown[]; resourceVersion: string } {
 }
 
 export function kubeFor(kc: KubeConfig, component: string): Kube {
-  const core = kc.makeApiClient(CoreV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const clients = ipClients(kc);
+  const make = keepAliveApis(kc);
+  const core = make(CoreV1Api);
+  const discovery = make(DiscoveryV1Api);
+  const custom = make(CustomObjectsApi);
+  const clients: IpClients = {
+    claims: new ResourceClient<IpClaim>(custom, PLURAL.IpClaim, parseIpClaim),
+    nodes: new ResourceClient<IpNode>(custom, PLURAL.IpNode, parseIpNode),
+    pools: new ResourceClient<IpClaimPool>(custom, PLURAL.IpClaimPool, parseIpClaimPool),
+  };
   const lists: KubeLists = {
     services: async () => listed(await core.listServiceForAllNamespaces()),
     nodes: async () => listed(await core.listNode()),
@@ -175,5 +181,5 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
       });
     },
   };
-  return { lists, writes, clients, coordination: kc.makeApiClient(CoordinationV1Api) };
+  return { lists, writes, clients, coordination: make(CoordinationV1Api) };
 }

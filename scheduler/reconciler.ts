@@ -1,13 +1,15 @@
 // One reconcile pass: compute the desired claims from the caches (pure: desired.ts,
 // placement.ts), diff them against the API's state and write only what changed, in an order
-// that never loses an address:
-//   1. reserve new addresses in IpClaimPool.status (resourceVersion-checked, 409 retried);
-//   2. create / update / delete IpClaims (a claim's name is its address, so a create is an
-//      atomic lock on that address: a 409 means someone holds it, and we re-read);
-//   3. write the pools' final allocations, used and free;
-//   4. write status.loadBalancer.ingress of Services whose claims exist;
-//   5. Events and metrics.
-// A crash between steps leaves an over-reservation at worst, which the next pass removes.
+// that never loses or doubles an address:
+//   1. create / update / delete IpClaims. A claim's name is its address, so creating it is an
+//      atomic lock on that address: a 409 means someone else holds it, and we re-read. An
+//      update carries the resourceVersion read, so a concurrent change is a 409, never lost.
+//   2. write each pool's allocations, used and free into IpClaimPool.status: read-modify-write
+//      with the resourceVersion, 409s re-read and retried;
+//   3. write status.loadBalancer.ingress of Services whose claims exist;
+//   4. Events and metrics.
+// Claims are the record of who holds what; the pool status is rebuilt from them each pass, so
+// a crash between steps leaves nothing that the next pass (or the next leader) does not fix.
 import { claimName } from '../api/names.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpNode } from '../api/types.js';
 import { API_VERSION } from '../api/types.js';
@@ -116,7 +118,6 @@ export class Reconciler {
     const svcByKey = new Map(services.map((s) => [s.key, s]));
     const decisions = this.placeAll([...desired.claims.values()], existingByName, svcByKey);
 
-    await this.reservePools(pools.valid, desired.poolAllocations, signal);
     await this.writeClaims(desired.claims, decisions, existingByName, svcByKey, signal);
     await this.finishPools(pools, desired.poolAllocations, signal);
     await this.writeServices(desired.services, svcByKey, signal);
@@ -195,27 +196,6 @@ export class Reconciler {
     throw new Error(`IpClaimPool ${name}: status kept conflicting`);
   }
 
-  private async reservePools(pools: Pool[], allocations: Map<string, Map<string, string>>, signal: AbortSignal): Promise<void> {
-    for (const pool of pools) {
-      const want = allocations.get(pool.name) ?? new Map<string, string>();
-      try {
-        await this.writePoolStatus(
-          pool.name,
-          (current) => {
-            const have = current.status?.allocations ?? {};
-            const adds = [...want].filter(([address, claim]) => have[address] !== claim);
-            if (adds.length === 0) return null;
-            const merged = { ...have, ...Object.fromEntries(adds) };
-            return { ...current.status, allocations: merged, ...usage(pool, merged) };
-          },
-          signal,
-        );
-      } catch (err) {
-        this.failed('pool-reserve', err, { pool: pool.name });
-      }
-    }
-  }
-
   private async finishPools(pools: PoolSet, allocations: Map<string, Map<string, string>>, signal: AbortSignal): Promise<void> {
     const now = this.d.clock.now();
     for (const pool of pools.valid) {
@@ -227,7 +207,7 @@ export class Reconciler {
           (current) => {
             const valid = condition('Valid', 'True', 'Valid', `${pool.size} allocatable addresses in ${pool.cidr}`, now);
             const status: IpClaimPoolStatus = { ...current.status, allocations: want, ...usage(pool, want), conditions: withCondition(current.status?.conditions, valid) };
-            return JSON.stringify(status) === JSON.stringify(current.status) ? null : status;
+            return sameJson(status, current.status) ? null : status;
           },
           signal,
         );
@@ -444,6 +424,17 @@ export class Reconciler {
 
 function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
   return a.cidr === b.cidr && (a.nodeName ?? '') === (b.nodeName ?? '') && (a.pool ?? '') === (b.pool ?? '') && (a.link ?? '') === (b.link ?? '') && sameList(a.services, b.services);
+}
+
+/** Deep equality of JSON values, ignoring key order (the apiserver may reorder keys). */
+export function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
 function usage(pool: Pool, allocations: Record<string, string>): { used: number; free: number } {

@@ -32,6 +32,9 @@ export interface ControlPlaneOptions {
   extraTokens?: TokenUser[];
   /** Install examples/crds.yaml and wait until Established (default true). */
   installCrds?: boolean;
+  /** More kube-apiserver flags, after the defaults (a repeated flag overrides), e.g. a larger
+   *  --service-cluster-ip-range for benchmarks with thousands of Services. */
+  extraApiserverArgs?: string[];
 }
 
 export interface KubectlResult {
@@ -233,6 +236,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         '--service-cluster-ip-range=10.0.0.0/24',
         '--disable-admission-plugins=ServiceAccount',
         '--allow-privileged=true',
+        ...(options.extraApiserverArgs ?? []),
       ],
       join(dir, 'kube-apiserver.log'),
     );

@@ -1,0 +1,241 @@
+// The whole reconcile pass against an in-memory Kubernetes port: what it writes, in one pass,
+// and that a second pass writes nothing.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ApiException } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import type { IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimStatus, IpNode } from '../api/types.js';
+import type { Clock } from '../lib/clock.js';
+import type { CoreEvent, KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
+import { SchedulerMetrics } from './metrics.js';
+import { Reconciler, sameJson, type Caches, type NodeHealthView } from './reconciler.js';
+import { parseService, type ServiceView } from './service.js';
+import { Store } from './watch.js';
+import type { NodeFailure } from './health.js';
+
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+const conflict = (): ApiException<string> => new ApiException(409, 'Conflict', 'the object has been modified', {});
+
+/** An apiserver in a Map: resourceVersions, 409 on stale writes and on create of an existing name. */
+class MemoryKube implements KubeWrites {
+  rv = 100;
+  claims = new Map<string, IpClaim>();
+  pools = new Map<string, IpClaimPool>();
+  ingress = new Map<string, Array<{ ip: string; ipMode?: string }>>();
+  events: CoreEvent[] = [];
+  log: string[] = [];
+  failPoolWrites = 0;
+
+  private next(): string {
+    return String(++this.rv);
+  }
+  async createClaim(claim: IpClaim): Promise<IpClaim> {
+    const name = claim.metadata.name ?? '';
+    this.log.push(`create ${name}`);
+    if (this.claims.has(name)) throw conflict();
+    const stored = { ...clone(claim), metadata: { ...claim.metadata, resourceVersion: this.next() } };
+    this.claims.set(name, stored);
+    return clone(stored);
+  }
+  async replaceClaim(claim: IpClaim): Promise<IpClaim> {
+    const name = claim.metadata.name ?? '';
+    this.log.push(`replace ${name}`);
+    const cur = this.claims.get(name);
+    if (!cur || cur.metadata.resourceVersion !== claim.metadata.resourceVersion) throw conflict();
+    const stored = { ...clone(claim), metadata: { ...claim.metadata, resourceVersion: this.next() } };
+    this.claims.set(name, stored);
+    return clone(stored);
+  }
+  async deleteClaim(name: string): Promise<void> {
+    this.log.push(`delete ${name}`);
+    this.claims.delete(name);
+  }
+  async getClaim(name: string): Promise<IpClaim | null> {
+    const c = this.claims.get(name);
+    return c ? clone(c) : null;
+  }
+  async patchClaimStatus(name: string, status: IpClaimStatus): Promise<IpClaim> {
+    this.log.push(`claim-status ${name}`);
+    const cur = this.claims.get(name);
+    if (!cur) throw new ApiException(404, 'NotFound', '', {});
+    const stored = { ...cur, status, metadata: { ...cur.metadata, resourceVersion: this.next() } };
+    this.claims.set(name, stored);
+    return clone(stored);
+  }
+  async getPool(name: string): Promise<IpClaimPool | null> {
+    const p = this.pools.get(name);
+    return p ? clone(p) : null;
+  }
+  async replacePoolStatus(pool: IpClaimPool): Promise<IpClaimPool> {
+    const name = pool.metadata.name ?? '';
+    this.log.push(`pool-status ${name}`);
+    const cur = this.pools.get(name);
+    if (this.failPoolWrites > 0) {
+      this.failPoolWrites--;
+      if (cur) this.pools.set(name, { ...cur, metadata: { ...cur.metadata, resourceVersion: this.next() } }); // someone else wrote
+      throw conflict();
+    }
+    if (!cur || cur.metadata.resourceVersion !== pool.metadata.resourceVersion) throw conflict();
+    const stored = { ...cur, status: clone(pool.status), metadata: { ...cur.metadata, resourceVersion: this.next() } } as IpClaimPool;
+    this.pools.set(name, stored);
+    return clone(stored);
+  }
+  async patchPoolStatusRaw(name: string, status: IpClaimPoolStatus): Promise<void> {
+    this.log.push(`pool-status-raw ${name}`);
+    void status;
+  }
+  async patchServiceIngress(namespace: string, name: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown> {
+    this.log.push(`ingress ${namespace}/${name}`);
+    this.ingress.set(`${namespace}/${name}`, ingress);
+    return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress } } };
+  }
+  async createEvent(event: CoreEvent): Promise<void> {
+    this.events.push(event);
+  }
+}
+
+const clock: Clock = { now: () => 1_000_000, sleep: () => Promise.resolve() };
+
+function service(name: string, spec: Record<string, unknown> = {}): ServiceView {
+  const v = parseService({ metadata: { name, namespace: 'ns', uid: name, resourceVersion: '1', creationTimestamp: '2026-01-01T00:00:00Z' }, spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ...spec } });
+  if (!v) throw new Error('bad');
+  return v;
+}
+
+interface World {
+  kube: MemoryKube;
+  caches: Caches;
+  metrics: SchedulerMetrics;
+  health: NodeHealthView;
+  reconciler: Reconciler;
+}
+
+function world(): World {
+  const kube = new MemoryKube();
+  const caches: Caches = {
+    services: new Store<ServiceView>(),
+    nodes: new Store<NodeView>(),
+    slices: new Store<SliceView>(),
+    ipNodes: new Store<IpNode>(),
+    claims: new Store<IpClaim>(),
+    pools: new Store<PoolEntry>(),
+  };
+  const pool: IpClaimPool = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name: 'p', resourceVersion: '1' }, spec: { cidr: '192.0.2.0/29' } };
+  kube.pools.set('p', clone(pool));
+  caches.pools.upsert('p', { ok: true, pool }, '1');
+  const metrics = new SchedulerMetrics();
+  const w: World = { kube, caches, metrics, health: { candidates: ['a', 'b'], failures: new Map<string, NodeFailure>(), failedAt: new Map() }, reconciler: undefined as unknown as Reconciler };
+  w.reconciler = new Reconciler({
+    caches,
+    writes: kube,
+    events: { emit: (e) => kube.events.push(e) },
+    metrics,
+    log: pino({ level: 'silent' }),
+    clock,
+    cfg: { lbClass: 'ipcontroller.ext/l2', mask: { ipv4: 32, ipv6: 128 }, strategy: 'fair', rebalance: false, concurrency: 4 },
+    health: () => w.health,
+  });
+  return w;
+}
+
+const live = (): AbortSignal => new AbortController().signal;
+
+test('one pass: claim created on a node, pool status written, ingress with ipMode VIP, Events; a second pass writes nothing', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  const first = await w.reconciler.pass(live());
+  assert.is(first.errors, 0);
+  const claim = w.kube.claims.get('192-0-2-1-32');
+  assert.is(claim?.spec.cidr, '192.0.2.1/32');
+  assert.equal(claim?.spec.services, ['ns/web']);
+  assert.is(claim?.spec.pool, 'p');
+  assert.ok(claim?.spec.nodeName === 'a' || claim?.spec.nodeName === 'b');
+  assert.equal(w.kube.pools.get('p')?.status?.allocations, { '192.0.2.1': '192-0-2-1-32' });
+  assert.is(w.kube.pools.get('p')?.status?.used, 1);
+  assert.is(w.kube.pools.get('p')?.status?.free, 5);
+  assert.equal(w.kube.ingress.get('ns/web'), [{ ip: '192.0.2.1', ipMode: 'VIP' }]);
+  assert.equal(w.kube.log, ['create 192-0-2-1-32', 'pool-status p', 'ingress ns/web'], 'claim first, then pool, then Service');
+  assert.equal(w.kube.events.map((e) => e.reason).sort(), ['IPAllocated', 'IPAssigned']);
+  w.kube.log = [];
+  const second = await w.reconciler.pass(live());
+  assert.is(second.writes, 0);
+  assert.equal(w.kube.log, []);
+});
+
+test('a pool status conflict is re-read and retried, not lost', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  w.kube.failPoolWrites = 2;
+  const r = await w.reconciler.pass(live());
+  assert.is(r.errors, 0);
+  assert.equal(w.kube.pools.get('p')?.status?.allocations, { '192.0.2.1': '192-0-2-1-32' });
+  assert.is(w.kube.log.filter((l) => l === 'pool-status p').length, 3);
+});
+
+test('a failed node: its claim moves in one write; failover counted with its duration; IPMoved', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  await w.reconciler.pass(live());
+  const from = w.kube.claims.get('192-0-2-1-32')?.spec.nodeName as string;
+  const to = from === 'a' ? 'b' : 'a';
+  w.health = { candidates: [to], failures: new Map([[from, 'probe']]), failedAt: new Map([[from, clock.now() - 300]]) };
+  w.kube.log = [];
+  await w.reconciler.pass(live());
+  assert.equal(w.kube.log, ['replace 192-0-2-1-32']);
+  assert.is(w.kube.claims.get('192-0-2-1-32')?.spec.nodeName, to);
+  const text = await w.metrics.registry.metrics();
+  assert.match(text, /ipcontroller_scheduler_failovers_total\{reason="probe"\} 1/);
+  assert.match(text, /ipcontroller_scheduler_failover_duration_seconds_bucket\{le="0.5"\} 1/);
+  assert.match(text, /ipcontroller_scheduler_failover_duration_seconds_bucket\{le="0.25"\} 0/);
+  assert.ok(w.kube.events.some((e) => e.reason === 'IPMoved' && e.message.includes(`from node ${from} to ${to}: probe`)));
+});
+
+test('no candidate: the claim is created unplaced and its status says why', async () => {
+  const w = world();
+  w.health = { candidates: [], failures: new Map(), failedAt: new Map() };
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  await w.reconciler.pass(live());
+  const claim = w.kube.claims.get('192-0-2-1-32');
+  assert.is(claim?.spec.nodeName, undefined);
+  assert.is(claim?.status?.phase, 'Pending');
+  assert.equal(claim?.status?.conditions?.map((c) => [c.type, c.status, c.reason]), [['Scheduled', 'False', 'NoCandidateNode']]);
+});
+
+test('after losing leadership (aborted signal) nothing is written', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  const lost = new AbortController();
+  lost.abort();
+  await w.reconciler.pass(lost.signal).catch(() => undefined);
+  assert.equal(w.kube.log, []);
+});
+
+test('a claim someone else created meanwhile: 409, re-read, no crash, converges next pass', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  await w.kube.createClaim({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-1-32' }, spec: { cidr: '192.0.2.1/32', services: ['ns/other'], pool: 'p' } });
+  w.kube.log = [];
+  const r = await w.reconciler.pass(live());
+  assert.is(r.errors, 1);
+  assert.is(w.caches.claims.get('192-0-2-1-32')?.spec.services?.[0], 'ns/other', 'the cache now knows');
+  const again = await w.reconciler.pass(live());
+  assert.is(again.errors, 0);
+  // ns/other does not exist, so its claim goes; web keeps 192.0.2.1 as a fresh claim next pass or gets another address.
+  await w.reconciler.pass(live());
+  const claims = [...w.kube.claims.values()];
+  assert.equal(claims.map((c) => c.spec.services), [['ns/web']]);
+});
+
+test('sameJson ignores key order', () => {
+  assert.ok(sameJson({ a: 1, b: [1, { c: 2, d: 3 }] }, { b: [1, { d: 3, c: 2 }], a: 1 }));
+  assert.not.ok(sameJson({ a: 1 }, { a: 2 }));
+  assert.not.ok(sameJson([1, 2], [2, 1]));
+});
+
+test.run();

@@ -1,0 +1,254 @@
+// Scheduler benchmark (`make bench`): on its own real control plane, with the scheduler as a
+// separate process (the CLI), three stand-in agents (HTTP /healthz + IpNode heartbeat) and an
+// IPv6 pool large enough for thousands of Services:
+//   - Service create -> claim assigned (spec.nodeName written), p50/p99 over 200 Services
+//     created one after another;
+//   - cold start: the scheduler starts with N LoadBalancer Services waiting (1,000, then
+//     5,000, each from no claims at all) -> every claim placed and every Service's
+//     status.loadBalancer.ingress written;
+//   - the scheduler's RSS holding 5,000 claims.
+// The apiserver gets a larger service range (dual-stack, so Services can be IPv6 and draw from
+// a 2001:db8: pool) and the Services skip NodePorts, or 5,000 would not fit.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { ipClients, type IpClients } from '../../api/client.js';
+import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
+import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
+import { fakeAgent, type FakeAgent } from '../integration/scheduler-fixtures.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NS = 'default';
+const POOL = 'bench-v6';
+const log = (msg: string): void => void process.stderr.write(`  scheduler bench: ${msg}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** Watches claims and Services and records when each Service got a placed claim and an ingress. */
+class Tracker {
+  readonly placedAt = new Map<string, number>();
+  readonly ingressAt = new Map<string, number>();
+  private stops: AbortController[] = [];
+  constructor(private readonly kc: KubeConfig) {}
+
+  async start(): Promise<void> {
+    this.keep(`/apis/${GROUP}/${VERSION}/${PLURAL.IpClaim}`, (type, obj) => {
+      const spec = (obj as { spec?: { nodeName?: string; services?: string[] } }).spec;
+      if (type === 'DELETED' || !spec?.nodeName) return;
+      for (const s of spec.services ?? []) if (!this.placedAt.has(s)) this.placedAt.set(s, performance.now());
+    });
+    this.keep(`/api/v1/namespaces/${NS}/services`, (type, obj) => {
+      const o = obj as { metadata?: { name?: string }; status?: { loadBalancer?: { ingress?: unknown[] } } };
+      const key = `${NS}/${o.metadata?.name ?? ''}`;
+      if (type !== 'DELETED' && (o.status?.loadBalancer?.ingress?.length ?? 0) > 0 && !this.ingressAt.has(key)) this.ingressAt.set(key, performance.now());
+    });
+  }
+
+  /** A watch restarted whenever it ends (e.g. 429 while the apiserver's storage initializes). */
+  private keep(path: string, onEvent: (type: string, obj: unknown) => void): void {
+    const stop = new AbortController();
+    this.stops.push(stop);
+    const again = (): void => {
+      if (stop.signal.aborted) return;
+      void new Watch(this.kc)
+        .watch(path, {}, onEvent, () => setTimeout(again, 300))
+        .then((c) => stop.signal.addEventListener('abort', () => c.abort(), { once: true }))
+        .catch(() => setTimeout(again, 300));
+    };
+    again();
+  }
+  reset(): void {
+    this.placedAt.clear();
+    this.ingressAt.clear();
+  }
+  stop(): void {
+    for (const s of this.stops) s.abort();
+  }
+}
+
+class SchedulerProcess {
+  child: ChildProcess | null = null;
+  constructor(
+    private readonly cp: ControlPlane,
+    private readonly port: number,
+  ) {}
+
+  async start(): Promise<void> {
+    const logFile = process.env.IPC_BENCH_SCHEDULER_LOG ?? join(this.cp.dir, 'scheduler.log');
+    const { openSync } = await import('node:fs');
+    const out = openSync(logFile, 'a');
+    this.child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli.ts', 'scheduler', `--kubeconfig=${this.cp.kubeconfigPath}`, `--metrics-bind=127.0.0.1:${this.port}`, `--lease-namespace=${NS}`, '--identity=bench', `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`],
+      { cwd: ROOT, stdio: ['ignore', out, out] },
+    );
+    await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 60_000, 100);
+  }
+
+  rssMB(): number {
+    const status = readFileSync(`/proc/${this.child?.pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    return Math.round(kb / 1024);
+  }
+
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((l) => l.startsWith(name) && !l.startsWith('#'))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+    this.child = null;
+  }
+}
+
+async function createServices(core: CoreV1Api, names: string[]): Promise<void> {
+  await inBatches(names, 16, (name) =>
+    core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        spec: { type: 'LoadBalancer', ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', allocateLoadBalancerNodePorts: false, ports: [{ port: 80, protocol: 'TCP' }] },
+      },
+    }),
+  );
+}
+
+/** Back to no claims and no addresses: claims deleted, pool status emptied, ingress cleared. */
+async function wipe(kc: KubeConfig, clients: IpClients, core: CoreV1Api, services: string[]): Promise<void> {
+  await kc.makeApiClient(CustomObjectsApi).deleteCollectionClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL.IpClaim });
+  await clients.pools.patchStatus(POOL, { status: { allocations: null, used: 0 } });
+  const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
+  await inBatches(services, 16, (name) =>
+    core.patchNamespacedServiceStatus({ name, namespace: NS, body: { status: { loadBalancer: { ingress: null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+  );
+  await waitFor('claims gone', async () => (await clients.claims.list()).items.length === 0, 60_000, 500);
+}
+
+async function coldStart(sched: SchedulerProcess, tracker: Tracker, services: string[]): Promise<Record<string, number>> {
+  tracker.reset();
+  const started = performance.now();
+  await sched.start();
+  const ready = performance.now();
+  const keys = services.map((s) => `${NS}/${s}`);
+  await waitFor(`${services.length} claims placed`, async () => keys.every((k) => tracker.placedAt.has(k)), 600_000, 250);
+  const placed = performance.now();
+  await waitFor(`${services.length} ingresses written`, async () => keys.every((k) => tracker.ingressAt.has(k)), 600_000, 250);
+  const done = performance.now();
+  return {
+    services: services.length,
+    processReadySeconds: +((ready - started) / 1000).toFixed(2),
+    allClaimsPlacedSeconds: +((placed - started) / 1000).toFixed(2),
+    allIngressWrittenSeconds: +((done - started) / 1000).toFixed(2),
+  };
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  log('starting a control plane');
+  const cp = await startControlPlane({ extraApiserverArgs: ['--service-cluster-ip-range=10.0.0.0/16,2001:db8:ffff::/112'] });
+  const agents: FakeAgent[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const sched = new SchedulerProcess(cp, await freePort());
+  const tracker = new Tracker(cp.kubeConfig());
+  try {
+    const kc = cp.kubeConfig();
+    const core = kc.makeApiClient(CoreV1Api);
+    const clients = ipClients(kc);
+    for (let i = 0; i < 3; i++) {
+      const name = `bench-node-${i}`;
+      const agent = await fakeAgent(name);
+      agents.push(agent);
+      await core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
+      await clients.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name }, spec: { probeAddress: '127.0.0.1', probePort: agent.port } });
+      const beat = (): Promise<unknown> => {
+        const now = new Date().toISOString();
+        return clients.nodes
+          .patchStatus(name, { status: { renewTime: now, conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now }] } })
+          .catch(() => undefined);
+      };
+      await beat();
+      timers.push(setInterval(() => void beat(), 1000));
+    }
+    await clients.pools.create({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: POOL }, spec: { cidr: '2001:db8:1::/112' } });
+    await tracker.start();
+
+    // 1. Create -> assigned, one Service at a time.
+    log('create -> assigned over 200 Services');
+    await sched.start();
+    const latencies: number[] = [];
+    const latencyServices = Array.from({ length: 200 }, (_, i) => `lat-${i}`);
+    for (const name of latencyServices) {
+      const t0 = performance.now();
+      await createServices(core, [name]);
+      await waitFor(`claim of ${name}`, async () => tracker.placedAt.has(`${NS}/${name}`), 30_000, 2);
+      latencies.push((tracker.placedAt.get(`${NS}/${name}`) as number) - t0);
+    }
+    latencies.sort((a, b) => a - b);
+    const createToAssigned = { services: 200, p50Ms: +percentile(latencies, 50).toFixed(1), p99Ms: +percentile(latencies, 99).toFixed(1), maxMs: +(latencies.at(-1) ?? NaN).toFixed(1) };
+    log(`create -> assigned p50 ${createToAssigned.p50Ms}ms p99 ${createToAssigned.p99Ms}ms`);
+    await sched.stop();
+    await inBatches(latencyServices, 16, (name) => core.deleteNamespacedService({ name, namespace: NS }));
+    await wipe(kc, clients, core, []);
+
+    // 2. Cold start with 1,000 Services.
+    log('cold start with 1,000 Services');
+    const first = Array.from({ length: 1000 }, (_, i) => `cold-${i}`);
+    await createServices(core, first);
+    const cold1k = await coldStart(sched, tracker, first);
+    log(`1,000: ${JSON.stringify(cold1k)}`);
+    await sched.stop();
+
+    // 3. Cold start with 5,000 Services (the 1,000 wiped back to nothing, 4,000 more).
+    log('creating 4,000 more Services');
+    const more = Array.from({ length: 4000 }, (_, i) => `cold-${1000 + i}`);
+    await createServices(core, more);
+    await wipe(kc, clients, core, first);
+    log('cold start with 5,000 Services');
+    const all = [...first, ...more];
+    const cold5k = await coldStart(sched, tracker, all);
+    log(`5,000: ${JSON.stringify(cold5k)}`);
+    const claims = (await clients.claims.list()).items.length;
+    const pool = await clients.pools.get(POOL);
+    const rss = sched.rssMB();
+    const passSeconds = await sched.metric('ipcontroller_scheduler_reconcile_duration_seconds_sum');
+    const passes = await sched.metric('ipcontroller_scheduler_reconcile_duration_seconds_count');
+    await sched.stop();
+    return {
+      createToAssigned,
+      coldStart1000: cold1k,
+      coldStart5000: cold5k,
+      at5000: { claims, poolUsed: pool?.status?.used, schedulerRssMB: rss, reconcilePasses: passes, meanPassSeconds: +(passSeconds / Math.max(1, passes)).toFixed(3) },
+      note: 'assigned = IpClaim.spec.nodeName written by the scheduler (no real agent confirms here); scheduler runs as its own process via cli.ts under tsx',
+    };
+  } finally {
+    tracker.stop();
+    await sched.stop();
+    for (const t of timers) clearInterval(t);
+    for (const a of agents) await a.close();
+    await cp.stop();
+  }
+}
