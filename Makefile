@@ -30,13 +30,13 @@ unit: ## pure-logic tests, no I/O
 integration: ## tests against a real kube-apiserver + etcd (the agent's need root for network namespaces)
 	$(NODE_TSX) test/run.ts integration
 
-e2e: ## the two-node network-namespace lab (root); TESTLINK=<iface> to use your own test link
+e2e: ## the two-node network-namespace lab (root); TESTLINK=<name> names the client's test link
 	TESTLINK=$(TESTLINK) $(NODE_TSX) test/run.ts e2e
 
-test: ## unit + integration (root for the network tests), ending with "N passed, N failed"
-	$(NODE_TSX) test/run.ts unit integration
+test: ## unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
+	$(NODE_TSX) test/run.ts unit integration e2e
 
-bench: ## benchmarks, JSON on stdout
+bench: ## every benchmark (root for the lab ones), JSON on stdout
 	$(NODE_TSX) test/bench/run.ts
 
 bench-failover: ## failover benchmark in the lab (root), JSON on stdout

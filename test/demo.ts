@@ -1,0 +1,95 @@
+// `make demo` (as root): a local kube-apiserver + etcd, the two-node lab, two schedulers and
+// two agents; then the example pool and the nginx-like LoadBalancer Service, a request from
+// the client namespace, a hard failure of the serving node with the downtime the client saw,
+// and the lab left running until Ctrl-C with instructions for poking at it.
+import { fileURLToPath } from 'node:url';
+import { claimName } from '../api/names.js';
+import { startControlPlane, waitFor } from './controlplane/harness.js';
+import { downtimeAround } from './support/downtime.js';
+import { startTwoNodeLab, type TwoNodeLab } from './e2e/twonode.js';
+
+const examples = fileURLToPath(new URL('../examples/', import.meta.url));
+const say = (text: string): void => void process.stdout.write(`${text}\n`);
+const step = (text: string): void => say(`\n\x1b[1m== ${text}\x1b[0m`);
+
+async function servingNode(lab: TwoNodeLab, ip: string, not?: string): Promise<string> {
+  let node = '';
+  await waitFor(`claim for ${ip}`, async () => {
+    const claim = await lab.ip.claims.get(claimName(ip));
+    node = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
+    return node !== '' && node !== not;
+  }, 30_000, 50);
+  return node;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    say('The demo builds network namespaces and needs root: sudo make demo');
+    process.exitCode = 1;
+    return;
+  }
+  step('Starting a local kube-apiserver and etcd (binaries built once into ~/.cache/ipcontroller)');
+  const cp = await startControlPlane();
+  say(`control plane up in ${cp.startSeconds.toFixed(1)} s at ${cp.server}`);
+  let lab: TwoNodeLab | undefined;
+  const shutdown = async (): Promise<void> => {
+    step('Tearing down the lab and the control plane');
+    await lab?.destroy();
+    await cp.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown());
+  process.once('SIGTERM', () => void shutdown());
+  const kubectl = async (args: string[]): Promise<void> => {
+    say(`$ kubectl ${args.join(' ')}`);
+    const out = await cp.kubectl(args);
+    process.stdout.write(out.stdout + out.stderr);
+  };
+
+  step('Building the lab: node-1 and node-2 (labelled ipcontroller=, agents), node-3 (not labelled), 2 schedulers, a client');
+  lab = await startTwoNodeLab({ kubeconfigPath: cp.kubeconfigPath, handleSignals: false });
+  say(`leader: ${await lab.leader()}`);
+  await kubectl(['get', 'nodes', '-L', 'ipcontroller']);
+  await kubectl(['get', 'ipnodes']);
+
+  step('Creating the example pool and the nginx LoadBalancer Service');
+  await kubectl(['apply', '-f', `${examples}ip-pool.yml`, '-f', `${examples}nginx.yaml`]);
+  let ip = '';
+  await waitFor('an address for nginx', async () => {
+    const svc = await lab!.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
+    ip = svc.status?.loadBalancer?.ingress?.[0]?.ip ?? '';
+    return ip !== '';
+  }, 30_000, 100);
+  const node = await servingNode(lab, ip);
+  await kubectl(['get', 'svc,ipclaims']);
+
+  step(`Requesting http://${ip}/ from the client namespace`);
+  await waitFor('an answer', async () => (await lab!.clientGet(ip, 1)).ok, 10_000, 100);
+  say(`answered by: ${(await lab.clientGet(ip)).body}`);
+
+  step(`Hard failure of ${node}: its agent frozen (SIGSTOP) and its link cut, a request every 20 ms`);
+  const loop = lab.requestLoop(ip, 20, 120_000);
+  await loop.steady(10);
+  const faultAt = Date.now();
+  await lab.fail(lab.node(node));
+  const moved = await servingNode(lab, ip, node);
+  await loop.steady(5);
+  const downtime = downtimeAround(await loop.stop(), faultAt);
+  say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer`);
+  await kubectl(['get', 'ipclaims']);
+  await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nginx', '--sort-by=.lastTimestamp']);
+  await lab.recover(lab.node(node));
+  say(`${node} is back; the address stays on ${moved}.`);
+
+  step('The lab is running. Poke at it, then press Ctrl-C to tear it all down.');
+  say(`  alias kubectl='${cp.assets.kubectl} --kubeconfig ${cp.kubeconfigPath}'`);
+  say('  kubectl get svc,ipclaims,ipnodes,ipclaimpools');
+  say('  kubectl describe svc nginx');
+  say(`  ip netns exec ${lab.client.ns.name} curl http://${ip}/`);
+  say(`  ip netns exec ${lab.client.ns.name} ip neigh`);
+  for (const n of lab.nodes) say(`  ip netns exec ${n.ns.name} ip addr show eth0     # ${n.name}`);
+  say(`  logs: ${lab.lab.dir}`);
+  await new Promise(() => {});
+}
+
+await main();
