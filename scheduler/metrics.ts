@@ -21,6 +21,7 @@ export class SchedulerMetrics {
   private readonly leaderTransitions: Counter;
   private readonly reconcileErrors: Counter<'stage'>;
   private readonly reconcileSeconds: Histogram;
+  private readonly eventsDropped: Counter;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
@@ -50,6 +51,7 @@ export class SchedulerMetrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
+    this.eventsDropped = new Counter({ name: `${P}events_dropped_total`, help: 'Events not sent because the queue was full', registers });
     this.leader.set(0);
   }
 
@@ -95,6 +97,9 @@ export class SchedulerMetrics {
   }
   reconcileError(stage: string): void {
     this.reconcileErrors.inc({ stage });
+  }
+  eventDropped(): void {
+    this.eventsDropped.inc();
   }
   reconciled(seconds: number): void {
     this.reconcileSeconds.observe(seconds);

@@ -233,7 +233,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   }
   const isLeader = (): boolean => leaderScope !== null && !leaderScope.signal.aborted;
 
-  const recorder = new EventRecorder({ send: (e) => kube.writes.createEvent(e), clock, log: log.child({ part: 'events' }) });
+  const recorder = new EventRecorder({ send: (e) => kube.writes.createEvent(e), clock, log: log.child({ part: 'events' }), onDrop: () => metrics.eventDropped() });
   const reconciler = new Reconciler({
     caches,
     writes: kube.writes,

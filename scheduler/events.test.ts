@@ -1,0 +1,67 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { pino } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import { EventRecorder } from './events.js';
+import type { CoreEvent } from './kube.js';
+
+function event(message: string, reason = 'IPAllocated'): CoreEvent {
+  return { namespace: 'ns', serviceName: 'web', serviceUid: 'u', type: 'Normal', reason, message };
+}
+
+test('the same Event within the window is sent once; after it, again', async () => {
+  const sent: string[] = [];
+  let now = 0;
+  const clock: Clock = { now: () => now, sleep: () => Promise.resolve() };
+  const r = new EventRecorder({ send: async (e) => void sent.push(e.message), clock, log: pino({ level: 'silent' }), dedupeMs: 1000 });
+  r.emit(event('a'));
+  r.emit(event('a'));
+  r.emit(event('b'));
+  await r.idle();
+  assert.equal(sent, ['a', 'b']);
+  now = 1500;
+  r.emit(event('a'));
+  await r.idle();
+  assert.equal(sent, ['a', 'b', 'a']);
+});
+
+test('a burst beyond the queue is dropped and counted, never blocking', async () => {
+  let dropped = 0;
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const sent: string[] = [];
+  const r = new EventRecorder({
+    send: async (e) => {
+      await gate;
+      sent.push(e.message);
+    },
+    clock: { now: () => 0, sleep: () => Promise.resolve() },
+    log: pino({ level: 'silent' }),
+    maxQueued: 3,
+    concurrency: 1,
+    onDrop: () => dropped++,
+  });
+  for (let i = 0; i < 10; i++) r.emit(event(`m${i}`));
+  assert.is(dropped, 6, 'one in flight, three queued');
+  release();
+  await r.idle();
+  assert.equal(sent, ['m0', 'm1', 'm2', 'm3']);
+});
+
+test('a failing send does not stop the queue', async () => {
+  const sent: string[] = [];
+  const r = new EventRecorder({
+    send: async (e) => {
+      if (e.message === 'bad') throw new Error('forbidden');
+      sent.push(e.message);
+    },
+    clock: { now: () => 0, sleep: () => Promise.resolve() },
+    log: pino({ level: 'silent' }),
+  });
+  r.emit(event('bad'));
+  r.emit(event('good'));
+  await r.idle();
+  assert.equal(sent, ['good']);
+});
+
+test.run();
