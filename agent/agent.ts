@@ -215,41 +215,57 @@ class Agent {
 
   private async reconcileOnce(): Promise<void> {
     if (!this.deps.kube.claims.synced() && !this.drained) return;
+    const t0 = this.deps.clock.now();
+    const lap = (step: string): void => this.log.trace({ step, ms: this.deps.clock.now() - t0 }, 'reconcile');
     const { wanted, invalid, byName } = this.wanted();
     const withdraw = this.withdrawAll();
-    const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.deps.net.defaultRoutes()]);
+    // The default route only matters without --iface (a claim's spec.link never needs it).
+    const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.deps.net.defaultRoutes()]);
+    lap('listed');
     const plan = planReconcile(withdraw ? [] : wanted, { links, defaultRoute, ...(this.config.iface ? { flagIface: this.config.iface } : {}) });
     const errors = await this.deps.net.apply(batchLines(plan.ops));
+    lap('applied');
     const addedOk = new Set<string>();
+    const addErrors = new Map<string, string>();
+    let removed = 0;
     plan.ops.forEach((op, i) => {
       const error = errors.get(i);
       this.deps.metrics.addressOperation(op.op, error !== undefined);
-      if (error !== undefined) this.log.warn({ op: op.op, ip: `${op.ip}/${op.prefixLength}`, iface: op.iface, error }, 'address operation failed');
-      else if (op.op === 'remove') this.log.info({ ip: `${op.ip}/${op.prefixLength}`, iface: op.iface }, 'address removed');
-      else if (op.claim) addedOk.add(op.claim);
+      if (error !== undefined) {
+        this.log.warn({ op: op.op, ip: `${op.ip}/${op.prefixLength}`, iface: op.iface, error }, 'address operation failed');
+        if (op.op === 'add' && op.claim) addErrors.set(op.claim, error);
+      } else if (op.op === 'remove') {
+        removed += 1;
+        this.log.info({ ip: `${op.ip}/${op.prefixLength}`, iface: op.iface }, 'address removed');
+      } else if (op.claim) addedOk.add(op.claim);
     });
     for (const r of plan.recovered) this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
-    const after = plan.ops.length ? await this.deps.net.links() : links;
+    // ip -batch reports every failed line, so what is up follows from the listing plus the ops
+    // that worked: no second listing before announcing (the next resync checks anyway).
     const outcomes = new Map<string, ClaimOutcome>();
     for (const f of plan.failed) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
     for (const f of invalid) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
     const held = new Map<string, HeldAddress>();
     for (const [claim, { iface, want }] of plan.placement) {
-      if (isUp(after, iface, want.ip)) {
+      const error = addErrors.get(claim);
+      if (error === undefined && (addedOk.has(claim) || isUp(links, iface, want.ip))) {
         held.set(claim, { ...want, iface });
         outcomes.set(claim, { kind: 'up', ip: want.ip, iface });
       } else {
-        const opIndex = plan.ops.findIndex((o) => o.op === 'add' && o.claim === claim);
-        const message = errors.get(opIndex) ?? `${want.ip} did not appear on ${iface}`;
-        outcomes.set(claim, { kind: 'failed', reason: 'AddFailed', message });
+        outcomes.set(claim, { kind: 'failed', reason: 'AddFailed', message: error ?? `${want.ip} is not usable on ${iface}` });
       }
     }
-    this.announceChanges(held, addedOk, after);
+    this.announceChanges(held, addedOk, links);
     this.heldByClaim = held;
     this.updateHeldGauge();
     this.firstReconcileDone = true;
+    lap('announced');
+    if (addedOk.size || removed || errors.size) {
+      this.log.info({ added: addedOk.size, removed, failed: errors.size, held: held.size, ms: this.deps.clock.now() - t0 }, 'addresses changed');
+    }
     if (!withdraw) await this.writeClaimStatuses(outcomes, byName);
-    await this.checkStrictArp(after);
+    lap('status written');
+    await this.checkStrictArp(links);
   }
 
   private announceChanges(held: Map<string, HeldAddress>, addedOk: Set<string>, links: HostLink[]): void {

@@ -1,5 +1,6 @@
 // Captures announcement frames on the wire: tcpdump inside a lab namespace writes pcap to
-// stdout (-w - -U, one packet at a time), which is decoded here into ARP and NA records.
+// stdout (-w - -U, one packet at a time; --immediate-mode, or libpcap holds packets for up to
+// a block timeout), which is decoded here into ARP and NA records with kernel timestamps.
 // Use the filter `arp or (icmp6 and ip6[40] == 136)`: a `host IP` filter misses NAs, whose
 // address is in the ICMPv6 payload.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -99,7 +100,7 @@ export interface Capture {
 
 /** Starts tcpdump on iface inside ns and resolves once it is capturing. */
 export async function startCapture(ns: Netns, iface: string, filter = ANNOUNCEMENT_FILTER): Promise<Capture> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '-s', '262144', '-w', '-', filter], {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262144', '-w', '-', filter], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const frames: CapturedFrame[] = [];
