@@ -263,6 +263,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       if (applied.code !== 0) throw new Error(`installing CRDs failed: ${applied.stderr}`);
       const waited = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', '-f', CRD_MANIFEST]);
       if (waited.code !== 0) throw new Error(`CRDs not established: ${waited.stderr}`);
+      // Established is not yet servable: until the watch cache of a new resource has
+      // initialised, lists answer 429 "storage is (re)initializing".
+      await waitFor('custom resources servable', async () => (await kubectl(['get', 'ipclaims,ipnodes,ipclaimpools'])).code === 0, 30_000, 100);
     }
 
     return {

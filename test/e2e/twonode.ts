@@ -5,9 +5,10 @@
 // client namespace whose test link reaches the external IPs, as the original's --testlink did.
 // Each node also runs an HTTP server answering with its name, standing in for kube-proxy and
 // the pod behind a Service.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, CoordinationV1Api, type KubeConfig, type V1Node } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
@@ -21,7 +22,8 @@ const REQUEST_LOOP = fileURLToPath(new URL('./request-loop.ts', import.meta.url)
 export const AGENT_PORT = 9610;
 export const SCHEDULER_PORT = 9611;
 export const ECHO_PORT = 80;
-export const LEASE_NAMESPACE = 'kube-system';
+// The namespace examples/auth.yaml creates; the scheduler's Role allows Leases only there.
+export const LEASE_NAMESPACE = 'ipcontroller-system';
 export const LEASE_NAME = 'ipcontroller-scheduler';
 
 export interface LabNode {
@@ -64,6 +66,48 @@ export interface TwoNodeLabOptions {
   prefix?: string;
   /** Install SIGINT/SIGTERM handlers that tear the lab down (default true). */
   handleSignals?: boolean;
+  /**
+   * Run agents and schedulers as the ServiceAccounts of examples/auth.yaml, with tokens from
+   * the TokenRequest API, so every scenario also proves the RBAC rules (default true).
+   */
+  serviceAccounts?: boolean;
+}
+
+export const AGENT_ACCOUNT = { namespace: 'ipcontroller-system', name: 'ipcontroller-agent' };
+export const SCHEDULER_ACCOUNT = { namespace: 'ipcontroller-system', name: 'ipcontroller-scheduler' };
+const AUTH_MANIFEST = fileURLToPath(new URL('../../examples/auth.yaml', import.meta.url));
+
+/** A token for a ServiceAccount, from the TokenRequest API (an hour is longer than any run). */
+export async function serviceAccountToken(core: CoreV1Api, account: { namespace: string; name: string }): Promise<string> {
+  const request = await core.createNamespacedServiceAccountToken({
+    name: account.name,
+    namespace: account.namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const token = request.status?.token;
+  if (!token) throw new Error(`no token for ${account.namespace}/${account.name}`);
+  return token;
+}
+
+/** A copy of a kubeconfig that authenticates with token instead of its own credentials. */
+export function kubeconfigWithToken(source: string, token: string, target: string): string {
+  const doc = YAML.parse(readFileSync(source, 'utf8')) as { users?: { name: string; user: Record<string, unknown> }[] };
+  for (const user of doc.users ?? []) user.user = { token };
+  writeFileSync(target, YAML.stringify(doc));
+  return target;
+}
+
+/** Applies examples/auth.yaml (namespace, ServiceAccounts, RBAC) as the admin of kubeconfigPath. */
+async function applyAuth(kc: KubeConfig): Promise<void> {
+  const objects = YAML.parseAllDocuments(readFileSync(AUTH_MANIFEST, 'utf8')).map((d) => d.toJS() as KubernetesObject);
+  const client = KubernetesObjectApi.makeApiClient(kc);
+  for (const obj of objects) {
+    try {
+      await client.create(obj);
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 409)) throw err;
+    }
+  }
 }
 
 export interface TwoNodeLab {
@@ -150,7 +194,6 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
     await forwarder?.close();
   };
   try {
-    const { KubeConfig } = await import('@kubernetes/client-node');
     const kc = new KubeConfig();
     kc.loadFromFile(options.kubeconfigPath);
     const core = kc.makeApiClient(CoreV1Api);
@@ -158,6 +201,16 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
     const ip = ipClients(kc);
     forwarder = await startApiForwarder(lab, options.kubeconfigPath);
     const api = forwarder;
+    await applyAuth(kc);
+    const useAccounts = options.serviceAccounts ?? true;
+    const tokens = useAccounts
+      ? { agent: await serviceAccountToken(core, AGENT_ACCOUNT), scheduler: await serviceAccountToken(core, SCHEDULER_ACCOUNT) }
+      : undefined;
+    /** The kubeconfig a process in ns uses: through the forwarder, as its ServiceAccount. */
+    const kubeconfigIn = async (ns: Netns, role: 'agent' | 'scheduler'): Promise<string> => {
+      const path = await api.kubeconfigFor(ns);
+      return tokens ? kubeconfigWithToken(path, tokens[role], `${path}-${role}`) : path;
+    };
 
     const clientNs = await lab.addNamespace('client');
     const clientPort = await lab.attach(clientNs, { ifname: options.testlink ?? 'testlink', mac: CLIENT.mac, addresses: [`${CLIENT.ip4}/24`, `${CLIENT.ip6}/64`] });
@@ -173,7 +226,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
 
     const startAgent = async (node: LabNode): Promise<AgentProcess> => {
       const agent = startAgentProcess(lab, node.ns, {
-        kubeconfig: await api.kubeconfigFor(node.ns),
+        kubeconfig: await kubeconfigIn(node.ns, 'agent'),
         hostname: node.name,
         iface: 'eth0',
         port: AGENT_PORT,
@@ -207,7 +260,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
     for (const plan of SCHEDULER_PLAN) {
       const ns = await lab.addNamespace(plan.identity.replace('scheduler-', 's'));
       await lab.attach(ns, { ifname: 'eth0', addresses: [`${plan.ip4}/24`] });
-      schedulerKubeconfigs.set(plan.identity, await api.kubeconfigFor(ns));
+      schedulerKubeconfigs.set(plan.identity, await kubeconfigIn(ns, 'scheduler'));
       const replica = { identity: plan.identity, ns, ip4: plan.ip4 } as SchedulerReplica;
       schedulers.push(startScheduler(replica));
     }
