@@ -5,7 +5,7 @@
 import { API_VERSION, NodeCondition, type Condition, type IpClaim, type IpNode, type IpNodeSpec } from '../api/types.js';
 import { isNotFound } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
-import { startStatusServer, type HealthRequest, type StatusServer } from '../lib/http.js';
+import { startStatusServer, type HealthRequest, type StatusServer, type StatusServerOptions } from '../lib/http.js';
 import type { Logger } from '../lib/logger.js';
 import {
   batchLines,
@@ -40,6 +40,8 @@ export interface AgentDeps {
   clock: Clock;
   logger: Logger;
   metrics: AgentMetrics;
+  /** The HTTP server for /healthz, /readyz, /metrics (default lib/http's; tests pass an in-memory one). */
+  serve?: (options: StatusServerOptions) => Promise<StatusServer>;
 }
 
 export interface HeldAddress extends WantedAddress {
@@ -116,7 +118,7 @@ class Agent {
   }
 
   async start(): Promise<RunningAgent> {
-    this.server = await startStatusServer({
+    this.server = await (this.deps.serve ?? startStatusServer)({
       host: this.config.metricsHost,
       port: this.config.metricsPort,
       registry: this.deps.metrics.registry,

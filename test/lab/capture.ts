@@ -1,6 +1,6 @@
 // Captures announcement frames on the wire: tcpdump inside a lab namespace writes pcap to
 // stdout (-w - -U, one packet at a time; --immediate-mode, or libpcap holds packets for up to
-// a block timeout), which is decoded here into ARP and NA records with kernel timestamps.
+// a block timeout; -B 32 MiB so a burst of a thousand announcements is not dropped), which is decoded here into ARP and NA records with kernel timestamps.
 // Use the filter `arp or (icmp6 and ip6[40] == 136)`: a `host IP` filter misses NAs, whose
 // address is in the ICMPv6 payload.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -96,11 +96,13 @@ export interface Capture {
   /** Resolves with the first frame (already seen or still to come) that matches, or rejects at the deadline. */
   waitFor(what: string, match: (f: CapturedFrame) => boolean, timeoutMs: number): Promise<CapturedFrame>;
   stop(): Promise<CapturedFrame[]>;
+  /** After stop(): packets tcpdump reported as dropped by the kernel (its buffer overflowed), if it said. */
+  dropped(): number | undefined;
 }
 
 /** Starts tcpdump on iface inside ns and resolves once it is capturing. */
 export async function startCapture(ns: Netns, iface: string, filter = ANNOUNCEMENT_FILTER): Promise<Capture> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262144', '-w', '-', filter], {
+  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-B', '32768', '-s', '262144', '-w', '-', filter], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const frames: CapturedFrame[] = [];
@@ -148,6 +150,10 @@ export async function startCapture(ns: Netns, iface: string, filter = ANNOUNCEME
         }, timeoutMs);
         waiters.add(waiter);
       });
+    },
+    dropped() {
+      const m = /(\d+) packets? dropped by kernel/.exec(stderr);
+      return m ? Number(m[1]) : undefined;
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

@@ -1,0 +1,310 @@
+// The whole agent against in-memory ports: a fake apiserver, a fake interface table that
+// understands the agent's `ip -batch` lines, a frame recorder and a clock the test moves.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { pino } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import type { StatusServerOptions } from '../lib/http.js';
+import { API_VERSION, type IpClaim, type IpClaimStatus, type IpNode, type IpNodeStatus } from '../api/types.js';
+import { OWNER_METRIC, type HostLink } from './addresses.js';
+import { PROBE_HEADER, startAgent, type RunningAgent } from './agent.js';
+import { AGENT_DEFAULTS, type AgentConfig } from './config.js';
+import type { FrameSender } from './frames.js';
+import type { ClaimEntry, KubePort } from './kube.js';
+import { AgentMetrics } from './metrics.js';
+import type { NetPort } from './net.js';
+import type { Frame } from './packets.js';
+
+class ManualClock implements Clock {
+  private timers: { at: number; resolve: () => void }[] = [];
+  constructor(private t = 1_700_000_000_000) {}
+  now(): number {
+    return this.t;
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const onAbort = (): void => {
+        this.timers = this.timers.filter((x) => x !== timer);
+        reject(signal?.reason);
+      };
+      const timer = {
+        at: this.t + ms,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      this.timers.push(timer);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+  /** Moves time forward in small steps, letting every due sleeper run. */
+  async advance(ms: number, step = 50): Promise<void> {
+    const end = this.t + ms;
+    while (this.t < end) {
+      this.t = Math.min(end, this.t + step);
+      const due = this.timers.filter((x) => x.at <= this.t);
+      this.timers = this.timers.filter((x) => x.at > this.t);
+      for (const x of due) x.resolve();
+      await flush();
+    }
+  }
+}
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
+};
+
+class FakeNet implements NetPort {
+  links_: HostLink[] = [
+    { name: 'lo', ifindex: 1, mac: null, up: true, noArp: false, addresses: [{ ip: '127.0.0.1', prefixLength: 8, family: 'inet', dadFailed: false, tentative: false }] },
+    { name: 'eth0', ifindex: 2, mac: '02:00:5e:00:53:01', up: true, noArp: false, addresses: [{ ip: '192.0.2.11', prefixLength: 24, family: 'inet', dadFailed: false, tentative: false }] },
+  ];
+  batches: string[][] = [];
+  onDeleted: ((line: string) => void) | undefined;
+  async links(): Promise<HostLink[]> {
+    return structuredClone(this.links_);
+  }
+  async defaultRoutes() {
+    return {};
+  }
+  async apply(lines: string[]): Promise<Map<number, string>> {
+    if (lines.length) this.batches.push(lines);
+    const errors = new Map<number, string>();
+    lines.forEach((line, i) => {
+      const m = /^addr (replace|del) ([^/ ]+)\/(\d+) dev (\S+)(?: metric (\d+))?/.exec(line);
+      const link = this.links_.find((l) => l.name === m?.[4]);
+      if (!m || !link) return void errors.set(i, `Cannot find device "${m?.[4]}"`);
+      link.addresses = link.addresses.filter((a) => a.ip !== m[2]);
+      if (m[1] === 'replace') {
+        link.addresses.push({ ip: m[2] ?? '', prefixLength: Number(m[3]), family: m[2]?.includes(':') ? 'inet6' : 'inet', metric: Number(m[5]), dadFailed: false, tentative: false });
+      }
+    });
+    return errors;
+  }
+  watchAddresses(onDeleted: (line: string) => void): void {
+    this.onDeleted = onDeleted;
+  }
+  async sysctl(): Promise<number | null> {
+    return null;
+  }
+  has(ip: string): boolean {
+    return this.links_.some((l) => l.addresses.some((a) => a.ip === ip));
+  }
+}
+
+class FakeKube implements KubePort {
+  entries_ = new Map<string, ClaimEntry>();
+  statuses: { name: string; status: IpClaimStatus }[] = [];
+  nodeStatuses: IpNodeStatus[] = [];
+  ipNode: IpNode | null = null;
+  apiDown = false;
+  listed = 0;
+  private onChange: (() => void) | undefined;
+  constructor(private readonly clock: Clock) {}
+  claims = {
+    run: (onChange: () => void) => {
+      this.onChange = onChange;
+      this.listed = this.clock.now();
+      onChange();
+    },
+    synced: () => true,
+    entries: () => [...this.entries_.values()],
+    listedAt: () => this.listed,
+    relist: () => {
+      if (!this.apiDown) this.listed = this.clock.now() + 1;
+      this.onChange?.();
+    },
+  };
+  setClaim(name: string, cidr: string, nodeName: string, extra: Partial<IpClaim['spec']> = {}): void {
+    this.entries_.set(name, { ok: true, claim: { apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name }, spec: { cidr, nodeName, ...extra } } });
+    this.onChange?.();
+  }
+  private check(): void {
+    if (this.apiDown) throw new Error('connection refused');
+  }
+  async patchClaimStatus(name: string, status: IpClaimStatus): Promise<void> {
+    this.check();
+    this.statuses.push({ name, status });
+  }
+  async getIpNode(): Promise<IpNode | null> {
+    this.check();
+    return this.ipNode;
+  }
+  async createIpNode(node: IpNode): Promise<void> {
+    this.check();
+    this.ipNode = node;
+  }
+  async patchIpNodeSpec(): Promise<void> {
+    this.check();
+  }
+  async patchIpNodeStatus(_name: string, status: IpNodeStatus): Promise<void> {
+    this.check();
+    this.nodeStatuses.push(status);
+  }
+  async nodeInternalIp(): Promise<string | null> {
+    return null;
+  }
+}
+
+class FakeSender implements FrameSender {
+  sent: { ifindex: number; frame: Frame }[] = [];
+  send(ifindex: number, frame: Frame) {
+    this.sent.push({ ifindex, frame });
+    return { ok: true as const };
+  }
+  close(): void {}
+}
+
+interface Rig {
+  agent: RunningAgent;
+  clock: ManualClock;
+  net: FakeNet;
+  kube: FakeKube;
+  sender: FakeSender;
+  metrics: AgentMetrics;
+  healthz: (headers?: Record<string, string>) => Record<string, unknown>;
+}
+
+async function rig(overrides: Partial<AgentConfig> = {}): Promise<Rig> {
+  const clock = new ManualClock();
+  const net = new FakeNet();
+  const kube = new FakeKube(clock);
+  const sender = new FakeSender();
+  const metrics = new AgentMetrics();
+  let server: StatusServerOptions | undefined;
+  const config: AgentConfig = { ...AGENT_DEFAULTS, nodeName: 'node-a', iface: 'eth0', ...overrides };
+  const agent = await startAgent(Object.freeze(config), {
+    kube, net, sender, clock, metrics,
+    logger: pino({ level: 'silent' }),
+    serve: async (options) => {
+      server = options;
+      return { port: 9610, close: async () => undefined };
+    },
+  });
+  await flush();
+  const healthz = (headers: Record<string, string> = {}) => {
+    const r = server?.healthz({ headers }) ?? { ok: false };
+    return { ok: r.ok, ...r.detail };
+  };
+  return { agent, clock, net, kube, sender, metrics, healthz };
+}
+
+test('a claim for this node: one batch adds the marked address, both GARP forms go out at once, status Assigned', async () => {
+  const r = await rig();
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  r.kube.setClaim('other', '192.0.2.60/32', 'node-b');
+  await r.agent.reconcileNow();
+  assert.equal(r.net.batches.at(-1), [`addr replace 192.0.2.50/32 dev eth0 metric ${OWNER_METRIC}`]);
+  assert.not.ok(r.net.has('192.0.2.60'), 'claims of other nodes are not ours');
+  assert.equal(r.sender.sent.map((s) => [s.ifindex, s.frame.kind]), [[2, 'garp_request'], [2, 'garp_reply']]);
+  const status = r.kube.statuses.find((s) => s.name === 'c1')?.status;
+  assert.is(status?.phase, 'Assigned');
+  assert.is(status?.node, 'node-a');
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_addresses_held'), /family="ipv4"} 1/);
+  // The rest of the schedule: 5 rounds in all, 1.1 s apart, then quiet.
+  await r.clock.advance(5000);
+  assert.is(r.sender.sent.length, 10);
+  await r.clock.advance(5000);
+  assert.is(r.sender.sent.length, 10);
+  await r.agent.stop();
+});
+
+test('the claim moves away: the address is removed and no longer announced', async () => {
+  const r = await rig();
+  r.kube.setClaim('c1', '2001:db8::50/128', 'node-a');
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('2001:db8::50'));
+  assert.equal(r.sender.sent.map((s) => s.frame.kind), ['na']);
+  assert.match(r.net.batches.at(-1)?.[0] ?? '', /nodad$/);
+  r.kube.setClaim('c1', '2001:db8::50/128', 'node-b');
+  await r.agent.reconcileNow();
+  assert.not.ok(r.net.has('2001:db8::50'));
+  await r.clock.advance(6000);
+  assert.is(r.sender.sent.length, 1, 'no more announcements once withdrawn');
+  await r.agent.stop();
+});
+
+test('a claim for a missing interface is Failed with its reason; the next claim still works', async () => {
+  const r = await rig();
+  r.kube.setClaim('bad', '192.0.2.51/32', 'node-a', { link: 'nosuch0' });
+  r.kube.setClaim('good', '192.0.2.52/32', 'node-a');
+  await r.agent.reconcileNow();
+  const bad = r.kube.statuses.find((s) => s.name === 'bad')?.status;
+  assert.is(bad?.phase, 'Failed');
+  assert.is(bad?.conditions?.[0]?.reason, 'InterfaceNotFound');
+  assert.ok(r.net.has('192.0.2.52'));
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_claim_failures_total'), /reason="InterfaceNotFound"} 1/);
+  await r.agent.stop();
+});
+
+test('fencing: API down and no probes for longer than --fence-after withdraws; probes keep the addresses', async () => {
+  const r = await rig({ fenceAfterMs: 3000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  r.kube.apiDown = true;
+  // Probed every 200 ms through the outage: keeps the address.
+  for (let t = 0; t < 6000; t += 200) {
+    r.healthz({ [PROBE_HEADER]: 'sched-1' });
+    await r.clock.advance(200);
+  }
+  assert.not.ok(r.agent.fenced());
+  assert.ok(r.net.has('192.0.2.50'));
+  // Kubelet's liveness probe (no header) does not count.
+  for (let t = 0; t < 4000; t += 200) {
+    assert.equal(r.healthz(), { ok: true, node: 'node-a', draining: false });
+    await r.clock.advance(200);
+  }
+  assert.ok(r.agent.fenced());
+  await r.agent.reconcileNow();
+  assert.not.ok(r.net.has('192.0.2.50'), 'withdrawn while fenced');
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_fenced'), / 1$/m);
+  // The API comes back: after a fresh list the address returns.
+  r.kube.apiDown = false;
+  await r.clock.advance(2500);
+  assert.not.ok(r.agent.fenced());
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('192.0.2.50'));
+  await r.agent.stop();
+});
+
+test('drain: Draining reported and on /healthz, waits for the claims to move, then removes what is left', async () => {
+  const r = await rig({ drainTimeoutMs: 2000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  r.kube.setClaim('c2', '192.0.2.51/32', 'node-a');
+  await r.agent.reconcileNow();
+  let drained = false;
+  void r.agent.drain().then(() => (drained = true));
+  await flush();
+  assert.equal(r.healthz({ [PROBE_HEADER]: 's' }), { ok: true, node: 'node-a', draining: true });
+  const draining = r.kube.nodeStatuses.at(-1)?.conditions?.find((c) => c.type === 'Draining');
+  assert.is(draining?.status, 'True');
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-b'); // the scheduler moves one
+  await r.clock.advance(200);
+  assert.not.ok(r.net.has('192.0.2.50'), 'moved claim removed at once');
+  assert.ok(r.net.has('192.0.2.51'), 'the other stays until the timeout');
+  assert.not.ok(drained);
+  await r.clock.advance(2000);
+  await flush();
+  assert.ok(drained);
+  assert.not.ok(r.net.has('192.0.2.51'));
+  assert.ok(r.net.has('192.0.2.11'), 'the node address is never touched');
+});
+
+test('an address removed behind the agent\'s back is put back and announced again', async () => {
+  const r = await rig();
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  const eth0 = r.net.links_.find((l) => l.name === 'eth0');
+  if (eth0) eth0.addresses = eth0.addresses.filter((a) => a.ip !== '192.0.2.50');
+  const before = r.sender.sent.length;
+  r.net.onDeleted?.('Deleted 2: eth0 inet 192.0.2.50/32');
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('192.0.2.50'));
+  assert.ok(r.sender.sent.length > before);
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_addresses_restored_total'), / 1$/m);
+  await r.agent.stop();
+});
+
+test.run();
