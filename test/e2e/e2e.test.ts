@@ -11,16 +11,25 @@ import { waitFor } from '../controlplane/harness.js';
 import { neighbour, startCapture, type Capture, type CapturedFrame } from '../lab/index.js';
 import { downtimeAround } from '../support/downtime.js';
 import { testCluster, type TestCluster } from '../support/cluster.js';
-import { startTwoNodeLab, type LabNode, type TwoNodeLab } from './twonode.js';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { dashboardQueries, metricNames, ruleQueries } from '../../monitoring/promql.js';
+import { startPrometheus, type LabPrometheus } from './prometheus.js';
+import { AGENT_PORT, SCHEDULER_PORT, startTwoNodeLab, type LabNode, type TwoNodeLab } from './twonode.js';
 
 const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
 let cluster: TestCluster;
 let lab: TwoNodeLab;
+let prometheus: LabPrometheus;
 const log = (message: string): void => void process.stderr.write(`  e2e: ${message}\n`);
 
 test.before(async () => {
   cluster = await testCluster();
   lab = await startTwoNodeLab({ kubeconfigPath: cluster.kubeconfigPath, ...(process.env.TESTLINK ? { testlink: process.env.TESTLINK } : {}) });
+  prometheus = await startPrometheus(lab.lab, '192.0.2.30/24', {
+    'ipcontroller-agent': lab.nodes.filter((n) => n.labelled).map((n) => `${n.ip4}:${AGENT_PORT}`),
+    'ipcontroller-scheduler': lab.schedulers.map((s) => `${s.ip4}:${SCHEDULER_PORT}`),
+  });
 });
 test.after(async () => {
   await lab?.destroy();
@@ -194,6 +203,34 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     // Leave the lab whole for the next scenario even when this one failed half-way.
     await lab.recover(lab.node(before));
   }
+});
+
+test('4c. a real Prometheus scrapes agents and schedulers; after the failover its counter and histogram moved', async () => {
+  await prometheus.targetsUp();
+  await waitFor('failover counter and histogram scraped', async () => {
+    const failovers = await prometheus.query('sum(ipcontroller_scheduler_failovers_total)');
+    const observed = await prometheus.query('sum(ipcontroller_scheduler_failover_duration_seconds_count)');
+    return (failovers[0]?.value ?? 0) >= 1 && (observed[0]?.value ?? 0) >= 1;
+  }, 15_000, 500);
+  const held = await prometheus.query('sum(ipcontroller_agent_addresses_held)');
+  assert.ok((held[0]?.value ?? 0) >= 1, 'agents report the addresses they hold');
+});
+
+test('4d. every metric the dashboard and the alerts read is exported by the running programs', async () => {
+  const names = new Set<string>();
+  const scrape = async (ns: LabNode['ns'], port: number): Promise<void> => {
+    const r = await lab.lab.exec(ns, ['curl', '-s', '-m', '2', `http://127.0.0.1:${port}/metrics`]);
+    assert.is(r.code, 0, r.stderr);
+    for (const m of r.stdout.matchAll(/^# TYPE (\S+) /gm)) names.add(m[1] ?? '');
+  };
+  await scrape(lab.node('node-1').ns, AGENT_PORT);
+  const identity = await lab.leader();
+  const leader = lab.schedulers.find((s) => s.identity === identity);
+  assert.ok(leader, 'a scheduler replica leads');
+  if (leader) await scrape(leader.ns, SCHEDULER_PORT);
+  const read = (file: string) => readFileSync(fileURLToPath(new URL(`../../monitoring/${file}`, import.meta.url)), 'utf8');
+  const queries = [...dashboardQueries(JSON.parse(read('dashboard.json'))), ...ruleQueries(parse(read('alerts.yaml')))];
+  for (const q of queries) for (const name of q.exprs.flatMap(metricNames)) assert.ok(names.has(name), `${q.title} reads ${name}, not on any /metrics`);
 });
 
 test('6. graceful: SIGTERM on the serving agent hands the IP over with downtime below one probe interval', async () => {
