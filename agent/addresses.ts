@@ -41,6 +41,15 @@ export function isOwned(address: HostAddress): boolean {
   return address.metric === OWNER_METRIC;
 }
 
+/** RFC 5952 text of an address (as ipaddr.js prints it), so addresses compare as strings. */
+function canonicalIp(text: string): string {
+  try {
+    return ipaddr.parse(text).toString();
+  } catch {
+    return text;
+  }
+}
+
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Parses `ip -j addr show` output; entries that do not fit are skipped. */
@@ -55,7 +64,7 @@ export function parseIpAddrJson(json: unknown): HostLink[] {
       if (!isRecord(a) || (a.family !== 'inet' && a.family !== 'inet6')) continue;
       if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') continue;
       addresses.push({
-        ip: a.local,
+        ip: canonicalIp(a.local),
         prefixLength: a.prefixlen,
         family: a.family,
         ...(typeof a.metric === 'number' ? { metric: a.metric } : {}),
@@ -103,35 +112,44 @@ export type InterfaceChoice =
 
 export interface InterfaceContext {
   links: HostLink[];
+  /** Precomputed subnetsOf(links); computed on demand when absent. */
+  subnets?: Subnet[];
   /** --iface, if given. */
   flagIface?: string;
   /** Interface of the default route, per family. */
   defaultRoute: Partial<Record<Family, string>>;
 }
 
-function sameAddress(a: string, b: string): boolean {
-  try {
-    return ipaddr.parse(a).toString() === ipaddr.parse(b).toString();
-  } catch {
-    return false;
-  }
+interface Subnet {
+  link: string;
+  network: ipaddr.IPv4 | ipaddr.IPv6;
+  prefixLength: number;
+  family: Family;
 }
 
-/** Link holding a (not our own) address whose subnet contains ip, the longest prefix winning. */
-function subnetLink(ip: string, family: Family, links: HostLink[]): string | undefined {
-  const addr = ipaddr.parse(ip);
-  const max = family === 'inet' ? 32 : 128;
-  let best: { name: string; prefix: number } | undefined;
+/** Subnets of the addresses we did not add (no host prefixes, no link-local), parsed once. */
+function subnetsOf(links: HostLink[]): Subnet[] {
+  const out: Subnet[] = [];
   for (const link of links) {
     for (const a of link.addresses) {
-      if (a.family !== family || isOwned(a) || a.prefixLength >= max || a.prefixLength === 0) continue;
-      if (family === 'inet6' && ipaddr.parse(a.ip).range() === 'linkLocal') continue;
-      if (addr.match(ipaddr.parse(a.ip), a.prefixLength) && (!best || a.prefixLength > best.prefix)) {
-        best = { name: link.name, prefix: a.prefixLength };
-      }
+      const max = a.family === 'inet' ? 32 : 128;
+      if (isOwned(a) || a.prefixLength >= max || a.prefixLength === 0) continue;
+      const network = ipaddr.parse(a.ip);
+      if (network.range() === 'linkLocal') continue;
+      out.push({ link: link.name, network, prefixLength: a.prefixLength, family: a.family });
     }
   }
-  return best?.name;
+  return out;
+}
+
+/** Link holding a subnet that contains ip, the longest prefix winning. */
+function subnetLink(ip: string, family: Family, subnets: Subnet[]): string | undefined {
+  const addr = ipaddr.parse(ip);
+  let best: Subnet | undefined;
+  for (const s of subnets) {
+    if (s.family === family && addr.match(s.network, s.prefixLength) && (!best || s.prefixLength > best.prefixLength)) best = s;
+  }
+  return best?.link;
 }
 
 /**
@@ -147,7 +165,7 @@ export function chooseInterface(want: WantedAddress, ctx: InterfaceContext): Int
       ? { ok: true, iface: named.name, why: named.why }
       : { ok: false, reason: 'InterfaceNotFound', message: `interface ${named.name} (${named.why === 'claim-link' ? 'spec.link' : '--iface'}) does not exist on this node` };
   }
-  const bySubnet = subnetLink(want.ip, want.family, ctx.links);
+  const bySubnet = subnetLink(want.ip, want.family, ctx.subnets ?? subnetsOf(ctx.links));
   if (bySubnet) return { ok: true, iface: bySubnet, why: 'subnet' };
   const byRoute = ctx.defaultRoute[want.family];
   if (byRoute && exists(byRoute)) return { ok: true, iface: byRoute, why: 'default-route' };
@@ -177,8 +195,11 @@ export interface Plan {
 }
 
 function findAddress(links: HostLink[], iface: string, ip: string): HostAddress | undefined {
-  return links.find((l) => l.name === iface)?.addresses.find((a) => sameAddress(a.ip, ip));
+  return links.find((l) => l.name === iface)?.addresses.find((a) => a.ip === ip);
 }
+
+const addressIndex = (links: HostLink[]): Map<string, HostAddress> =>
+  new Map(links.flatMap((l) => l.addresses.map((a) => [`${l.name} ${a.ip}`, a] as const)));
 
 /**
  * The diff: every wanted address that is missing on its interface is added (marked as ours);
@@ -188,6 +209,8 @@ function findAddress(links: HostLink[], iface: string, ip: string): HostAddress 
 export function planReconcile(wanted: WantedAddress[], ctx: InterfaceContext): Plan {
   const plan: Plan = { ops: [], placement: new Map(), failed: [], recovered: [] };
   const adds: AddressOp[] = [];
+  const index = addressIndex(ctx.links);
+  const withSubnets = { ...ctx, subnets: ctx.subnets ?? subnetsOf(ctx.links) };
   const byIp = new Map<string, string>();
   for (const want of [...wanted].sort((a, b) => a.claim.localeCompare(b.claim))) {
     const taken = byIp.get(want.ip);
@@ -195,14 +218,14 @@ export function planReconcile(wanted: WantedAddress[], ctx: InterfaceContext): P
       plan.failed.push({ claim: want.claim, reason: 'DuplicateClaim', message: `${want.ip} is already held for claim ${taken}` });
       continue;
     }
-    const choice = chooseInterface(want, ctx);
+    const choice = chooseInterface(want, withSubnets);
     if (!choice.ok) {
       plan.failed.push({ claim: want.claim, reason: choice.reason, message: choice.message });
       continue;
     }
     byIp.set(want.ip, want.claim);
     plan.placement.set(want.claim, { iface: choice.iface, want });
-    const present = findAddress(ctx.links, choice.iface, want.ip);
+    const present = index.get(`${choice.iface} ${want.ip}`);
     const op: AddressOp = { op: 'add', ip: want.ip, prefixLength: want.prefixLength, family: want.family, iface: choice.iface, claim: want.claim };
     if (!present) adds.push(op);
     else if (isOwned(present) && present.dadFailed) {

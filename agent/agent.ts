@@ -80,8 +80,8 @@ class Agent {
   private readonly announcer: Announcer;
   private server: StatusServer | undefined;
   private heldByClaim = new Map<string, HeldAddress>();
-  /** claim|cidr -> when the agent first saw it assigned here, for the latency histogram. */
-  private readonly assignedAt = new Map<string, number>();
+  /** claim -> cidr and when the agent first saw it assigned here, for the latency histogram. */
+  private readonly assignedAt = new Map<string, { cidr: string; at: number }>();
   private readonly statusWritten = new Map<string, { key: string; at: number }>();
   private nodeConditions: Condition[] = [];
   private lastApiContact: number;
@@ -207,9 +207,8 @@ class Agent {
         continue;
       }
       wanted.push(w.value);
-      const key = `${name}|${claim.spec.cidr}`;
-      seen.add(key);
-      if (!this.assignedAt.has(key)) this.assignedAt.set(key, this.deps.clock.now());
+      seen.add(name);
+      if (this.assignedAt.get(name)?.cidr !== claim.spec.cidr) this.assignedAt.set(name, { cidr: claim.spec.cidr, at: this.deps.clock.now() });
     }
     for (const key of this.assignedAt.keys()) if (!seen.has(key)) this.assignedAt.delete(key);
     return { wanted, invalid, byName };
@@ -300,7 +299,7 @@ class Agent {
     this.announcer.announce(targets);
     const announcedAt = this.deps.clock.now();
     for (const h of fresh) {
-      const assigned = [...this.assignedAt.entries()].find(([k]) => k.startsWith(`${h.claim}|`))?.[1] ?? now;
+      const assigned = this.assignedAt.get(h.claim)?.at ?? now;
       this.deps.metrics.addressUp(Math.max(0, upAt - assigned) / 1000);
       this.deps.metrics.firstAnnouncement(Math.max(0, announcedAt - assigned) / 1000);
     }

@@ -251,6 +251,56 @@ test('agent restart: kept addresses once, stale ones of its own removed, hand-ad
   await waitFor('claims gone -> addresses gone', async () => !(await has('192.0.2.60')) && !(await has('2001:db8:a::60')), 10_000, 50);
 });
 
+test('kube-ipvs0 holding a claimed IP with strict ARP off: warning log, metric, IpNode condition; cleared when strict', async () => {
+  await lab.exec(nodeNs, ['ip', 'link', 'add', 'kube-ipvs0', 'type', 'veth', 'peer', 'name', 'kipvs-peer']);
+  await lab.exec(nodeNs, ['ip', 'addr', 'add', '192.0.2.90/32', 'dev', 'kube-ipvs0']);
+  const name = await createClaim('192.0.2.90/32');
+  const condition = async (): Promise<string | undefined> =>
+    (await clients.nodes.get(nodeName))?.status?.conditions?.find((c) => c.type === 'StrictARPMissing')?.status;
+  try {
+    await waitFor('StrictARPMissing=True', async () => (await condition()) === 'True', 10_000);
+    assert.match((await agent!.get('/metrics')).body, /ipcontroller_agent_strict_arp_missing 1/);
+    assert.ok(readFileSync(agent!.proc.logFile, 'utf8').includes('strictARP: true'));
+    await lab.sysctl(nodeNs, { 'net.ipv4.conf.all.arp_ignore': 1, 'net.ipv4.conf.all.arp_announce': 2 });
+    await clients.claims.patch(name, { metadata: { labels: { touched: 'yes' } } }); // any change runs a reconcile
+    await waitFor('StrictARPMissing=False', async () => (await condition()) === 'False', 10_000);
+  } finally {
+    await deleteClaim(name);
+    await lab.exec(nodeNs, ['ip', 'link', 'del', 'kube-ipvs0']);
+    await lab.sysctl(nodeNs, { 'net.ipv4.conf.all.arp_ignore': 0, 'net.ipv4.conf.all.arp_announce': 0 });
+  }
+});
+
+test('fencing: cut off from the API and not probed -> addresses withdrawn; probed -> kept; API back -> restored', async () => {
+  const name = await createClaim('192.0.2.80/32');
+  await waitFor('192.0.2.80 up', () => has('192.0.2.80'), 10_000, 50);
+  forwarder.pause(nodeNs);
+  try {
+    // Probed every 200 ms (as the scheduler does) for 5 s: keeps the address through the outage.
+    const probedUntil = Date.now() + 5000;
+    while (Date.now() < probedUntil) {
+      await agent!.get('/healthz', { 'x-ipcontroller-probe': 'test-scheduler' });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(await has('192.0.2.80'), 'kept while probed');
+    // No probes: withdrawn within --fence-after (3 s) and a check interval.
+    const stopped = Date.now();
+    await waitFor('address withdrawn', async () => !(await has('192.0.2.80')), 6000, 50);
+    assert.ok(Date.now() - stopped >= 2500, 'not before --fence-after');
+    assert.match((await agent!.get('/metrics')).body, /ipcontroller_agent_fenced 1/);
+    assert.is((await agent!.get('/readyz')).status, 503);
+  } finally {
+    forwarder.resume(nodeNs);
+  }
+  await waitFor('address restored once the API answers', () => has('192.0.2.80'), 15_000, 50);
+  await waitFor('Fenced=False again', async () => {
+    const n = await clients.nodes.get(nodeName);
+    return n?.status?.conditions?.some((c) => c.type === 'Fenced' && c.status === 'False') === true;
+  }, 10_000);
+  await deleteClaim(name);
+  await waitFor('192.0.2.80 gone', async () => !(await has('192.0.2.80')), 10_000, 50);
+});
+
 test('SIGTERM: reports Draining, waits for the claim to move, removes the address and exits 0', async () => {
   const name = await createClaim('192.0.2.70/32');
   await waitFor('192.0.2.70 up', () => has('192.0.2.70'), 10_000, 50);

@@ -18,6 +18,12 @@ export interface ApiForwarder {
   port: number;
   /** Starts the in-namespace forwarder (once per namespace) and returns a kubeconfig path for processes in ns. */
   kubeconfigFor(ns: Netns): Promise<string>;
+  /**
+   * Cuts ns off the apiserver like a partition: the in-namespace forwarder is frozen (SIGSTOP),
+   * so connections hang instead of failing. resume() (SIGCONT) heals it.
+   */
+  pause(ns: Netns): void;
+  resume(ns: Netns): void;
   close(): Promise<void>;
 }
 
@@ -68,6 +74,12 @@ export async function startApiForwarder(lab: Lab, kubeconfigPath: string): Promi
   });
   const started = new Map<string, string>();
   const procs: LabProcess[] = [];
+  const byNs = new Map<string, LabProcess>();
+  const forwarderOf = (ns: Netns): LabProcess => {
+    const proc = byNs.get(ns.name);
+    if (!proc) throw new Error(`no API forwarder in ${ns.name}; call kubeconfigFor first`);
+    return proc;
+  };
   return {
     socketPath,
     port,
@@ -76,6 +88,7 @@ export async function startApiForwarder(lab: Lab, kubeconfigPath: string): Promi
       if (existing) return existing;
       const proc = lab.spawn(ns, [process.execPath, '--import', 'tsx', FORWARDER, String(port), socketPath], { label: 'apiforward' });
       procs.push(proc);
+      byNs.set(ns.name, proc);
       await waitForLine(proc, 'ready', 20_000);
       // Same kubeconfig, same URL: inside ns, 127.0.0.1:<port> is the forwarder.
       const path = join(lab.dir, `kubeconfig-${ns.short}`);
@@ -83,7 +96,14 @@ export async function startApiForwarder(lab: Lab, kubeconfigPath: string): Promi
       started.set(ns.name, path);
       return path;
     },
+    pause(ns) {
+      forwarderOf(ns).signal('SIGSTOP');
+    },
+    resume(ns) {
+      forwarderOf(ns).signal('SIGCONT');
+    },
     async close() {
+      for (const p of procs) p.signal('SIGCONT');
       await Promise.all(procs.map((p) => p.stop(2000)));
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
