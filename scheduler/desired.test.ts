@@ -84,8 +84,27 @@ test('a released address is freed: deleted Service, type change, lost annotation
   const d2 = computeDesired([changed], p, existing, cfg);
   assert.is(d2.claims.size, 0);
   assert.equal(d2.services.get('ns/gone')?.ingress, [], 'ingress is cleared');
-  const auto = svc('auto', { type: 'ClusterIP' }, { [ANNOTATION.auto]: 'auto' });
-  assert.equal(computeDesired([auto], p, [], cfg).services.get('ns/auto')?.ingress, ['192.0.2.1']);
+});
+
+test('external-ip: auto on a ClusterIP Service: the address goes into spec.externalIPs (the apiserver allows ingress only on LoadBalancers), and out again', () => {
+  const p = pools(['a', '192.0.2.0/24']);
+  const auto = svc('auto', { type: 'ClusterIP', externalIPs: ['203.0.113.7'] }, { [ANNOTATION.auto]: 'auto' });
+  const d1 = computeDesired([auto], p, [], cfg);
+  assert.is(d1.services.get('ns/auto')?.ingress, null);
+  assert.equal(d1.services.get('ns/auto')?.externalIPs, ['203.0.113.7', '192.0.2.1'], 'the user\'s own address stays first');
+  const claims = [claim('192.0.2.1/32', ['ns/auto'], 'a'), claim('203.0.113.7/32', ['ns/auto'])];
+  // Next pass, with the address written into the spec: nothing more to write, one pool claim, no duplicate.
+  const written = svc('auto', { type: 'ClusterIP', externalIPs: ['203.0.113.7', '192.0.2.1'] }, { [ANNOTATION.auto]: 'auto' });
+  const d2 = computeDesired([written], p, claims, cfg);
+  assert.is(d2.services.get('ns/auto')?.externalIPs, null);
+  assert.equal(d2.claims.get('192-0-2-1-32')?.pool, 'a');
+  assert.is(d2.claims.size, 2);
+  // The annotation goes: the pool address leaves the spec and the pool; the user's address stays.
+  const plain = svc('auto', { type: 'ClusterIP', externalIPs: ['203.0.113.7', '192.0.2.1'] });
+  const d3 = computeDesired([plain], p, claims, cfg);
+  assert.equal(d3.services.get('ns/auto')?.externalIPs, ['203.0.113.7']);
+  assert.equal([...d3.claims.keys()], ['203-0-113-7-32']);
+  assert.is(d3.poolAllocations.get('a')?.size, 0);
 });
 
 test('requested address: annotation or spec.loadBalancerIP, must be in a pool and free', () => {

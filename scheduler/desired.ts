@@ -7,9 +7,13 @@
 //   2. every pool address a Service already holds (its claim lists it, or its
 //      status.loadBalancer.ingress shows it) is kept while still valid;
 //   3. then missing addresses are allocated, older Services first.
+// The apiserver allows status.loadBalancer.ingress only on LoadBalancer Services, so a
+// Service of another type asking with `external-ip: auto` gets its address added to its
+// spec.externalIPs instead (as the original project did), which is also what makes
+// kube-proxy route it; the address is taken out again when it is released.
 import { claimName } from '../api/names.js';
 import type { IpClaim } from '../api/types.js';
-import { familyOf, nextFree, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import { canonicalAddress, familyOf, nextFree, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
 import { portsClash, serviceIntent, type LoadBalancerIntent, type Problem, type ServiceView } from './service.js';
 
 export interface DesiredClaim {
@@ -26,6 +30,8 @@ export interface ServiceOutcome {
   key: string;
   /** The ingress to write; null leaves status alone. */
   ingress: string[] | null;
+  /** spec.externalIPs to write (Services other than LoadBalancer using external-ip: auto); null leaves it alone. */
+  externalIPs: string[] | null;
   /** Pool addresses held by the Service after this decision, by family. */
   held: Array<{ address: string; pool: string }>;
   problems: Problem[];
@@ -112,28 +118,41 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
   const lbServices: Array<{ svc: ServiceView; lb: LoadBalancerIntent; outcome: ServiceOutcome }> = [];
   const sortedPools = [...pools.valid].sort(poolOrder);
 
+  const holdings = existingHoldings(existing);
+  /** Service key -> pool addresses it holds that we put into its spec.externalIPs. */
+  const addedToSpec = new Map<string, string[]>();
   for (const svc of sorted) {
     const intent = serviceIntent(svc, cfg.lbClass);
     if (!intent.handled) continue;
-    const outcome: ServiceOutcome = { key: svc.key, ingress: null, held: [], problems: [...intent.problems] };
+    const outcome: ServiceOutcome = { key: svc.key, ingress: null, externalIPs: null, held: [], problems: [...intent.problems] };
     outcomes.set(svc.key, outcome);
+    const ours = (holdings.get(svc.key) ?? []).filter((ip) => svc.type !== 'LoadBalancer' && intent.externalIPs.includes(ip));
+    addedToSpec.set(svc.key, ours);
     for (const ip of intent.externalIPs) {
       const family = familyOf(ip);
-      if (family) book.add(ip, family, { key: svc.key, svc });
+      if (family && !ours.includes(ip)) book.add(ip, family, { key: svc.key, svc });
     }
     if (intent.loadBalancer) lbServices.push({ svc, lb: intent.loadBalancer, outcome });
-    else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // it lost the annotation
+    else if (ours.length > 0) outcome.externalIPs = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip)); // it lost the annotation
+    else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // no longer a LoadBalancer
   }
 
-  const holdings = existingHoldings(existing);
   for (const entry of lbServices) keepHeld(book, sortedPools, entry, holdings.get(entry.svc.key) ?? []);
   const cursors = new Map<string, bigint>();
   for (const entry of lbServices) allocateMissing(book, pools, entry, cursors);
 
-  for (const { lb, outcome } of lbServices) {
+  for (const { svc, lb, outcome } of lbServices) {
     const rank = (address: string): number => lb.families.indexOf(familyOf(address) ?? 'ipv4');
     outcome.held.sort((a, b) => rank(a.address) - rank(b.address));
-    outcome.ingress = outcome.held.map((h) => h.address);
+    const addresses = outcome.held.map((h) => h.address);
+    if (svc.type === 'LoadBalancer') {
+      outcome.ingress = addresses;
+      continue;
+    }
+    const ours = addedToSpec.get(svc.key) ?? [];
+    const user = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip));
+    const want = [...user, ...addresses.filter((a) => !user.some((u) => canonicalAddress(u) === a))];
+    if (JSON.stringify(want) !== JSON.stringify(svc.externalIPs)) outcome.externalIPs = want;
   }
   for (const claim of book.claims.values()) claim.services.sort();
   const poolAllocations = new Map<string, Map<string, string>>();

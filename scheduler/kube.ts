@@ -110,6 +110,8 @@ export interface KubeWrites {
   patchPoolStatusRaw(name: string, status: IpClaimPoolStatus): Promise<void>;
   /** Writes status.loadBalancer.ingress; returns the Service as written. */
   patchServiceIngress(namespace: string, name: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown>;
+  /** Replaces spec.externalIPs, failing with 409 if the Service changed since resourceVersion. */
+  patchServiceExternalIPs(namespace: string, name: string, resourceVersion: string, externalIPs: string[]): Promise<unknown>;
   createEvent(event: CoreEvent): Promise<void>;
 }
 
@@ -163,6 +165,8 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
     },
     patchServiceIngress: (namespace, name, ingress) =>
       core.patchNamespacedServiceStatus({ namespace, name, body: { status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
+    patchServiceExternalIPs: (namespace, name, resourceVersion, externalIPs) =>
+      core.patchNamespacedService({ namespace, name, body: { metadata: { resourceVersion }, spec: { externalIPs: externalIPs.length ? externalIPs : null } } }, mergePatch),
     createEvent: async (e) => {
       const now = new Date();
       await core.createNamespacedEvent({

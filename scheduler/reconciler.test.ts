@@ -89,6 +89,10 @@ class MemoryKube implements KubeWrites {
     this.ingress.set(`${namespace}/${name}`, ingress);
     return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress } } };
   }
+  async patchServiceExternalIPs(namespace: string, name: string, _rv: string, externalIPs: string[]): Promise<unknown> {
+    this.log.push(`externalIPs ${namespace}/${name}`);
+    return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'ClusterIP', externalIPs } };
+  }
   async createEvent(event: CoreEvent): Promise<void> {
     this.events.push(event);
   }

@@ -351,20 +351,27 @@ export class Reconciler {
     this.eventAll(gone, svcByKey, 'Normal', 'IPReleased', `${addressOf(old.spec.cidr)} released`);
   }
 
-  private async writeServices(outcomes: Map<string, { ingress: string[] | null }>, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
-    const work: Array<{ svc: ServiceView; ingress: string[] }> = [];
+  private async writeServices(outcomes: Map<string, { ingress: string[] | null; externalIPs: string[] | null }>, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
+    const work: Array<{ svc: ServiceView; ingress: string[] | null; externalIPs: string[] | null }> = [];
+    // Publish an address only once its claim exists.
+    const claimed = (ips: string[]): boolean => ips.every((ip) => this.d.caches.claims.get(claimName(ip)) !== undefined);
     for (const [key, outcome] of outcomes) {
       const svc = svcByKey.get(key);
-      if (!svc || outcome.ingress === null || sameList(svc.ingress, outcome.ingress)) continue;
-      // Publish an address only once its claim exists.
-      if (!outcome.ingress.every((ip) => this.d.caches.claims.get(claimName(ip)) !== undefined)) continue;
-      work.push({ svc, ingress: outcome.ingress });
+      if (!svc) continue;
+      const ingress = outcome.ingress !== null && !sameList(svc.ingress, outcome.ingress) && claimed(outcome.ingress) ? outcome.ingress : null;
+      const externalIPs = outcome.externalIPs !== null && claimed(outcome.externalIPs.filter((ip) => !svc.externalIPs.includes(ip))) ? outcome.externalIPs : null;
+      if (ingress || externalIPs) work.push({ svc, ingress, externalIPs });
     }
-    await forEachLimit(work, this.d.cfg.concurrency, async ({ svc, ingress }) => {
+    await forEachLimit(work, this.d.cfg.concurrency, async ({ svc, ingress, externalIPs }) => {
       try {
         this.guard(signal);
-        const mode = svc.type === 'LoadBalancer' ? { ipMode: 'VIP' } : {};
-        const written = await this.d.writes.patchServiceIngress(svc.namespace, svc.name, ingress.map((ip) => ({ ip, ...mode })));
+        let written: unknown;
+        if (ingress) {
+          const mode = svc.type === 'LoadBalancer' ? { ipMode: 'VIP' } : {};
+          written = await this.d.writes.patchServiceIngress(svc.namespace, svc.name, ingress.map((ip) => ({ ip, ...mode })));
+        } else if (externalIPs) {
+          written = await this.d.writes.patchServiceExternalIPs(svc.namespace, svc.name, svc.resourceVersion, externalIPs);
+        }
         this.writes++;
         const view = parseService(written);
         if (view) this.d.caches.services.upsert(view.key, view, view.resourceVersion);

@@ -247,39 +247,43 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
 
   let syncedResolve: () => void = () => {};
   const syncedPromise = new Promise<void>((r) => (syncedResolve = r));
+  // Failed writes are retried by a later pass, kicked after a growing delay; passes that
+  // events trigger meanwhile still run, so one failing write never holds up a failover.
+  let retryDelay = 0;
+  let retryPending = false;
+  const retryLater = (): void => {
+    retryDelay = Math.min(Math.max(retryDelay * 2, 250), 10_000);
+    if (retryPending) return;
+    retryPending = true;
+    clock
+      .sleep(retryDelay, signal)
+      .then(() => trigger.kick())
+      .catch(() => undefined)
+      .finally(() => (retryPending = false));
+  };
   running.push(
     (async () => {
-      let backoff = 0;
       while (!signal.aborted) {
-        await trigger.wait(clock, backoff || config.resyncMs, signal);
+        await trigger.wait(clock, allSynced() ? config.resyncMs : 50, signal);
         if (signal.aborted) return;
-        if (!allSynced()) {
-          trigger.take();
-          backoff = 50;
-          continue;
-        }
+        trigger.take();
+        if (!allSynced()) continue;
         syncedResolve();
         const scope = currentScope();
-        if (!scope || scope.signal.aborted) {
-          trigger.take();
-          backoff = 0;
-          continue;
-        }
-        trigger.take();
+        if (!scope || scope.signal.aborted) continue;
         checkHealth();
         trigger.take();
         const started = clock.now();
         try {
           const result = await reconciler.pass(scope.signal);
-          backoff = result.errors > 0 ? Math.min(Math.max(backoff * 2, 250), 10_000) : 0;
-          if (result.errors > 0) trigger.kick();
+          if (result.errors > 0) retryLater();
+          else retryDelay = 0;
           if (result.writes > 0) log.debug({ writes: result.writes, ms: clock.now() - started }, 'reconciled');
         } catch (err) {
           if (!scope.signal.aborted) {
             metrics.reconcileError('pass');
             log.error({ err: String(err) }, 'reconcile pass failed');
-            backoff = Math.min(Math.max(backoff * 2, 250), 10_000);
-            trigger.kick();
+            retryLater();
           }
         }
         metrics.reconciled((clock.now() - started) / 1000);

@@ -96,6 +96,55 @@ test('type change away from LoadBalancer frees the address and clears the status
     await waitFor('ingress cleared', async () => (await f.ingress(svc)).length === 0, 15_000);
   }));
 
+test('annotation external-ip: auto gives a ClusterIP Service a pool address in spec.externalIPs; losing it frees the address', () =>
+  withFixture(async (f) => {
+    await f.node();
+    const pool = await f.pool('198.51.100.48/29');
+    await f.scheduler();
+    const svc = await f.service('auto', { type: 'ClusterIP', externalIPs: ['203.0.113.41'] }, { 'external-ip': 'auto' });
+    // The apiserver refuses status.loadBalancer.ingress on a ClusterIP Service; spec.externalIPs is what kube-proxy routes.
+    await waitFor('address added to spec.externalIPs', async () => (await f.readService(svc)).spec?.externalIPs?.length === 2, 15_000);
+    assert.equal((await f.readService(svc)).spec?.externalIPs, ['203.0.113.41', '198.51.100.49']);
+    const claims = await f.claimsOf(svc);
+    assert.equal(claims.map((c) => [c.spec.cidr, c.spec.pool ?? '']).sort(), [['198.51.100.49/32', pool], ['203.0.113.41/32', '']]);
+    await f.waitEvent(svc, 'IPAllocated', /198\.51\.100\.49/);
+    await f.core.patchNamespacedService({ name: svc, namespace: f.namespace, body: [{ op: 'remove', path: '/metadata/annotations/external-ip' }] });
+    await waitFor('pool address out of the spec and the pool; the user address kept', async () => {
+      const spec = (await f.readService(svc)).spec?.externalIPs ?? [];
+      const used = (await f.clients.pools.get(pool))?.status?.used;
+      return spec.join() === '203.0.113.41' && used === 0 && (await f.claimsOf(svc)).length === 1;
+    }, 15_000);
+  }));
+
+test('externalTrafficPolicy: Local puts the address on a node with a serving endpoint, or says why not', () =>
+  withFixture(async (f) => {
+    const a = await f.node('etp');
+    const b = await f.node('etp');
+    await f.pool('198.51.100.56/29');
+    await f.scheduler();
+    const svc = await f.service('local', { externalTrafficPolicy: 'Local' });
+    await f.waitEvent(svc, 'NoServingEndpoint', /no healthy agent node has a serving endpoint/);
+    const target = [a.node, b.node].sort()[1] as string; // the node fair placement would not pick first by name
+    const { DiscoveryV1Api } = await import('@kubernetes/client-node');
+    const discovery = f.kc.makeApiClient(DiscoveryV1Api);
+    const sliceName = `${svc}-x`;
+    await discovery.createNamespacedEndpointSlice({
+      namespace: f.namespace,
+      body: {
+        metadata: { name: sliceName, labels: { 'kubernetes.io/service-name': svc } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['10.1.0.5'], nodeName: target, conditions: { ready: true, serving: true } }],
+        ports: [{ port: 80, protocol: 'TCP' }],
+      },
+    });
+    try {
+      await waitFor('claim on the endpoint node', async () => (await f.claimsOf(svc))[0]?.spec.nodeName === target, 15_000);
+      await waitFor('ingress written', async () => (await f.ingress(svc)).length === 1, 15_000);
+    } finally {
+      await discovery.deleteNamespacedEndpointSlice({ name: sliceName, namespace: f.namespace }).catch(() => undefined);
+    }
+  }));
+
 test('bad input is explained and breaks nothing else', () =>
   withFixture(async (f) => {
     await f.node();
