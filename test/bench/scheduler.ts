@@ -94,7 +94,7 @@ class SchedulerProcess {
     const out = openSync(logFile, 'a');
     this.child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'cli.ts', 'scheduler', `--kubeconfig=${this.cp.kubeconfigPath}`, `--metrics-bind=127.0.0.1:${this.port}`, `--lease-namespace=${NS}`, '--identity=bench', `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`],
+      [...(process.env.IPC_BENCH_SCHEDULER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'cli.ts', 'scheduler', `--kubeconfig=${this.cp.kubeconfigPath}`, `--metrics-bind=127.0.0.1:${this.port}`, `--lease-namespace=${NS}`, '--identity=bench', `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`],
       { cwd: ROOT, stdio: ['ignore', out, out] },
     );
     await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 60_000, 100);
@@ -197,10 +197,10 @@ export async function run(): Promise<Record<string, unknown>> {
     await tracker.start();
 
     // 1. Create -> assigned, one Service at a time.
-    log('create -> assigned over 200 Services');
+    log(`create -> assigned over ${process.env.IPC_BENCH_LATENCY_SERVICES ?? 200} Services`);
     await sched.start();
     const latencies: number[] = [];
-    const latencyServices = Array.from({ length: 200 }, (_, i) => `lat-${i}`);
+    const latencyServices = Array.from({ length: Number(process.env.IPC_BENCH_LATENCY_SERVICES ?? 200) }, (_, i) => `lat-${i}`);
     for (const name of latencyServices) {
       const t0 = performance.now();
       await createServices(core, [name]);
@@ -208,29 +208,31 @@ export async function run(): Promise<Record<string, unknown>> {
       latencies.push((tracker.placedAt.get(`${NS}/${name}`) as number) - t0);
     }
     latencies.sort((a, b) => a - b);
-    const createToAssigned = { services: 200, p50Ms: +percentile(latencies, 50).toFixed(1), p99Ms: +percentile(latencies, 99).toFixed(1), maxMs: +(latencies.at(-1) ?? NaN).toFixed(1) };
+    const createToAssigned = { services: latencyServices.length, p50Ms: +percentile(latencies, 50).toFixed(1), p99Ms: +percentile(latencies, 99).toFixed(1), maxMs: +(latencies.at(-1) ?? NaN).toFixed(1) };
     log(`create -> assigned p50 ${createToAssigned.p50Ms}ms p99 ${createToAssigned.p99Ms}ms`);
     await sched.stop();
     await inBatches(latencyServices, 16, (name) => core.deleteNamespacedService({ name, namespace: NS }));
     await wipe(kc, clients, core, []);
 
     // 2. Cold start with 1,000 Services.
-    log('cold start with 1,000 Services');
-    const first = Array.from({ length: 1000 }, (_, i) => `cold-${i}`);
+    const small = Number(process.env.IPC_BENCH_COLD_SMALL ?? 1000);
+    const large = Number(process.env.IPC_BENCH_COLD_LARGE ?? 5000);
+    log(`cold start with ${small} Services`);
+    const first = Array.from({ length: small }, (_, i) => `cold-${i}`);
     await createServices(core, first);
     const cold1k = await coldStart(sched, tracker, first);
-    log(`1,000: ${JSON.stringify(cold1k)}`);
+    log(`${small}: ${JSON.stringify(cold1k)}`);
     await sched.stop();
 
     // 3. Cold start with 5,000 Services (the 1,000 wiped back to nothing, 4,000 more).
-    log('creating 4,000 more Services');
-    const more = Array.from({ length: 4000 }, (_, i) => `cold-${1000 + i}`);
+    log(`creating ${large - small} more Services`);
+    const more = Array.from({ length: large - small }, (_, i) => `cold-${small + i}`);
     await createServices(core, more);
     await wipe(kc, clients, core, first);
-    log('cold start with 5,000 Services');
+    log(`cold start with ${large} Services`);
     const all = [...first, ...more];
     const cold5k = await coldStart(sched, tracker, all);
-    log(`5,000: ${JSON.stringify(cold5k)}`);
+    log(`${large}: ${JSON.stringify(cold5k)}`);
     const claims = (await clients.claims.list()).items.length;
     const pool = await clients.pools.get(POOL);
     const rss = sched.rssMB();
