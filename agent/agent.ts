@@ -407,6 +407,7 @@ class Agent {
       if (this.heartbeatFailing) {
         this.log.info({ failures: this.heartbeatFailing }, 'heartbeat works again');
         this.heartbeatFailing = 0;
+        this.deps.kube.claims.relist(); // the watch may have hung through the outage
         this.requestReconcile(); // status writes that failed meanwhile
       }
       return true;
