@@ -269,6 +269,21 @@ test('fencing: API down and no probes for longer than --fence-after withdraws; p
   await r.agent.stop();
 });
 
+test('an agent frozen past --fence-after (SIGSTOP, long pause) withdraws before it announces anything again', async () => {
+  const r = await rig({ fenceAfterMs: 3000, garpRefreshMs: 5000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  await r.clock.advance(6000); // the first burst and one refresh, API up
+  const sent = r.sender.sent.length;
+  r.kube.apiDown = true;
+  await r.clock.advance(12_000, 12_000); // frozen for 12 s: every timer fires at once afterwards
+  assert.is(r.sender.sent.length, sent, 'no refresh announcement from a stale view');
+  assert.ok(r.agent.fenced());
+  await r.agent.reconcileNow();
+  assert.not.ok(r.net.has('192.0.2.50'));
+  await r.agent.stop();
+});
+
 test('drain: Draining reported and on /healthz, waits for the claims to move, then removes what is left', async () => {
   const r = await rig({ drainTimeoutMs: 2000 });
   r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');

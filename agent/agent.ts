@@ -110,6 +110,7 @@ class Agent {
       { sender: deps.sender, clock: deps.clock, metrics: deps.metrics, logger: this.log },
       { count: config.garpCount, intervalMs: config.garpIntervalMs, refreshMs: config.garpRefreshMs },
       this.abort.signal,
+      () => !this.evaluateFence() && !this.drained,
     );
   }
 
@@ -216,6 +217,7 @@ class Agent {
 
   private async reconcileOnce(): Promise<void> {
     if (!this.deps.kube.claims.synced() && !this.drained) return;
+    this.evaluateFence();
     const t0 = this.deps.clock.now();
     const lap = (step: string): void => this.log.trace({ step, ms: this.deps.clock.now() - t0 }, 'reconcile');
     const { wanted, invalid, byName } = this.wanted();
@@ -443,21 +445,31 @@ class Agent {
 
   // ---- fencing: evaluated a few times per --fence-after.
 
+  /**
+   * Applies the fencing rule now; returns whether the agent is fenced. Called by the loop, at
+   * the start of every reconcile and before every announcement round, so a process that was
+   * frozen (SIGSTOP, a long GC pause) withdraws before it acts on anything it knew before.
+   */
+  private evaluateFence(): boolean {
+    const decision = fenceDecision({ now: this.deps.clock.now(), lastApiContact: this.lastApiContact, lastProbe: this.lastProbe, fenceAfterMs: this.config.fenceAfterMs });
+    if (decision.fenced !== this.isFenced) {
+      this.isFenced = decision.fenced;
+      this.deps.metrics.setFenced(decision.fenced);
+      if (decision.fenced) this.log.error({ isolatedForMs: decision.isolatedForMs }, 'fenced: no API server contact and no scheduler probe; withdrawing all addresses');
+      else {
+        this.unfencedAt = this.deps.clock.now();
+        this.deps.kube.claims.relist();
+        this.log.warn({ reason: decision.reason }, 'unfenced; taking claims back once they are listed again');
+      }
+      this.requestReconcile();
+    }
+    return this.isFenced;
+  }
+
   private async fenceLoop(): Promise<void> {
     const every = Math.max(50, Math.min(250, Math.floor(this.config.fenceAfterMs / 4) || 250));
     while (!this.signal.aborted) {
-      const decision = fenceDecision({ now: this.deps.clock.now(), lastApiContact: this.lastApiContact, lastProbe: this.lastProbe, fenceAfterMs: this.config.fenceAfterMs });
-      if (decision.fenced !== this.isFenced) {
-        this.isFenced = decision.fenced;
-        this.deps.metrics.setFenced(decision.fenced);
-        if (decision.fenced) this.log.error({ isolatedForMs: decision.isolatedForMs }, 'fenced: no API server contact and no scheduler probe; withdrawing all addresses');
-        else {
-          this.unfencedAt = this.deps.clock.now();
-          this.deps.kube.claims.relist();
-          this.log.warn({ reason: decision.reason }, 'unfenced; taking claims back once they are listed again');
-        }
-        this.requestReconcile();
-      }
+      this.evaluateFence();
       try {
         await this.deps.clock.sleep(every, this.signal);
       } catch {

@@ -29,6 +29,8 @@ export class Announcer {
     private readonly deps: { sender: FrameSender; clock: Clock; metrics: AgentMetrics; logger: Logger },
     private readonly schedule: AnnounceSchedule,
     private readonly signal: AbortSignal,
+    /** Checked before every round: false (fenced, drained) sends nothing. */
+    private readonly mayAnnounce: () => boolean = () => true,
   ) {
     this.log = deps.logger.child({ part: 'announcer' });
     if (schedule.refreshMs > 0) void this.refreshLoop();
@@ -76,6 +78,7 @@ export class Announcer {
   }
 
   private round(targets: AnnounceTarget[]): void {
+    if (!this.mayAnnounce()) return;
     let errors = 0;
     let firstError = '';
     for (const target of targets) {
