@@ -282,10 +282,7 @@ class Agent {
       if (!moved) {
         this.deps.metrics.addressRestored();
         this.log.warn({ claim, ip: h.ip, iface: h.iface }, 'address was removed from the interface by someone else; put it back');
-      } else {
-        this.log.info({ claim, ip: `${h.ip}/${h.prefixLength}`, iface: h.iface }, 'address up');
-        fresh.push(h);
-      }
+      } else fresh.push(h);
       const link = links.find((l) => l.name === h.iface);
       if (!link?.mac || link.noArp) {
         this.log.warn({ claim, iface: h.iface }, 'interface has no Ethernet address or is NOARP; not announcing');
@@ -297,6 +294,10 @@ class Agent {
       const now2 = held.get(claim);
       if (!now2 || now2.ip !== prev.ip || now2.iface !== prev.iface) this.announcer.withdraw(prev.ip);
     }
+    // One line per address normally; a bulk change (start-up with many claims) logs them at
+    // debug and the reconcile's summary line says how many.
+    const level = fresh.length <= 50 ? 'info' : 'debug';
+    for (const h of fresh) this.log[level]({ claim: h.claim, ip: `${h.ip}/${h.prefixLength}`, iface: h.iface }, 'address up');
     const upAt = this.deps.clock.now();
     this.announcer.announce(targets);
     const announcedAt = this.deps.clock.now();
