@@ -236,6 +236,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const claims = (await clients.claims.list()).items.length;
     const pool = await clients.pools.get(POOL);
     const rss = sched.rssMB();
+    const heapMB = Math.round((await sched.metric('ipcontroller_scheduler_nodejs_heap_size_used_bytes')) / 2 ** 20);
     const passSeconds = await sched.metric('ipcontroller_scheduler_reconcile_duration_seconds_sum');
     const passes = await sched.metric('ipcontroller_scheduler_reconcile_duration_seconds_count');
     await sched.stop();
@@ -243,7 +244,7 @@ export async function run(): Promise<Record<string, unknown>> {
       createToAssigned,
       coldStart1000: cold1k,
       coldStart5000: cold5k,
-      at5000: { claims, poolUsed: pool?.status?.used, schedulerRssMB: rss, reconcilePasses: passes, meanPassSeconds: +(passSeconds / Math.max(1, passes)).toFixed(3) },
+      at5000: { claims, poolUsed: pool?.status?.used, schedulerRssMB: rss, schedulerHeapUsedMB: heapMB, reconcilePasses: passes, meanPassSeconds: +(passSeconds / Math.max(1, passes)).toFixed(3) },
       note: 'assigned = IpClaim.spec.nodeName written by the scheduler (no real agent confirms here); scheduler runs as its own process via cli.ts under tsx',
     };
   } finally {
