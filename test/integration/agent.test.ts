@@ -85,6 +85,7 @@ test.before(async () => {
 
 test.after(async () => {
   try {
+    await agent?.proc.stop(); // first, so it cannot re-create what is deleted below
     for (const name of claims) await clients.claims.delete(name).catch(() => false);
     await clients.nodes.delete(nodeName).catch(() => false);
     await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNode({ name: nodeName }).catch(() => undefined);

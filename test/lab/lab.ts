@@ -174,6 +174,11 @@ export class Lab {
     return { ns, ifname, bridgePort, mac: mac[0]?.address ?? '', addresses: options.addresses ?? [] };
   }
 
+  /** Sets a link inside ns up or down (a cable pulled, as the e2e hard-failure scenario does). */
+  async setLink(ns: Netns, ifname: string, state: 'up' | 'down'): Promise<void> {
+    await must('ip', ['-n', ns.name, 'link', 'set', ifname, state]);
+  }
+
   /** Runs a command inside ns and returns its result (never throws). */
   exec(ns: Netns, command: string[], input?: string): Promise<ExecResult> {
     return run('ip', ['netns', 'exec', ns.name, ...command], input);
