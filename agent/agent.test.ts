@@ -284,6 +284,28 @@ test('an agent frozen past --fence-after (SIGSTOP, long pause) withdraws before 
   await r.agent.stop();
 });
 
+test('started with the API down and never probed: stale addresses of its own are withdrawn after --fence-after', async () => {
+  const clock = new ManualClock();
+  const net = new FakeNet();
+  const eth0 = net.links_.find((l) => l.name === 'eth0');
+  eth0?.addresses.push({ ip: '192.0.2.99', prefixLength: 32, family: 'inet', metric: OWNER_METRIC, dadFailed: false, tentative: false });
+  const kube = new FakeKube(clock);
+  kube.apiDown = true;
+  kube.claims.synced = () => false;
+  kube.claims.run = () => undefined;
+  const agent = await startAgent(Object.freeze({ ...AGENT_DEFAULTS, nodeName: 'node-a', iface: 'eth0' }), {
+    kube, net, clock, sender: new FakeSender(), metrics: new AgentMetrics(), logger: pino({ level: 'silent' }),
+    serve: async () => ({ port: 9610, close: async () => undefined }),
+  });
+  await clock.advance(2000);
+  assert.ok(net.has('192.0.2.99'), 'nothing is known yet: kept');
+  await clock.advance(2000);
+  await agent.reconcileNow();
+  assert.not.ok(net.has('192.0.2.99'), 'fenced: withdrawn');
+  assert.ok(net.has('192.0.2.11'));
+  await agent.stop();
+});
+
 test('drain: Draining reported and on /healthz, waits for the claims to move, then removes what is left', async () => {
   const r = await rig({ drainTimeoutMs: 2000 });
   r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');

@@ -216,7 +216,8 @@ class Agent {
   }
 
   private async reconcileOnce(): Promise<void> {
-    if (!this.deps.kube.claims.synced() && !this.drained) return;
+    // Before the first list nothing is known, except when fenced or drained: then everything goes.
+    if (!this.deps.kube.claims.synced() && !this.drained && !this.evaluateFence()) return;
     this.evaluateFence();
     const t0 = this.deps.clock.now();
     const lap = (step: string): void => this.log.trace({ step, ms: this.deps.clock.now() - t0 }, 'reconcile');
