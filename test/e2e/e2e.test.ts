@@ -301,7 +301,7 @@ test('9. IPv6: an externalIPs address from 2001:db8::/64 is reachable and fails 
     const node = await assignedNode(WEB6_IP);
     assert.equal(await lab.holders(WEB6_IP), [node]);
     await servedBy(WEB6_IP, node);
-    const na = await capture.waitFor('unsolicited NA', (f) => f.na?.target === WEB6_IP, 5_000);
+    const na = await capture.waitFor('unsolicited NA', (f) => f.na?.target === WEB6_IP && !f.na.solicited, 5_000);
     assert.is(na.na?.override, true);
     assert.is(na.na?.hopLimit, 255);
     assert.is(na.na?.destination, 'ff02::1');
