@@ -262,6 +262,7 @@ class Agent {
     this.announceChanges(held, addedOk, links);
     this.heldByClaim = held;
     this.updateHeldGauge();
+    if (!this.firstReconcileDone && this.ipNodeReady) void this.heartbeatOnce(); // Ready=True now, not one --hb later
     this.firstReconcileDone = true;
     lap('announced');
     if (addedOk.size || removed || errors.size) {
@@ -390,7 +391,7 @@ class Agent {
 
   private conditions(nowIso: string): Condition[] {
     let list = this.nodeConditions;
-    const ready = this.deps.kube.claims.synced() && !this.isFenced && !this.draining;
+    const ready = this.deps.kube.claims.synced() && this.firstReconcileDone && !this.isFenced && !this.draining;
     const readyReason = this.draining ? 'Draining' : this.isFenced ? 'Fenced' : ready ? 'Serving' : 'Starting';
     list = setCondition(list, { type: NodeCondition.Ready, status: ready ? 'True' : 'False', reason: readyReason, message: ready ? 'agent is holding its claims' : `agent is ${readyReason.toLowerCase()}` }, nowIso);
     list = setCondition(list, { type: NodeCondition.Draining, status: this.draining ? 'True' : 'False', reason: this.draining ? 'ShuttingDown' : 'Running', message: this.draining ? 'agent is shutting down; move its claims' : '' }, nowIso);
