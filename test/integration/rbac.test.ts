@@ -86,6 +86,7 @@ test('the scheduler cannot read Secrets, write IpNodes, or take Leases outside i
   assert.is(await status(() => coordination.createNamespacedLease(lease('kube-system'))), 403);
   assert.is(await status(() => coordination.createNamespacedLease(lease('ipcontroller-system'))), 200);
   assert.is(await status(() => core.deleteNamespacedService({ name: 'kubernetes', namespace: 'default' })), 403);
+  assert.is(await status(() => core.createNamespacedService({ namespace: 'default', body: { metadata: { name: uniqueName('svc') }, spec: { ports: [{ port: 80 }] } } })), 403);
 });
 
 test.run();
