@@ -284,6 +284,27 @@ test('an agent frozen past --fence-after (SIGSTOP, long pause) withdraws before 
   await r.agent.stop();
 });
 
+test('frozen for less than --fence-after while its claim moved: no stale announcement on resume, address removed', async () => {
+  const r = await rig({ fenceAfterMs: 10_000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  await r.clock.advance(1200); // mid-burst: two rounds sent, three to come
+  const sent = r.sender.sent.length;
+  // Frozen 2 s: meanwhile the scheduler moved the claim; the watch event waits in the socket.
+  const entry = r.kube.entries_.get('c1');
+  if (entry?.ok) entry.claim.spec.nodeName = 'node-b';
+  await r.clock.advance(2000, 2000);
+  assert.not.ok(r.agent.fenced(), 'too short to fence');
+  await r.agent.reconcileNow();
+  assert.is(r.sender.sent.length, sent, 'the burst did not announce the moved address');
+  assert.not.ok(r.net.has('192.0.2.50'));
+  // A claim that arrives afterwards is announced as usual.
+  r.kube.setClaim('c2', '192.0.2.51/32', 'node-a');
+  await r.agent.reconcileNow();
+  assert.is(r.sender.sent.length, sent + 2);
+  await r.agent.stop();
+});
+
 test('started with the API down and never probed: stale addresses of its own are withdrawn after --fence-after', async () => {
   const clock = new ManualClock();
   const net = new FakeNet();

@@ -32,6 +32,9 @@ import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictar
 /** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
 export const PROBE_HEADER = 'x-ipcontroller-probe';
 const STATUS_WRITE_CONCURRENCY = 16;
+/** The stall ticker runs this often; a gap over STALL_MS means the process was frozen or starved. */
+const STALL_TICK_MS = 100;
+const STALL_MS = 1000;
 
 export interface AgentDeps {
   kube: KubePort;
@@ -89,6 +92,10 @@ class Agent {
   private isFenced = false;
   /** After fencing, addresses stay withdrawn until claims were listed again after this time. */
   private unfencedAt = 0;
+  /** Last time the event loop ran the stall ticker; a long gap means the process was frozen. */
+  private lastTick: number;
+  /** Set when a stall is detected; cleared by the first reconcile on claims listed after it. */
+  private stalledAt = 0;
   private draining = false;
   private drained = false;
   private heartbeatFailing = 0;
@@ -106,11 +113,12 @@ class Agent {
     this.log = deps.logger.child({ node: config.nodeName });
     this.lastApiContact = deps.clock.now();
     this.lastProbe = deps.clock.now();
+    this.lastTick = deps.clock.now();
     this.announcer = new Announcer(
       { sender: deps.sender, clock: deps.clock, metrics: deps.metrics, logger: this.log },
       { count: config.garpCount, intervalMs: config.garpIntervalMs, refreshMs: config.garpRefreshMs },
       this.abort.signal,
-      () => !this.evaluateFence() && !this.drained,
+      () => !this.evaluateFence() && !this.drained && !this.stalled(),
     );
   }
 
@@ -132,7 +140,7 @@ class Agent {
       this.requestReconcile();
     }, this.signal);
     this.deps.kube.claims.run(() => this.requestReconcile(), this.signal);
-    this.loops.push(this.registerAndHeartbeat(), this.fenceLoop());
+    this.loops.push(this.registerAndHeartbeat(), this.fenceLoop(), this.stallTicker());
     const agent = this;
     return {
       port: this.server.port,
@@ -219,6 +227,8 @@ class Agent {
     // Before the first list nothing is known, except when fenced or drained: then everything goes.
     if (!this.deps.kube.claims.synced() && !this.drained && !this.evaluateFence()) return;
     this.evaluateFence();
+    const stallBefore = this.stalled() ? this.stalledAt : 0;
+    const listedAfterStall = stallBefore > 0 && this.deps.kube.claims.listedAt() > stallBefore;
     const t0 = this.deps.clock.now();
     const lap = (step: string): void => this.log.trace({ step, ms: this.deps.clock.now() - t0 }, 'reconcile');
     const { wanted, invalid, byName } = this.wanted();
@@ -258,6 +268,10 @@ class Agent {
       } else {
         outcomes.set(claim, { kind: 'failed', reason: 'AddFailed', message: error ?? `${want.ip} is not usable on ${iface}` });
       }
+    }
+    if (listedAfterStall && this.stalledAt === stallBefore) {
+      this.stalledAt = 0; // this plan rests on claims listed after the stall
+      this.log.info('claims listed again after the stall; announcing again');
     }
     this.announceChanges(held, addedOk, links);
     this.heldByClaim = held;
@@ -467,6 +481,35 @@ class Agent {
       this.requestReconcile();
     }
     return this.isFenced;
+  }
+
+  /**
+   * A process frozen (SIGSTOP, a VM pause) for less than --fence-after is not fenced, but what it
+   * knew may be stale: on resume its timers fire before the queued watch events are read, so an
+   * announcement round due then would claim an address the scheduler already moved. After a
+   * stall no round goes out until a reconcile has run on claims listed after it.
+   */
+  private stalled(): boolean {
+    const now = this.deps.clock.now();
+    if (now - this.lastTick > STALL_MS) {
+      this.log.warn({ stalledMs: now - this.lastTick }, 'the process did not run for a while; holding announcements until the claims are listed again');
+      this.stalledAt = now;
+      this.deps.kube.claims.relist();
+      this.requestReconcile();
+    }
+    this.lastTick = now;
+    return this.stalledAt > 0;
+  }
+
+  private async stallTicker(): Promise<void> {
+    while (!this.signal.aborted) {
+      this.stalled();
+      try {
+        await this.deps.clock.sleep(STALL_TICK_MS, this.signal);
+      } catch {
+        return;
+      }
+    }
   }
 
   private async fenceLoop(): Promise<void> {
