@@ -305,6 +305,20 @@ test('frozen for less than --fence-after while its claim moved: no stale announc
   await r.agent.stop();
 });
 
+test('a stall noticed while nothing else runs relists and reconciles once, and the agent carries on', async () => {
+  const r = await rig({ fenceAfterMs: 10_000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  await r.clock.advance(6000); // the announcement burst is over: only the stall ticker runs
+  await r.clock.advance(2000, 2000); // frozen 2 s
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('192.0.2.50'), 'its claim is still held');
+  r.kube.setClaim('c2', '192.0.2.51/32', 'node-a');
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('192.0.2.51'), 'a new claim after the stall is served');
+  await r.agent.stop();
+});
+
 test('started with the API down and never probed: stale addresses of its own are withdrawn after --fence-after', async () => {
   const clock = new ManualClock();
   const net = new FakeNet();

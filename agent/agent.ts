@@ -491,13 +491,16 @@ class Agent {
    */
   private stalled(): boolean {
     const now = this.deps.clock.now();
-    if (now - this.lastTick > STALL_MS) {
-      this.log.warn({ stalledMs: now - this.lastTick }, 'the process did not run for a while; holding announcements until the claims are listed again');
+    const stalledMs = now - this.lastTick;
+    // Record the tick first: requestReconcile() starts a reconcile synchronously, which calls
+    // back in here, and must not see the same stall again (that recursed without end).
+    this.lastTick = now;
+    if (stalledMs > STALL_MS) {
+      this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
       this.stalledAt = now;
       this.deps.kube.claims.relist();
       this.requestReconcile();
     }
-    this.lastTick = now;
     return this.stalledAt > 0;
   }
 
