@@ -28,6 +28,7 @@ import type { NetPort } from './net.js';
 import { parseMac } from './packets.js';
 import { claimStatusUpdate, setCondition, type ClaimOutcome } from './status.js';
 import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
+import { forEachLimit } from '../lib/concurrency.js';
 
 /** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
 export const PROBE_HEADER = 'x-ipcontroller-probe';
@@ -62,17 +63,6 @@ export interface RunningAgent {
   reconcileNow(): Promise<void>;
   held(): HeldAddress[];
   fenced(): boolean;
-}
-
-async function inPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -343,7 +333,7 @@ class Agent {
       if (last && last.key === key && now - last.at < 10_000) continue; // written; the watch has not caught up yet
       writes.push({ name, status, key, outcome });
     }
-    await inPool(writes, STATUS_WRITE_CONCURRENCY, async (w) => {
+    await forEachLimit(writes, STATUS_WRITE_CONCURRENCY, async (w) => {
       try {
         await this.deps.kube.patchClaimStatus(w.name, w.status);
         this.statusWritten.set(w.name, { key: w.key, at: now });

@@ -25,6 +25,7 @@ import type { SchedulerMetrics } from './metrics.js';
 import { place, type Decision, type Strategy } from './placement.js';
 import { parseService, type ServiceView } from './service.js';
 import type { Store } from './watch.js';
+import { forEachLimit } from '../lib/concurrency.js';
 
 export interface Caches {
   services: Store<ServiceView>;
@@ -71,17 +72,6 @@ class NotLeader extends Error {
   constructor() {
     super('no longer the leader');
   }
-}
-
-async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 const sameList = (a: string[] | undefined, b: string[] | undefined): boolean => JSON.stringify(a ?? []) === JSON.stringify(b ?? []);

@@ -3,7 +3,6 @@
 // the client namespace, a hard failure of the serving node with the downtime the client saw,
 // and the lab left running until Ctrl-C with instructions for poking at it.
 import { fileURLToPath } from 'node:url';
-import { claimName } from '../api/names.js';
 import { startControlPlane, waitFor } from './controlplane/harness.js';
 import { downtimeAround } from './support/downtime.js';
 import { startTwoNodeLab, type TwoNodeLab } from './e2e/twonode.js';
@@ -11,16 +10,6 @@ import { startTwoNodeLab, type TwoNodeLab } from './e2e/twonode.js';
 const examples = fileURLToPath(new URL('../examples/', import.meta.url));
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
 const step = (text: string): void => say(`\n\x1b[1m== ${text}\x1b[0m`);
-
-async function servingNode(lab: TwoNodeLab, ip: string, not?: string): Promise<string> {
-  let node = '';
-  await waitFor(`claim for ${ip}`, async () => {
-    const claim = await lab.ip.claims.get(claimName(ip));
-    node = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
-    return node !== '' && node !== not;
-  }, 30_000, 50);
-  return node;
-}
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
@@ -60,7 +49,7 @@ async function main(): Promise<void> {
     ip = svc.status?.loadBalancer?.ingress?.[0]?.ip ?? '';
     return ip !== '';
   }, 30_000, 100);
-  const node = await servingNode(lab, ip);
+  const node = await lab.servingNode(ip);
   await kubectl(['get', 'svc,ipclaims']);
 
   step(`Requesting http://${ip}/ from the client namespace`);
@@ -72,7 +61,7 @@ async function main(): Promise<void> {
   await loop.steady(10);
   const faultAt = Date.now();
   await lab.fail(lab.node(node));
-  const moved = await servingNode(lab, ip, node);
+  const moved = await lab.servingNode(ip, { not: node });
   await loop.steady(5);
   const downtime = downtimeAround(await loop.stop(), faultAt);
   say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer`);

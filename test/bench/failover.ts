@@ -2,7 +2,6 @@
 // failures (agent frozen with SIGSTOP and its link cut) and graceful handovers (SIGTERM), and
 // the time from Service create to the first successful client request. All at default
 // settings. Runs alone with `sudo make bench-failover`.
-import { claimName } from '../../api/names.js';
 import { startControlPlane, waitFor } from '../controlplane/harness.js';
 import { downtimeAround } from '../support/downtime.js';
 import { startTwoNodeLab, type TwoNodeLab } from '../e2e/twonode.js';
@@ -18,21 +17,12 @@ function stats(values: number[]): { n: number; min: number; p50: number; p99: nu
   return { n: sorted.length, min: sorted[0] ?? NaN, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
 }
 
-async function holder(lab: TwoNodeLab, ip: string, not?: string): Promise<string> {
-  let node = '';
-  await waitFor(`${ip} assigned`, async () => {
-    const claim = await lab.ip.claims.get(claimName(ip));
-    node = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
-    return node !== '' && node !== not;
-  }, 20_000, 20);
-  return node;
-}
+const holder = (lab: TwoNodeLab, ip: string, not?: string): Promise<string> => lab.servingNode(ip, not ? { not } : {});
 
 /** Waits until the leader's scheduler counts both agent nodes as candidates again. */
 async function bothCandidates(lab: TwoNodeLab): Promise<void> {
   await waitFor('both agent nodes candidates', async () => {
-    const identity = await lab.leader();
-    const replica = lab.schedulers.find((s) => s.identity === identity);
+    const replica = await lab.leaderReplica();
     if (!replica) return false;
     const r = await lab.lab.exec(replica.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:9611/metrics']);
     return /ipcontroller_scheduler_nodes\{state="candidate"\} 2\b/.test(r.stdout);

@@ -55,16 +55,8 @@ async function deleteService(name: string): Promise<void> {
   }
 }
 
-/** Waits until the claim for ip is Assigned and an agent confirmed it; returns the node. */
-async function assignedNode(ip: string, timeoutMs = 20_000, not?: string): Promise<string> {
-  let node = '';
-  await waitFor(`claim for ${ip} assigned${not ? ` away from ${not}` : ''}`, async () => {
-    const claim = await lab.ip.claims.get(claimName(ip));
-    node = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
-    return node !== '' && node !== not;
-  }, timeoutMs, 50);
-  return node;
-}
+const assignedNode = (ip: string, timeoutMs?: number, not?: string): Promise<string> =>
+  lab.servingNode(ip, { ...(timeoutMs ? { timeoutMs } : {}), ...(not ? { not } : {}) });
 
 async function servedBy(ip: string, node: string, timeoutMs = 10_000): Promise<void> {
   await waitFor(`client reaches ${ip} on ${node}`, async () => {
@@ -224,8 +216,7 @@ test('4d. every metric the dashboard and the alerts read is exported by the runn
     for (const m of r.stdout.matchAll(/^# TYPE (\S+) /gm)) names.add(m[1] ?? '');
   };
   await scrape(lab.node('node-1').ns, AGENT_PORT);
-  const identity = await lab.leader();
-  const leader = lab.schedulers.find((s) => s.identity === identity);
+  const leader = await lab.leaderReplica();
   assert.ok(leader, 'a scheduler replica leads');
   if (leader) await scrape(leader.ns, SCHEDULER_PORT);
   const read = (file: string) => readFileSync(fileURLToPath(new URL(`../../monitoring/${file}`, import.meta.url)), 'utf8');

@@ -10,6 +10,7 @@ import YAML from 'yaml';
 import { fileURLToPath } from 'node:url';
 import { ApiException, CoreV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
+import { claimName } from '../../api/names.js';
 import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, startAgentProcess, startApiForwarder, type AgentProcess, type ApiForwarder, type LabProcess, type Netns, type Port } from '../lab/index.js';
@@ -127,6 +128,13 @@ export interface TwoNodeLab {
   requestLoop(ip: string, intervalMs: number, maxMs: number): RequestLoop;
   /** Names of the lab nodes whose interface holds ip. */
   holders(ip: string): Promise<string[]>;
+  /**
+   * Waits until the claim for ip is Assigned and the agent of its node confirmed it (and, with
+   * `not`, that node is another one); returns the node.
+   */
+  servingNode(ip: string, options?: { not?: string; timeoutMs?: number }): Promise<string>;
+  /** The scheduler replica holding the Lease, if it is one of the lab's. */
+  leaderReplica(): Promise<SchedulerReplica | undefined>;
   /** Hard failure: freeze the node's agent (SIGSTOP) and cut its link. */
   fail(node: LabNode): Promise<void>;
   /** Undo fail(): link up, agent resumed. */
@@ -331,6 +339,20 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
         };
       },
       holders,
+      async servingNode(address, { not, timeoutMs = 20_000 } = {}) {
+        let node = '';
+        await waitFor(`claim for ${address} assigned${not ? ` away from ${not}` : ''}`, async () => {
+          const claim = await ip.claims.get(claimName(address));
+          const confirmed = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName;
+          node = confirmed ? (claim?.status?.node ?? '') : '';
+          return node !== '' && node !== not;
+        }, timeoutMs, 20);
+        return node;
+      },
+      async leaderReplica() {
+        const identity = await leader();
+        return schedulers.find((s) => s.identity === identity);
+      },
       async fail(node) {
         node.agent?.proc.signal('SIGSTOP');
         await lab.exec(node.ns, ['ip', 'link', 'set', 'eth0', 'down']);

@@ -6,26 +6,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { IpClaim } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
-import { testCluster, type TestCluster } from '../support/cluster.js';
-import { Fixture, metricValue, type FakeAgent } from './scheduler-fixtures.js';
+import { fixtureRunner, metricValue, type FakeAgent, type Fixture } from './scheduler-fixtures.js';
 
-let cluster: TestCluster;
-
-test.before(async () => {
-  cluster = await testCluster();
-});
-test.after(async () => {
-  await cluster.release();
-});
-
-async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const f = new Fixture(cluster);
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
-}
+const withFixture = fixtureRunner(test);
 
 /** Claims of our pool, by node. */
 async function placement(f: Fixture, pool: string): Promise<Map<string, IpClaim[]>> {

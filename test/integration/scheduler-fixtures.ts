@@ -6,7 +6,8 @@ import { CoreV1Api, type CoreV1Event, type KubeConfig, type V1Service } from '@k
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, type IpClaim, type IpClaimPool, type IpRange } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
-import { uniqueName, type TestCluster } from '../support/cluster.js';
+import type { Test } from 'uvu';
+import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
 import { schedulerConfig, type SchedulerConfig } from '../../scheduler/config.js';
 import { startScheduler, type SchedulerHandle } from '../../scheduler/scheduler.js';
 import { createLogger } from '../../lib/logger.js';
@@ -187,4 +188,27 @@ export async function metricValue(handle: SchedulerHandle, name: string, labels:
     if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) total += v.value;
   }
   return total;
+}
+
+/**
+ * Hooks a test file up to the shared cluster (before/after) and returns a runner that gives
+ * each test a fresh Fixture and cleans it up afterwards, also when the test fails.
+ */
+export function fixtureRunner(suite: Test): (fn: (f: Fixture) => Promise<void>) => Promise<void> {
+  let cluster: TestCluster | undefined;
+  suite.before(async () => {
+    cluster = await testCluster();
+  });
+  suite.after(async () => {
+    await cluster?.release();
+  });
+  return async (fn) => {
+    if (!cluster) throw new Error('the cluster is not up: fixtureRunner needs its before hook to have run');
+    const f = new Fixture(cluster);
+    try {
+      await fn(f);
+    } finally {
+      await f.cleanup();
+    }
+  };
 }

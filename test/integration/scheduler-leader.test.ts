@@ -5,26 +5,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { waitFor } from '../controlplane/harness.js';
-import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
-import { Fixture, metricValue } from './scheduler-fixtures.js';
+import { uniqueName } from '../support/cluster.js';
+import { fixtureRunner, metricValue } from './scheduler-fixtures.js';
 
-let cluster: TestCluster;
-
-test.before(async () => {
-  cluster = await testCluster();
-});
-test.after(async () => {
-  await cluster.release();
-});
-
-async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const f = new Fixture(cluster);
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
-}
+const withFixture = fixtureRunner(test);
 
 const passes = (h: Parameters<typeof metricValue>[0]): Promise<number> => metricValue(h, 'ipcontroller_scheduler_reconcile_duration_seconds_count');
 

@@ -4,26 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../controlplane/harness.js';
-import { testCluster, type TestCluster } from '../support/cluster.js';
-import { Fixture, metricValue } from './scheduler-fixtures.js';
+import { fixtureRunner, metricValue } from './scheduler-fixtures.js';
 
-let cluster: TestCluster;
-
-test.before(async () => {
-  cluster = await testCluster();
-});
-test.after(async () => {
-  await cluster.release();
-});
-
-async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const f = new Fixture(cluster);
-  try {
-    await fn(f);
-  } finally {
-    await f.cleanup();
-  }
-}
+const withFixture = fixtureRunner(test);
 
 test('spec.externalIPs: one claim per address on a healthy node; shared by two Services; removed with the last', () =>
   withFixture(async (f) => {
