@@ -21,7 +21,7 @@ test.before(async () => {
   clients = ipClients(cluster.kubeConfig());
 });
 test.after(async () => {
-  await cluster.release();
+  await cluster?.release();
 });
 
 function claim(cidr: string, extra: Partial<IpClaim['spec']> = {}): IpClaim {

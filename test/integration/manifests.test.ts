@@ -18,7 +18,7 @@ test.before(async () => {
   assert.is(auth.code, 0, auth.stderr);
 });
 test.after(async () => {
-  await cluster.release();
+  await cluster?.release();
 });
 
 const manifests = [

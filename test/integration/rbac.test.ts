@@ -48,7 +48,7 @@ test.before(async () => {
   scheduler = asToken(admin, await serviceAccountToken(core, SCHEDULER_ACCOUNT));
 });
 test.after(async () => {
-  await cluster.release();
+  await cluster?.release();
 });
 
 test('the agent reads claims but cannot create them, touch Services or pools, or read Secrets', async () => {

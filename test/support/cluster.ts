@@ -28,7 +28,14 @@ export async function testCluster(): Promise<TestCluster> {
       async release() {},
     };
   }
-  const own: ControlPlane = await startControlPlane();
+  let own: ControlPlane;
+  try {
+    own = await startControlPlane();
+  } catch (err) {
+    // uvu counts a failed before-hook against every test of the file but does not print it.
+    console.error('control plane did not start:', err);
+    throw err;
+  }
   return {
     kubeconfigPath: own.kubeconfigPath,
     kubeConfig: () => own.kubeConfig(),
