@@ -24,12 +24,18 @@ let prometheus: LabPrometheus;
 const log = (message: string): void => void process.stderr.write(`  e2e: ${message}\n`);
 
 test.before(async () => {
-  cluster = await testCluster();
-  lab = await startTwoNodeLab({ kubeconfigPath: cluster.kubeconfigPath, ...(process.env.TESTLINK ? { testlink: process.env.TESTLINK } : {}) });
-  prometheus = await startPrometheus(lab.lab, '192.0.2.30/24', {
-    'ipcontroller-agent': lab.nodes.filter((n) => n.labelled).map((n) => `${n.ip4}:${AGENT_PORT}`),
-    'ipcontroller-scheduler': lab.schedulers.map((s) => `${s.ip4}:${SCHEDULER_PORT}`),
-  });
+  try {
+    cluster = await testCluster();
+    lab = await startTwoNodeLab({ kubeconfigPath: cluster.kubeconfigPath, ...(process.env.TESTLINK ? { testlink: process.env.TESTLINK } : {}) });
+    prometheus = await startPrometheus(lab.lab, '192.0.2.30/24', {
+      'ipcontroller-agent': lab.nodes.filter((n) => n.labelled).map((n) => `${n.ip4}:${AGENT_PORT}`),
+      'ipcontroller-scheduler': lab.schedulers.map((s) => `${s.ip4}:${SCHEDULER_PORT}`),
+    });
+  } catch (err) {
+    // uvu counts a failed before-hook against every test but does not print it.
+    console.error('the e2e lab did not start:', err);
+    throw err;
+  }
 });
 test.after(async () => {
   await lab?.destroy();
