@@ -117,8 +117,8 @@ class FakeKube implements KubePort {
       this.onChange?.();
     },
   };
-  setClaim(name: string, cidr: string, nodeName: string, extra: Partial<IpClaim['spec']> = {}): void {
-    this.entries_.set(name, { ok: true, claim: { apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name }, spec: { cidr, nodeName, ...extra } } });
+  setClaim(name: string, cidr: string, nodeName: string, extra: Partial<IpClaim['spec']> = {}, status?: IpClaimStatus): void {
+    this.entries_.set(name, { ok: true, claim: { apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name }, spec: { cidr, nodeName, ...extra }, ...(status ? { status } : {}) } });
     this.onChange?.();
   }
   private check(): void {
@@ -352,9 +352,21 @@ test('drain: Draining reported and on /healthz, waits for the claims to move, th
   assert.equal(r.healthz({ [PROBE_HEADER]: 's' }), { ok: true, node: 'node-a', draining: true });
   const draining = r.kube.nodeStatuses.at(-1)?.conditions?.find((c) => c.type === 'Draining');
   assert.is(draining?.status, 'True');
+  const statusesBefore = r.kube.statuses.length;
   r.kube.setClaim('c1', '192.0.2.50/32', 'node-b'); // the scheduler moves one
   await r.clock.advance(200);
-  assert.not.ok(r.net.has('192.0.2.50'), 'moved claim removed at once');
+  const sentAfterMove = r.sender.sent.length;
+  assert.ok(r.net.has('192.0.2.50'), 'make-before-break: kept until node-b confirms it');
+  await r.clock.advance(1200);
+  // An ARP frame's sender address sits at bytes 28-31 (14 Ethernet + 14 ARP header bytes).
+  const arpSender = (bytes: Buffer): string => Array.from(bytes.subarray(28, 32)).join('.');
+  const c1Frames = r.sender.sent.slice(sentAfterMove).filter((f) => f.frame.kind !== 'na' && arpSender(f.frame.bytes) === '192.0.2.50');
+  assert.is(c1Frames.length, 0, 'no longer announced from here');
+  assert.ok(r.sender.sent.length > sentAfterMove, 'the address still assigned here is announced on schedule');
+  assert.is(r.kube.statuses.slice(statusesBefore).filter((s) => s.name === 'c1').length, 0, 'its status is no longer ours to write');
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-b', {}, { phase: 'Assigned', node: 'node-b' }); // node-b's agent confirms
+  await r.clock.advance(200);
+  assert.not.ok(r.net.has('192.0.2.50'), 'removed once the new node confirmed it');
   assert.ok(r.net.has('192.0.2.51'), 'the other stays until the timeout');
   assert.not.ok(drained);
   await r.clock.advance(2000);

@@ -87,6 +87,8 @@ class Agent {
   /** Set when a stall is detected; cleared by the first reconcile on claims listed after it. */
   private stalledAt = 0;
   private draining = false;
+  /** Claims moved away while draining whose new node has not confirmed them yet. */
+  private lingering = new Set<string>();
   private drained = false;
   private heartbeatFailing = 0;
   private strictArp: StrictArpResult = { missing: false };
@@ -186,8 +188,9 @@ class Agent {
   }
 
   /** Claims assigned to this node, as wanted addresses, plus the ones that cannot be served. */
-  private wanted(): { wanted: WantedAddress[]; invalid: { claim: string; reason: string; message: string }[]; byName: Map<string, IpClaim> } {
+  private wanted(): { wanted: WantedAddress[]; invalid: { claim: string; reason: string; message: string }[]; byName: Map<string, IpClaim>; lingering: Set<string> } {
     const wanted: WantedAddress[] = [];
+    const lingering = new Set<string>();
     const invalid: { claim: string; reason: string; message: string }[] = [];
     const byName = new Map<string, IpClaim>();
     const seen = new Set<string>();
@@ -197,8 +200,15 @@ class Agent {
         continue;
       }
       const claim = entry.claim;
-      if (claim.spec.nodeName !== this.config.nodeName) continue;
       const name = claim.metadata.name ?? '';
+      if (claim.spec.nodeName !== this.config.nodeName) {
+        if (this.handingOver(name, claim)) {
+          const w = wantedAddress(name, claim.spec.cidr, claim.spec.link, this.config.mask);
+          if (w.ok) wanted.push(w.value);
+          lingering.add(name);
+        }
+        continue;
+      }
       byName.set(name, claim);
       const w = wantedAddress(name, claim.spec.cidr, claim.spec.link, this.config.mask);
       if (!w.ok) {
@@ -210,7 +220,19 @@ class Agent {
       if (this.assignedAt.get(name)?.cidr !== claim.spec.cidr) this.assignedAt.set(name, { cidr: claim.spec.cidr, at: this.deps.clock.now() });
     }
     for (const key of this.assignedAt.keys()) if (!seen.has(key)) this.assignedAt.delete(key);
-    return { wanted, invalid, byName };
+    return { wanted, invalid, byName, lingering };
+  }
+
+  /**
+   * Make-before-break on a planned handover: while draining, an address whose claim the
+   * scheduler moved stays here until the new node's agent has confirmed it (status.node is the
+   * new node), so no request arrives between this node letting go and the new one announcing.
+   * It is no longer announced from here, and its status is no longer ours to write.
+   */
+  private handingOver(name: string, claim: IpClaim): boolean {
+    if (!this.draining || this.drained || !this.heldByClaim.has(name) || !claim.spec.nodeName) return false;
+    const confirmed = claim.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName;
+    return !confirmed;
   }
 
   private async reconcileOnce(): Promise<void> {
@@ -221,7 +243,8 @@ class Agent {
     const listedAfterStall = stallBefore > 0 && this.deps.kube.claims.listedAt() > stallBefore;
     const t0 = this.deps.clock.now();
     const lap = (step: string): void => this.log.trace({ step, ms: this.deps.clock.now() - t0 }, 'reconcile');
-    const { wanted, invalid, byName } = this.wanted();
+    const { wanted, invalid, byName, lingering } = this.wanted();
+    this.lingering = lingering;
     const withdraw = this.withdrawAll();
     // The default route only matters without --iface (a claim's spec.link never needs it).
     const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.deps.net.defaultRoutes()]);
@@ -264,6 +287,11 @@ class Agent {
       this.log.info('claims listed again after the stall; announcing again');
     }
     this.announceChanges(held, addedOk, links);
+    for (const name of lingering) {
+      const h = held.get(name);
+      if (h) this.announcer.withdraw(h.ip);
+      outcomes.delete(name);
+    }
     this.heldByClaim = held;
     this.updateHeldGauge();
     if (!this.firstReconcileDone && this.ipNodeReady) void this.heartbeatOnce(); // Ready=True now, not one --hb later
@@ -527,13 +555,13 @@ class Agent {
     this.log.info({ claims: mine(), timeoutMs: this.config.drainTimeoutMs }, 'draining: waiting for the scheduler to move this node\'s claims');
     await this.heartbeatOnce();
     const deadline = this.deps.clock.now() + this.config.drainTimeoutMs;
-    while (mine() > 0 && this.deps.clock.now() < deadline) {
+    while ((mine() > 0 || this.lingering.size > 0) && this.deps.clock.now() < deadline) {
       await this.deps.clock.sleep(100, this.signal).catch(() => undefined);
       if (this.signal.aborted) break;
     }
-    const left = mine();
+    const left = mine() + this.lingering.size;
     if (left > 0) this.log.warn({ claims: left }, 'drain timeout: claims still assigned here; removing their addresses anyway');
-    else this.log.info('all claims moved away');
+    else this.log.info('all claims moved away and confirmed by their new nodes');
     await this.stop({ removeAddresses: true });
   }
 

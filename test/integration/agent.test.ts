@@ -314,6 +314,10 @@ test('SIGTERM: reports Draining, waits for the claim to move, removes the addres
   assert.equal(JSON.parse(probe.body), { ok: true, node: nodeName, draining: true });
   assert.ok(await has('192.0.2.70'), 'address kept until the claim moves');
   await clients.claims.patch(name, { spec: { nodeName: 'somewhere-else' } }); // what the scheduler does
+  // Make-before-break: the address stays until the new node's agent confirms it.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(await has('192.0.2.70'), 'kept until the new node confirms');
+  await clients.claims.patchStatus(name, { status: { phase: 'Assigned', node: 'somewhere-else' } }); // what the new agent does
   const code = await Promise.race([agent!.proc.exited, new Promise((r) => setTimeout(() => r('timeout'), 4000))]);
   assert.is(code, 0, 'exits 0 well before --drain-timeout');
   assert.not.ok(await has('192.0.2.70'));
