@@ -37,10 +37,10 @@ test: ## unit + integration + e2e (root: network namespaces), ending with "N pas
 	$(NODE_TSX) test/run.ts unit integration e2e
 
 bench: ## every benchmark (root for the lab ones), JSON on stdout
-	$(NODE_TSX) test/bench/run.ts
+	@$(NODE_TSX) test/bench/run.ts
 
 bench-failover: ## failover benchmark in the lab (root), JSON on stdout
-	$(NODE_TSX) test/bench/run.ts failover
+	@$(NODE_TSX) test/bench/run.ts failover
 
 demo: ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears it down
 	$(NODE_TSX) test/demo.ts
