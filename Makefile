@@ -9,11 +9,16 @@ export PATH := /usr/local/go/bin:$(PATH)
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# get-deps reports on stderr, so `make bench` keeps stdout for its JSON.
 get-deps: ## install Debian packages (as root), npm packages, build the control plane and helm
-	bash test/install-deps.sh
-	npm ci
-	bash test/controlplane/build.sh >/dev/null
-	bash test/controlplane/build-helm.sh >/dev/null
+	@bash test/install-deps.sh >&2
+	@$(MAKE) --no-print-directory -s node_modules/.package-lock.json >&2
+	@bash test/controlplane/build.sh >/dev/null
+	@bash test/controlplane/build-helm.sh >/dev/null
+
+# npm ci only when the lockfile changed since the last install (npm writes this file).
+node_modules/.package-lock.json: package-lock.json
+	@npm ci --no-audit --no-fund >&2
 
 control-plane: ## build (or find in the cache) kube-apiserver, etcd and kubectl for tests
 	bash test/controlplane/build.sh
@@ -24,25 +29,25 @@ build: ## compile TypeScript to dist/ (bin: dist/cli.js)
 lint: ## type-check everything in strict mode, tests included
 	npx tsc -p tsconfig.json --noEmit
 
-unit: ## pure-logic tests, no I/O
+unit: node_modules/.package-lock.json ## pure-logic tests, no I/O
 	$(NODE_TSX) test/run.ts unit
 
-integration: ## tests against a real kube-apiserver + etcd (the agent's need root for network namespaces)
+integration: get-deps ## tests against a real kube-apiserver + etcd (the agent's need root for network namespaces)
 	$(NODE_TSX) test/run.ts integration
 
-e2e: ## the two-node network-namespace lab (root); TESTLINK=<name> names the client's test link
+e2e: get-deps ## the two-node network-namespace lab (root); TESTLINK=<name> names the client's test link
 	TESTLINK=$(TESTLINK) $(NODE_TSX) test/run.ts e2e
 
-test: ## unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
+test: get-deps ## unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
 	$(NODE_TSX) test/run.ts unit integration e2e
 
-bench: ## every benchmark (root for the lab ones), JSON on stdout
+bench: get-deps ## every benchmark (root for the lab ones), JSON on stdout
 	@$(NODE_TSX) test/bench/run.ts
 
-bench-failover: ## failover benchmark in the lab (root), JSON on stdout
+bench-failover: get-deps ## failover benchmark in the lab (root), JSON on stdout
 	@$(NODE_TSX) test/bench/run.ts failover
 
-demo: ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears it down
+demo: get-deps ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears it down
 	$(NODE_TSX) test/demo.ts
 
 clean: ## remove build output (the control-plane cache in ~/.cache/ipcontroller stays)
