@@ -4,13 +4,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiException } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import type { IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimStatus, IpNode } from '../api/types.js';
+import type { IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimStatus } from '../api/types.js';
 import type { Clock } from '../lib/clock.js';
-import type { CoreEvent, KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
+import type { CoreEvent, KubeWrites } from './kube.js';
 import { SchedulerMetrics } from './metrics.js';
-import { Reconciler, sameJson, type Caches, type NodeHealthView } from './reconciler.js';
+import { Reconciler, emptyCaches, sameJson, type Caches, type NodeHealthView } from './reconciler.js';
 import { parseService, type ServiceView } from './service.js';
-import { Store } from './watch.js';
 import type { NodeFailure } from './health.js';
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
@@ -116,14 +115,7 @@ interface World {
 
 function world(): World {
   const kube = new MemoryKube();
-  const caches: Caches = {
-    services: new Store<ServiceView>(),
-    nodes: new Store<NodeView>(),
-    slices: new Store<SliceView>(),
-    ipNodes: new Store<IpNode>(),
-    claims: new Store<IpClaim>(),
-    pools: new Store<PoolEntry>(),
-  };
+  const caches: Caches = emptyCaches();
   const pool: IpClaimPool = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name: 'p', resourceVersion: '1' }, spec: { cidr: '192.0.2.0/29' } };
   kube.pools.set('p', clone(pool));
   caches.pools.upsert('p', { ok: true, pool }, '1');

@@ -24,7 +24,7 @@ import type { KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { place, type Decision, type Strategy } from './placement.js';
 import { parseService, type ServiceView } from './service.js';
-import type { Store } from './watch.js';
+import { Store } from './watch.js';
 import { forEachLimit } from '../lib/concurrency.js';
 
 export interface Caches {
@@ -34,6 +34,17 @@ export interface Caches {
   ipNodes: Store<IpNode>;
   claims: Store<IpClaim>;
   pools: Store<PoolEntry>;
+}
+
+export function emptyCaches(): Caches {
+  return {
+    services: new Store<ServiceView>(),
+    nodes: new Store<NodeView>(),
+    slices: new Store<SliceView>(),
+    ipNodes: new Store<IpNode>(),
+    claims: new Store<IpClaim>(),
+    pools: new Store<PoolEntry>(),
+  };
 }
 
 export interface NodeHealthView {

@@ -3,7 +3,7 @@
 // in one process (integration tests): nothing here is module-level.
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import { PLURAL, type IpClaim, type IpNode } from '../api/types.js';
+import { PLURAL } from '../api/types.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { startStatusServer, type StatusServer } from '../lib/http.js';
 import { loadKubeConfig } from '../lib/kubeconfig.js';
@@ -20,15 +20,11 @@ import {
   parseServiceEntry,
   parseSliceEntry,
   type Kube,
-  type NodeView,
-  type PoolEntry,
-  type SliceView,
 } from './kube.js';
 import { kubeLeaseStore, LeaderElector } from './leader.js';
 import { SchedulerMetrics } from './metrics.js';
 import { httpProbe, Prober, type ProbeFn } from './prober.js';
-import { Reconciler, type Caches, type NodeHealthView } from './reconciler.js';
-import type { ServiceView } from './service.js';
+import { Reconciler, emptyCaches, type Caches, type NodeHealthView } from './reconciler.js';
 import { listWatch, Store, type ListWatchOptions, type Parsed } from './watch.js';
 
 export interface SchedulerDeps {
@@ -97,14 +93,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   const trigger = new Trigger();
   const running: Array<Promise<unknown>> = [];
 
-  const caches: Caches = {
-    services: new Store<ServiceView>(),
-    nodes: new Store<NodeView>(),
-    slices: new Store<SliceView>(),
-    ipNodes: new Store<IpNode>(),
-    claims: new Store<IpClaim>(),
-    pools: new Store<PoolEntry>(),
-  };
+  const caches: Caches = emptyCaches();
   const allSynced = (): boolean => Object.values(caches).every((s: Store<unknown>) => s.synced);
 
   // Node health: probe states + API state -> candidates; a change kicks the reconcile.

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { Lab, LabProcess, Netns } from './lab.js';
+import { splice } from './splice.js';
 
 const FORWARDER = fileURLToPath(new URL('./forwarder.ts', import.meta.url));
 
@@ -59,14 +60,7 @@ export async function startApiForwarder(lab: Lab, kubeconfigPath: string): Promi
   const server: Server = createServer((client) => {
     sockets.add(client);
     client.once('close', () => sockets.delete(client));
-    const upstream = createConnection(port, '127.0.0.1');
-    client.pipe(upstream).pipe(client);
-    const close = (): void => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', close);
-    upstream.on('error', close);
+    splice(client, createConnection(port, '127.0.0.1'));
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
