@@ -1,9 +1,6 @@
 // The custom resources as a user meets them: installed and Established on a real apiserver,
 // printed by kubectl with the promised columns, guarded by schema validation at admission,
 // and usable through @kubernetes/client-node (create, watch, delete).
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Watch } from '@kubernetes/client-node';
@@ -124,10 +121,8 @@ test('create, watch and delete of an IpClaim round-trip through client-node', as
   }
 });
 
-async function applyJson(manifest: string) {
-  const file = join(mkdtempSync(join(tmpdir(), 'ipc-manifest-')), 'm.json');
-  writeFileSync(file, manifest);
-  return cluster.kubectl(['apply', '-f', file]);
+function applyJson(manifest: string) {
+  return cluster.kubectl(['apply', '-f', '-'], manifest);
 }
 
 test.run();
