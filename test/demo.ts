@@ -4,7 +4,6 @@
 // and the lab left running until Ctrl-C with instructions for poking at it.
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, waitFor } from './controlplane/harness.js';
-import { downtimeAround } from './support/downtime.js';
 import { startTwoNodeLab, type TwoNodeLab } from './e2e/twonode.js';
 
 const examples = fileURLToPath(new URL('../examples/', import.meta.url));
@@ -58,12 +57,8 @@ async function main(): Promise<void> {
 
   step(`Hard failure of ${node}: its agent frozen (SIGSTOP) and its link cut, a request every 20 ms`);
   const loop = lab.requestLoop(ip, 20, 120_000);
-  await loop.steady(10);
-  const faultAt = Date.now();
-  await lab.fail(lab.node(node));
-  const moved = await lab.servingNode(ip, { not: node });
-  await loop.steady(5);
-  const downtime = downtimeAround(await loop.stop(), faultAt);
+  const { to: moved, downtime } = await lab.move(loop, ip, (n) => lab.fail(n));
+  await loop.stop();
   say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer`);
   await kubectl(['get', 'ipclaims']);
   await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nginx', '--sort-by=.lastTimestamp']);

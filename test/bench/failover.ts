@@ -3,7 +3,6 @@
 // the time from Service create to the first successful client request. All at default
 // settings. Runs alone with `sudo make bench-failover`.
 import { startControlPlane, waitFor } from '../controlplane/harness.js';
-import { downtimeAround } from '../support/downtime.js';
 import { startTwoNodeLab, type TwoNodeLab } from '../e2e/twonode.js';
 
 const HARD_FAILURES = Number(process.env.BENCH_HARD_FAILURES ?? 20);
@@ -34,14 +33,8 @@ async function hardFailures(lab: TwoNodeLab): Promise<number[]> {
   const loop = lab.requestLoop(VIP, 20, 15 * 60_000);
   try {
     for (let i = 0; i < HARD_FAILURES; i++) {
-      const from = await holder(lab, VIP);
       await bothCandidates(lab);
-      await loop.steady(10);
-      const faultAt = Date.now();
-      await lab.fail(lab.node(from));
-      await holder(lab, VIP, from);
-      await loop.steady(5);
-      const downtime = downtimeAround(loop.results(), faultAt);
+      const { from, downtime } = await lab.move(loop, VIP, (node) => lab.fail(node));
       if (!downtime) throw new Error(`failure ${i}: no answer before or after the fault`);
       downtimes.push(downtime.downtimeMs);
       process.stderr.write(`  hard failure ${i + 1}/${HARD_FAILURES}: ${from} -> ${downtime.servedAfter}: ${downtime.downtimeMs} ms\n`);
@@ -59,16 +52,10 @@ async function gracefulHandovers(lab: TwoNodeLab): Promise<number[]> {
   const loop = lab.requestLoop(VIP, 20, 15 * 60_000);
   try {
     for (let i = 0; i < GRACEFUL; i++) {
-      const from = await holder(lab, VIP);
       await bothCandidates(lab);
-      await loop.steady(10);
+      const { from, downtime } = await lab.move(loop, VIP, (node) => node.agent?.proc.signal('SIGTERM'));
       const node = lab.node(from);
-      const termAt = Date.now();
-      node.agent?.proc.signal('SIGTERM');
-      await holder(lab, VIP, from);
       await node.agent?.proc.exited;
-      await loop.steady(5);
-      const downtime = downtimeAround(loop.results(), termAt);
       if (!downtime) throw new Error(`handover ${i}: no answer before or after SIGTERM`);
       downtimes.push(downtime.downtimeMs);
       process.stderr.write(`  graceful handover ${i + 1}/${GRACEFUL}: ${downtime.downtimeMs} ms\n`);

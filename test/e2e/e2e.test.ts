@@ -9,7 +9,6 @@ import type { V1Service } from '@kubernetes/client-node';
 import { claimName } from '../../api/names.js';
 import { waitFor } from '../controlplane/harness.js';
 import { neighbour, startCapture, type Capture, type CapturedFrame } from '../lab/index.js';
-import { downtimeAround } from '../support/downtime.js';
 import { testCluster, type TestCluster } from '../support/cluster.js';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
@@ -78,18 +77,11 @@ const other = (node: string): LabNode => lab.nodes.find((n) => n.labelled && n.n
 
 /** Hard failure of the node serving ip, measured from the client; returns the new node. */
 async function hardFailover(ip: string, capture: Capture): Promise<{ from: string; to: string; downtimeMs: number }> {
-  const from = await assignedNode(ip);
-  const survivor = other(from);
   const loop = lab.requestLoop(ip, 20, 60_000);
-  await loop.steady();
-  const faultAt = Date.now();
-  await lab.fail(lab.node(from));
-  const to = await assignedNode(ip, 15_000, from);
+  const { from, to, at: faultAt, results, downtime } = await lab.move(loop, ip, (node) => lab.fail(node)).finally(() => loop.stop());
+  const survivor = other(from);
   assert.is(to, survivor.name);
   await servedBy(ip, to);
-  await loop.steady(5);
-  const results = await loop.stop();
-  const downtime = downtimeAround(results, faultAt);
   assert.ok(downtime, `the client saw answers before and after the fault at ${faultAt}: ${summarise(results)}`);
   assert.is(downtime?.servedBefore, from);
   assert.is(downtime?.servedAfter, to);
@@ -231,24 +223,19 @@ test('4d. every metric the dashboard and the alerts read is exported by the runn
 });
 
 test('6. graceful: SIGTERM on the serving agent hands the IP over with downtime below one probe interval', async () => {
-  const from = await assignedNode(WEB_IP);
-  const node = lab.node(from);
+  const node = lab.node(await assignedNode(WEB_IP));
   const loop = lab.requestLoop(WEB_IP, 20, 60_000);
-  await loop.steady();
-  const termAt = Date.now();
-  node.agent?.proc.signal('SIGTERM');
   try {
-    const to = await assignedNode(WEB_IP, 15_000, from);
+    const { from, to, downtime } = await lab.move(loop, WEB_IP, (n) => n.agent?.proc.signal('SIGTERM'));
     await servedBy(WEB_IP, to);
     const exit = await node.agent?.proc.exited;
     assert.is(exit, 0, 'the agent exits cleanly after draining');
     assert.equal(await lab.holders(WEB_IP), [to]);
-    await loop.steady(5);
-    const downtime = downtimeAround(await loop.stop(), termAt);
     assert.ok(downtime);
     log(`graceful handover ${from} -> ${to}: client downtime ${downtime?.downtimeMs} ms`);
     assert.ok((downtime?.downtimeMs ?? Infinity) < 200, `downtime ${downtime?.downtimeMs} ms is below the 200 ms probe interval`);
   } finally {
+    await loop.stop();
     await node.agent?.proc.stop();
     await lab.startAgent(node);
   }

@@ -14,7 +14,7 @@ import { claimName } from '../../api/names.js';
 import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, startAgentProcess, startApiForwarder, type AgentProcess, type ApiForwarder, type LabProcess, type Netns, type Port } from '../lab/index.js';
-import { parseRequestLog, type RequestResult } from '../support/downtime.js';
+import { downtimeAround, parseRequestLog, type Downtime, type RequestResult } from '../support/downtime.js';
 
 const CLI = fileURLToPath(new URL('../../cli.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
@@ -52,6 +52,16 @@ export interface RequestLoop {
   steady(n?: number, timeoutMs?: number): Promise<void>;
   /** Stops the loop and returns every request's result, in completion order. */
   stop(): Promise<RequestResult[]>;
+}
+
+/** A fault applied to the serving node while the client kept asking. */
+export interface Move {
+  from: string;
+  to: string;
+  /** When the fault was applied (ms since the epoch). */
+  at: number;
+  results: RequestResult[];
+  downtime: Downtime | null;
 }
 
 export interface TwoNodeLabOptions {
@@ -135,6 +145,12 @@ export interface TwoNodeLab {
   servingNode(ip: string, options?: { not?: string; timeoutMs?: number }): Promise<string>;
   /** The scheduler replica holding the Lease, if it is one of the lab's. */
   leaderReplica(): Promise<SchedulerReplica | undefined>;
+  /**
+   * With loop asking ip: waits for steady answers, applies fault to the node serving ip, waits
+   * until another node has confirmed the claim and answers are steady again, and reads the
+   * client's downtime around the fault.
+   */
+  move(loop: RequestLoop, ip: string, fault: (node: LabNode) => void | Promise<void>): Promise<Move>;
   /** Hard failure: freeze the node's agent (SIGSTOP) and cut its link. */
   fail(node: LabNode): Promise<void>;
   /** Undo fail(): link up, agent resumed. */
@@ -298,7 +314,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       return found;
     };
 
-    return {
+    const handle: TwoNodeLab = {
       lab,
       kc,
       core,
@@ -353,6 +369,16 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
         const identity = await leader();
         return schedulers.find((s) => s.identity === identity);
       },
+      async move(loop, address, fault) {
+        const from = await handle.servingNode(address);
+        await loop.steady(10);
+        const at = Date.now();
+        await fault(handle.node(from));
+        const to = await handle.servingNode(address, { not: from });
+        await loop.steady(5);
+        const results = loop.results();
+        return { from, to, at, results, downtime: downtimeAround(results, at) };
+      },
       async fail(node) {
         node.agent?.proc.signal('SIGSTOP');
         await lab.exec(node.ns, ['ip', 'link', 'set', 'eth0', 'down']);
@@ -365,6 +391,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       startScheduler,
       destroy,
     };
+    return handle;
   } catch (err) {
     await destroy();
     throw err;
