@@ -100,10 +100,15 @@ export class ResourceClient<T extends IpResource> {
     return this.parsed(await this.api.patchClusterCustomObjectStatus({ ...this.where, name, body: patch }, mergePatch));
   }
 
-  /** Deletes the object; false when it was already gone. */
-  async delete(name: string): Promise<boolean> {
+  /**
+   * Deletes the object; false when it was already gone. With preconditions, an object whose
+   * uid or resourceVersion differs is not deleted (409), as a controller that may have lost
+   * its leadership needs.
+   */
+  async delete(name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<boolean> {
     try {
-      await this.api.deleteClusterCustomObject({ ...this.where, name });
+      const pre = preconditions ? { ...(preconditions.uid ? { uid: preconditions.uid } : {}), ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}) } : undefined;
+      await this.api.deleteClusterCustomObject({ ...this.where, name, ...(pre ? { body: { preconditions: pre } } : {}) });
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;

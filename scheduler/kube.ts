@@ -9,7 +9,7 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { ResourceClient, type IpClients } from '../api/client.js';
+import { isNotFound, ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
 import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type IpNode } from '../api/types.js';
 import { parseService, type ServiceView } from './service.js';
@@ -101,15 +101,19 @@ export interface CoreEvent {
 export interface KubeWrites {
   createClaim(claim: IpClaim): Promise<IpClaim>;
   replaceClaim(claim: IpClaim): Promise<IpClaim>;
-  deleteClaim(name: string): Promise<void>;
+  /** Deletes with preconditions: a claim whose uid or resourceVersion changed fails with 409. */
+  deleteClaim(name: string, preconditions: { uid: string; resourceVersion: string }): Promise<void>;
   getClaim(name: string): Promise<IpClaim | null>;
-  patchClaimStatus(name: string, status: IpClaimStatus): Promise<IpClaim>;
+  /** Merge-patches status; fails with 409 if the claim changed since resourceVersion. */
+  patchClaimStatus(name: string, status: IpClaimStatus, resourceVersion: string): Promise<IpClaim>;
+  /** The Service as the apiserver has it now (raw), or null. */
+  getService(namespace: string, name: string): Promise<unknown>;
   getPool(name: string): Promise<IpClaimPool | null>;
   replacePoolStatus(pool: IpClaimPool): Promise<IpClaimPool>;
   /** Merge-patches status of a pool that does not parse (to say why). */
   patchPoolStatusRaw(name: string, status: IpClaimPoolStatus): Promise<void>;
-  /** Writes status.loadBalancer.ingress; returns the Service as written. */
-  patchServiceIngress(namespace: string, name: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown>;
+  /** Writes status.loadBalancer.ingress unless the Service changed since resourceVersion (409); returns it as written. */
+  patchServiceIngress(namespace: string, name: string, resourceVersion: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown>;
   /** Replaces spec.externalIPs, failing with 409 if the Service changed since resourceVersion. */
   patchServiceExternalIPs(namespace: string, name: string, resourceVersion: string, externalIPs: string[]): Promise<unknown>;
   createEvent(event: CoreEvent): Promise<void>;
@@ -153,18 +157,26 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
   const writes: KubeWrites = {
     createClaim: (claim) => clients.claims.create(claim),
     replaceClaim: (claim) => clients.claims.replace(claim),
-    deleteClaim: async (name) => {
-      await clients.claims.delete(name);
+    deleteClaim: async (name, preconditions) => {
+      await clients.claims.delete(name, preconditions);
     },
     getClaim: (name) => clients.claims.get(name),
-    patchClaimStatus: (name, status) => clients.claims.patchStatus(name, { status }),
+    patchClaimStatus: (name, status, resourceVersion) => clients.claims.patchStatus(name, { metadata: { resourceVersion }, status }),
+    getService: async (namespace, name) => {
+      try {
+        return await core.readNamespacedService({ namespace, name });
+      } catch (err) {
+        if (isNotFound(err)) return null;
+        throw err;
+      }
+    },
     getPool: (name) => clients.pools.get(name),
     replacePoolStatus: (pool) => clients.pools.replaceStatus(pool),
     patchPoolStatusRaw: async (name, status) => {
       await custom.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } }, mergePatch);
     },
-    patchServiceIngress: (namespace, name, ingress) =>
-      core.patchNamespacedServiceStatus({ namespace, name, body: { status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
+    patchServiceIngress: (namespace, name, resourceVersion, ingress) =>
+      core.patchNamespacedServiceStatus({ namespace, name, body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
     patchServiceExternalIPs: (namespace, name, resourceVersion, externalIPs) =>
       core.patchNamespacedService({ namespace, name, body: { metadata: { resourceVersion }, spec: { externalIPs: externalIPs.length ? externalIPs : null } } }, mergePatch),
     createEvent: async (e) => {

@@ -4,16 +4,84 @@
 // kubeconfig still authenticates each request (token headers, so rotated tokens keep
 // working), but the agent it builds is replaced by one keep-alive agent with the same TLS
 // options. Proxy agents are left alone.
+//
+// Every request has a deadline. A request to an apiserver behind a partition would otherwise
+// hang until TCP gives up (minutes) and then land long after the writer lost the right to
+// make it; on a timeout the pool's sockets are reset (RST, unsent bytes dropped), not closed
+// gracefully, so a held write is not delivered when the partition heals.
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { createConfiguration, ServerConfiguration, type Configuration, type KubeConfig, type RequestContext, type SecurityAuthentication } from '@kubernetes/client-node';
+import type { Socket } from 'node:net';
+import {
+  createConfiguration,
+  IsomorphicFetchHttpLibrary,
+  Observable,
+  type HttpLibrary,
+  ServerConfiguration,
+  type Configuration,
+  type ConfigurationOptions,
+  type KubeConfig,
+  type RequestContext,
+  type ResponseContext,
+  type SecurityAuthentication,
+} from '@kubernetes/client-node';
 
 export type ApiFactory = <T>(api: new (config: Configuration) => T) => T;
 
-export function keepAliveApis(kc: KubeConfig, maxSockets = 32): ApiFactory {
+/** Per-request options that abort the request with signal (client-node middleware). */
+export function withSignal(signal: AbortSignal): ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre: (ctx: RequestContext) => {
+          const previous = ctx.getSignal();
+          ctx.setSignal(previous ? AbortSignal.any([previous, signal]) : signal);
+          return new Observable(Promise.resolve(ctx));
+        },
+        post: (res: ResponseContext) => new Observable(Promise.resolve(res)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
+}
+
+/** Resets every socket of the agent: RST instead of FIN, so queued bytes are never sent. */
+function resetSockets(agent: HttpAgent): void {
+  for (const list of [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)]) {
+    for (const socket of (list ?? []) as Socket[]) socket.resetAndDestroy();
+  }
+  agent.destroy();
+}
+
+/** Sends through fetch with a deadline per request; onTimeout hears of the agent that hung. */
+class DeadlineHttp implements HttpLibrary {
+  private readonly inner = new IsomorphicFetchHttpLibrary();
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly onTimeout: (agent: HttpAgent | undefined) => void,
+  ) {}
+  send(request: RequestContext): Observable<ResponseContext> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => {
+      ctl.abort(new Error(`request timed out after ${this.timeoutMs} ms`));
+      this.onTimeout(request.getAgent() as HttpAgent | undefined);
+    }, this.timeoutMs);
+    const previous = request.getSignal();
+    request.setSignal(previous ? AbortSignal.any([previous, ctl.signal]) : ctl.signal);
+    return new Observable(this.inner.send(request).toPromise().finally(() => clearTimeout(timer)));
+  }
+}
+
+export function keepAliveApis(kc: KubeConfig, options: { maxSockets?: number; requestTimeoutMs?: number } = {}): ApiFactory {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
+  const maxSockets = options.maxSockets ?? 32;
   let shared: HttpAgent | undefined;
+  const http = new DeadlineHttp(options.requestTimeoutMs ?? 30_000, (agent) => {
+    if (!agent || agent !== shared) return;
+    shared = undefined; // the next request builds a fresh pool
+    resetSockets(agent);
+  });
   const auth: SecurityAuthentication = {
     getName: () => 'default',
     async applySecurityAuthentication(context: RequestContext): Promise<void> {
@@ -29,5 +97,5 @@ export function keepAliveApis(kc: KubeConfig, maxSockets = 32): ApiFactory {
       context.setAgent(shared);
     },
   };
-  return (api) => new api(createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: auth } }));
+  return (api) => new api(createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: auth }, httpApi: http }));
 }

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import type { Clock } from '../lib/clock.js';
+import { ManualClock } from '../lib/manualclock.js';
 import { LeaderElector, type LeaseRecord, type LeaseStore } from './leader.js';
 
 /** An in-memory Lease with resourceVersion semantics. */
@@ -9,7 +9,10 @@ class MemoryLease implements LeaseStore {
   record: LeaseRecord | null = null;
   private rv = 0;
   down = false;
-  async get(): Promise<LeaseRecord | null> {
+  /** Requests never answer (a black-holed connection) until the signal aborts them. */
+  hang = false;
+  async get(signal: AbortSignal): Promise<LeaseRecord | null> {
+    if (this.hang) await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
     if (this.down) throw new Error('apiserver unreachable');
     return this.record ? { ...this.record } : null;
   }
@@ -27,22 +30,12 @@ class MemoryLease implements LeaseStore {
   }
 }
 
-class FakeClock implements Clock {
-  t = 1_000_000;
-  now(): number {
-    return this.t;
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 const cfg = (identity: string) => ({ identity, leaseMs: 4000, renewDeadlineMs: 2000, retryMs: 500 });
 const log = pino({ level: 'silent' });
 
 test('one of two candidates leads; the other waits a full lease duration of an unchanged record', async () => {
   const lease = new MemoryLease();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const a = new LeaderElector(lease, cfg('a'), clock, log, () => {});
   const b = new LeaderElector(lease, cfg('b'), clock, log, () => {});
   await a.tick();
@@ -50,51 +43,91 @@ test('one of two candidates leads; the other waits a full lease duration of an u
   assert.ok(a.isLeader());
   assert.not.ok(b.isLeader());
   // a dies (stops ticking). b takes over only after leaseMs of an unchanged record.
-  clock.t += 3900;
+  await clock.advance(3900);
   await b.tick();
   assert.not.ok(b.isLeader());
-  clock.t += 200;
+  await clock.advance(200);
   await b.tick();
   assert.ok(b.isLeader(), 'unchanged for 4.1s since b first saw it');
 });
 
 test('standby takes over after the lease duration; transitions count up', async () => {
   const lease = new MemoryLease();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const changes: string[] = [];
   const a = new LeaderElector(lease, cfg('a'), clock, log, (l) => changes.push(`a:${l}`));
   const b = new LeaderElector(lease, cfg('b'), clock, log, (l) => changes.push(`b:${l}`));
   await a.tick();
   await b.tick(); // b first sees the record now
-  clock.t += 4000;
+  await clock.advance(4000);
   await b.tick();
   assert.ok(b.isLeader());
   assert.is(lease.record?.holder, 'b');
   assert.is(lease.record?.transitions, 1);
-  // a comes back: it sees b's record and steps down at once.
+  // a stopped renewing: it stepped down on its own clock at its renew deadline (2 s), before
+  // b could take over (4 s); coming back it sees b's record and stays a follower.
   await a.tick();
   assert.not.ok(a.isLeader());
   assert.is(lease.record?.holder, 'b');
-  assert.equal(changes, ['a:true', 'b:true', 'a:false']);
+  assert.equal(changes, ['a:true', 'a:false', 'b:true']);
 });
 
 test('a leader that cannot reach the apiserver steps down after the renew deadline', async () => {
   const lease = new MemoryLease();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const a = new LeaderElector(lease, cfg('a'), clock, log, () => {});
   await a.tick();
   lease.down = true;
-  clock.t += 1500;
+  await clock.advance(1500);
   await a.tick();
   assert.ok(a.isLeader());
-  clock.t += 600;
+  await clock.advance(600);
+  assert.not.ok(a.isLeader(), 'stepped down at the deadline without waiting for a tick');
   await a.tick();
   assert.not.ok(a.isLeader());
 });
 
+test('a leader whose Lease request hangs (partition, frozen apiserver) stops leading at its renew deadline, on its own clock', async () => {
+  const lease = new MemoryLease();
+  const clock = new ManualClock();
+  const changes: boolean[] = [];
+  const a = new LeaderElector(lease, cfg('a'), clock, log, (l) => changes.push(l));
+  await a.tick();
+  const until = a.validUntil();
+  assert.is(until, clock.now() + 2000);
+  lease.hang = true;
+  await clock.advance(500);
+  const pending = a.tick(); // never answered
+  await clock.advance(1400);
+  assert.ok(a.isLeader(), 'still inside the renew deadline');
+  await clock.advance(200);
+  assert.not.ok(a.isLeader());
+  assert.equal(changes, [true, false], 'the step-down was reported while the request still hung');
+  await clock.advance(1000);
+  await pending; // the request timed out (half the renew deadline) instead of hanging for ever
+});
+
+test('a renew answered only after the renew deadline does not extend leadership', async () => {
+  const lease = new MemoryLease();
+  const clock = new ManualClock();
+  const changes: boolean[] = [];
+  const a = new LeaderElector(lease, { ...cfg('a'), requestTimeoutMs: 10_000 }, clock, log, (l) => changes.push(l));
+  await a.tick();
+  const slowGet = lease.get.bind(lease);
+  lease.get = async (signal) => {
+    await clock.sleep(2500, signal);
+    return slowGet(signal);
+  };
+  const pending = a.tick();
+  await clock.advance(3000);
+  await pending;
+  assert.not.ok(a.isLeader(), 'a renew sent 2.5 s ago proves nothing about the last 2 s');
+  assert.equal(changes, [true, false], 'no second "became leader" from the late answer');
+});
+
 test('release hands over at once; a racing update gets a conflict, not a second leader', async () => {
   const lease = new MemoryLease();
-  const clock = new FakeClock();
+  const clock = new ManualClock();
   const a = new LeaderElector(lease, cfg('a'), clock, log, () => {});
   const b = new LeaderElector(lease, cfg('b'), clock, log, () => {});
   const c = new LeaderElector(lease, cfg('c'), clock, log, () => {});

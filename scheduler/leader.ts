@@ -3,7 +3,15 @@
 // a standby takes over when the record has not changed for a lease duration (measured on its
 // own clock, so clock skew between replicas does not matter). Writes carry the
 // resourceVersion read, so two replicas racing get one success and one 409.
+//
+// A leader must stop writing on its own clock, not when the apiserver tells it: a replica that
+// was frozen (SIGSTOP, a long GC pause) or cut off cannot hear that it lost. So leadership is
+// valid until the send time of the last successful renew plus the renew deadline (shorter than
+// the lease duration a standby waits, measured from when it saw that renew), every Lease
+// request times out well inside the renew deadline, and a timer steps down at the deadline
+// even while a request hangs.
 import { ApiException, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import { withSignal } from './kubeclient.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -19,11 +27,11 @@ export interface LeaseRecord {
 
 /** The Lease as a port, so the election is tested without an apiserver. */
 export interface LeaseStore {
-  get(): Promise<LeaseRecord | null>;
+  get(signal: AbortSignal): Promise<LeaseRecord | null>;
   /** Creates the Lease; false when it already exists. */
-  create(record: LeaseRecord): Promise<boolean>;
+  create(record: LeaseRecord, signal: AbortSignal): Promise<boolean>;
   /** Replaces it if unchanged since read (resourceVersion); false on conflict. */
-  update(record: LeaseRecord): Promise<boolean>;
+  update(record: LeaseRecord, signal: AbortSignal): Promise<boolean>;
 }
 
 export interface ElectionConfig {
@@ -31,6 +39,14 @@ export interface ElectionConfig {
   leaseMs: number;
   renewDeadlineMs: number;
   retryMs: number;
+  /** Timeout of one Lease request (default: half the renew deadline). */
+  requestTimeoutMs?: number;
+}
+
+class LeaseRequestTimeout extends Error {
+  constructor(ms: number) {
+    super(`lease request took longer than ${ms} ms`);
+  }
 }
 
 export class LeaderElector {
@@ -38,6 +54,8 @@ export class LeaderElector {
   private lastRenew = 0;
   private observed: { key: string; at: number } | null = null;
   private record: LeaseRecord | null = null;
+  /** Aborts the pending step-down timer when a renew extends the deadline. */
+  private expiry: AbortController | null = null;
 
   constructor(
     private readonly store: LeaseStore,
@@ -48,7 +66,15 @@ export class LeaderElector {
   ) {}
 
   isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.clock.now() < this.validUntil();
+  }
+
+  /**
+   * Until when (ms, this replica's clock) it may write as the leader: the send time of its last
+   * successful renew plus the renew deadline; 0 when not leading.
+   */
+  validUntil(): number {
+    return this.leading ? this.lastRenew + this.cfg.renewDeadlineMs : 0;
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -60,17 +86,21 @@ export class LeaderElector {
         break;
       }
     }
+    this.expiry?.abort();
   }
 
   /** One round: acquire or renew. Exposed for tests. */
   async tick(): Promise<void> {
+    // The send time, not the answer's: a standby starts its lease-duration wait no earlier
+    // than the apiserver stored this renew, which is after we sent it.
     const now = this.clock.now();
     try {
       this.record = null;
-    const ok = await this.tryAcquireOrRenew(now);
-      if (ok) {
+      const ok = await this.withTimeout((signal) => this.tryAcquireOrRenew(now, signal));
+      if (ok && this.clock.now() - now < this.cfg.renewDeadlineMs) {
         this.lastRenew = now;
         this.set(true);
+        this.armExpiry();
         return;
       }
     } catch (err) {
@@ -88,8 +118,44 @@ export class LeaderElector {
     }
   }
 
-  private async tryAcquireOrRenew(now: number): Promise<boolean> {
-    const current = await this.store.get();
+  /** Runs one Lease request with a timeout shorter than the renew deadline. */
+  private async withTimeout<T>(request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const ms = this.cfg.requestTimeoutMs ?? Math.max(1, Math.floor(this.cfg.renewDeadlineMs / 2));
+    const ctl = new AbortController();
+    const timer = new AbortController();
+    const timedOut = this.clock.sleep(ms, timer.signal).then(
+      () => {
+        ctl.abort(new LeaseRequestTimeout(ms));
+        throw new LeaseRequestTimeout(ms);
+      },
+      () => undefined as never,
+    );
+    try {
+      return await Promise.race([request(ctl.signal), timedOut]);
+    } finally {
+      timer.abort();
+    }
+  }
+
+  /** Steps down at the deadline unless a renew moved it: a hanging request cannot delay that. */
+  private armExpiry(): void {
+    this.expiry?.abort();
+    const ctl = new AbortController();
+    this.expiry = ctl;
+    const deadline = this.validUntil();
+    this.clock
+      .sleep(Math.max(0, deadline - this.clock.now()), ctl.signal)
+      .then(() => {
+        if (this.leading && this.clock.now() >= this.validUntil()) {
+          this.log.warn({ renewDeadlineMs: this.cfg.renewDeadlineMs }, 'lease not renewed within the renew deadline (own clock); stepping down');
+          this.set(false);
+        }
+      })
+      .catch(() => undefined);
+  }
+
+  private async tryAcquireOrRenew(now: number, signal: AbortSignal): Promise<boolean> {
+    const current = await this.store.get(signal);
     const mine: LeaseRecord = {
       holder: this.cfg.identity,
       renewTime: now,
@@ -97,20 +163,24 @@ export class LeaderElector {
       durationSeconds: Math.max(1, Math.ceil(this.cfg.leaseMs / 1000)),
       transitions: 0,
     };
-    if (!current) return this.store.create(mine);
+    if (!current) return this.store.create(mine, signal);
     const key = `${current.holder}|${current.renewTime}|${current.resourceVersion ?? ''}`;
     if (!this.observed || this.observed.key !== key) this.observed = { key, at: now };
     this.record = current;
     if (current.holder === this.cfg.identity) {
-      return this.store.update({ ...current, renewTime: now, durationSeconds: mine.durationSeconds });
+      return this.store.update({ ...current, renewTime: now, durationSeconds: mine.durationSeconds }, signal);
     }
     const expired = current.holder === '' || now - this.observed.at >= this.cfg.leaseMs;
     if (!expired) return false;
     this.log.info({ previous: current.holder || '(released)' }, 'lease expired; taking over');
-    return this.store.update({ ...mine, transitions: current.transitions + 1, ...(current.resourceVersion ? { resourceVersion: current.resourceVersion } : {}) });
+    return this.store.update({ ...mine, transitions: current.transitions + 1, ...(current.resourceVersion ? { resourceVersion: current.resourceVersion } : {}) }, signal);
   }
 
   private set(leading: boolean): void {
+    if (!leading) {
+      this.expiry?.abort();
+      this.expiry = null;
+    }
     if (leading === this.leading) return;
     this.leading = leading;
     this.log.info({ leading, identity: this.cfg.identity }, leading ? 'became leader' : 'lost leadership');
@@ -122,9 +192,9 @@ export class LeaderElector {
     if (!this.leading) return;
     this.set(false);
     try {
-      const current = await this.store.get();
+      const current = await this.withTimeout((signal) => this.store.get(signal));
       if (current && current.holder === this.cfg.identity) {
-        await this.store.update({ ...current, holder: '', durationSeconds: 1, renewTime: this.clock.now() });
+        await this.withTimeout((signal) => this.store.update({ ...current, holder: '', durationSeconds: 1, renewTime: this.clock.now() }, signal));
       }
     } catch (err) {
       this.log.warn({ err: String(err) }, 'could not release the lease');
@@ -169,26 +239,26 @@ export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: 
   });
   const code = (err: unknown): number | undefined => (err instanceof ApiException ? err.code : undefined);
   return {
-    async get() {
+    async get(signal) {
       try {
-        return toRecord(await api.readNamespacedLease({ name, namespace }));
+        return toRecord(await api.readNamespacedLease({ name, namespace }, withSignal(signal)));
       } catch (err) {
         if (code(err) === 404) return null;
         throw err;
       }
     },
-    async create(record) {
+    async create(record, signal) {
       try {
-        await api.createNamespacedLease({ namespace, body: toLease(record) });
+        await api.createNamespacedLease({ namespace, body: toLease(record) }, withSignal(signal));
         return true;
       } catch (err) {
         if (code(err) === 409) return false;
         throw err;
       }
     },
-    async update(record) {
+    async update(record, signal) {
       try {
-        await api.replaceNamespacedLease({ name, namespace, body: toLease(record) });
+        await api.replaceNamespacedLease({ name, namespace, body: toLease(record) }, withSignal(signal));
         return true;
       } catch (err) {
         if (code(err) === 409) return false;

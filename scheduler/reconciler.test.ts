@@ -21,6 +21,8 @@ class MemoryKube implements KubeWrites {
   claims = new Map<string, IpClaim>();
   pools = new Map<string, IpClaimPool>();
   ingress = new Map<string, Array<{ ip: string; ipMode?: string }>>();
+  /** Services as the apiserver has them (raw), for getService. */
+  services = new Map<string, unknown>();
   events: CoreEvent[] = [];
   log: string[] = [];
   failPoolWrites = 0;
@@ -32,7 +34,8 @@ class MemoryKube implements KubeWrites {
     const name = claim.metadata.name ?? '';
     this.log.push(`create ${name}`);
     if (this.claims.has(name)) throw conflict();
-    const stored = { ...clone(claim), metadata: { ...claim.metadata, resourceVersion: this.next() } };
+    const rv = this.next();
+    const stored = { ...clone(claim), metadata: { ...claim.metadata, resourceVersion: rv, uid: `uid-${rv}` } };
     this.claims.set(name, stored);
     return clone(stored);
   }
@@ -45,18 +48,24 @@ class MemoryKube implements KubeWrites {
     this.claims.set(name, stored);
     return clone(stored);
   }
-  async deleteClaim(name: string): Promise<void> {
+  async deleteClaim(name: string, pre: { uid: string; resourceVersion: string }): Promise<void> {
     this.log.push(`delete ${name}`);
+    const cur = this.claims.get(name);
+    if (cur && (cur.metadata.uid !== pre.uid || cur.metadata.resourceVersion !== pre.resourceVersion)) throw conflict();
     this.claims.delete(name);
+  }
+  async getService(namespace: string, name: string): Promise<unknown> {
+    return this.services.get(`${namespace}/${name}`) ?? null;
   }
   async getClaim(name: string): Promise<IpClaim | null> {
     const c = this.claims.get(name);
     return c ? clone(c) : null;
   }
-  async patchClaimStatus(name: string, status: IpClaimStatus): Promise<IpClaim> {
+  async patchClaimStatus(name: string, status: IpClaimStatus, resourceVersion: string): Promise<IpClaim> {
     this.log.push(`claim-status ${name}`);
     const cur = this.claims.get(name);
     if (!cur) throw new ApiException(404, 'NotFound', '', {});
+    if (cur.metadata.resourceVersion !== resourceVersion) throw conflict();
     const stored = { ...cur, status, metadata: { ...cur.metadata, resourceVersion: this.next() } };
     this.claims.set(name, stored);
     return clone(stored);
@@ -83,7 +92,7 @@ class MemoryKube implements KubeWrites {
     this.log.push(`pool-status-raw ${name}`);
     void status;
   }
-  async patchServiceIngress(namespace: string, name: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown> {
+  async patchServiceIngress(namespace: string, name: string, _rv: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown> {
     this.log.push(`ingress ${namespace}/${name}`);
     this.ingress.set(`${namespace}/${name}`, ingress);
     return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress } } };
@@ -226,6 +235,72 @@ test('a claim someone else created meanwhile: 409, re-read, no crash, converges 
   await w.reconciler.pass(live());
   const claims = [...w.kube.claims.values()];
   assert.equal(claims.map((c) => c.spec.services), [['ns/web']]);
+});
+
+test('a replica past its lease deadline (own clock) writes nothing, though nobody aborted its signal', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  await w.reconciler.pass(live(), () => clock.now()).catch(() => undefined);
+  assert.equal(w.kube.log, []);
+});
+
+function orphan(w: World, services: string[]): IpClaim {
+  const c: IpClaim = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-5-32', uid: 'uid-old', resourceVersion: '50' }, spec: { cidr: '192.0.2.5/32', services, nodeName: 'a' } };
+  w.kube.claims.set('192-0-2-5-32', clone(c));
+  w.caches.claims.upsert('192-0-2-5-32', clone(c), '50');
+  return c;
+}
+
+test('a stale delete fails on its preconditions: a claim re-created meanwhile by another replica stays, and the cache learns it', async () => {
+  const w = world();
+  orphan(w, ['ns/gone']);
+  // Another replica re-created the name for a Service this one has not seen yet.
+  const live1: IpClaim = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-5-32', uid: 'uid-new', resourceVersion: '300' }, spec: { cidr: '192.0.2.5/32', services: ['ns/web'], nodeName: 'b' } };
+  w.kube.claims.set('192-0-2-5-32', clone(live1));
+  await w.reconciler.pass(live());
+  assert.is(w.kube.claims.get('192-0-2-5-32')?.metadata.uid, 'uid-new', 'the live claim was not deleted');
+  assert.is(w.caches.claims.get('192-0-2-5-32')?.metadata.resourceVersion, '300', 'the cache holds the live claim');
+});
+
+test('removal is versioned: a newer claim the watch delivered while the delete was in flight stays in the cache', async () => {
+  const w = world();
+  orphan(w, ['ns/gone']);
+  const del = w.kube.deleteClaim.bind(w.kube);
+  w.kube.deleteClaim = async (name, pre) => {
+    await del(name, pre);
+    // Meanwhile the other replica re-created it and the watch delivered that.
+    const again = await w.kube.createClaim({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name }, spec: { cidr: '192.0.2.5/32', services: ['ns/web'] } });
+    w.caches.claims.upsert(name, again, again.metadata.resourceVersion ?? '');
+  };
+  await w.reconciler.pass(live());
+  assert.is(w.caches.claims.get('192-0-2-5-32')?.spec.services?.[0], 'ns/web', 'the re-created claim is still known');
+});
+
+test('a 409 on create heals a cache that wrongly believed the name free (tombstone), and the next pass picks another address', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  // The name was removed from the cache at a version newer than the live object's.
+  const taken = await w.kube.createClaim({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-1-32' }, spec: { cidr: '192.0.2.1/32', services: ['ns/other'], pool: 'p' } });
+  w.caches.claims.upsert('192-0-2-1-32', taken, taken.metadata.resourceVersion ?? '');
+  w.caches.claims.remove('192-0-2-1-32');
+  w.kube.services.set('ns/other', { metadata: { name: 'other', namespace: 'ns', uid: 'o', resourceVersion: '2' }, spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'] } });
+  await w.reconciler.pass(live());
+  assert.ok(w.caches.claims.get('192-0-2-1-32'), 'the cache knows the name is taken');
+  w.kube.log = [];
+  await w.reconciler.pass(live());
+  assert.not.ok(w.kube.log.includes('create 192-0-2-1-32'), `no second create of the taken name: ${w.kube.log.join(', ')}`);
+});
+
+test('a claim whose Service is missing from the cache but exists in the API is kept, and the Service is cached', async () => {
+  const w = world();
+  orphan(w, ['ns/late']);
+  w.kube.services.set('ns/late', { metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' }, spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] } });
+  await w.reconciler.pass(live());
+  assert.not.ok(w.kube.log.some((l) => l.startsWith('delete')), w.kube.log.join(', '));
+  assert.ok(w.caches.services.get('ns/late'));
+  assert.ok(w.kube.claims.get('192-0-2-5-32'));
 });
 
 test('sameJson ignores key order', () => {

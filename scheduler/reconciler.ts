@@ -104,12 +104,20 @@ export class Reconciler {
   private knownPools = new Set<string>();
   private writes = 0;
   private errors = 0;
+  /** Until when (ms) this replica may write; see guard(). */
+  private validUntil: () => number = () => Infinity;
 
   constructor(private readonly d: ReconcileDeps) {}
 
-  async pass(signal: AbortSignal): Promise<PassResult> {
+  /**
+   * One pass. signal aborts when leadership is lost; validUntil is the end of the leadership
+   * on this replica's own clock (the Lease's renew deadline), checked before every write, so
+   * a replica resumed after a freeze or a partition writes nothing before it has renewed.
+   */
+  async pass(signal: AbortSignal, validUntil: () => number = () => Infinity): Promise<PassResult> {
     this.writes = 0;
     this.errors = 0;
+    this.validUntil = validUntil;
     const { caches, cfg } = this.d;
     const services = caches.services.values();
     const pools = this.poolSet();
@@ -164,7 +172,7 @@ export class Reconciler {
   }
 
   private guard(signal: AbortSignal): void {
-    if (signal.aborted) throw new NotLeader();
+    if (signal.aborted || this.d.clock.now() >= this.validUntil()) throw new NotLeader();
   }
 
   private failed(stage: string, err: unknown, fields: Record<string, unknown>): void {
@@ -285,8 +293,10 @@ export class Reconciler {
 
   private async refreshClaim(name: string): Promise<void> {
     try {
+      // A GET is a quorum read: it wins over anything cached that is not newer, tombstones
+      // included, so a 409 on create always teaches the cache that the name is taken.
       const fresh = await this.d.writes.getClaim(name);
-      if (fresh) this.d.caches.claims.upsert(name, fresh, fresh.metadata.resourceVersion ?? '');
+      if (fresh) this.d.caches.claims.take(name, fresh, fresh.metadata.resourceVersion ?? '');
       else this.d.caches.claims.remove(name);
     } catch {
       /* the watch will catch up */
@@ -324,26 +334,57 @@ export class Reconciler {
     if (!status) return;
     try {
       this.guard(signal);
-      const written = await this.d.writes.patchClaimStatus(claim.name, status);
+      const written = await this.d.writes.patchClaimStatus(claim.name, status, current.metadata.resourceVersion ?? '');
       this.writes++;
       this.d.caches.claims.upsert(claim.name, written, written.metadata.resourceVersion ?? '');
     } catch (err) {
+      if (isConflict(err)) await this.refreshClaim(claim.name);
       this.failed('claim-status', err, { claim: claim.name });
     }
   }
 
+  /**
+   * Deletes a claim no Service asks for any more, with the uid and resourceVersion it was
+   * decided on as preconditions: if the claim changed since (another replica re-created or
+   * moved it), the delete fails instead of removing a live claim.
+   */
   private async deleteClaim(old: IpClaim, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
     const name = old.metadata.name ?? '';
+    const rv = old.metadata.resourceVersion ?? '';
     try {
+      if (await this.servicesStillExist(old, svcByKey)) return;
       this.guard(signal);
-      await this.d.writes.deleteClaim(name);
+      await this.d.writes.deleteClaim(name, { uid: old.metadata.uid ?? '', resourceVersion: rv });
       this.writes++;
-      this.d.caches.claims.remove(name);
+      // Versioned: a newer claim of that name, already delivered by the watch, stays.
+      this.d.caches.claims.remove(name, rv);
       this.d.log.info({ claim: name, ip: old.spec.cidr }, 'claim deleted');
       this.releasedFrom(old, [], svcByKey);
     } catch (err) {
+      if (isConflict(err)) await this.refreshClaim(name);
       this.failed('claim-delete', err, { claim: name });
     }
+  }
+
+  /**
+   * A claim whose Services are all missing from the cache may name Services this replica has
+   * not seen yet (created while it was frozen, or by another replica just before it took
+   * over: the Services and claims watches are separate streams). Ask the apiserver before
+   * deleting; a Service found is put in the cache and the next pass decides with it.
+   */
+  private async servicesStillExist(old: IpClaim, svcByKey: Map<string, ServiceView>): Promise<boolean> {
+    const keys = old.spec.services ?? [];
+    if (keys.length === 0 || keys.some((k) => svcByKey.has(k))) return false;
+    let found = false;
+    for (const key of keys) {
+      const [namespace = '', name = ''] = key.split('/');
+      const view = parseService(await this.d.writes.getService(namespace, name));
+      if (!view) continue;
+      found = true;
+      this.d.caches.services.upsert(view.key, view, view.resourceVersion);
+      this.d.log.info({ claim: old.metadata.name, service: key }, 'claim kept: its Service exists but was not in the cache yet');
+    }
+    return found;
   }
 
   private releasedFrom(old: IpClaim, now: string[], svcByKey: Map<string, ServiceView>): void {
@@ -369,7 +410,7 @@ export class Reconciler {
         let written: unknown;
         if (ingress) {
           const mode = svc.type === 'LoadBalancer' ? { ipMode: 'VIP' } : {};
-          written = await this.d.writes.patchServiceIngress(svc.namespace, svc.name, ingress.map((ip) => ({ ip, ...mode })));
+          written = await this.d.writes.patchServiceIngress(svc.namespace, svc.name, svc.resourceVersion, ingress.map((ip) => ({ ip, ...mode })));
         } else if (externalIPs) {
           written = await this.d.writes.patchServiceExternalIPs(svc.namespace, svc.name, svc.resourceVersion, externalIPs);
         }

@@ -220,7 +220,10 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   } else {
     setLeading(true);
   }
-  const isLeader = (): boolean => leaderScope !== null && !leaderScope.signal.aborted;
+  // Leadership ends on this replica's clock at the Lease's renew deadline, whatever the
+  // apiserver has (not yet) told it.
+  const leaseValidUntil = (): number => (elector ? elector.validUntil() : Infinity);
+  const isLeader = (): boolean => leaderScope !== null && !leaderScope.signal.aborted && clock.now() < leaseValidUntil();
 
   const recorder = new EventRecorder({ send: (e) => kube.writes.createEvent(e), clock, log: log.child({ part: 'events' }), onDrop: () => metrics.eventDropped() });
   const reconciler = new Reconciler({
@@ -259,17 +262,17 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
         if (!allSynced()) continue;
         syncedResolve();
         const scope = currentScope();
-        if (!scope || scope.signal.aborted) continue;
+        if (!scope || scope.signal.aborted || !isLeader()) continue;
         checkHealth();
         trigger.take();
         const started = clock.now();
         try {
-          const result = await reconciler.pass(scope.signal);
+          const result = await reconciler.pass(scope.signal, leaseValidUntil);
           if (result.errors > 0) retryLater();
           else retryDelay = 0;
           if (result.writes > 0) log.debug({ writes: result.writes, ms: clock.now() - started }, 'reconciled');
         } catch (err) {
-          if (!scope.signal.aborted) {
+          if (!scope.signal.aborted && isLeader()) {
             metrics.reconcileError('pass');
             log.error({ err: String(err) }, 'reconcile pass failed');
             retryLater();

@@ -48,6 +48,18 @@ export class Store<T> {
     return true;
   }
 
+  /**
+   * Stores what a direct read (GET) returned: only an entry that is newer keeps its place;
+   * a tombstone does not (the object exists, whatever a removal remembered).
+   */
+  take(key: string, value: T, rv: string): boolean {
+    const current = this.map.get(key);
+    if (current && current.rv !== '' && rv !== '' && newerRv(current.rv, rv)) return false;
+    this.tombstones.delete(key);
+    this.map.set(key, { value, rv });
+    return true;
+  }
+
   /** Removes the key; with rv (a DELETED event's version), not when what is stored is newer. */
   remove(key: string, rv = ''): boolean {
     const current = this.map.get(key);
