@@ -279,6 +279,36 @@ test('a stall noticed while nothing else runs relists and reconciles once, and t
   await r.agent.stop();
 });
 
+test('frozen past --stall-withdraw: every address goes at once on resume, before the claims can be listed again; what is still ours comes back after the list', async () => {
+  const r = await rig({ fenceAfterMs: 10_000, stallWithdrawMs: 500 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  await r.clock.advance(6000);
+  r.kube.apiDown = true; // the relist after the stall does not complete yet
+  await r.clock.advance(800, 800); // frozen 0.8 s: the scheduler may have moved the claim
+  assert.not.ok(r.net.has('192.0.2.50'), 'withdrawn on resume, though the stale cache still says it is ours');
+  assert.not.ok(r.agent.fenced(), 'not a fence: a stall');
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_stall_withdrawals_total'), / 1$/m);
+  r.kube.apiDown = false;
+  r.kube.claims.relist();
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('192.0.2.50'), 'the fresh list still gives it to this node');
+  await r.agent.stop();
+});
+
+test('a stall shorter than --stall-withdraw keeps every address', async () => {
+  const r = await rig({ fenceAfterMs: 10_000, stallWithdrawMs: 500 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  await r.clock.advance(6000);
+  const batches = r.net.batches.length;
+  r.kube.apiDown = true;
+  await r.clock.advance(300, 300);
+  assert.ok(r.net.has('192.0.2.50'));
+  assert.equal(r.net.batches.slice(batches).flat().filter((l) => l.startsWith('addr del')), []);
+  await r.agent.stop();
+});
+
 test('started with the API down and never probed: stale addresses of its own are withdrawn after --fence-after', async () => {
   const clock = new ManualClock();
   const net = new FakeNet();

@@ -86,6 +86,8 @@ class Agent {
   private lastTick: number;
   /** Set when a stall is detected; cleared by the first reconcile on claims listed after it. */
   private stalledAt = 0;
+  /** After a stall past --stall-withdraw, addresses stay withdrawn until claims were listed after this time. */
+  private stallWithdrawAt = 0;
   private draining = false;
   /** Claims moved away while draining whose new node has not confirmed them yet. */
   private lingering = new Set<string>();
@@ -183,7 +185,8 @@ class Agent {
   }
 
   private withdrawAll(): boolean {
-    const relisted = this.deps.kube.claims.listedAt() > this.unfencedAt;
+    const listedAt = this.deps.kube.claims.listedAt();
+    const relisted = listedAt > this.unfencedAt && listedAt > this.stallWithdrawAt;
     return this.isFenced || this.drained || !relisted;
   }
 
@@ -513,8 +516,17 @@ class Agent {
     // Record the tick first: requestReconcile() starts a reconcile synchronously, which calls
     // back in here, and must not see the same stall again (that recursed without end).
     this.lastTick = now;
-    if (stalledMs > STALL_MS) {
-      this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
+    const withdraw = this.config.stallWithdrawMs > 0 && stalledMs > this.config.stallWithdrawMs;
+    if (withdraw) {
+      // Long enough for the scheduler to have moved our claims: the kernel would keep
+      // answering ARP for them until the relist, so everything goes now and comes back only
+      // as the fresh list says.
+      this.log.warn({ stalledMs }, 'the process did not run for longer than --stall-withdraw; withdrawing every address until the claims are listed again');
+      this.stallWithdrawAt = now;
+      this.deps.metrics.stallWithdrawal();
+    }
+    if (withdraw || stalledMs > STALL_MS) {
+      if (!withdraw) this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
       this.stalledAt = now;
       this.deps.kube.claims.relist();
       this.requestReconcile();

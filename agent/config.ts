@@ -24,6 +24,9 @@ Flags:
   --garp-refresh DUR      re-announce every held address this often (default 0 = off)
   --fence-after DUR       withdraw addresses after this long with neither API server
                           contact nor a scheduler probe (default 3s; 0 = never)
+  --stall-withdraw DUR    a process that did not run for longer than this (frozen, starved)
+                          removes every address at once on resume and takes back only what
+                          freshly listed claims still give it (default 500ms; 0 = never)
   --drain-timeout DUR     on SIGTERM, wait at most this long for claims to move (default 20s)
   --probe-address IP      address written to IpNode.spec.probeAddress (default: the primary
                           address of --iface, else the Node's InternalIP)
@@ -43,6 +46,7 @@ export interface AgentConfig {
   garpIntervalMs: number;
   garpRefreshMs: number;
   fenceAfterMs: number;
+  stallWithdrawMs: number;
   drainTimeoutMs: number;
   probeAddress?: string;
   metricsHost: string;
@@ -61,6 +65,10 @@ export const AGENT_DEFAULTS = {
   // Just above the scheduler's failure window (3 failed probes 200 ms apart plus the probe
   // timeout, about 1 s), with room for a GC pause or a slow write.
   fenceAfterMs: 3000,
+  // The scheduler's earliest failover of a node that stops answering: 3 probes 200 ms apart,
+  // each failing after 100 ms, is 0.5 s. A process that did not run for longer may have lost
+  // its claims, and its kernel answers ARP for them meanwhile, so it lets go at once.
+  stallWithdrawMs: 500,
   // Inside Kubernetes' default 30 s termination grace period.
   drainTimeoutMs: 20_000,
   metricsHost: '0.0.0.0',
@@ -105,6 +113,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'garp-refresh': { type: 'string' },
       'fence-after': { type: 'string' },
       'drain-timeout': { type: 'string' },
+      'stall-withdraw': { type: 'string' },
       'probe-address': { type: 'string' },
       'metrics-bind': { type: 'string' },
       'log-level': { type: 'string' },
@@ -126,6 +135,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     garpIntervalMs: values['garp-interval'] ? durationFlag('garp-interval', values['garp-interval']) : AGENT_DEFAULTS.garpIntervalMs,
     garpRefreshMs: values['garp-refresh'] ? durationFlag('garp-refresh', values['garp-refresh']) : AGENT_DEFAULTS.garpRefreshMs,
     fenceAfterMs: values['fence-after'] ? durationFlag('fence-after', values['fence-after']) : AGENT_DEFAULTS.fenceAfterMs,
+    stallWithdrawMs: values['stall-withdraw'] ? durationFlag('stall-withdraw', values['stall-withdraw']) : AGENT_DEFAULTS.stallWithdrawMs,
     drainTimeoutMs: values['drain-timeout'] ? durationFlag('drain-timeout', values['drain-timeout']) : AGENT_DEFAULTS.drainTimeoutMs,
     metricsHost: bind.host,
     metricsPort: bind.port,

@@ -15,6 +15,7 @@ export class AgentMetrics {
   private readonly ops: Counter<'op'>;
   private readonly opErrors: Counter<'op'>;
   private readonly restored: Counter;
+  private readonly stallWithdrawals: Counter;
   private readonly latency: Histogram<'stage'>;
   private readonly heartbeatFailures: Counter;
   private readonly fenced: Gauge;
@@ -33,6 +34,7 @@ export class AgentMetrics {
     this.sendErrors = new Counter({ name: `${PREFIX}announcement_errors_total`, help: 'Announcement frames that could not be sent.', labelNames: ['kind'], registers });
     this.ops = new Counter({ name: `${PREFIX}address_operations_total`, help: 'Addresses added to or removed from an interface.', labelNames: ['op'], registers });
     this.opErrors = new Counter({ name: `${PREFIX}address_operation_errors_total`, help: 'Address additions or removals that failed.', labelNames: ['op'], registers });
+    this.stallWithdrawals = new Counter({ name: `${PREFIX}stall_withdrawals_total`, help: 'Times the process had not run for longer than --stall-withdraw and withdrew every address on resume.', registers });
     this.restored = new Counter({ name: `${PREFIX}addresses_restored_total`, help: 'Held addresses removed by someone else and put back.', registers });
     this.latency = new Histogram({
       name: `${PREFIX}claim_to_address_seconds`,
@@ -63,6 +65,9 @@ export class AgentMetrics {
   addressOperation(op: 'add' | 'remove', failed: boolean): void {
     this.ops.inc({ op });
     if (failed) this.opErrors.inc({ op });
+  }
+  stallWithdrawal(): void {
+    this.stallWithdrawals.inc();
   }
   addressRestored(): void {
     this.restored.inc();

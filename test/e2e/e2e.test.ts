@@ -173,9 +173,24 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     const failed = lab.node(from);
     const survivor = lab.node(to);
 
+    // The cable comes back first and the frozen agent resumes 0.5 s later, while the client
+    // asks "who has" every 100 ms: every answer is on the capture.
     const backAt = Date.now();
-    await lab.recover(failed);
+    await lab.lab.exec(failed.ns, ['ip', 'link', 'set', 'eth0', 'up']);
+    const asking = lab.lab.exec(lab.client.ns, ['arping', '-c', '40', '-i', '0.1', '-w', '6', '-I', lab.client.port.ifname, WEB_IP]);
+    await new Promise((r) => setTimeout(r, 500)); // the 0.5 s frozen with its link up is the fault itself
+    const resumedAt = Date.now();
+    failed.agent?.proc.signal('SIGCONT');
     await waitFor(`${from} drops ${WEB_IP} after coming back`, async () => (await lab.holders(WEB_IP)).join() === to, 15_000, 50);
+    await asking;
+    const oldAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === failed.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).map((f) => f.time);
+    const lastOld = oldAnswers.length ? Math.max(...oldAnswers) : backAt;
+    const survivorAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === survivor.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).length;
+    log(`frozen node back: ${survivorAnswers} ARP answers for ${WEB_IP} from ${to}; ${oldAnswers.length} from ${from}, the last ${lastOld - backAt} ms after its link came back and ${lastOld - resumedAt} ms after its agent resumed`);
+    assert.ok(survivorAnswers > 0, 'the client asked and the survivor answered');
+    // While frozen its kernel answers (nothing in the process can stop that); once the agent
+    // runs again it lets go at once (--stall-withdraw), not after relisting the claims.
+    assert.ok(lastOld - resumedAt < 400, `${from} still answered ARP ${lastOld - resumedAt} ms after its agent resumed`);
     await failed.agent?.ready();
     // Ask who has the address: only the survivor may answer.
     const arping = await lab.lab.exec(lab.client.ns, ['arping', '-c', '3', '-w', '4', '-I', lab.client.port.ifname, WEB_IP]);
@@ -186,8 +201,10 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     assert.is(await assignedNode(WEB_IP), to);
     assert.equal(await lab.holders(WEB_IP), [to]);
     await servedBy(WEB_IP, to);
-    const fromOld = capture.frames.filter((f) => f.time >= backAt && f.srcMac === failed.port.mac && (f.arp?.senderIp === WEB_IP || f.na?.target === WEB_IP));
-    assert.equal(fromOld.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`), [], `${from} announced or answered for ${WEB_IP} after coming back`);
+    const fromOld = capture.frames.filter((f) => f.time >= backAt && isAnnouncementFrom(WEB_IP, failed.port.mac)(f));
+    assert.equal(fromOld.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`), [], `${from} announced ${WEB_IP} after coming back`);
+    const lateAnswers = capture.frames.filter((f) => f.time > resumedAt + 400 && f.srcMac === failed.port.mac && (f.arp?.senderIp === WEB_IP || f.na?.target === WEB_IP));
+    assert.equal(lateAnswers.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`), [], `${from} answered for ${WEB_IP} after it resumed`);
   } finally {
     await capture.stop();
     // Leave the lab whole for the next scenario even when this one failed half-way.
