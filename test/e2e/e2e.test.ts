@@ -174,16 +174,24 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     const survivor = lab.node(to);
 
     // The cable comes back first and the frozen agent resumes 0.5 s later, while the client
-    // asks "who has" every 100 ms: every answer is on the capture.
+    // asks "who has" every 100 ms as a broadcast (one arping each: its -i takes whole seconds
+    // here, and after a reply it would go unicast): every answer is on the capture.
     const backAt = Date.now();
     await lab.lab.exec(failed.ns, ['ip', 'link', 'set', 'eth0', 'up']);
-    const asking = lab.lab.exec(lab.client.ns, ['arping', '-c', '40', '-i', '0.1', '-w', '6', '-I', lab.client.port.ifname, WEB_IP]);
+    const asking = (async () => {
+      const asked: Array<Promise<unknown>> = [];
+      for (let i = 0; i < 30; i++) {
+        asked.push(lab.lab.exec(lab.client.ns, ['arping', '-b', '-c', '1', '-w', '1', '-I', lab.client.port.ifname, WEB_IP]));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await Promise.all(asked);
+    })();
     await new Promise((r) => setTimeout(r, 500)); // the 0.5 s frozen with its link up is the fault itself
     const resumedAt = Date.now();
     failed.agent?.proc.signal('SIGCONT');
     await waitFor(`${from} drops ${WEB_IP} after coming back`, async () => (await lab.holders(WEB_IP)).join() === to, 15_000, 50);
     await asking;
-    const oldAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === failed.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).map((f) => f.time);
+    const oldAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === failed.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).map((f) => Math.round(f.time));
     const lastOld = oldAnswers.length ? Math.max(...oldAnswers) : backAt;
     const survivorAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === survivor.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).length;
     log(`frozen node back: ${survivorAnswers} ARP answers for ${WEB_IP} from ${to}; ${oldAnswers.length} from ${from}, the last ${lastOld - backAt} ms after its link came back and ${lastOld - resumedAt} ms after its agent resumed`);
