@@ -3,6 +3,7 @@
 // token carries the node as the user extra authentication.kubernetes.io/node-name, which
 // examples/agent-policy.yaml confines the agent's writes with. The e2e lab and the RBAC tests
 // make these by hand: there is no kubelet.
+import { createSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
@@ -22,10 +23,10 @@ export interface Account {
 export const LAB_TOKEN_SECONDS = 24 * 3600;
 
 /**
- * Creates (or re-creates) a Pod of account's ServiceAccount bound to nodeName. It never runs:
- * there is no kubelet. A Pod on a node needs a forced delete (grace 0) or it waits for a kubelet.
+ * Creates (or re-creates) a Pod of account's ServiceAccount bound to nodeName (none: a Pod not
+ * yet scheduled). It never runs: there is no kubelet. A Pod on a node needs a forced delete (grace 0) or it waits for a kubelet.
  */
-export async function agentPod(core: CoreV1Api, account: Account, nodeName: string, name = `${account.name}-${nodeName}`): Promise<V1Pod> {
+export async function agentPod(core: CoreV1Api, account: Account, nodeName: string | undefined, name = `${account.name}-${nodeName ?? 'unscheduled'}`): Promise<V1Pod> {
   try {
     await core.deleteNamespacedPod({ name, namespace: account.namespace, gracePeriodSeconds: 0 });
   } catch (err) {
@@ -35,7 +36,7 @@ export async function agentPod(core: CoreV1Api, account: Account, nodeName: stri
     namespace: account.namespace,
     body: {
       metadata: { name, labels: { 'app.kubernetes.io/name': 'ipcontroller', 'app.kubernetes.io/component': 'agent' } },
-      spec: { nodeName, serviceAccountName: account.name, containers: [{ name: 'agent', image: 'ipcontroller/ipcontroller:lab' }] },
+      spec: { ...(nodeName ? { nodeName } : {}), serviceAccountName: account.name, containers: [{ name: 'agent', image: 'ipcontroller/ipcontroller:lab' }] },
     },
   });
 }
@@ -68,6 +69,36 @@ export async function serviceAccountTokenBound(core: CoreV1Api, account: Account
   const token = request.status?.token;
   if (!token) throw new Error(`no token for ${account.namespace}/${account.name}`);
   return token;
+}
+
+/**
+ * A legacy ServiceAccount token: a Secret of type kubernetes.io/service-account-token holding a JWT
+ * with the legacy claims, signed with the apiserver's ServiceAccount key, as kube-controller-manager's
+ * token controller made them before 1.24 (there is none here, so the test makes it). Such a
+ * token authenticates as the account with no user extra at all.
+ */
+export async function legacySecretToken(core: CoreV1Api, account: Account, signingKeyPath: string, secretName: string): Promise<{ token: string; secretUid: string }> {
+  const sa = await core.readNamespacedServiceAccount({ name: account.name, namespace: account.namespace });
+  const saUid = sa.metadata?.uid ?? '';
+  const part = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const unsigned = `${part({ alg: 'RS256', typ: 'JWT' })}.${part({
+    iss: 'kubernetes/serviceaccount',
+    'kubernetes.io/serviceaccount/namespace': account.namespace,
+    'kubernetes.io/serviceaccount/secret.name': secretName,
+    'kubernetes.io/serviceaccount/service-account.name': account.name,
+    'kubernetes.io/serviceaccount/service-account.uid': saUid,
+    sub: `system:serviceaccount:${account.namespace}:${account.name}`,
+  })}`;
+  const token = `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(readFileSync(signingKeyPath)).toString('base64url')}`;
+  const secret = await core.createNamespacedSecret({
+    namespace: account.namespace,
+    body: {
+      metadata: { name: secretName, annotations: { 'kubernetes.io/service-account.name': account.name, 'kubernetes.io/service-account.uid': saUid } },
+      type: 'kubernetes.io/service-account-token',
+      data: { token: Buffer.from(token).toString('base64') },
+    },
+  });
+  return { token, secretUid: secret.metadata?.uid ?? '' };
 }
 
 /** A token bound to pod, as the kubelet projects it into the Pod. */
@@ -108,7 +139,7 @@ export async function applyManifest(kc: KubeConfig, path: string): Promise<void>
 }
 
 /** The status code of a dry-run IpNode create as agent: 403 once the policy refuses it. */
-async function dryRunIpNode(agent: KubeConfig, name: string): Promise<number> {
+export async function dryRunIpNode(agent: KubeConfig, name: string): Promise<number> {
   try {
     await agent.makeApiClient(CustomObjectsApi).createClusterCustomObject({
       group: GROUP,
