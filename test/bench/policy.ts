@@ -14,7 +14,7 @@ import { API_VERSION } from '../../api/types.js';
 import { systemClock } from '../../lib/clock.js';
 import { waitFor } from '../controlplane/harness.js';
 import { AGENT_ACCOUNT } from '../e2e/twonode.js';
-import { AGENT_POLICY_MANIFEST, agentPod, applyManifest, deleteAgentPod, dryRunIpNode, kubeConfigWithToken, podBoundToken } from '../support/agent-identity.js';
+import { AGENT_POLICY_MANIFEST, agentPod, applyManifest, deleteAgentPod, dryRunIpNode, kubeConfigForToken, podBoundToken } from '../support/agent-identity.js';
 import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
 import { fileURLToPath } from 'node:url';
 
@@ -86,7 +86,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await core.createNode({ body: { metadata: { name: nodeName } } });
     const pod = await agentPod(core, AGENT_ACCOUNT, nodeName);
     podName = pod.metadata?.name ?? '';
-    const agentKc = kubeConfigWithToken(admin, await podBoundToken(core, AGENT_ACCOUNT, pod));
+    const agentKc = kubeConfigForToken(admin, await podBoundToken(core, AGENT_ACCOUNT, pod));
     await ip.claims.delete(claim);
     await ip.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: claim }, spec: { cidr: '203.0.113.250/32', nodeName } });
     await ip.nodes.delete(nodeName);

@@ -15,7 +15,7 @@ import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, startAgentProcess, startApiForwarder, type AgentProcess, type ApiForwarder, type LabProcess, type Netns, type Port } from '../lab/index.js';
 import { downtimeAround, parseRequestLog, type Downtime, type RequestResult } from '../support/downtime.js';
-import { AGENT_POLICY_MANIFEST, agentPod, agentPolicyInForce, applyManifest, kubeConfigWithToken, podBoundToken, serviceAccountTokenBound } from '../support/agent-identity.js';
+import { AGENT_POLICY_MANIFEST, agentPod, agentPolicyInForce, applyManifest, kubeConfigForToken, podBoundToken, serviceAccountTokenBound } from '../support/agent-identity.js';
 
 const CLI = fileURLToPath(new URL('../../cli.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
@@ -236,7 +236,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
 
     // The policy takes effect a few hundred ms after it is created; every scenario runs under it.
     const [firstAgent] = agentTokens;
-    if (firstAgent) await agentPolicyInForce(kubeConfigWithToken(kc, firstAgent[1]), `not-${firstAgent[0]}`);
+    if (firstAgent) await agentPolicyInForce(kubeConfigForToken(kc, firstAgent[1]), `not-${firstAgent[0]}`);
 
     const startAgent = async (node: LabNode): Promise<AgentProcess> => {
       const agent = startAgentProcess(lab, node.ns, {

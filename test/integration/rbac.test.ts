@@ -24,7 +24,7 @@ import {
   agentPod,
   agentPolicyInForce,
   deleteAgentPod,
-  kubeConfigWithToken,
+  kubeConfigForToken,
   legacySecretToken,
   podBoundToken,
   serviceAccountTokenBound,
@@ -46,7 +46,7 @@ const ipNodes: string[] = [];
 const secrets: string[] = [];
 
 function asToken(admin: KubeConfig, token: string): KubeConfig {
-  return kubeConfigWithToken(admin, token);
+  return kubeConfigForToken(admin, token);
 }
 
 async function status(call: () => Promise<unknown>): Promise<number> {
@@ -198,7 +198,7 @@ test("the same token is refused node B's IpNode and claims, and B's token node A
     assert.is(await status(() => client.claims.patchStatus(ownClaim, assigned(from))), 200);
     // Reads are not admission's business: every claim and IpNode stays readable.
     assert.is(await status(() => client.claims.get(otherClaim)), 200);
-    assert.is(await status(() => client.nodes.list()), 200);
+    assert.is(await status(() => client.nodes.get(to)), 200);
   }
   assert.is((await ipClients(admin).nodes.get(nodeB))?.spec.probeAddress, '192.0.2.1', "node B's IpNode is as it was");
   assert.is((await ipClients(admin).claims.get(claimB))?.status?.node, nodeB);

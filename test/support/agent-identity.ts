@@ -110,7 +110,7 @@ export function podBoundToken(core: CoreV1Api, account: Account, pod: V1Pod): Pr
 }
 
 /** A KubeConfig for the cluster of admin that authenticates with token. */
-export function kubeConfigWithToken(admin: KubeConfig, token: string): KubeConfig {
+export function kubeConfigForToken(admin: KubeConfig, token: string): KubeConfig {
   const kc = new KubeConfig();
   const cluster = admin.getCurrentCluster();
   if (!cluster) throw new Error('admin kubeconfig has no cluster');
