@@ -15,6 +15,7 @@ import { AgentMetrics } from './metrics.js';
 import type { NetPort } from './net.js';
 import type { Frame } from './packets.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
+import { ClaimNotOnThisNode } from './refusals.js';
 
 class FakeNet implements NetPort {
   links_: HostLink[] = [
@@ -57,6 +58,9 @@ class FakeNet implements NetPort {
 class FakeKube implements KubePort {
   entries_ = new Map<string, ClaimEntry>();
   statuses: { name: string; status: IpClaimStatus }[] = [];
+  /** Claims whose status writes the apiserver refuses as moved to this node. */
+  movedTo = new Map<string, string>();
+  statusAttempts = 0;
   nodeStatuses: IpNodeStatus[] = [];
   ipNode: IpNode | null = null;
   apiDown = false;
@@ -86,6 +90,9 @@ class FakeKube implements KubePort {
   }
   async patchClaimStatus(name: string, status: IpClaimStatus): Promise<void> {
     this.check();
+    this.statusAttempts += 1;
+    const movedTo = this.movedTo.get(name);
+    if (movedTo !== undefined) throw new ClaimNotOnThisNode(name, movedTo);
     this.statuses.push({ name, status });
   }
   async getIpNode(): Promise<IpNode | null> {
@@ -127,7 +134,10 @@ interface Rig {
   healthz: (headers?: Record<string, string>) => Record<string, unknown>;
 }
 
-async function rig(overrides: Partial<AgentConfig> = {}): Promise<Rig> {
+/** Log lines of a rig, parsed (pino: level 20 debug, 30 info, 40 warn). */
+type LogLine = { level: number; msg: string } & Record<string, unknown>;
+
+async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[]): Promise<Rig> {
   const clock = new ManualClock();
   const net = new FakeNet();
   const kube = new FakeKube(clock);
@@ -137,7 +147,7 @@ async function rig(overrides: Partial<AgentConfig> = {}): Promise<Rig> {
   const config: AgentConfig = { ...AGENT_DEFAULTS, nodeName: 'node-a', iface: 'eth0', ...overrides };
   const agent = await startAgent(Object.freeze(config), {
     kube, net, sender, clock, metrics,
-    logger: pino({ level: 'silent' }),
+    logger: logs ? pino({ level: 'trace' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) }) : pino({ level: 'silent' }),
     serve: async (options) => {
       server = options;
       return { port: 9610, close: async () => undefined };
@@ -183,6 +193,28 @@ test('the claim moves away: the address is removed and no longer announced', asy
   assert.not.ok(r.net.has('2001:db8::50'));
   await r.clock.advance(6000);
   assert.is(r.sender.sent.length, 1, 'no more announcements once withdrawn');
+  await r.agent.stop();
+});
+
+test('a status write refused because the claim just moved away is logged at debug, not as a warning', async () => {
+  const logs: LogLine[] = [];
+  const r = await rig({}, logs);
+  r.kube.movedTo.set('c1', 'node-b');
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  // (Not sending the same refused write twice is the real port's job: agent/kube.ts.)
+  const attempts = r.kube.statusAttempts;
+  assert.ok(attempts >= 1);
+  const about = logs.filter((l) => l.claim === 'c1' && /status/.test(l.msg));
+  assert.is(about.length, attempts);
+  assert.ok(about.every((l) => l.level === 20 && l.now === 'node-b'), JSON.stringify(about));
+  assert.match(about[0]?.msg ?? '', /IpClaim c1 is on node-b now/);
+  assert.not.ok(logs.some((l) => l.level >= 40), 'no warning');
+  // The watch brings the move: the address goes and nothing is written for c1 any more.
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-b');
+  await r.agent.reconcileNow();
+  assert.not.ok(r.net.has('192.0.2.50'));
+  assert.is(r.kube.statusAttempts, attempts);
   await r.agent.stop();
 });
 

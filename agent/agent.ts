@@ -26,6 +26,7 @@ import type { KubePort } from './kube.js';
 import type { AgentMetrics } from './metrics.js';
 import type { NetPort } from './net.js';
 import { parseMac } from './packets.js';
+import { ClaimNotOnThisNode } from './refusals.js';
 import { claimStatusUpdate, setCondition, type ClaimOutcome } from './status.js';
 import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
 import { forEachLimit } from '../lib/concurrency.js';
@@ -373,7 +374,9 @@ class Agent {
           this.log.warn({ claim: w.name, reason: w.outcome.reason, message: w.outcome.message }, 'claim failed on this node');
         }
       } catch (err) {
-        if (!isNotFound(err)) this.log.warn({ claim: w.name, err: errText(err) }, 'could not write claim status');
+        // Moved away between our last look and this write: refused, expected, not retried.
+        if (err instanceof ClaimNotOnThisNode) this.log.debug({ claim: w.name, now: err.nodeName }, err.message);
+        else if (!isNotFound(err)) this.log.warn({ claim: w.name, err: errText(err) }, 'could not write claim status');
       }
     });
     for (const name of this.statusWritten.keys()) if (!outcomes.has(name)) this.statusWritten.delete(name);

@@ -14,9 +14,12 @@ import {
 } from '@kubernetes/client-node';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { ResourceClient } from '../api/client.js';
+import { ResourceClient, hasStatus } from '../api/client.js';
 import { parseIpClaim, parseIpNode } from '../api/parse.js';
 import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimStatus, type IpNode, type IpNodeSpec, type IpNodeStatus } from '../api/types.js';
+import { ClaimNotOnThisNode, RefusedStatusWrites } from './refusals.js';
+
+export { ClaimNotOnThisNode };
 
 export type ClaimEntry =
   | { ok: true; claim: IpClaim }
@@ -35,6 +38,10 @@ export interface ClaimSource {
 
 export interface KubePort {
   claims: ClaimSource;
+  /**
+   * Rejects with ClaimNotOnThisNode when the apiserver refused the write because the claim has
+   * moved to another node; such a write is not sent again until the agent sees the claim change.
+   */
   patchClaimStatus(name: string, status: IpClaimStatus): Promise<void>;
   getIpNode(name: string): Promise<IpNode | null>;
   createIpNode(node: IpNode): Promise<void>;
@@ -95,6 +102,14 @@ class ListWatchClaims implements ClaimSource {
   }
   relist(): void {
     this.currentWatch?.abort();
+  }
+  /** The resourceVersion of this agent's copy of a claim, if it has one. */
+  resourceVersionOf(name: string): string | undefined {
+    const entry = this.items.get(name);
+    return entry?.ok ? entry.claim.metadata.resourceVersion : undefined;
+  }
+  has(name: string): boolean {
+    return this.items.has(name);
   }
 
   run(onChange: () => void, signal: AbortSignal): void {
@@ -213,7 +228,7 @@ function apiClient<T>(kc: KubeConfig, auth: SecurityAuthentication, type: new (c
   return new type(createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: auth } }));
 }
 
-export function kubePort(kc: KubeConfig, options: { clock: Clock; logger: Logger; relistMs: number }): KubePort {
+export function kubePort(kc: KubeConfig, options: { clock: Clock; logger: Logger; relistMs: number; nodeName: string }): KubePort {
   const auth = keepAliveAuth(kc);
   const custom = apiClient(kc, auth, CustomObjectsApi);
   const clients = {
@@ -222,10 +237,29 @@ export function kubePort(kc: KubeConfig, options: { clock: Clock; logger: Logger
   };
   const core = apiClient(kc, auth, CoreV1Api);
   const t = <T>(p: Promise<T>, what: string): Promise<T> => withTimeout(p, API_TIMEOUT_MS, what, () => auth.reset());
+  const claims = new ListWatchClaims(kc, options.clock, options.logger.child({ port: 'claims' }), options.relistMs);
+  const refusals = new RefusedStatusWrites();
+  /** After a 403: where the claim is now, if that is not this node (else the 403 is a real fault). */
+  const movedTo = async (name: string): Promise<string | undefined> => {
+    const now = await t(clients.claims.get(name), `get IpClaim ${name}`).catch(() => undefined);
+    if (now === undefined) return undefined; // cannot tell: report the refusal as it is
+    const nodeName = now?.spec.nodeName ?? '';
+    return nodeName === options.nodeName ? undefined : nodeName;
+  };
   return {
-    claims: new ListWatchClaims(kc, options.clock, options.logger.child({ port: 'claims' }), options.relistMs),
+    claims,
     async patchClaimStatus(name, status) {
-      await t(clients.claims.patchStatus(name, { status }), `IpClaim ${name} status`);
+      const seen = claims.resourceVersionOf(name);
+      const earlier = refusals.refused(name, seen);
+      if (earlier) throw new ClaimNotOnThisNode(name, earlier.nodeName);
+      try {
+        await t(clients.claims.patchStatus(name, { status }), `IpClaim ${name} status`);
+      } catch (err) {
+        const nodeName = hasStatus(err, 403) ? await movedTo(name) : undefined;
+        if (nodeName === undefined) throw err;
+        if (seen !== undefined) refusals.remember(name, { resourceVersion: seen, nodeName }, (claim) => claims.has(claim));
+        throw new ClaimNotOnThisNode(name, nodeName, { cause: err });
+      }
     },
     getIpNode: (name) => t(clients.nodes.get(name), `get IpNode ${name}`),
     async createIpNode(node) {

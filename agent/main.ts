@@ -31,7 +31,7 @@ export async function main(argv: string[]): Promise<number> {
     const kc = loadKubeConfig(config.kubeconfig);
     const clock = systemClock;
     const agent = await startAgent(config, {
-      kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs }),
+      kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs, nodeName: config.nodeName }),
       net: iproute2({ logger, clock }),
       sender: await openPacketSender(),
       clock,

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     return;
   }
   step('Starting a local kube-apiserver and etcd (binaries built once into ~/.cache/ipcontroller)');
-  const cp = await startControlPlane();
+  const cp = await startControlPlane({ serviceAccountAdmission: true });
   say(`control plane up in ${cp.startSeconds.toFixed(1)} s at ${cp.server}`);
   let lab: TwoNodeLab | undefined;
   const shutdown = async (): Promise<void> => {

@@ -5,16 +5,17 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { startControlPlane, type ControlPlane } from './controlplane/harness.js';
+import { startControlPlane, type ControlPlane, type ControlPlaneOptions } from './controlplane/harness.js';
 
 type Group = 'unit' | 'integration' | 'e2e';
 // e2e gets a control plane of its own, so objects other tests leave (pools, nodes) cannot
-// change where the lab's addresses go.
-const GROUPS: Record<Group, { roots: string[]; needsControlPlane: false | 'shared' | 'fresh' }> = {
+// change where the lab's addresses go. Its lab makes a Pod per agent node for the agents'
+// Pod-bound tokens, so it keeps the ServiceAccount admission plugin, as a cluster has it.
+const GROUPS: Record<Group, { roots: string[]; needsControlPlane: false | 'shared' | 'fresh'; options?: ControlPlaneOptions }> = {
   // Unit tests sit beside the code they test.
   unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'monitoring', 'test/support'], needsControlPlane: false },
   integration: { roots: ['test/integration'], needsControlPlane: 'shared' },
-  e2e: { roots: ['test/e2e'], needsControlPlane: 'fresh' },
+  e2e: { roots: ['test/e2e'], needsControlPlane: 'fresh', options: { serviceAccountAdmission: true } },
 };
 
 function testFiles(root: string): string[] {
@@ -91,7 +92,7 @@ async function main(): Promise<number> {
       if (GROUPS[group].needsControlPlane) {
         if (GROUPS[group].needsControlPlane === 'fresh') await stopAll();
         try {
-          controlPlane ??= await startControlPlane();
+          controlPlane ??= await startControlPlane(GROUPS[group].options);
           console.log(`control plane up in ${controlPlane.startSeconds.toFixed(1)}s at ${controlPlane.server} (${relative(process.cwd(), controlPlane.dir) || controlPlane.dir})`);
         } catch (err) {
           // No control plane is a failure of the whole group, never a skip.

@@ -85,7 +85,7 @@ async function createToFirstAnswer(lab: TwoNodeLab): Promise<number[]> {
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const cp = await startControlPlane();
+  const cp = await startControlPlane({ serviceAccountAdmission: true });
   let lab: TwoNodeLab | undefined;
   try {
     lab = await startTwoNodeLab({ kubeconfigPath: cp.kubeconfigPath });

@@ -35,6 +35,14 @@ export interface ControlPlaneOptions {
   /** More kube-apiserver flags, after the defaults (a repeated flag overrides), e.g. a larger
    *  --service-cluster-ip-range for benchmarks with thousands of Services. */
   extraApiserverArgs?: string[];
+  /**
+   * Keep the ServiceAccount admission plugin, as a real cluster has it (default false, as envtest:
+   * with no kube-controller-manager no namespace gets its `default` ServiceAccount, and the plugin
+   * refuses every Pod that names none). With it on, a Pod must name a ServiceAccount that exists
+   * and gets the projected token volume a kubelet would mount; labs that bind tokens to Pods
+   * (the agent's node-scoped identity) and labs with real kubelets turn it on.
+   */
+  serviceAccountAdmission?: boolean;
 }
 
 export interface KubectlResult {
@@ -52,9 +60,16 @@ export interface ControlPlane {
   /** Writes a kubeconfig for one of the extra tokens and returns its path. */
   kubeconfigFor(token: TokenUser): string;
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
+  /** The private key the apiserver signs and checks ServiceAccount tokens with (PEM). */
+  serviceAccountKeyPath: string;
   /** Seconds from spawn to /readyz ok and CRDs established. */
   startSeconds: number;
   stop(): Promise<void>;
+}
+
+/** Where a control plane started in dir keeps its ServiceAccount signing key. */
+export function serviceAccountKeyPath(dir: string): string {
+  return join(dir, 'sa.key');
 }
 
 export async function freePort(): Promise<number> {
@@ -217,7 +232,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const tokens: TokenUser[] = [{ token: adminToken, user: 'test-admin', uid: 'test-admin', groups: ['system:masters'] }, ...(options.extraTokens ?? [])];
     writeFileSync(join(dir, 'tokens.csv'), tokens.map((t) => `${t.token},${t.user},${t.uid},"${t.groups.join(',')}"`).join('\n') + '\n');
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    writeFileSync(join(dir, 'sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }));
+    writeFileSync(serviceAccountKeyPath(dir), privateKey.export({ type: 'pkcs1', format: 'pem' }));
 
     const apiserver = startProcess(
       assets.kubeApiserver,
@@ -231,10 +246,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         `--token-auth-file=${join(dir, 'tokens.csv')}`,
         '--authorization-mode=RBAC',
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${join(dir, 'sa.key')}`,
-        `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
+        `--service-account-key-file=${serviceAccountKeyPath(dir)}`,
+        `--service-account-signing-key-file=${serviceAccountKeyPath(dir)}`,
         '--service-cluster-ip-range=10.0.0.0/24',
-        '--disable-admission-plugins=ServiceAccount',
+        ...(options.serviceAccountAdmission ? [] : ['--disable-admission-plugins=ServiceAccount']),
         '--allow-privileged=true',
         ...(options.extraApiserverArgs ?? []),
       ],
@@ -273,6 +288,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       server,
       kubeconfigPath,
       assets,
+      serviceAccountKeyPath: serviceAccountKeyPath(dir),
       startSeconds: (Date.now() - started) / 1000,
       kubeConfig() {
         const kc = new KubeConfig();

@@ -8,13 +8,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { fileURLToPath } from 'node:url';
-import { ApiException, CoreV1Api, CoordinationV1Api, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, CoordinationV1Api, KubeConfig, type V1Node } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { claimName } from '../../api/names.js';
 import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, startAgentProcess, startApiForwarder, type AgentProcess, type ApiForwarder, type LabProcess, type Netns, type Port } from '../lab/index.js';
 import { downtimeAround, parseRequestLog, type Downtime, type RequestResult } from '../support/downtime.js';
+import { AGENT_POLICY_MANIFEST, agentPod, agentPolicyInForce, applyManifest, kubeConfigForToken, podBoundToken, serviceAccountTokenBound } from '../support/agent-identity.js';
 
 const CLI = fileURLToPath(new URL('../../cli.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
@@ -79,7 +80,9 @@ export interface TwoNodeLabOptions {
   handleSignals?: boolean;
   /**
    * Run agents and schedulers as the ServiceAccounts of examples/auth.yaml, with tokens from
-   * the TokenRequest API, so every scenario also proves the RBAC rules (default true).
+   * the TokenRequest API, so every scenario also proves the RBAC rules, and each agent with a
+   * token bound to a Pod on its node under examples/agent-policy.yaml, as a kubelet would give
+   * it, so every scenario also runs under the policy (default true).
    */
   serviceAccounts?: boolean;
 }
@@ -88,16 +91,9 @@ export const AGENT_ACCOUNT = { namespace: 'ipcontroller-system', name: 'ipcontro
 export const SCHEDULER_ACCOUNT = { namespace: 'ipcontroller-system', name: 'ipcontroller-scheduler' };
 const AUTH_MANIFEST = fileURLToPath(new URL('../../examples/auth.yaml', import.meta.url));
 
-/** A token for a ServiceAccount, from the TokenRequest API (an hour is longer than any run). */
-export async function serviceAccountToken(core: CoreV1Api, account: { namespace: string; name: string }): Promise<string> {
-  const request = await core.createNamespacedServiceAccountToken({
-    name: account.name,
-    namespace: account.namespace,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const token = request.status?.token;
-  if (!token) throw new Error(`no token for ${account.namespace}/${account.name}`);
-  return token;
+/** A token for a ServiceAccount from the TokenRequest API, bound to nothing. */
+export function serviceAccountToken(core: CoreV1Api, account: { namespace: string; name: string }): Promise<string> {
+  return serviceAccountTokenBound(core, account, undefined);
 }
 
 /** A copy of a kubeconfig that authenticates with token instead of its own credentials. */
@@ -106,19 +102,6 @@ export function kubeconfigWithToken(source: string, token: string, target: strin
   for (const user of doc.users ?? []) user.user = { token };
   writeFileSync(target, YAML.stringify(doc));
   return target;
-}
-
-/** Applies examples/auth.yaml (namespace, ServiceAccounts, RBAC) as the admin of kubeconfigPath. */
-async function applyAuth(kc: KubeConfig): Promise<void> {
-  const objects = YAML.parseAllDocuments(readFileSync(AUTH_MANIFEST, 'utf8')).map((d) => d.toJS() as KubernetesObject);
-  const client = KubernetesObjectApi.makeApiClient(kc);
-  for (const obj of objects) {
-    try {
-      await client.create(obj);
-    } catch (err) {
-      if (!(err instanceof ApiException && err.code === 409)) throw err;
-    }
-  }
 }
 
 export interface TwoNodeLab {
@@ -225,15 +208,17 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
     const ip = ipClients(kc);
     forwarder = await startApiForwarder(lab, options.kubeconfigPath);
     const api = forwarder;
-    await applyAuth(kc);
     const useAccounts = options.serviceAccounts ?? true;
-    const tokens = useAccounts
-      ? { agent: await serviceAccountToken(core, AGENT_ACCOUNT), scheduler: await serviceAccountToken(core, SCHEDULER_ACCOUNT) }
-      : undefined;
-    /** The kubeconfig a process in ns uses: through the forwarder, as its ServiceAccount. */
-    const kubeconfigIn = async (ns: Netns, role: 'agent' | 'scheduler'): Promise<string> => {
+    // examples/auth.yaml: namespace, ServiceAccounts, RBAC; then the agent's node policy.
+    await applyManifest(kc, AUTH_MANIFEST);
+    if (useAccounts) await applyManifest(kc, AGENT_POLICY_MANIFEST);
+    const schedulerToken = useAccounts ? await serviceAccountToken(core, SCHEDULER_ACCOUNT) : undefined;
+    /** Each agent's token, bound to a Pod on its node (made once its Node exists). */
+    const agentTokens = new Map<string, string>();
+    /** The kubeconfig a process in ns uses: through the forwarder, as token's account (or admin). */
+    const kubeconfigIn = async (ns: Netns, role: string, token: string | undefined): Promise<string> => {
       const path = await api.kubeconfigFor(ns);
-      return tokens ? kubeconfigWithToken(path, tokens[role], `${path}-${role}`) : path;
+      return token ? kubeconfigWithToken(path, token, `${path}-${role}`) : path;
     };
 
     const clientNs = await lab.addNamespace('client');
@@ -244,13 +229,18 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       const ns = await lab.addNamespace(plan.name.replace('node-', 'n'), NODE_SYSCTLS);
       const port = await lab.attach(ns, { ifname: 'eth0', mac: plan.mac, addresses: [`${plan.ip4}/24`, `${plan.ip6}/64`] });
       await registerNode(core, plan);
+      if (useAccounts && plan.labelled) agentTokens.set(plan.name, await podBoundToken(core, AGENT_ACCOUNT, await agentPod(core, AGENT_ACCOUNT, plan.name)));
       const echo = lab.spawn(ns, [process.execPath, '--import', 'tsx', ECHO, plan.name, String(ECHO_PORT)], { label: 'echo' });
       nodes.push({ name: plan.name, ns, port, ip4: plan.ip4, ip6: plan.ip6, labelled: plan.labelled, echo });
     }
 
+    // The policy takes effect a few hundred ms after it is created; every scenario runs under it.
+    const [firstAgent] = agentTokens;
+    if (firstAgent) await agentPolicyInForce(kubeConfigForToken(kc, firstAgent[1]), `not-${firstAgent[0]}`);
+
     const startAgent = async (node: LabNode): Promise<AgentProcess> => {
       const agent = startAgentProcess(lab, node.ns, {
-        kubeconfig: await kubeconfigIn(node.ns, 'agent'),
+        kubeconfig: await kubeconfigIn(node.ns, 'agent', agentTokens.get(node.name)),
         hostname: node.name,
         iface: 'eth0',
         port: AGENT_PORT,
@@ -284,7 +274,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
     for (const plan of SCHEDULER_PLAN) {
       const ns = await lab.addNamespace(plan.identity.replace('scheduler-', 's'));
       await lab.attach(ns, { ifname: 'eth0', addresses: [`${plan.ip4}/24`] });
-      schedulerKubeconfigs.set(plan.identity, await kubeconfigIn(ns, 'scheduler'));
+      schedulerKubeconfigs.set(plan.identity, await kubeconfigIn(ns, 'scheduler', schedulerToken));
       const replica = { identity: plan.identity, ns, ip4: plan.ip4 } as SchedulerReplica;
       schedulers.push(startScheduler(replica));
     }

@@ -24,6 +24,7 @@ test.after(async () => {
 const manifests = [
   'crds.yaml',
   'auth.yaml',
+  'agent-policy.yaml',
   'ip-pool.yml',
   'nginx.yaml',
   ...readdirSync(join(examples, 'claims')).map((f) => join('claims', f)),
@@ -43,9 +44,14 @@ test('the Helm chart renders and every object passes server-side dry run', async
   const chart = join(examples, 'helm', 'ipcontroller');
   const rendered = execFileSync(helm, ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '--include-crds', '--set', 'pool.cidr=192.0.2.0/24', '--set', 'agent.iface=eth1', '--set', 'scheduler.rebalance=true'], { encoding: 'utf8' });
   const kinds = [...rendered.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]).sort();
-  assert.equal(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'IpClaimPool', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount']);
+  assert.equal(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'IpClaimPool', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
   assert.match(rendered, /- --iface=eth1/);
   assert.match(rendered, /- --rebalance/);
+  // The agent policy names the release's own agent account, and its binding the release's policy.
+  assert.match(rendered, /expression: "request\.userInfo\.username == 'system:serviceaccount:ipcontroller-system:ipc-agent'"/);
+  assert.match(rendered, /policyName: ipc-agent-own-node/);
+  const without = execFileSync(helm, ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '--set', 'agent.ownNodePolicy=false'], { encoding: 'utf8' });
+  assert.not.match(without, /ValidatingAdmissionPolicy/);
   const out = await cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], rendered);
   assert.is(out.code, 0, out.stderr);
   assert.is(out.stdout.match(/\(server dry run\)/g)?.length, kinds.length);

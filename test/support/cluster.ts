@@ -2,13 +2,15 @@
 // kubeconfig is in IPC_TEST_KUBECONFIG), or one started for this file alone when the file
 // is run by itself (`node --import tsx test/uvu-child.ts test/integration/x.test.ts`).
 import { KubeConfig } from '@kubernetes/client-node';
-import { runKubectl, startControlPlane, type ControlPlane, type KubectlResult } from '../controlplane/harness.js';
+import { runKubectl, serviceAccountKeyPath, startControlPlane, type ControlPlane, type KubectlResult } from '../controlplane/harness.js';
 
 export interface TestCluster {
   kubeconfigPath: string;
   kubeConfig(): KubeConfig;
   /** kubectl against this cluster; input, when given, is its stdin. */
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
+  /** The apiserver's ServiceAccount signing key (PEM file), to make tokens no API hands out. */
+  serviceAccountKeyPath(): string;
   /** Stops the control plane only if this file started it. */
   release(): Promise<void>;
 }
@@ -25,6 +27,11 @@ export async function testCluster(): Promise<TestCluster> {
         return kc;
       },
       kubectl: (args, input) => runKubectl(kubectlBinary, path, args, input),
+      serviceAccountKeyPath() {
+        const dir = process.env.IPC_TEST_CONTROL_PLANE_DIR;
+        if (!dir) throw new Error('IPC_TEST_CONTROL_PLANE_DIR is not set: the ServiceAccount signing key is unknown');
+        return serviceAccountKeyPath(dir);
+      },
       async release() {},
     };
   }
@@ -40,6 +47,7 @@ export async function testCluster(): Promise<TestCluster> {
     kubeconfigPath: own.kubeconfigPath,
     kubeConfig: () => own.kubeConfig(),
     kubectl: (args, input) => own.kubectl(args, input),
+    serviceAccountKeyPath: () => own.serviceAccountKeyPath,
     release: () => own.stop(),
   };
 }
