@@ -262,6 +262,20 @@ test('a terminating pool keeps what it gave out and gives out nothing new', () =
   assert.equal(d.poolAllocations.get('a'), new Map([['192.0.2.1', '192-0-2-1-32']]));
 });
 
+test('a pool edited into an invalid spec keeps what it gave out and gives out nothing new', () => {
+  const p = pools(['a', '192.0.2.0/29', [['192.0.2.6', '192.0.2.1']]]);
+  assert.ok(p.invalid.has('a'));
+  const old = svc('old', {}, { [ANNOTATION.pool]: 'a' });
+  const fresh = svc('fresh', {}, { [ANNOTATION.pool]: 'a' });
+  const d = computeDesired([old, fresh], p, [claim('192.0.2.1/32', [old.key], 'a')], cfg);
+  assert.equal(d.services.get(old.key)?.ingress, ['192.0.2.1']);
+  assert.is(d.claims.get('192-0-2-1-32')?.pool, 'a');
+  assert.is(d.services.get(fresh.key)?.problems[0]?.reason, 'PoolInvalid');
+  // An address seen only in status (no claim recording the pool) is not kept by an invalid pool.
+  const orphan = svc('orphan', {}, {}, ['192.0.2.2']);
+  assert.equal(computeDesired([orphan], p, [], cfg).services.get(orphan.key)?.ingress, []);
+});
+
 test('other loadBalancerClass: ignored entirely', () => {
   const s = svc('x', { loadBalancerClass: 'other.example/lb', externalIPs: ['192.0.2.1'] });
   assert.is(serviceIntent(s, cfg.lbClass).handled, false);

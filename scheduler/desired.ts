@@ -137,7 +137,7 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
     else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // no longer a LoadBalancer
   }
 
-  for (const entry of lbServices) keepHeld(book, sortedPools, entry, holdings.get(entry.svc.key) ?? []);
+  for (const entry of lbServices) keepHeld(book, { valid: sortedPools, invalid: pools.invalid }, entry, holdings.get(entry.svc.key) ?? []);
   const cursors = new Map<string, bigint>();
   for (const entry of lbServices) allocateMissing(book, pools, entry, cursors);
 
@@ -200,7 +200,20 @@ interface Entry {
   outcome: ServiceOutcome;
 }
 
-function keepHeld(book: Book, pools: Pool[], entry: Entry, fromClaims: Holding[]): void {
+/** Which pool a held address stays in, or null when it is not kept. */
+function keptIn(pools: PoolSet, lb: LoadBalancerIntent, address: string, recorded: string | undefined): string | null {
+  // The pool the claim records wins over an overlapping one, so deleting that pool knows
+  // who still uses it; a terminating pool keeps what it gave out.
+  const usable = (p: Pool): boolean => (!lb.pool || p.name === lb.pool) && poolContains(p, address);
+  const pool = pools.valid.find((p) => p.name === recorded && usable(p)) ?? pools.valid.find((p) => usable(p) && !p.terminating);
+  if (pool) return pool.name;
+  // A pool edited into an invalid spec keeps what it gave out (a typo must not drop every
+  // Service's address at once); it gives out nothing new until it is fixed.
+  if (recorded && pools.invalid.has(recorded) && (!lb.pool || lb.pool === recorded)) return recorded;
+  return null;
+}
+
+function keepHeld(book: Book, pools: PoolSet, entry: Entry, fromClaims: Holding[]): void {
   const { svc, lb, outcome } = entry;
   const holder: Holder = { key: svc.key, svc, ...(lb.shareKey ? { shareKey: lb.shareKey } : {}) };
   const candidates: Holding[] = [...fromClaims, ...svc.ingress.map((address) => ({ address }))];
@@ -208,13 +221,10 @@ function keepHeld(book: Book, pools: Pool[], entry: Entry, fromClaims: Holding[]
     const want = lb.requested[family];
     for (const { address, pool: recorded } of candidates) {
       if (familyOf(address) !== family || (want && want !== address)) continue;
-      // The pool the claim records wins over an overlapping one, so deleting that pool
-      // knows who still uses it; a terminating pool keeps what it gave out.
-      const usable = (p: Pool): boolean => (!lb.pool || p.name === lb.pool) && poolContains(p, address);
-      const pool = pools.find((p) => p.name === recorded && usable(p)) ?? pools.find((p) => usable(p) && !p.terminating);
+      const pool = keptIn(pools, lb, address, recorded);
       if (!pool || book.conflict(address, holder) !== null) continue;
-      book.add(address, family, holder, pool.name);
-      outcome.held.push({ address, pool: pool.name });
+      book.add(address, family, holder, pool);
+      outcome.held.push({ address, pool });
       break;
     }
   }

@@ -239,12 +239,23 @@ export class Reconciler {
     for (const [name, reason] of pools.invalid) {
       const entry = this.d.caches.pools.get(name);
       const status = entry ? (entry.ok ? entry.pool.status : entry.status) : undefined;
+      // An invalid pool keeps what it gave out (desired.ts keptIn); its status says so and counts them.
+      const kept = [...desiredClaims.values()].filter((c) => c.pool === name);
+      const message = kept.length ? `${reason}; it keeps the ${kept.length} address(es) it gave out and gives out no new one until it is fixed` : reason;
       const existing = status?.conditions?.find((c) => c.type === 'Valid');
-      if (existing?.status === 'False' && existing.message === reason) continue;
-      this.d.log.warn({ pool: name, reason }, 'IpClaimPool is invalid; no address is allocated from it');
+      if (existing?.status === 'False' && existing.message === message && (status?.used ?? 0) === kept.length) continue;
+      this.d.log.warn({ pool: name, reason, kept: kept.length }, 'IpClaimPool is invalid; no address is allocated from it');
+      // A merge patch: null removes an allocation that is no longer kept.
+      const allocations: Record<string, string | null> = Object.fromEntries(Object.keys(status?.allocations ?? {}).map((a) => [a, null]));
+      for (const c of kept) allocations[c.address] = c.name;
       try {
         this.guard(signal);
-        await this.d.writes.patchPoolStatusRaw(name, { conditions: withCondition(status?.conditions, condition('Valid', 'False', 'InvalidSpec', reason, now)), used: 0, free: 0 });
+        await this.d.writes.patchPoolStatusRaw(name, {
+          conditions: withCondition(status?.conditions, condition('Valid', 'False', 'InvalidSpec', message, now)),
+          allocations: allocations as Record<string, string>,
+          used: kept.length,
+          free: 0,
+        });
         this.writes++;
       } catch (err) {
         this.failed('pool-status', err, { pool: name });

@@ -138,6 +138,28 @@ test('bad pools: a condition each; special-purpose addresses never handed out; t
     await waitFor('the good pool still serves', async () => (await f.ingress(fine))[0]?.ip === '192.0.2.137', 15_000);
   }));
 
+test('a pool edited into an invalid spec: Valid=False says it keeps its addresses; its Services keep them; fixed, it gives out again', () =>
+  withFixture(async (f) => {
+    await f.node();
+    const pool = await f.pool('198.51.100.64/29', undefined, 'zz-edit');
+    await f.scheduler();
+    const held = await Promise.all([1, 2].map(() => f.service('edit', {}, { [POOL]: pool })));
+    await waitFor('both have addresses', async () => (await Promise.all(held.map((s) => f.ingress(s)))).every((i) => i.length === 1), 15_000);
+    const before = await Promise.all(held.map(async (s) => (await f.ingress(s))[0]?.ip));
+    await f.clients.pools.patch(pool, { spec: { ranges: [['198.51.100.70', '198.51.100.65']] } });
+    await waitFor('Valid=False: ends before it starts; keeps the 2 addresses', async () => {
+      const c = await condition(f, pool, 'Valid');
+      const p = await f.clients.pools.get(pool);
+      return c?.status === 'False' && /ends before it starts; it keeps the 2 address\(es\) it gave out/.test(c.message ?? '') && p?.status?.used === 2;
+    }, 15_000);
+    const late = await f.service('edit-late', {}, { [POOL]: pool });
+    await f.waitEvent(late, 'AllocationFailed', /PoolInvalid/);
+    assert.equal(await Promise.all(held.map(async (s) => (await f.ingress(s))[0]?.ip)), before, 'nothing released by the bad edit');
+    await f.clients.pools.patch(pool, { spec: { ranges: null } });
+    await waitFor('fixed: the late Service gets an address', async () => (await f.ingress(late)).length === 1, 15_000);
+    assert.equal(await Promise.all(held.map(async (s) => (await f.ingress(s))[0]?.ip)), before);
+  }));
+
 test('hand-written IpClaimPools, IpClaims and IpNodes with ambiguous addresses are refused by the apiserver with the reason', () =>
   withFixture(async (f) => {
     const pool = (cidr: string, ranges?: Array<[string, string]>): IpClaimPool => ({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: uniqueName('hand-pool') }, spec: { cidr, ...(ranges ? { ranges } : {}) } });
