@@ -97,7 +97,8 @@ test('the subnet match ignores our own addresses, host prefixes and link-local o
     link('eth2', [addr('203.0.113.2', 26)]),
   ];
   assert.equal(chooseInterface(want('a', '203.0.113.50/32'), { links, defaultRoute: {} }), { ok: true, iface: 'eth2', why: 'subnet' });
-  assert.equal(chooseInterface(want('a', 'fe80::99/128'), { links, defaultRoute: {} }).ok, false);
+  // wantedAddress refuses link-local claims before this; chooseInterface still never matches on a link-local subnet.
+  assert.equal(chooseInterface({ claim: 'a', ip: 'fe80::99', prefixLength: 128, family: 'inet6' }, { links, defaultRoute: {} }).ok, false);
 });
 
 test('reconcile plan: add what is missing, remove only our own stale addresses, leave others alone', () => {
@@ -142,6 +143,12 @@ test('wanted address: canonical IP text, prefix from the cidr, --mask for a bare
   assert.equal(bare.ok && [bare.value.prefixLength, bare.value.link], [24, 'eth1']);
   const bad = wantedAddress('c', 'banana', undefined);
   assert.equal(bad.ok ? null : bad.reason, 'InvalidAddress');
+  for (const special of ['127.0.0.5/32', '224.0.0.18/32', '169.254.1.1/32', 'ff02::1/128', 'fe80::5/128', '0.0.0.0/32']) {
+    const r = wantedAddress('c', special, undefined);
+    assert.not.ok(r.ok, special);
+    if (!r.ok) assert.match(r.message, /address \(.*\), which no node puts on its interface/, special);
+  }
+  assert.not.ok(wantedAddress('c', '192.0.2.010/32', undefined).ok, 'leading 0s: not read as octal');
 });
 
 test('ip -batch errors are mapped to the lines that failed', () => {

@@ -3,6 +3,7 @@
 // is there into what the claims want. Nothing here touches the system.
 import ipaddr from 'ipaddr.js';
 import { parseCidr } from '../api/names.js';
+import { specialPurpose, type IpFamily } from '../api/ip.js';
 
 export type Family = 'inet' | 'inet6';
 
@@ -100,6 +101,10 @@ export type WantResult = { ok: true; value: WantedAddress } | { ok: false; reaso
 export function wantedAddress(claim: string, cidr: string, link: string | undefined, mask?: number): WantResult {
   const parsed = parseCidr(cidr);
   if (!parsed) return { ok: false, reason: 'InvalidAddress', message: `spec.cidr ${JSON.stringify(cidr)} is not an IP prefix` };
+  // Defence in depth: the scheduler never hands these out, but a claim written by hand could name one,
+  // and loopback or multicast on the node's interface would break the node, not serve a Service.
+  const special = specialPurpose({ address: parsed.address, family: parsed.address.kind() as IpFamily, text: parsed.address.toString() });
+  if (special) return { ok: false, reason: 'InvalidAddress', message: `spec.cidr ${JSON.stringify(cidr)} is a ${special.kind} address (${special.cidr}), which no node puts on its interface` };
   const family: Family = parsed.address.kind() === 'ipv4' ? 'inet' : 'inet6';
   const max = family === 'inet' ? 32 : 128;
   const prefixLength = cidr.includes('/') ? parsed.prefixLength : Math.min(mask ?? max, max);

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import ipaddr from 'ipaddr.js';
 import type { Level } from 'pino';
 import { durationFlag } from '../lib/duration.js';
+import { parseStrictIp } from '../api/ip.js';
 
 export const AGENT_USAGE = `Usage: ipcontroller agent [flags]
 
@@ -124,8 +125,10 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   const bind = parseBind(values['metrics-bind'] ?? `${AGENT_DEFAULTS.metricsHost}:${AGENT_DEFAULTS.metricsPort}`);
   const logLevel = values['log-level'] ?? AGENT_DEFAULTS.logLevel;
   if (!LEVELS.includes(logLevel)) throw new Error(`--log-level: ${JSON.stringify(logLevel)} is not one of ${LEVELS.join(', ')}`);
-  if (values['probe-address'] !== undefined && !ipaddr.isValid(values['probe-address'])) {
-    throw new Error(`--probe-address: ${JSON.stringify(values['probe-address'])} is not an IP address`);
+  if (values['probe-address'] !== undefined) {
+    // It becomes IpNode spec.probeAddress, which the CRD checks as strictly as api/ip.ts does: refuse it here, once.
+    const probe = parseStrictIp(values['probe-address']);
+    if (!probe.ok) throw new Error(`--probe-address: ${JSON.stringify(values['probe-address'])} ${probe.reason}`);
   }
   const config: AgentConfig = {
     nodeName,

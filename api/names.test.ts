@@ -31,8 +31,11 @@ test('distinct addresses get distinct names', () => {
   assert.is(names.size, 4);
 });
 
-test('IPv4-mapped IPv6 is named as the IPv4 address', () => {
-  assert.is(claimName('::ffff:192.0.2.1'), '192-0-2-1-32');
+test('ambiguous forms Kubernetes refuses have no name: IPv4-mapped IPv6, leading 0s, zones', () => {
+  for (const text of ['::ffff:192.0.2.1', '192.0.2.010/32', '2001:db8::5%eth0/128', '192.0.2.1/032']) {
+    assert.is(parseCidr(text), null, text);
+    assert.throws(() => claimName(text), /not an IP prefix/);
+  }
 });
 
 test('garbage is refused with the input in the message', () => {

@@ -2,34 +2,26 @@
 // with dots turned into dashes (192-0-2-10-32); IPv6 needs the same to yield a valid
 // DNS-1123 name, so the address is first put in its canonical (RFC 5952) form, which
 // keeps the mapping one-to-one.
-import ipaddr from 'ipaddr.js';
+import type ipaddr from 'ipaddr.js';
+import { parseStrictCidr, parseStrictIp } from './ip.js';
 
 export interface ParsedCidr {
   address: ipaddr.IPv4 | ipaddr.IPv6;
   prefixLength: number;
 }
 
-/** Parses "ip/len" or a bare ip (taken as a host prefix). Returns null when it is not one. */
+/**
+ * Parses "ip/len" or a bare ip (taken as a host prefix), as strictly as Kubernetes (see
+ * ip.ts: no leading 0s, no zones, no IPv4-mapped IPv6). Returns null when it is not one.
+ */
 export function parseCidr(text: string): ParsedCidr | null {
   const value = text.trim();
-  try {
-    if (value.includes('/')) {
-      const [address, prefixLength] = ipaddr.parseCIDR(value);
-      return { address: unmapV4(address), prefixLength };
-    }
-    if (!ipaddr.isValid(value)) return null;
-    const address = unmapV4(ipaddr.parse(value));
-    return { address, prefixLength: address.kind() === 'ipv4' ? 32 : 128 };
-  } catch {
-    return null;
+  if (value.includes('/')) {
+    const r = parseStrictCidr(value);
+    return r.ok ? { address: r.value.address, prefixLength: r.value.prefixLength } : null;
   }
-}
-
-function unmapV4(address: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | ipaddr.IPv6 {
-  // ::ffff:a.b.c.d in a claim means the IPv4 address; treat it as such so it gets one name.
-  return address.kind() === 'ipv6' && (address as ipaddr.IPv6).isIPv4MappedAddress()
-    ? (address as ipaddr.IPv6).toIPv4Address()
-    : address;
+  const r = parseStrictIp(value);
+  return r.ok ? { address: r.value.address, prefixLength: r.value.family === 'ipv4' ? 32 : 128 } : null;
 }
 
 /** Canonical text of a CIDR: RFC 5952 address and its prefix length. */

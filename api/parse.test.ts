@@ -67,7 +67,21 @@ test('IpClaimPool with a non-prefix cidr or a malformed range is refused', () =>
   assert.not.ok(short.ok);
   const junk = parseIpClaimPool({ metadata: meta('bad'), spec: { cidr: '192.0.2.0/24', ranges: [['192.0.2.1', 'x']] } });
   assert.not.ok(junk.ok);
-  if (!junk.ok) assert.match(junk.reason, /"x", not an IP address/);
+  if (!junk.ok) assert.match(junk.reason, /holds "x", which is not an IP address/);
+});
+
+test('hand-written objects with addresses Kubernetes would read two ways are refused with the form to write', () => {
+  const octal = parseIpClaimPool({ metadata: meta('p'), spec: { cidr: '192.0.2.0/24', ranges: [['192.0.2.010', '192.0.2.20']] } });
+  assert.not.ok(octal.ok);
+  if (!octal.ok) assert.match(octal.reason, /spec.ranges\[0\] holds "192.0.2.010", which must not have leading 0s .*write 192.0.2.10/);
+  const zone = parseIpClaim({ metadata: meta('c'), spec: { cidr: '2001:db8::5%eth0/128' } });
+  assert.not.ok(zone.ok);
+  if (!zone.ok) assert.match(zone.reason, /spec.cidr "2001:db8::5%eth0\/128" must not have an IPv6 zone/);
+  const integer = parseIpNode({ metadata: meta('n'), spec: { probeAddress: '3221226001', probePort: 1 } });
+  assert.not.ok(integer.ok);
+  if (!integer.ok) assert.match(integer.reason, /probeAddress "3221226001" is not an IP address: IPv4 is written as four decimal numbers/);
+  const poolCidr = parseIpClaimPool({ metadata: meta('p'), spec: { cidr: '192.0.2/24' } });
+  assert.not.ok(poolCidr.ok);
 });
 
 test.run();

@@ -14,8 +14,7 @@ import {
   type IpNodeStatus,
   type IpRange,
 } from './types.js';
-import { parseCidr } from './names.js';
-import ipaddr from 'ipaddr.js';
+import { parseStrictCidr, parseStrictIp } from './ip.js';
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
 
@@ -44,9 +43,9 @@ export function parseIpClaim(obj: unknown): Parsed<IpClaim> {
   if (!env.ok) return env;
   const { metadata, spec, status } = env.value;
   const where = `IpClaim ${metadata.name}`;
-  if (!isString(spec.cidr) || !parseCidr(spec.cidr) || !spec.cidr.includes('/')) {
-    return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
-  }
+  if (!isString(spec.cidr)) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
+  const cidr = parseStrictCidr(spec.cidr);
+  if (!cidr.ok) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} ${cidr.reason}`);
   for (const key of ['nodeName', 'link', 'pool'] as const) {
     if (spec[key] !== undefined && !isString(spec[key])) return fail(`${where}: spec.${key} is not a string`);
   }
@@ -67,9 +66,9 @@ export function parseIpNode(obj: unknown): Parsed<IpNode> {
   if (!env.ok) return env;
   const { metadata, spec, status } = env.value;
   const where = `IpNode ${metadata.name}`;
-  if (!isString(spec.probeAddress) || !ipaddr.isValid(spec.probeAddress)) {
-    return fail(`${where}: spec.probeAddress ${JSON.stringify(spec.probeAddress)} is not an IP address`);
-  }
+  if (!isString(spec.probeAddress)) return fail(`${where}: spec.probeAddress ${JSON.stringify(spec.probeAddress)} is not an IP address`);
+  const probe = parseStrictIp(spec.probeAddress);
+  if (!probe.ok) return fail(`${where}: spec.probeAddress ${JSON.stringify(spec.probeAddress)} ${probe.reason}`);
   if (typeof spec.probePort !== 'number' || !Number.isInteger(spec.probePort) || spec.probePort < 1 || spec.probePort > 65535) {
     return fail(`${where}: spec.probePort ${JSON.stringify(spec.probePort)} is not a port`);
   }
@@ -86,15 +85,17 @@ export function parseIpClaimPool(obj: unknown): Parsed<IpClaimPool> {
   if (!env.ok) return env;
   const { metadata, spec, status } = env.value;
   const where = `IpClaimPool ${metadata.name}`;
-  if (!isString(spec.cidr) || !spec.cidr.includes('/') || !parseCidr(spec.cidr)) {
-    return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
-  }
+  if (!isString(spec.cidr)) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
+  const cidr = parseStrictCidr(spec.cidr);
+  if (!cidr.ok) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} ${cidr.reason}`);
   if (spec.ranges !== undefined) {
     if (!Array.isArray(spec.ranges)) return fail(`${where}: spec.ranges is not a list`);
     for (const [i, range] of (spec.ranges as unknown[]).entries()) {
       if (!isStringArray(range) || range.length !== 2) return fail(`${where}: spec.ranges[${i}] is not a [first, last] pair`);
-      const bad = range.find((ip) => !ipaddr.isValid(ip));
-      if (bad !== undefined) return fail(`${where}: spec.ranges[${i}] holds ${JSON.stringify(bad)}, not an IP address`);
+      for (const end of range) {
+        const ip = parseStrictIp(end);
+        if (!ip.ok) return fail(`${where}: spec.ranges[${i}] holds ${JSON.stringify(end)}, which ${ip.reason}`);
+      }
     }
   }
   const poolSpec: IpClaimPoolSpec = { cidr: spec.cidr };

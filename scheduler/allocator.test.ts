@@ -63,7 +63,8 @@ test('bad ranges are refused with a reason', () => {
     [[['198.51.100.9', '198.51.100.1']], /ends before it starts/],
     [[['198.51.100.1', '203.0.113.5']], /not inside cidr 198.51.100.0\/24/],
     [[['2001:db8::1', '2001:db8::2']], /is not IPv4/],
-    [[['nope', '198.51.100.2']], /does not hold two IP addresses/],
+    [[['nope', '198.51.100.2']], /range 0 \[nope, 198.51.100.2\]: "nope" is not an IP address/],
+    [[['198.51.100.010', '198.51.100.20']], /"198.51.100.010" must not have leading 0s .*write 198.51.100.10/],
   ];
   for (const [ranges, reason] of cases) {
     const r = parsePool(resource('bad', '198.51.100.0/24', ranges));
@@ -72,6 +73,58 @@ test('bad ranges are refused with a reason', () => {
   }
   const notCidr = parsePool(resource('bad', '198.51.100.0'));
   assert.not.ok(notCidr.ok);
+  for (const [cidr, reason] of [
+    ['192.0.2/24', /four decimal numbers/],
+    ['192.0.2.010/29', /leading 0s/],
+    ['2001:db8:1::%eth0/64', /zone/],
+    ['::ffff:192.0.2.0/120', /IPv4-mapped/],
+  ] as Array<[string, RegExp]>) {
+    const r = parsePool(resource('bad', cidr));
+    assert.not.ok(r.ok, cidr);
+    if (!r.ok) assert.match(r.reason, reason, cidr);
+  }
+});
+
+test('special-purpose addresses are never handed out, and the pool says which it withholds', () => {
+  const all = pool('0.0.0.0/0');
+  assert.equal(take(all, 2), ['1.0.0.0', '1.0.0.1'], 'not 0.0.0.1: 0.0.0.0/8 is "this network"');
+  for (const special of ['0.0.0.1', '127.0.0.1', '169.254.0.5', '224.0.0.1', '239.1.1.1', '255.255.255.255']) {
+    assert.not.ok(poolContains(all, special), special);
+  }
+  assert.ok(poolContains(all, '126.255.255.255'));
+  assert.ok(poolContains(all, '128.0.0.0'));
+  assert.is(all.size, (1n << 32n) - (1n << 24n) * 2n - (1n << 16n) - (1n << 28n) - 1n);
+  assert.match(all.withheld.join(', '), /loopback 127.0.0.0\/8.*link-local 169.254.0.0\/16.*multicast 224.0.0.0\/4/);
+  const v6 = pool('::/0');
+  assert.equal(take(v6, 1), ['::2'], 'not :: (unspecified) nor ::1 (loopback)');
+  assert.not.ok(poolContains(v6, 'fe80::1'));
+  assert.not.ok(poolContains(v6, 'ff02::1'));
+  assert.not.ok(poolContains(v6, '::ffff:c000:201'));
+  assert.equal(pool('192.0.2.0/24').withheld, ['network address 192.0.2.0', 'broadcast address 192.0.2.255']);
+});
+
+test('a pool made only of special-purpose addresses is invalid, with the reason', () => {
+  for (const [cidr, ranges, reason] of [
+    ['127.0.0.0/8', undefined, /holds only addresses that are never handed out .*loopback 127.0.0.0\/8/],
+    ['224.0.0.0/24', undefined, /multicast 224.0.0.0\/4/],
+    ['169.254.0.0/16', undefined, /link-local/],
+    ['::1/128', undefined, /loopback ::1\/128/],
+    ['fe80::/64', undefined, /link-local fe80::\/10/],
+    ['255.255.255.255/32', undefined, /broadcast 255.255.255.255\/32/],
+    ['0.0.0.0/32', undefined, /unspecified/],
+    ['10.0.0.0/8', [['10.0.0.0', '10.0.0.0']], /with its ranges holds only .*network address 10.0.0.0/],
+  ] as Array<[string, IpRange[] | undefined, RegExp]>) {
+    const r = parsePool(resource('special', cidr, ranges));
+    assert.not.ok(r.ok, cidr);
+    if (!r.ok) assert.match(r.reason, reason, cidr);
+  }
+});
+
+test("ranges never hand out the network or broadcast address of the pool's own cidr", () => {
+  const p = pool('192.0.2.0/24', [['192.0.2.0', '192.0.2.2'], ['192.0.2.254', '192.0.2.255']]);
+  assert.equal(take(p, 10), ['192.0.2.1', '192.0.2.2', '192.0.2.254']);
+  // A wider cidr makes 192.0.2.255 an ordinary address.
+  assert.equal(take(pool('192.0.2.0/23', [['192.0.2.255', '192.0.3.0']]), 5), ['192.0.2.255', '192.0.3.0']);
 });
 
 test('used addresses are skipped; exhaustion returns null', () => {

@@ -3,7 +3,9 @@
 // of inclusive [first, last] intervals, and "next free" walks them skipping used addresses.
 import ipaddr from 'ipaddr.js';
 import type { IpClaimPool } from '../api/types.js';
-import { parseCidr } from '../api/names.js';
+import { parseStrictCidr, parseStrictIp, SPECIAL_RANGES, toBigInt } from '../api/ip.js';
+
+export { toBigInt };
 
 export type Family = 'ipv4' | 'ipv6';
 
@@ -15,18 +17,15 @@ export interface Pool {
   intervals: Array<[bigint, bigint]>;
   /** Number of allocatable addresses. */
   size: bigint;
+  /** Addresses inside cidr/ranges that are never handed out, and why (for the pool's status). */
+  withheld: string[];
+  /** Set while the pool is being deleted: it keeps what it gave out but gives out nothing new. */
+  terminating?: boolean;
 }
 
 export type PoolResult = { ok: true; pool: Pool } | { ok: false; reason: string };
 
 const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
-
-/** The address as an unsigned integer. */
-export function toBigInt(address: ipaddr.IPv4 | ipaddr.IPv6): bigint {
-  let value = 0n;
-  for (const byte of address.toByteArray()) value = (value << 8n) | BigInt(byte);
-  return value;
-}
 
 /** The canonical text of an integer address of the given family. */
 export function fromBigInt(value: bigint, family: Family): string {
@@ -39,12 +38,11 @@ export function fromBigInt(value: bigint, family: Family): string {
   return ipaddr.fromByteArray(bytes).toString();
 }
 
-/** Parses a bare address (IPv4-mapped IPv6 becomes IPv4); null when it is not one. */
+/** Parses a bare address as strictly as Kubernetes (api/ip.ts); null when it is not one. */
 export function parseAddress(text: string): { family: Family; value: bigint; text: string } | null {
-  const parsed = parseCidr(text);
-  if (!parsed || text.includes('/')) return null;
-  const family = parsed.address.kind() as Family;
-  return { family, value: toBigInt(parsed.address), text: parsed.address.toString() };
+  const parsed = parseStrictIp(text);
+  if (!parsed.ok) return null;
+  return { family: parsed.value.family, value: toBigInt(parsed.value.address), text: parsed.value.text };
 }
 
 /** Canonical text of an address, or null. */
@@ -58,38 +56,71 @@ export function familyOf(text: string): Family | null {
 
 /**
  * Checks an IpClaimPool and turns it into intervals. Without ranges the whole cidr is
- * allocatable less the network address (and for IPv4 the broadcast address) when the prefix
- * leaves room for hosts; with ranges, exactly the ranges, which must lie inside the cidr.
+ * allocatable, with ranges exactly the ranges (which must lie inside the cidr); from either,
+ * what is never handed out is taken away: the cidr's own network and IPv4 broadcast
+ * address (when the prefix leaves room for hosts; also when ranges name them) and every
+ * special-purpose address (api/ip.ts SPECIAL_RANGES). A pool left with nothing is invalid.
  */
 export function parsePool(resource: IpClaimPool): PoolResult {
   const name = resource.metadata.name ?? '';
-  const net = parseCidr(resource.spec.cidr);
-  if (!net || !resource.spec.cidr.includes('/')) return { ok: false, reason: `cidr ${JSON.stringify(resource.spec.cidr)} is not an IP prefix` };
-  const family = net.address.kind() as Family;
-  const bits = BITS[family];
-  if (net.prefixLength < 0 || net.prefixLength > bits) return { ok: false, reason: `cidr ${resource.spec.cidr} has a bad prefix length` };
-  const hostBits = BigInt(bits - net.prefixLength);
-  const first = (toBigInt(net.address) >> hostBits) << hostBits;
+  const net = parseStrictCidr(resource.spec.cidr);
+  if (!net.ok) return { ok: false, reason: `cidr ${JSON.stringify(resource.spec.cidr)} ${net.reason}` };
+  const family = net.value.family;
+  const prefix = net.value.prefixLength;
+  const hostBits = BigInt(BITS[family] - prefix);
+  const first = (toBigInt(net.value.address) >> hostBits) << hostBits;
   const last = first + (1n << hostBits) - 1n;
-  const cidr = `${fromBigInt(first, family)}/${net.prefixLength}`;
+  const cidr = `${fromBigInt(first, family)}/${prefix}`;
   let intervals: Array<[bigint, bigint]>;
   if (resource.spec.ranges && resource.spec.ranges.length > 0) {
     const checked = checkRanges(resource.spec.ranges, family, first, last, cidr);
     if (!checked.ok) return checked;
     intervals = checked.intervals;
   } else {
-    intervals = [wholeNetwork(family, net.prefixLength, first, last)];
+    intervals = [[first, last]];
+  }
+  const withheld: string[] = [];
+  for (const [a, b, why] of neverHandedOut(family, prefix, first, last)) {
+    const before = intervals;
+    intervals = subtract(intervals, a, b);
+    if (!sameIntervals(before, intervals)) withheld.push(why);
   }
   const size = intervals.reduce((sum, [a, b]) => sum + (b - a + 1n), 0n);
-  if (size === 0n) return { ok: false, reason: `cidr ${cidr} leaves no allocatable address` };
-  return { ok: true, pool: { name, cidr, family, intervals, size } };
+  if (size === 0n) {
+    const what = withheld.length ? `only addresses that are never handed out (${withheld.join(', ')})` : 'no allocatable address';
+    return { ok: false, reason: `cidr ${cidr}${resource.spec.ranges?.length ? ' with its ranges' : ''} holds ${what}` };
+  }
+  return { ok: true, pool: { name, cidr, family, intervals, size, withheld } };
 }
 
-function wholeNetwork(family: Family, prefix: number, first: bigint, last: bigint): [bigint, bigint] {
+/** [first, last, why] of what a pool with this cidr never hands out. */
+function neverHandedOut(family: Family, prefix: number, first: bigint, last: bigint): Array<[bigint, bigint, string]> {
+  const out: Array<[bigint, bigint, string]> = [];
   // /31 and /32 (RFC 3021) and /127, /128 have no network or broadcast address to skip.
-  if (family === 'ipv4' && prefix <= 30) return [first + 1n, last - 1n];
-  if (family === 'ipv6' && prefix <= 126) return [first + 1n, last]; // skip the subnet-router anycast address
-  return [first, last];
+  if (family === 'ipv4' && prefix <= 30) {
+    out.push([first, first, `network address ${fromBigInt(first, family)}`], [last, last, `broadcast address ${fromBigInt(last, family)}`]);
+  }
+  if (family === 'ipv6' && prefix <= 126) out.push([first, first, `subnet-router anycast address ${fromBigInt(first, family)}`]);
+  for (const r of SPECIAL_RANGES) if (r.family === family) out.push([r.first, r.last, `${r.kind} ${r.cidr}`]);
+  return out;
+}
+
+/** The intervals less [a, b]. */
+function subtract(intervals: Array<[bigint, bigint]>, a: bigint, b: bigint): Array<[bigint, bigint]> {
+  const out: Array<[bigint, bigint]> = [];
+  for (const [x, y] of intervals) {
+    if (y < a || x > b) {
+      out.push([x, y]);
+      continue;
+    }
+    if (x < a) out.push([x, a - 1n]);
+    if (y > b) out.push([b + 1n, y]);
+  }
+  return out;
+}
+
+function sameIntervals(a: Array<[bigint, bigint]>, b: Array<[bigint, bigint]>): boolean {
+  return a.length === b.length && a.every(([x, y], i) => b[i]?.[0] === x && b[i]?.[1] === y);
 }
 
 type RangesResult = { ok: true; intervals: Array<[bigint, bigint]> } | { ok: false; reason: string };
@@ -97,9 +128,11 @@ type RangesResult = { ok: true; intervals: Array<[bigint, bigint]> } | { ok: fal
 function checkRanges(ranges: Array<[string, string]>, family: Family, first: bigint, last: bigint, cidr: string): RangesResult {
   const raw: Array<[bigint, bigint]> = [];
   for (const [i, range] of ranges.entries()) {
+    const label = `range ${i} [${range[0]}, ${range[1]}]`;
+    const bad = range.map((text) => ({ text, r: parseStrictIp(text) })).find((x) => !x.r.ok);
+    if (bad && !bad.r.ok) return { ok: false, reason: `${label}: ${JSON.stringify(bad.text)} ${bad.r.reason}` };
     const a = parseAddress(range[0]);
     const b = parseAddress(range[1]);
-    const label = `range ${i} [${range[0]}, ${range[1]}]`;
     if (!a || !b) return { ok: false, reason: `${label} does not hold two IP addresses` };
     if (a.family !== family || b.family !== family) return { ok: false, reason: `${label} is not ${family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${cidr}` };
     if (a.value > b.value) return { ok: false, reason: `${label} ends before it starts` };

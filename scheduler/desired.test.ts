@@ -191,6 +191,91 @@ test('externalIPs are never handed out from a pool', () => {
   assert.equal(d.services.get('ns/lb')?.ingress, ['192.0.2.2']);
 });
 
+test('requested addresses Kubernetes would refuse or read two ways are InvalidRequest; nothing is allocated, no phantom pool entry', () => {
+  const p = pools(['a', '192.0.2.0/24'], ['v6', '2001:db8:1::/64']);
+  const cases: Array<[string, RegExp]> = [
+    ['192.0.2.010', /"192.0.2.010" must not have leading 0s .*write 192.0.2.10/],
+    ['3221226001', /"3221226001" is not an IP address/],
+    ['192.0.2', /"192.0.2" is not an IP address/],
+    ['2001:db8:1::5%eth0', /"2001:db8:1::5%eth0" must not have an IPv6 zone/],
+    ['::ffff:192.0.2.9', /IPv4-mapped IPv6 address: write 192.0.2.9/],
+    ['127.0.0.1', /is a loopback address \(127.0.0.0\/8\)/],
+    ['224.0.0.5', /multicast/],
+  ];
+  for (const [text, reason] of cases) {
+    const bad = svc(`bad-${text}`, { ipFamilyPolicy: 'PreferDualStack' }, { [ANNOTATION.loadBalancerIPs]: text });
+    const d = computeDesired([bad], p, [], cfg);
+    const problems = d.services.get(bad.key)?.problems ?? [];
+    assert.is(problems[0]?.reason, 'InvalidRequest', text);
+    assert.match(problems[0]?.message ?? '', reason, text);
+    assert.is(d.claims.size, 0, `${text}: no claim`);
+    assert.equal([...d.poolAllocations.values()].map((m) => m.size), [0, 0], `${text}: no pool entry`);
+  }
+  const lbIP = svc('legacy', { loadBalancerIP: '192.0.2.010' });
+  assert.match(computeDesired([lbIP], p, [], cfg).services.get(lbIP.key)?.problems[0]?.message ?? '', /spec.loadBalancerIP: "192.0.2.010" must not have leading 0s/);
+});
+
+test('spec.externalIPs with leading 0s, IPv4-mapped or special-purpose addresses: InvalidExternalIP, no claim; the good ones still claimed', () => {
+  const s1 = svc('ext', { type: 'ClusterIP', externalIPs: ['192.0.2.010', '::ffff:192.0.2.7', '127.0.0.2', '239.1.1.1', '255.255.255.255', '192.0.2.11'] });
+  const d = computeDesired([s1], pools(), [], cfg);
+  assert.equal([...d.claims.keys()], ['192-0-2-11-32']);
+  const problems = d.services.get(s1.key)?.problems ?? [];
+  assert.equal(problems.map((x) => x.reason), Array(5).fill('InvalidExternalIP'));
+  assert.match(problems.map((x) => x.message).join('\n'), /"192.0.2.010", which must not have leading 0s[^\n]*\n.*"::ffff:192.0.2.7", which must not be an IPv4-mapped[^\n]*\n.*"127.0.0.2", which is a loopback address\n?/);
+});
+
+test('overlapping pools: every claimed address counts once in each pool that contains it', () => {
+  const p = pools(['a-wide', '192.0.2.0/24'], ['b-narrow', '192.0.2.0/25']);
+  const services = Array.from({ length: 20 }, (_, i) => svc(`s${i}`));
+  const ext = svc('ext', { type: 'ClusterIP', externalIPs: ['192.0.2.100'] });
+  const d = computeDesired([...services, ext], p, [], cfg);
+  // All 20 come from a-wide (name order) and lie in b-narrow too; the externalIP is taken in both.
+  assert.is(d.poolAllocations.get('a-wide')?.size, 21);
+  assert.is(d.poolAllocations.get('b-narrow')?.size, 21);
+  const held = [...d.claims.values()].filter((c) => c.pool).map((c) => c.address);
+  assert.is(new Set(held).size, 20, 'no address is handed out twice');
+  assert.not.ok(held.includes('192.0.2.100'));
+  // A Service asking for the narrow pool gets an address neither pool has given out.
+  const narrow = svc('narrow', {}, { [ANNOTATION.pool]: 'b-narrow' });
+  const d2 = computeDesired([...services, ext, narrow], p, [], cfg);
+  assert.equal(d2.services.get(narrow.key)?.ingress, ['192.0.2.21']);
+});
+
+test("a kept address stays in the pool its claim records, not the first overlapping pool by name", () => {
+  const p = pools(['a-wide', '192.0.2.0/24'], ['b-narrow', '192.0.2.0/25']);
+  const s1 = svc('s1');
+  const d = computeDesired([s1], p, [claim('192.0.2.5/32', [s1.key], 'b-narrow')], cfg);
+  assert.is(d.claims.get('192-0-2-5-32')?.pool, 'b-narrow');
+  assert.equal(d.services.get(s1.key)?.held, [{ address: '192.0.2.5', pool: 'b-narrow' }]);
+});
+
+test('a terminating pool keeps what it gave out and gives out nothing new', () => {
+  const p = pools(['a', '192.0.2.0/29'], ['b', '198.51.100.0/29']);
+  for (const pool of p.valid) if (pool.name === 'a') pool.terminating = true;
+  const old = svc('old');
+  const fresh = svc('fresh');
+  const named = svc('named', {}, { [ANNOTATION.pool]: 'a' });
+  const d = computeDesired([old, fresh, named], p, [claim('192.0.2.1/32', [old.key], 'a')], cfg);
+  assert.equal(d.services.get(old.key)?.ingress, ['192.0.2.1']);
+  assert.equal(d.services.get(fresh.key)?.ingress, ['198.51.100.1']);
+  assert.is(d.services.get(named.key)?.problems[0]?.reason, 'PoolTerminating');
+  assert.equal(d.poolAllocations.get('a'), new Map([['192.0.2.1', '192-0-2-1-32']]));
+});
+
+test('a pool edited into an invalid spec keeps what it gave out and gives out nothing new', () => {
+  const p = pools(['a', '192.0.2.0/29', [['192.0.2.6', '192.0.2.1']]]);
+  assert.ok(p.invalid.has('a'));
+  const old = svc('old', {}, { [ANNOTATION.pool]: 'a' });
+  const fresh = svc('fresh', {}, { [ANNOTATION.pool]: 'a' });
+  const d = computeDesired([old, fresh], p, [claim('192.0.2.1/32', [old.key], 'a')], cfg);
+  assert.equal(d.services.get(old.key)?.ingress, ['192.0.2.1']);
+  assert.is(d.claims.get('192-0-2-1-32')?.pool, 'a');
+  assert.is(d.services.get(fresh.key)?.problems[0]?.reason, 'PoolInvalid');
+  // An address seen only in status (no claim recording the pool) is not kept by an invalid pool.
+  const orphan = svc('orphan', {}, {}, ['192.0.2.2']);
+  assert.equal(computeDesired([orphan], p, [], cfg).services.get(orphan.key)?.ingress, []);
+});
+
 test('other loadBalancerClass: ignored entirely', () => {
   const s = svc('x', { loadBalancerClass: 'other.example/lb', externalIPs: ['192.0.2.1'] });
   assert.is(serviceIntent(s, cfg.lbClass).handled, false);

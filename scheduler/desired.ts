@@ -126,7 +126,7 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
     if (!intent.handled) continue;
     const outcome: ServiceOutcome = { key: svc.key, ingress: null, externalIPs: null, held: [], problems: [...intent.problems] };
     outcomes.set(svc.key, outcome);
-    const ours = (holdings.get(svc.key) ?? []).filter((ip) => svc.type !== 'LoadBalancer' && intent.externalIPs.includes(ip));
+    const ours = (holdings.get(svc.key) ?? []).map((h) => h.address).filter((ip) => svc.type !== 'LoadBalancer' && intent.externalIPs.includes(ip));
     addedToSpec.set(svc.key, ours);
     for (const ip of intent.externalIPs) {
       const family = familyOf(ip);
@@ -137,7 +137,7 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
     else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // no longer a LoadBalancer
   }
 
-  for (const entry of lbServices) keepHeld(book, sortedPools, entry, holdings.get(entry.svc.key) ?? []);
+  for (const entry of lbServices) keepHeld(book, { valid: sortedPools, invalid: pools.invalid }, entry, holdings.get(entry.svc.key) ?? []);
   const cursors = new Map<string, bigint>();
   for (const entry of lbServices) allocateMissing(book, pools, entry, cursors);
 
@@ -155,23 +155,39 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
     if (JSON.stringify(want) !== JSON.stringify(svc.externalIPs)) outcome.externalIPs = want;
   }
   for (const claim of book.claims.values()) claim.services.sort();
-  const poolAllocations = new Map<string, Map<string, string>>();
-  for (const pool of pools.valid) poolAllocations.set(pool.name, new Map());
-  for (const claim of book.claims.values()) {
-    if (claim.pool) poolAllocations.get(claim.pool)?.set(claim.address, claim.name);
+  return { claims: book.claims, services: outcomes, poolAllocations: poolUsage(pools.valid, book.claims.values()) };
+}
+
+/**
+ * Pool name -> address -> claim name. Pools may overlap: every claimed address is counted
+ * once in each pool that could hand it out, whichever pool it came from (and also when
+ * spec.externalIPs took it), so each pool's used + free is the truth about that pool: an
+ * address counted as used in one is never counted as free in another.
+ */
+export function poolUsage(pools: Pool[], claims: Iterable<DesiredClaim>): Map<string, Map<string, string>> {
+  const usage = new Map<string, Map<string, string>>();
+  for (const pool of pools) usage.set(pool.name, new Map());
+  for (const claim of claims) {
+    for (const pool of pools) if (poolContains(pool, claim.address)) usage.get(pool.name)?.set(claim.address, claim.name);
   }
-  return { claims: book.claims, services: outcomes, poolAllocations };
+  return usage;
+}
+
+interface Holding {
+  address: string;
+  /** The pool the claim records; absent for an address seen only in status.loadBalancer.ingress. */
+  pool?: string;
 }
 
 /** Service key -> pool addresses its claims hold now. */
-function existingHoldings(existing: IpClaim[]): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+function existingHoldings(existing: IpClaim[]): Map<string, Holding[]> {
+  const out = new Map<string, Holding[]>();
   for (const claim of existing) {
     if (!claim.spec.pool) continue;
     const address = claim.spec.cidr.split('/')[0] ?? '';
     for (const key of claim.spec.services ?? []) {
       const list = out.get(key) ?? [];
-      list.push(address);
+      list.push({ address, pool: claim.spec.pool });
       out.set(key, list);
     }
   }
@@ -184,18 +200,31 @@ interface Entry {
   outcome: ServiceOutcome;
 }
 
-function keepHeld(book: Book, pools: Pool[], entry: Entry, fromClaims: string[]): void {
+/** Which pool a held address stays in, or null when it is not kept. */
+function keptIn(pools: PoolSet, lb: LoadBalancerIntent, address: string, recorded: string | undefined): string | null {
+  // The pool the claim records wins over an overlapping one, so deleting that pool knows
+  // who still uses it; a terminating pool keeps what it gave out.
+  const usable = (p: Pool): boolean => (!lb.pool || p.name === lb.pool) && poolContains(p, address);
+  const pool = pools.valid.find((p) => p.name === recorded && usable(p)) ?? pools.valid.find((p) => usable(p) && !p.terminating);
+  if (pool) return pool.name;
+  // A pool edited into an invalid spec keeps what it gave out (a typo must not drop every
+  // Service's address at once); it gives out nothing new until it is fixed.
+  if (recorded && pools.invalid.has(recorded) && (!lb.pool || lb.pool === recorded)) return recorded;
+  return null;
+}
+
+function keepHeld(book: Book, pools: PoolSet, entry: Entry, fromClaims: Holding[]): void {
   const { svc, lb, outcome } = entry;
   const holder: Holder = { key: svc.key, svc, ...(lb.shareKey ? { shareKey: lb.shareKey } : {}) };
-  const candidates = [...fromClaims, ...svc.ingress];
+  const candidates: Holding[] = [...fromClaims, ...svc.ingress.map((address) => ({ address }))];
   for (const family of lb.families) {
     const want = lb.requested[family];
-    for (const address of candidates) {
+    for (const { address, pool: recorded } of candidates) {
       if (familyOf(address) !== family || (want && want !== address)) continue;
-      const pool = pools.find((p) => (!lb.pool || p.name === lb.pool) && poolContains(p, address));
+      const pool = keptIn(pools, lb, address, recorded);
       if (!pool || book.conflict(address, holder) !== null) continue;
-      book.add(address, family, holder, pool.name);
-      outcome.held.push({ address, pool: pool.name });
+      book.add(address, family, holder, pool);
+      outcome.held.push({ address, pool });
       break;
     }
   }
@@ -230,10 +259,11 @@ function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: Family): 
     if (reason) return { problem: { reason: 'PoolInvalid', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is invalid: ${reason}` } };
     const pool = pools.valid.find((p) => p.name === lb.pool);
     if (!pool) return { problem: { reason: 'PoolNotFound', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool does not exist` } };
+    if (pool.terminating) return { problem: { reason: 'PoolTerminating', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is being deleted and gives out no new address` } };
     if (pool.family !== family) return { problem: { reason: 'NoPoolForFamily', message: `IpClaimPool ${lb.pool} holds no ${familyName(family)} addresses` } };
     return [pool];
   }
-  const list = pools.valid.filter((p) => p.family === family).sort(poolOrder);
+  const list = pools.valid.filter((p) => p.family === family && !p.terminating).sort(poolOrder);
   if (list.length === 0) return { problem: { reason: 'NoPoolForFamily', message: `no valid IpClaimPool holds ${familyName(family)} addresses` } };
   return list;
 }

@@ -31,7 +31,7 @@ export class EventRecorder implements EventSink {
 
   emit(event: CoreEvent): void {
     const now = this.opts.clock.now();
-    const key = `${event.namespace}/${event.serviceName}|${event.reason}|${event.message}`;
+    const key = `${event.object?.kind ?? 'Service'}|${event.namespace}/${event.object?.name ?? event.serviceName}|${event.reason}|${event.message}`;
     const last = this.recent.get(key);
     if (last !== undefined && now - last < (this.opts.dedupeMs ?? 600_000)) return;
     if (this.recent.size > 20_000) this.recent.clear();

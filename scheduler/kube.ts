@@ -8,6 +8,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
+  type V1ObjectMeta,
 } from '@kubernetes/client-node';
 import { isNotFound, ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
@@ -18,8 +19,8 @@ import { keepAliveApis } from './kubeclient.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
-/** An IpClaimPool as stored: parsed, or the reason it could not be. */
-export type PoolEntry = { ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string; status?: IpClaimPoolStatus };
+/** An IpClaimPool as stored: parsed, or the reason it could not be (with its metadata, for the finalizer). */
+export type PoolEntry = { ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string; status?: IpClaimPoolStatus; metadata: V1ObjectMeta };
 
 export interface NodeView {
   name: string;
@@ -85,13 +86,16 @@ export function parsePoolEntry(raw: unknown): Parsed<PoolEntry> | null {
   const r = parseIpClaimPool(raw);
   if (r.ok) return { key: name, value: { ok: true, pool: r.value }, rv: rvOf(raw) };
   const status = obj(obj(raw).status) as IpClaimPoolStatus;
-  return { key: name, value: { ok: false, name, reason: r.reason.replace(/^IpClaimPool \S+: /, ''), status }, rv: rvOf(raw) };
+  const metadata = obj(obj(raw).metadata) as V1ObjectMeta;
+  return { key: name, value: { ok: false, name, reason: r.reason.replace(/^IpClaimPool \S+: /, ''), status, metadata }, rv: rvOf(raw) };
 }
 
 export interface CoreEvent {
   namespace: string;
   serviceName: string;
   serviceUid: string;
+  /** The object the Event is about when it is not the Service (a cluster-scoped IpClaimPool). */
+  object?: { apiVersion: string; kind: string; name: string; uid: string };
   type: 'Normal' | 'Warning';
   reason: string;
   message: string;
@@ -112,6 +116,8 @@ export interface KubeWrites {
   replacePoolStatus(pool: IpClaimPool): Promise<IpClaimPool>;
   /** Merge-patches status of a pool that does not parse (to say why). */
   patchPoolStatusRaw(name: string, status: IpClaimPoolStatus): Promise<void>;
+  /** Sets a pool's metadata.finalizers, failing with 409 if the pool changed since resourceVersion; returns the pool as written. */
+  setPoolFinalizers(name: string, resourceVersion: string, finalizers: string[]): Promise<unknown>;
   /** Writes status.loadBalancer.ingress unless the Service changed since resourceVersion (409); returns it as written. */
   patchServiceIngress(namespace: string, name: string, resourceVersion: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown>;
   /** Replaces spec.externalIPs, failing with 409 if the Service changed since resourceVersion. */
@@ -175,6 +181,11 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
     patchPoolStatusRaw: async (name, status) => {
       await custom.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } }, mergePatch);
     },
+    setPoolFinalizers: (name, resourceVersion, finalizers) =>
+      custom.patchClusterCustomObject(
+        { group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { metadata: { resourceVersion, finalizers: finalizers.length ? finalizers : null } } },
+        mergePatch,
+      ),
     patchServiceIngress: (namespace, name, resourceVersion, ingress) =>
       core.patchNamespacedServiceStatus({ namespace, name, body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
     patchServiceExternalIPs: (namespace, name, resourceVersion, externalIPs) =>
@@ -184,8 +195,8 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
       await core.createNamespacedEvent({
         namespace: e.namespace,
         body: {
-          metadata: { generateName: `${e.serviceName}.`, namespace: e.namespace },
-          involvedObject: { apiVersion: 'v1', kind: 'Service', namespace: e.namespace, name: e.serviceName, uid: e.serviceUid },
+          metadata: { generateName: `${e.object?.name ?? e.serviceName}.`, namespace: e.namespace },
+          involvedObject: e.object ?? { apiVersion: 'v1', kind: 'Service', namespace: e.namespace, name: e.serviceName, uid: e.serviceUid },
           type: e.type,
           reason: e.reason,
           message: e.message,

@@ -92,6 +92,18 @@ class MemoryKube implements KubeWrites {
     this.log.push(`pool-status-raw ${name}`);
     void status;
   }
+  async setPoolFinalizers(name: string, resourceVersion: string, finalizers: string[]): Promise<unknown> {
+    this.log.push(`pool-finalizers ${name} [${finalizers.join(',')}]`);
+    const cur = this.pools.get(name);
+    if (!cur || cur.metadata.resourceVersion !== resourceVersion) throw conflict();
+    if (finalizers.length === 0 && cur.metadata.deletionTimestamp) {
+      this.pools.delete(name);
+      return clone(cur);
+    }
+    const stored = { ...cur, metadata: { ...cur.metadata, finalizers, resourceVersion: this.next() } } as IpClaimPool;
+    this.pools.set(name, stored);
+    return clone(stored);
+  }
   async patchServiceIngress(namespace: string, name: string, _rv: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown> {
     this.log.push(`ingress ${namespace}/${name}`);
     this.ingress.set(`${namespace}/${name}`, ingress);
@@ -160,7 +172,7 @@ test('one pass: claim created on a node, pool status written, ingress with ipMod
   assert.is(w.kube.pools.get('p')?.status?.used, 1);
   assert.is(w.kube.pools.get('p')?.status?.free, 5);
   assert.equal(w.kube.ingress.get('ns/web'), [{ ip: '192.0.2.1', ipMode: 'VIP' }]);
-  assert.equal(w.kube.log, ['create 192-0-2-1-32', 'pool-status p', 'ingress ns/web'], 'claim first, then pool, then Service');
+  assert.equal(w.kube.log, ['create 192-0-2-1-32', 'pool-finalizers p [ipcontroller.ext/pool-protection]', 'pool-status p', 'ingress ns/web'], 'claim first, then pool, then Service');
   assert.equal(w.kube.events.map((e) => e.reason).sort(), ['IPAllocated', 'IPAssigned']);
   w.kube.log = [];
   const second = await w.reconciler.pass(live());
@@ -235,6 +247,61 @@ test('a claim someone else created meanwhile: 409, re-read, no crash, converges 
   await w.reconciler.pass(live());
   const claims = [...w.kube.claims.values()];
   assert.equal(claims.map((c) => c.spec.services), [['ns/web']]);
+});
+
+/** The user runs `kubectl delete ipclaimpool p` (optionally annotated release-on-delete); the watch delivers it. */
+function deletePool(w: World, annotations: Record<string, string> = {}): void {
+  const cur = w.kube.pools.get('p') as IpClaimPool;
+  const deleted: IpClaimPool = { ...cur, metadata: { ...cur.metadata, annotations, deletionTimestamp: new Date(clock.now()), resourceVersion: String(++w.kube.rv) } };
+  w.kube.pools.set('p', deleted);
+  w.caches.pools.upsert('p', { ok: true, pool: clone(deleted) }, deleted.metadata.resourceVersion ?? '');
+}
+
+test('deleting a pool in use: nothing is released; the pool says who holds it; it goes when the last Service lets go', async () => {
+  const w = world();
+  const [a, b] = [service('a'), service('b')];
+  for (const s of [a, b]) w.caches.services.upsert(s.key, s, '1');
+  await w.reconciler.pass(live());
+  assert.equal(w.kube.pools.get('p')?.metadata.finalizers, ['ipcontroller.ext/pool-protection']);
+  w.caches.pools.upsert('p', { ok: true, pool: clone(w.kube.pools.get('p') as IpClaimPool) }, w.kube.pools.get('p')?.metadata.resourceVersion ?? '');
+  deletePool(w);
+  w.kube.log = [];
+  w.kube.events = [];
+  const late = service('late');
+  w.caches.services.upsert(late.key, late, '1');
+  await w.reconciler.pass(live());
+  assert.equal([...w.kube.claims.keys()].sort(), ['192-0-2-1-32', '192-0-2-2-32'], 'both claims kept, none for the late Service');
+  assert.not.ok(w.kube.log.some((l) => l.startsWith('delete') || l.startsWith('create')));
+  const deleting = w.kube.pools.get('p')?.status?.conditions?.find((c) => c.type === 'Deleting');
+  assert.is(deleting?.reason, 'InUse');
+  assert.match(deleting?.message ?? '', /2 address\(es\) from it are in use: ns\/a \(192.0.2.1\), ns\/b \(192.0.2.2\).*ipcontroller.ext\/release-on-delete=true/);
+  const inUse = w.kube.events.find((e) => e.reason === 'PoolInUse');
+  assert.equal(inUse?.object?.kind, 'IpClaimPool');
+  assert.match(inUse?.message ?? '', /ns\/a \(192.0.2.1\), ns\/b \(192.0.2.2\)/);
+  assert.equal(w.kube.events.filter((e) => e.reason === 'PoolDeleting').map((e) => e.serviceName).sort(), ['a', 'b']);
+  assert.ok(w.kube.events.some((e) => e.serviceName === 'late' && e.reason === 'AllocationFailed' && /NoPoolForFamily/.test(e.message)));
+  assert.ok(w.kube.pools.has('p'), 'still there, Terminating');
+  // a goes: its address is released as usual; b still holds the pool.
+  w.caches.services.remove(a.key);
+  await w.reconciler.pass(live());
+  assert.equal([...w.kube.claims.keys()], ['192-0-2-2-32']);
+  assert.ok(w.kube.pools.has('p'));
+  w.caches.services.remove(b.key);
+  await w.reconciler.pass(live());
+  assert.equal([...w.kube.claims.keys()], []);
+  assert.not.ok(w.kube.pools.has('p'), 'the finalizer came off and the deletion completed');
+});
+
+test('deleting a pool annotated release-on-delete releases its addresses at once and lets it go', async () => {
+  const w = world();
+  const a = service('a');
+  w.caches.services.upsert(a.key, a, '1');
+  await w.reconciler.pass(live());
+  w.caches.pools.upsert('p', { ok: true, pool: clone(w.kube.pools.get('p') as IpClaimPool) }, w.kube.pools.get('p')?.metadata.resourceVersion ?? '');
+  deletePool(w, { 'ipcontroller.ext/release-on-delete': 'true' });
+  await w.reconciler.pass(live());
+  assert.equal([...w.kube.claims.keys()], []);
+  assert.not.ok(w.kube.pools.has('p'));
 });
 
 test('a replica past its lease deadline (own clock) writes nothing, though nobody aborted its signal', async () => {

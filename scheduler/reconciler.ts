@@ -20,12 +20,13 @@ import { capped, parsePool, type Family, type Pool } from './allocator.js';
 import { computeDesired, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
-import type { KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
+import { parsePoolEntry, type KubeWrites, type NodeView, type PoolEntry, type SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { place, type Decision, type Strategy } from './placement.js';
 import { parseService, type ServiceView } from './service.js';
 import { Store } from './watch.js';
 import { forEachLimit } from '../lib/concurrency.js';
+import { deletingMessage, finalizerAction, overlaps, poolConditions, poolMeta, poolUsers, POOL_FINALIZER, type PoolUser } from './pools.js';
 
 export interface Caches {
   services: Store<ServiceView>;
@@ -128,22 +129,25 @@ export class Reconciler {
     const decisions = this.placeAll([...desired.claims.values()], existingByName, svcByKey);
 
     await this.writeClaims(desired.claims, decisions, existingByName, svcByKey, signal);
-    await this.finishPools(pools, desired.poolAllocations, signal);
+    await this.finishPools(pools, desired.poolAllocations, desired.claims, svcByKey, signal);
     await this.writeServices(desired.services, svcByKey, signal);
     this.report(desired.services, existing, svcByKey);
     return { writes: this.writes, errors: this.errors };
   }
 
+  /** Pools to allocate from. A pool being deleted keeps its holders (terminating) unless the user asked to release them. */
   private poolSet(): PoolSet {
     const valid: Pool[] = [];
     const invalid = new Map<string, string>();
     for (const entry of this.d.caches.pools.values()) {
+      const meta = poolMeta(entry);
+      if (meta.deleting && meta.releaseOnDelete) continue;
       if (!entry.ok) {
         invalid.set(entry.name, entry.reason);
         continue;
       }
       const parsed = parsePool(entry.pool);
-      if (parsed.ok) valid.push(parsed.pool);
+      if (parsed.ok) valid.push(meta.deleting ? { ...parsed.pool, terminating: true } : parsed.pool);
       else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
     }
     return { valid, invalid };
@@ -205,17 +209,33 @@ export class Reconciler {
     throw new Error(`IpClaimPool ${name}: status kept conflicting`);
   }
 
-  private async finishPools(pools: PoolSet, allocations: Map<string, Map<string, string>>, signal: AbortSignal): Promise<void> {
+  private async finishPools(
+    pools: PoolSet,
+    allocations: Map<string, Map<string, string>>,
+    desiredClaims: Map<string, DesiredClaim>,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const now = this.d.clock.now();
+    // Who uses each pool: the claims wanted now, and those that still exist (a failed delete).
+    const cached = this.d.caches.claims.values().map((c) => ({ name: c.metadata.name ?? '', address: addressOf(c.spec.cidr), services: c.spec.services ?? [], ...(c.spec.pool ? { pool: c.spec.pool } : {}) }));
+    const users = poolUsers([...desiredClaims.values(), ...cached]);
+    // Finalizers first: the status writes below then start from the pool as it is now.
+    const gone = await this.poolFinalizers(users, svcByKey, signal);
+    const overlapping = overlaps(pools.valid);
     for (const pool of pools.valid) {
+      if (gone.has(pool.name)) continue;
       const want = Object.fromEntries(allocations.get(pool.name) ?? new Map<string, string>());
       this.d.metrics.pool(pool.name, capped(pool.size), Object.keys(want).length);
+      const conditions = poolConditions(pool, overlapping.get(pool.name) ?? [], users.get(pool.name) ?? []);
       try {
         await this.writePoolStatus(
           pool.name,
           (current) => {
-            const valid = condition('Valid', 'True', 'Valid', `${pool.size} allocatable addresses in ${pool.cidr}`, now);
-            const status: IpClaimPoolStatus = { ...current.status, allocations: want, ...usage(pool, want), conditions: withCondition(current.status?.conditions, valid) };
+            let list = current.status?.conditions;
+            for (const c of conditions) list = withCondition(list, condition(c.type, c.status, c.reason, c.message, now));
+            if (!pool.terminating) list = list?.filter((c) => c.type !== 'Deleting');
+            const status: IpClaimPoolStatus = { ...current.status, allocations: want, ...usage(pool, want), conditions: list ?? [] };
             return sameJson(status, current.status) ? null : status;
           },
           signal,
@@ -227,12 +247,23 @@ export class Reconciler {
     for (const [name, reason] of pools.invalid) {
       const entry = this.d.caches.pools.get(name);
       const status = entry ? (entry.ok ? entry.pool.status : entry.status) : undefined;
+      // An invalid pool keeps what it gave out (desired.ts keptIn); its status says so and counts them.
+      const kept = [...desiredClaims.values()].filter((c) => c.pool === name);
+      const message = kept.length ? `${reason}; it keeps the ${kept.length} address(es) it gave out and gives out no new one until it is fixed` : reason;
       const existing = status?.conditions?.find((c) => c.type === 'Valid');
-      if (existing?.status === 'False' && existing.message === reason) continue;
-      this.d.log.warn({ pool: name, reason }, 'IpClaimPool is invalid; no address is allocated from it');
+      if (existing?.status === 'False' && existing.message === message && (status?.used ?? 0) === kept.length) continue;
+      this.d.log.warn({ pool: name, reason, kept: kept.length }, 'IpClaimPool is invalid; no address is allocated from it');
+      // A merge patch: null removes an allocation that is no longer kept.
+      const allocations: Record<string, string | null> = Object.fromEntries(Object.keys(status?.allocations ?? {}).map((a) => [a, null]));
+      for (const c of kept) allocations[c.address] = c.name;
       try {
         this.guard(signal);
-        await this.d.writes.patchPoolStatusRaw(name, { conditions: withCondition(status?.conditions, condition('Valid', 'False', 'InvalidSpec', reason, now)), used: 0, free: 0 });
+        await this.d.writes.patchPoolStatusRaw(name, {
+          conditions: withCondition(status?.conditions, condition('Valid', 'False', 'InvalidSpec', message, now)),
+          allocations: allocations as Record<string, string>,
+          used: kept.length,
+          free: 0,
+        });
         this.writes++;
       } catch (err) {
         this.failed('pool-status', err, { pool: name });
@@ -240,6 +271,41 @@ export class Reconciler {
     }
     for (const name of this.knownPools) if (!pools.valid.some((p) => p.name === name)) this.d.metrics.forgetPool(name);
     this.knownPools = new Set(pools.valid.map((p) => p.name));
+  }
+
+  /** Protects every pool with the finalizer; lets a deleted one go once nothing uses it, and says who holds it meanwhile. */
+  private async poolFinalizers(users: Map<string, PoolUser[]>, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<Set<string>> {
+    const released = new Set<string>();
+    for (const entry of this.d.caches.pools.values()) {
+      const meta = poolMeta(entry);
+      const action = finalizerAction(meta, users.get(meta.name) ?? []);
+      if (action.kind === 'none') continue;
+      if (action.kind === 'wait') {
+        const message = deletingMessage(action.users);
+        this.d.events.emit({ namespace: 'default', serviceName: meta.name, serviceUid: meta.uid, object: { apiVersion: API_VERSION, kind: 'IpClaimPool', name: meta.name, uid: meta.uid }, type: 'Warning', reason: 'PoolInUse', message });
+        for (const u of action.users) {
+          this.eventAll(u.services, svcByKey, 'Warning', 'PoolDeleting', `IpClaimPool ${meta.name} is being deleted; this Service keeps ${u.address} until it lets go (or the pool is annotated ipcontroller.ext/release-on-delete=true)`);
+        }
+        continue;
+      }
+      const finalizers = action.kind === 'add' ? [...meta.finalizers, POOL_FINALIZER] : meta.finalizers.filter((f) => f !== POOL_FINALIZER);
+      try {
+        this.guard(signal);
+        const written = await this.d.writes.setPoolFinalizers(meta.name, meta.resourceVersion, finalizers);
+        this.writes++;
+        if (action.kind === 'remove') {
+          released.add(meta.name);
+          this.d.log.info({ pool: meta.name }, 'IpClaimPool no longer in use; finalizer removed so its deletion completes');
+        } else {
+          const parsed = parsePoolEntry(written);
+          if (parsed) this.d.caches.pools.upsert(parsed.key, parsed.value, parsed.rv);
+        }
+      } catch (err) {
+        // A 409 means the pool changed: the watch brings the new version and the next pass retries.
+        this.failed('pool-finalizer', err, { pool: meta.name });
+      }
+    }
+    return released;
   }
 
   private async writeClaims(

@@ -4,6 +4,7 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { PLURAL } from '../api/types.js';
+import { parseIpClaim, parseIpNode } from '../api/parse.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { startStatusServer, type StatusServer } from '../lib/http.js';
 import { loadKubeConfig } from '../lib/kubeconfig.js';
@@ -170,14 +171,27 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     running.push(listWatch(opts, signal));
   };
   const kick = (): void => trigger.kick();
+  // A hand-written IpClaim or IpNode the parser refuses is left out of the caches; say so once per object and reason.
+  const reported = new Map<string, string>();
+  const reportingInvalid = <T>(kind: string, parse: (raw: unknown) => { ok: true; value: unknown } | { ok: false; reason: string }, entry: (raw: unknown) => Parsed<T> | null) => (raw: unknown): Parsed<T> | null => {
+    const checked = parse(raw);
+    if (!checked.ok) {
+      const name = String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
+      if (reported.get(`${kind}/${name}`) !== checked.reason) {
+        reported.set(`${kind}/${name}`, checked.reason);
+        log.warn({ kind, name, reason: checked.reason }, `${kind} ignored: it does not parse`);
+      }
+    }
+    return entry(raw);
+  };
   start('services', '/api/v1/services', caches.services, kube.lists.services, parseServiceEntry, kick);
   start('nodes', '/api/v1/nodes', caches.nodes, kube.lists.nodes, parseNodeEntry, checkHealth);
   start('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices', caches.slices, kube.lists.slices, parseSliceEntry, kick);
-  start('ipnodes', kube.clients.nodes.watchPath, caches.ipNodes, () => kube.lists.custom(PLURAL.IpNode), parseIpNodeEntry, () => {
+  start('ipnodes', kube.clients.nodes.watchPath, caches.ipNodes, () => kube.lists.custom(PLURAL.IpNode), reportingInvalid('IpNode', parseIpNode, parseIpNodeEntry), () => {
     syncProbes();
     checkHealth();
   });
-  start('ipclaims', kube.clients.claims.watchPath, caches.claims, () => kube.lists.custom(PLURAL.IpClaim), parseClaimEntry, kick);
+  start('ipclaims', kube.clients.claims.watchPath, caches.claims, () => kube.lists.custom(PLURAL.IpClaim), reportingInvalid('IpClaim', parseIpClaim, parseClaimEntry), kick);
   start('ipclaimpools', kube.clients.pools.watchPath, caches.pools, () => kube.lists.custom(PLURAL.IpClaimPool), parsePoolEntry, kick);
 
   // Heartbeats expire without any event: look again every probe interval.

@@ -1,7 +1,7 @@
 // What the scheduler reads from a Service, parsed once at the edge, and what the Service asks
 // for (its intent): pure functions, no I/O.
 import type { Family } from './allocator.js';
-import { canonicalAddress, familyOf } from './allocator.js';
+import { parseStrictIp, specialPurpose, type IpResult, type StrictIp } from '../api/ip.js';
 
 export const ANNOTATION = {
   /** `external-ip: auto` asks for a pool address on any Service type, as in the original. */
@@ -132,9 +132,9 @@ export function serviceIntent(svc: ServiceView, lbClass: string): ServiceIntent 
   const problems: Problem[] = [];
   const externalIPs: string[] = [];
   for (const ip of svc.externalIPs) {
-    const canonical = canonicalAddress(ip);
-    if (canonical) externalIPs.push(canonical);
-    else problems.push({ reason: 'InvalidExternalIP', message: `spec.externalIPs holds ${JSON.stringify(ip)}, which is not an IP address` });
+    const parsed = userAddress(ip);
+    if (parsed.ok) externalIPs.push(parsed.value.text);
+    else problems.push({ reason: 'InvalidExternalIP', message: `spec.externalIPs holds ${JSON.stringify(ip)}, which ${parsed.reason}` });
   }
   let loadBalancer: LoadBalancerIntent | null = null;
   if (wantsLoadBalancer(svc)) {
@@ -182,14 +182,28 @@ function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<Family
   const list = annotation !== undefined ? annotation.split(',').map((s) => s.trim()).filter(Boolean) : svc.loadBalancerIP ? [svc.loadBalancerIP.trim()] : [];
   const byFamily: Partial<Record<Family, string>> = {};
   for (const text of list) {
-    const family = familyOf(text);
-    const canonical = canonicalAddress(text);
-    if (!family || !canonical) return { problem: { reason: 'InvalidRequest', message: `${source}: ${JSON.stringify(text)} is not an IP address` } };
+    const parsed = userAddress(text);
+    if (!parsed.ok) return { problem: { reason: 'InvalidRequest', message: `${source}: ${JSON.stringify(text)} ${parsed.reason}` } };
+    const { family, text: canonical } = parsed.value;
     if (byFamily[family]) return { problem: { reason: 'InvalidRequest', message: `${source} names two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; give at most one per family` } };
     byFamily[family] = canonical;
   }
   if (annotation !== undefined && list.length === 0) return { problem: { reason: 'InvalidRequest', message: `${source} is empty` } };
   return { byFamily };
+}
+
+/**
+ * An address a user asked for, parsed as strictly as Kubernetes (api/ip.ts) and refused
+ * when it is special-purpose (loopback, multicast, ...): no node may hold one for a Service.
+ * The apiserver's own check of spec.externalIPs refuses only some of these (not multicast
+ * outside 224.0.0.0/24, nor broadcast) and, until StrictIPCIDRValidation, allows leading 0s.
+ */
+export function userAddress(text: string): IpResult<StrictIp> {
+  const parsed = parseStrictIp(text);
+  if (!parsed.ok) return parsed;
+  const special = specialPurpose(parsed.value);
+  if (special) return { ok: false, reason: `is a ${special.kind} address (${special.cidr}), which is never given to a Service` };
+  return parsed;
 }
 
 /** Whether two port lists clash (same port and protocol), which forbids sharing an address. */

@@ -151,6 +151,18 @@ test('the scheduler cannot read Secrets, write IpNodes, or take Leases outside i
   assert.is(await status(() => coordination.createNamespacedLease(lease('kube-system'))), 403);
   assert.is(await status(() => coordination.createNamespacedLease(lease('ipcontroller-system'))), 200);
   assert.is(await status(() => core.deleteNamespacedService({ name: 'kubernetes', namespace: 'default' })), 403);
+  // Pools: it may patch one (its finalizer) but not create or delete pools.
+  const admin = ipClients(cluster.kubeConfig());
+  const pool = uniqueName('rbac-pool');
+  await admin.pools.create({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: pool }, spec: { cidr: '198.51.100.0/30' } });
+  try {
+    assert.is(await status(() => ip.pools.patch(pool, { metadata: { finalizers: ['ipcontroller.ext/pool-protection'] } })), 200);
+    assert.is(await status(() => ip.pools.patch(pool, { metadata: { finalizers: null } })), 200);
+    assert.is(await status(() => ip.pools.delete(pool)), 403);
+    assert.is(await status(() => ip.pools.create({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: uniqueName('forged') }, spec: { cidr: '192.0.2.0/24' } })), 403);
+  } finally {
+    await admin.pools.delete(pool);
+  }
   assert.is(await status(() => core.createNamespacedService({ namespace: 'default', body: { metadata: { name: uniqueName('svc') }, spec: { ports: [{ port: 80 }] } } })), 403);
 });
 

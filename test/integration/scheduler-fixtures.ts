@@ -93,8 +93,17 @@ export class Fixture {
     const name = uniqueName(prefix);
     const pool: IpClaimPool = { apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name }, spec: { cidr, ...(ranges ? { ranges } : {}) } };
     await this.clients.pools.create(pool);
-    this.cleanups.push(() => this.clients.pools.delete(name).catch(() => undefined));
+    this.cleanups.push(() => this.deletePoolNow(name));
     return name;
+  }
+
+  /**
+   * Deletes a pool without waiting for its Services to let go: the scheduler's finalizer
+   * (ipcontroller.ext/pool-protection) is removed by hand, as the README tells a user to.
+   */
+  async deletePoolNow(name: string): Promise<void> {
+    await this.clients.pools.patch(name, { metadata: { finalizers: null } }).catch(() => undefined);
+    await this.clients.pools.delete(name).catch(() => undefined);
   }
 
   async service(prefix: string, spec: V1Service['spec'] = {}, annotations: Record<string, string> = {}): Promise<string> {
