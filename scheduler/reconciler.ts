@@ -12,7 +12,9 @@
 // a crash between steps leaves nothing that the next pass (or the next leader) does not fix.
 import { claimName } from '../api/names.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpNode } from '../api/types.js';
-import { API_VERSION } from '../api/types.js';
+import { API_VERSION, MOVE_ANNOTATION, SERVICE_CONDITION } from '../api/types.js';
+import { moveAnnotation, movedMessage, pendingMove } from '../api/moves.js';
+import { addressCondition, transient, type ServiceClaim } from './condition.js';
 import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
@@ -23,7 +25,7 @@ import type { NodeFailure } from './health.js';
 import type { KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { place, type Decision, type Strategy } from './placement.js';
-import { parseService, type ServiceView } from './service.js';
+import { parseService, wantsLoadBalancer, type ServiceView } from './service.js';
 import { Store } from './watch.js';
 import { forEachLimit } from '../lib/concurrency.js';
 
@@ -102,6 +104,8 @@ export class Reconciler {
   /** Service key -> problem keys reported last pass, so failures are counted once. */
   private lastProblems = new Map<string, Set<string>>();
   private knownPools = new Set<string>();
+  /** Moves already told in an IPMoved Event ("claim|claimedAt"). */
+  private toldMoves = new Set<string>();
   private writes = 0;
   private errors = 0;
 
@@ -122,6 +126,8 @@ export class Reconciler {
     await this.writeClaims(desired.claims, decisions, existingByName, svcByKey, signal);
     await this.finishPools(pools, desired.poolAllocations, signal);
     await this.writeServices(desired.services, svcByKey, signal);
+    await this.writeServiceConditions(desired.claims, desired.services, decisions, svcByKey, signal);
+    this.tellMoves(svcByKey);
     this.report(desired.services, existing, svcByKey);
     return { writes: this.writes, errors: this.errors };
   }
@@ -268,7 +274,7 @@ export class Reconciler {
         log.info({ node, services: claim.services }, 'claim created');
       } else if (!sameSpec(old.spec, spec)) {
         this.guard(signal);
-        const written = await this.d.writes.replaceClaim({ ...old, spec });
+        const written = await this.d.writes.replaceClaim({ ...old, metadata: this.withMove(old, decision), spec });
         this.writes++;
         this.d.caches.claims.upsert(claim.name, written, written.metadata.resourceVersion ?? '');
         log.info({ node, services: claim.services }, 'claim updated');
@@ -301,8 +307,8 @@ export class Reconciler {
       const failedAt = this.d.health().failedAt.get(decision.from);
       const seconds = failedAt !== undefined ? Math.max(0, now - failedAt) / 1000 : undefined;
       this.d.metrics.failover(decision.reason, seconds);
+      // The IPMoved Event waits for the new node's agent to report the address up (tellMoves).
       this.d.log.info({ claim: claim.name, from: decision.from, to: decision.to, reason: decision.reason, seconds }, 'claim moved');
-      this.eventAll(claim.services, svcByKey, 'Normal', 'IPMoved', `${claim.address} moved from node ${decision.from} to ${decision.to}: ${decision.reason}`);
     } else if (decision.kind === 'pending') {
       this.eventAll(claim.services, svcByKey, 'Warning', decision.reason, `${claim.address}: ${decision.message}`);
     }
@@ -317,7 +323,7 @@ export class Reconciler {
     let status: IpClaim['status'] | null = null;
     if (decision.kind === 'pending') {
       if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return;
-      status = { ...current.status, phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending', conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)) };
+      status = { ...current.status, serviceList: claim.services.join(', '), phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending', conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)) };
     } else if (old?.status === 'False') {
       status = { ...current.status, conditions: withCondition(current.status?.conditions, condition('Scheduled', 'True', 'Scheduled', `placed on ${current.spec.nodeName ?? ''}`, now)) };
     }
@@ -344,6 +350,75 @@ export class Reconciler {
     } catch (err) {
       this.failed('claim-delete', err, { claim: name });
     }
+  }
+
+  /** Metadata for a claim write: a move carries its record (api/moves.ts) in the same write. */
+  private withMove(old: IpClaim, decision: Decision): IpClaim['metadata'] {
+    if (decision.kind !== 'move') return old.metadata;
+    const now = this.d.clock.now();
+    const detected = this.d.health().failedAt.get(decision.from) ?? now;
+    const record = moveAnnotation({ from: decision.from, to: decision.to, reason: decision.reason, detectedAt: new Date(Math.min(detected, now)).toISOString(), claimedAt: new Date(now).toISOString() });
+    return { ...old.metadata, annotations: { ...old.metadata.annotations, [MOVE_ANNOTATION]: record } };
+  }
+
+  /**
+   * IPMoved, once per move, when the new node's agent has reported the address up (its
+   * status.lastMove), with how long each step took; or, if it has not within a minute, without
+   * that last step. Moves older than ten minutes are not told again by a new leader.
+   */
+  private tellMoves(svcByKey: Map<string, ServiceView>): void {
+    const now = this.d.clock.now();
+    const live = new Set<string>();
+    for (const claim of this.d.caches.claims.values()) {
+      const move = pendingMove(claim);
+      if (!move) continue;
+      const id = `${claim.metadata.name ?? ''}|${move.claimedAt}`;
+      live.add(id);
+      if (this.toldMoves.has(id) || now - Date.parse(move.claimedAt) > 600_000) continue;
+      const last = claim.status?.lastMove;
+      const up = last && last.claimedAt === move.claimedAt && last.to === move.to && last.upAt ? last : null;
+      if (!up && now - Date.parse(move.claimedAt) < 60_000) continue;
+      this.toldMoves.add(id);
+      this.eventAll(claim.spec.services ?? [], svcByKey, 'Normal', 'IPMoved', movedMessage(addressOf(claim.spec.cidr), up ?? move));
+    }
+    for (const id of this.toldMoves) if (!live.has(id)) this.toldMoves.delete(id);
+  }
+
+  /** Our condition on each Service that asks for addresses, written when it changes (a first passing state is not written). */
+  private async writeServiceConditions(
+    claims: Map<string, DesiredClaim>,
+    outcomes: Map<string, { problems: Array<{ reason: string; message: string }> }>,
+    decisions: Map<string, Decision>,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const byService = new Map<string, ServiceClaim[]>();
+    for (const c of claims.values()) {
+      const decision = decisions.get(c.name);
+      const existing = this.d.caches.claims.get(c.name);
+      for (const key of c.services) byService.set(key, [...(byService.get(key) ?? []), { name: c.name, address: c.address, ...(decision ? { decision } : {}), ...(existing ? { existing } : {}) }]);
+    }
+    const now = this.d.clock.now();
+    const work: Array<{ svc: ServiceView; cond: Condition }> = [];
+    for (const [key, outcome] of outcomes) {
+      const svc = svcByKey.get(key);
+      if (!svc || !(wantsLoadBalancer(svc) || svc.externalIPs.length > 0)) continue;
+      const want = addressCondition(outcome.problems, byService.get(key) ?? []);
+      const old = svc.addressCondition;
+      if (old ? old.status === want.status && old.reason === want.reason && old.message === want.message : transient(want)) continue;
+      const at = old && old.status === want.status ? old.lastTransitionTime : new Date(now).toISOString();
+      work.push({ svc, cond: { type: SERVICE_CONDITION, ...want, lastTransitionTime: at } });
+    }
+    await forEachLimit(work, this.d.cfg.concurrency, async ({ svc, cond }) => {
+      try {
+        this.guard(signal);
+        const view = parseService(await this.d.writes.patchServiceCondition(svc.namespace, svc.name, cond));
+        this.writes++;
+        if (view) this.d.caches.services.upsert(view.key, view, view.resourceVersion);
+      } catch (err) {
+        this.failed('service-condition', err, { service: svc.key });
+      }
+    });
   }
 
   private releasedFrom(old: IpClaim, now: string[], svcByKey: Map<string, ServiceView>): void {
