@@ -12,8 +12,8 @@
 // spec.externalIPs instead (as the original project did), which is also what makes
 // kube-proxy route it; the address is taken out again when it is released.
 import { claimName } from '../api/names.js';
-import type { IpClaim } from '../api/types.js';
-import { canonicalAddress, familyOf, nextFree, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import type { IpClaim, IpClaimPool } from '../api/types.js';
+import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
 import { portsClash, serviceIntent, type LoadBalancerIntent, type Problem, type ServiceView } from './service.js';
 
 export interface DesiredClaim {
@@ -48,6 +48,22 @@ export interface PoolSet {
   valid: Pool[];
   /** Pools that exist but cannot be used, with the reason. */
   invalid: Map<string, string>;
+}
+
+/** The pools as the scheduler uses them: parsed, or with the reason they cannot be. */
+export function poolSetOf(entries: Array<{ ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string }>): PoolSet {
+  const valid: Pool[] = [];
+  const invalid = new Map<string, string>();
+  for (const entry of entries) {
+    if (!entry.ok) {
+      invalid.set(entry.name, entry.reason);
+      continue;
+    }
+    const parsed = parsePool(entry.pool);
+    if (parsed.ok) valid.push(parsed.pool);
+    else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
+  }
+  return { valid, invalid };
 }
 
 export interface DesiredConfig {

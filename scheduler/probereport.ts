@@ -25,6 +25,15 @@ export function probeReport(state: ProbeState | undefined, rttMs: number | undef
   return report;
 }
 
+/** The probe state a report stands for, to run health.ts on what the API shows. */
+export function probeStateOf(report: ProbeReport): ProbeState {
+  const state: ProbeState = { consecutiveFailures: report.consecutiveFailures, draining: report.draining };
+  const failedAt = report.failedAt ? Date.parse(report.failedAt) : NaN;
+  if (!Number.isNaN(failedAt)) state.failedAt = failedAt;
+  if (report.lastError) state.lastError = report.lastError;
+  return state;
+}
+
 /** Whether a new report is worth a write: the verdict or the scheduler changed, or the last one is old. */
 export function reportDue(previous: { report: ProbeReport; at: number } | undefined, next: ProbeReport, now: number, refreshMs = PROBE_REPORT_REFRESH_MS): boolean {
   if (!previous) return true;

@@ -18,13 +18,13 @@ import { addressCondition, transient, type ServiceClaim } from './condition.js';
 import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { capped, parsePool, type Family, type Pool } from './allocator.js';
-import { computeDesired, type DesiredClaim, type PoolSet } from './desired.js';
+import { capped, type Family, type Pool } from './allocator.js';
+import { computeDesired, poolSetOf, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
 import type { KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
-import { place, type Decision, type Strategy } from './placement.js';
+import { claimsToPlace, endpointNodesOf, place, type Decision, type Strategy } from './placement.js';
 import { parseService, wantsLoadBalancer, type ServiceView } from './service.js';
 import { Store } from './watch.js';
 import { forEachLimit } from '../lib/concurrency.js';
@@ -133,34 +133,15 @@ export class Reconciler {
   }
 
   private poolSet(): PoolSet {
-    const valid: Pool[] = [];
-    const invalid = new Map<string, string>();
-    for (const entry of this.d.caches.pools.values()) {
-      if (!entry.ok) {
-        invalid.set(entry.name, entry.reason);
-        continue;
-      }
-      const parsed = parsePool(entry.pool);
-      if (parsed.ok) valid.push(parsed.pool);
-      else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
-    }
-    return { valid, invalid };
+    return poolSetOf(this.d.caches.pools.values());
   }
 
   private placeAll(claims: DesiredClaim[], existing: Map<string, IpClaim>, svcByKey: Map<string, ServiceView>): Map<string, Decision> {
-    const endpointNodes = new Map<string, Set<string>>();
-    for (const slice of this.d.caches.slices.values()) {
-      if (!svcByKey.get(slice.service)?.externalTrafficPolicyLocal) continue;
-      const set = endpointNodes.get(slice.service) ?? new Set<string>();
-      for (const n of slice.servingNodes) set.add(n);
-      endpointNodes.set(slice.service, set);
-    }
+    const isLocal = (key: string): boolean => svcByKey.get(key)?.externalTrafficPolicyLocal === true;
+    const endpointNodes = endpointNodesOf(this.d.caches.slices.values(), isLocal);
     const health = this.d.health();
     return place({
-      claims: claims.map((c) => {
-        const current = existing.get(c.name)?.spec.nodeName;
-        return { name: c.name, address: c.address, ...(current ? { current } : {}), localServices: c.services.filter((k) => svcByKey.get(k)?.externalTrafficPolicyLocal) };
-      }),
+      claims: claimsToPlace(claims, (name) => existing.get(name)?.spec.nodeName, isLocal),
       candidates: health.candidates,
       failures: health.failures,
       endpointNodes,
