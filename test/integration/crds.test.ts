@@ -66,8 +66,8 @@ test('every field of the three CRDs has a description; kubectl explain says what
   let explained = '';
   await waitFor('kubectl explain serves the published schema', async () => {
     const out = await cluster.kubectl(['explain', 'ipclaimpool.spec.ranges']);
-    explained = out.stdout;
-    return out.code === 0 && /inclusive \[first, last\]/.test(out.stdout);
+    explained = out.stdout.replace(/\s+/g, ' '); // kubectl wraps long descriptions
+    return out.code === 0 && /inclusive \[first, last\]/.test(explained);
   }, 30_000, 500);
   assert.match(explained, /outside cidr, of the other family or backwards makes the pool invalid/);
 });
