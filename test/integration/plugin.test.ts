@@ -3,12 +3,7 @@
 // real scheduler decides. Each pending reason: `why` gives the same reason the scheduler wrote
 // in the Service's condition. A move: `history` and `status -o json` show it with its duration.
 // `kubectl wait --for=condition=ipcontroller.ext/AddressReady` works on a Service.
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SERVICE_CONDITION } from '../../api/types.js';
@@ -16,35 +11,17 @@ import { waitFor } from '../controlplane/harness.js';
 import type { Explanation } from '../../plugin/explain.js';
 import type { History } from '../../plugin/history.js';
 import type { StatusModel } from '../../plugin/model.js';
+import { pluginPath, type PluginRun } from '../support/plugin-path.js';
 import { fixtureRunner, type FakeAgent, type Fixture } from './scheduler-fixtures.js';
 
 const withFixture = fixtureRunner(test);
 
-// The wrapper kubectl finds on the PATH: the plugin's entry point under tsx, as `npm link` would
-// put dist/plugin/kubectl-ipcontroller.js there.
-const wrapperDir = mkdtempSync(join(tmpdir(), 'ipc-plugin-path-'));
-const entry = fileURLToPath(new URL('../../plugin/kubectl-ipcontroller.ts', import.meta.url));
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-writeFileSync(join(wrapperDir, 'kubectl-ipcontroller'), `#!/bin/sh\nexec "${process.execPath}" --import "${tsx}" "${entry}" "$@"\n`);
-chmodSync(join(wrapperDir, 'kubectl-ipcontroller'), 0o755);
-test.after(() => rmSync(wrapperDir, { recursive: true, force: true }));
+const plugin = pluginPath();
+test.after(() => plugin.remove());
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `kubectl ARGS` with the wrapper dir on PATH and the cluster in KUBECONFIG, as a user's shell has it. */
-function kubectl(f: Fixture, args: string[], timeoutMs = 30_000): Promise<Run> {
-  const binary = process.env.IPC_TEST_KUBECTL ?? 'kubectl';
-  const env = { ...process.env, PATH: `${wrapperDir}:${process.env.PATH ?? ''}`, KUBECONFIG: f.cluster.kubeconfigPath };
-  return new Promise((resolve) => {
-    execFile(binary, args, { env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+/** `kubectl ARGS` with the plugin on PATH and the cluster in KUBECONFIG, as a user's shell has it. */
+function kubectl(f: Fixture, args: string[]): Promise<PluginRun> {
+  return plugin.kubectl(process.env.IPC_TEST_KUBECTL ?? 'kubectl', f.cluster.kubeconfigPath, args);
 }
 
 async function pluginJson<T>(f: Fixture, args: string[]): Promise<T> {
@@ -197,10 +174,8 @@ test('status -w prints again when something changes', () =>
     await agents(f);
     await f.pool('203.0.113.0/24', [['203.0.113.50', '203.0.113.51']], 'pwatch');
     await f.scheduler();
-    const binary = process.env.IPC_TEST_KUBECTL ?? 'kubectl';
-    const env = { ...process.env, PATH: `${wrapperDir}:${process.env.PATH ?? ''}`, KUBECONFIG: f.cluster.kubeconfigPath };
-    const { spawn } = await import('node:child_process');
-    const child = spawn(binary, ['ipcontroller', 'status', '-w', '--interval', '300ms'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = plugin.env(f.cluster.kubeconfigPath);
+    const child = spawn(process.env.IPC_TEST_KUBECTL ?? 'kubectl', ['ipcontroller', 'status', '-w', '--interval', '300ms'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
