@@ -46,7 +46,7 @@ export function claimStatusUpdate(
     existing.reason === condition.reason &&
     existing.message === condition.message &&
     (serviceList === undefined || current.serviceList === serviceList) &&
-    (lastMove === null || lastMove === current.lastMove);
+    (lastMove === null || (current.lastMove?.claimedAt === lastMove.claimedAt && current.lastMove.to === lastMove.to && current.lastMove.upAt === lastMove.upAt));
   if (same) return null;
   return {
     phase,

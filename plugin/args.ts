@@ -30,18 +30,23 @@ Flags:
       --kubeconfig PATH    kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)
       --context NAME       kubeconfig context
       --lease-namespace NS, --lease-name NAME
-                           the scheduler's leader Lease (default kube-system/ipcontroller-scheduler)
+                           the scheduler's leader Lease (default ipcontroller-scheduler in
+                           ipcontroller-system, as the manifests run it, else kube-system)
       --lb-class CLASS     the scheduler's --lb-class (default ${DEFAULTS.lbClass})
       --nodefilter NAME    the scheduler's --nodefilter: fair or first-alive (default ${DEFAULTS.nodeFilter})
   -h, --help               this text
 `;
+
+/** Where the shipped manifests (examples/, the chart's default namespace) keep the Lease, then the binary's default. */
+export const LEASE_NAMESPACES = ['ipcontroller-system', DEFAULTS.leaseNamespace];
 
 export interface Common {
   output: Output;
   kubeconfig?: string;
   context?: string;
   namespace?: string;
-  leaseNamespace: string;
+  /** Tried in order until one holds the Lease. */
+  leaseNamespaces: string[];
   leaseName: string;
   lbClass: string;
   strategy: Strategy;
@@ -69,7 +74,7 @@ export function parseCommand(argv: string[]): ParsedCommand {
   if (strategy !== 'fair' && strategy !== 'first-alive') return { ok: false, error: `--nodefilter must be fair or first-alive` };
   const common: Common = {
     output,
-    leaseNamespace: v['lease-namespace'] ?? DEFAULTS.leaseNamespace,
+    leaseNamespaces: v['lease-namespace'] ? [v['lease-namespace']] : LEASE_NAMESPACES,
     leaseName: v['lease-name'] ?? DEFAULTS.leaseName,
     lbClass: v['lb-class'] ?? DEFAULTS.lbClass,
     strategy,

@@ -46,8 +46,10 @@ function fromClaim(c: IpClaim, events: ServiceEvent[]): HistoryEntry[] {
   const status = c.status;
   const up = status?.conditions?.find((x) => x.type === 'Announced');
   if (status?.phase && status.node && up) {
+    // The Announced condition keeps its time across a move (it stays True); the move says when it came up here.
+    const since = status.lastMove?.to === status.node && status.lastMove.upAt ? status.lastMove.upAt : up.lastTransitionTime;
     const word = status.phase === 'Assigned' ? `up and announced on node ${status.node}` : `${status.phase} on node ${status.node}: ${up.message}`;
-    out.push({ at: up.lastTransitionTime, source: 'claim', type: status.phase === 'Failed' ? 'Warning' : 'Normal', reason: status.phase === 'Assigned' ? 'AddressUp' : 'AddressFailed', message: `${address} ${word} (current state)`, address });
+    out.push({ at: since, source: 'claim', type: status.phase === 'Failed' ? 'Warning' : 'Normal', reason: status.phase === 'Assigned' ? 'AddressUp' : 'AddressFailed', message: `${address} ${word} (current state)`, address });
   }
   const last = status?.lastMove;
   const toldByEvent = (from: string, to: string, claimedAt: string): boolean =>

@@ -40,7 +40,7 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   });
 
 async function status(cmd: Extract<Command, { kind: 'status' }>, kc: KubeConfig, io: PluginIo, style: Style): Promise<number> {
-  const lease = { namespace: cmd.leaseNamespace, name: cmd.leaseName };
+  const lease = { namespaces: cmd.leaseNamespaces, name: cmd.leaseName };
   const render = async (): Promise<{ text: string; key: string }> => {
     const model = statusModel(await readSnapshot(kc, lease));
     const text = cmd.output === 'text' ? renderStatus(model, style) : renderData(model, cmd.output);
@@ -85,7 +85,7 @@ export async function main(argv: string[], io: PluginIo): Promise<number> {
     const kc = kubeConfigFor(cmd);
     if (cmd.kind === 'status') return await status(cmd, kc, io, style);
     const key = serviceKey(cmd.service, cmd.namespace, contextNamespace(kc));
-    const lease = { namespace: cmd.leaseNamespace, name: cmd.leaseName };
+    const lease = { namespaces: cmd.leaseNamespaces, name: cmd.leaseName };
     if (cmd.kind === 'why') {
       const explanation = explainService(await readSnapshot(kc, lease), key, { lbClass: cmd.lbClass, strategy: cmd.strategy, mask: { ipv4: 32, ipv6: 128 } });
       if (!explanation.found) {

@@ -61,7 +61,7 @@ test('history: Events and what the claim keeps, oldest first; a move told by an 
     { at: NOW - 600_000, firstAt: NOW - 600_000, count: 1, type: 'Normal', reason: 'IPAssigned', message: '192.0.2.1 assigned to node node-a', source: 'ipcontroller-scheduler' },
   ];
   const h = historyOf('ns/web', [c], events);
-  assert.equal(h.entries.map((e) => `${e.source} ${e.reason}`), ['claim ClaimCreated', 'claim AddressUp', 'event IPAssigned', 'event IPMoved']);
+  assert.equal(h.entries.map((e) => `${e.source} ${e.reason}`), ['claim ClaimCreated', 'event IPAssigned', 'claim AddressUp', 'event IPMoved'], 'up on node-b when the move brought it there');
   assert.is(h.eventsSince, iso(NOW - 600_000));
   const noEvents = historyOf('ns/web', [c], []);
   const move = noEvents.entries.find((e) => e.reason === 'IPMoved');

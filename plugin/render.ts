@@ -89,7 +89,7 @@ export function renderStatus(m: StatusModel, st: Style): string {
           n.name,
           n.ready === 'True' ? st.ok('True') : st.bad(n.ready),
           n.candidate ? st.ok('yes') : st.bad(`no: ${n.reason ?? ''}`),
-          n.rttMs !== undefined ? `${n.rttMs.toFixed(2)}ms` : '-',
+          n.rttMs !== undefined ? `${Number(n.rttMs.toFixed(2))}ms` : '-',
           `${n.claimsHeld ?? '-'}/${n.claimsAssigned}`,
           n.fenced ? st.bad('yes') : 'no',
           n.draining ? st.warn('yes') : 'no',

@@ -52,7 +52,8 @@ export interface ServiceEvent {
 }
 
 export interface LeaseRef {
-  namespace: string;
+  /** Tried in order; the first that holds the Lease wins. */
+  namespaces: string[];
   name: string;
 }
 
@@ -71,6 +72,16 @@ function timeOf(v: unknown): number | undefined {
 const statusOf = (err: unknown): number | undefined => (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number' ? err.code : undefined);
 
 async function readLeader(coordination: CoordinationV1Api, lease: LeaseRef): Promise<{ leader: LeaderView | null; problem?: string }> {
+  let result: { leader: LeaderView | null; problem?: string } = { leader: null, problem: 'no Lease namespace given' };
+  for (const namespace of lease.namespaces) {
+    result = await readLease(coordination, namespace, lease.name);
+    if (result.leader) return result;
+  }
+  return lease.namespaces.length > 1 ? { leader: null, problem: `no Lease ${lease.name} in ${lease.namespaces.join(' or ')} (give --lease-namespace)` } : result;
+}
+
+async function readLease(coordination: CoordinationV1Api, namespace: string, name: string): Promise<{ leader: LeaderView | null; problem?: string }> {
+  const lease = { namespace, name };
   try {
     const l = await coordination.readNamespacedLease({ namespace: lease.namespace, name: lease.name });
     const holder = l.spec?.holderIdentity;

@@ -37,7 +37,8 @@ export function transient(c: AddressCondition): boolean {
 /** The condition for one Service that asks for addresses. */
 export function addressCondition(problems: Problem[], claims: ServiceClaim[]): AddressCondition {
   if (problems.length > 0) {
-    return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message: problems.map((p) => `${p.reason}: ${p.message}`).join('; ') };
+    const message = problems.length === 1 ? (problems[0]?.message ?? '') : problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
+    return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message };
   }
   if (claims.length === 0) return { status: 'False', reason: 'Announcing', message: 'no address allocated yet' };
   const sorted = [...claims].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));

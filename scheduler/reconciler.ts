@@ -345,7 +345,7 @@ export class Reconciler {
   /**
    * IPMoved, once per move, when the new node's agent has reported the address up (its
    * status.lastMove), with how long each step took; or, if it has not within a minute, without
-   * that last step. Moves older than ten minutes are not told again by a new leader.
+   * that last step. Only within two minutes of the claim write, so a new leader does not tell old moves again.
    */
   private tellMoves(svcByKey: Map<string, ServiceView>): void {
     const now = this.d.clock.now();
@@ -355,10 +355,11 @@ export class Reconciler {
       if (!move) continue;
       const id = `${claim.metadata.name ?? ''}|${move.claimedAt}`;
       live.add(id);
-      if (this.toldMoves.has(id) || now - Date.parse(move.claimedAt) > 600_000) continue;
+      const age = now - Date.parse(move.claimedAt);
+      if (this.toldMoves.has(id) || age > 120_000) continue;
       const last = claim.status?.lastMove;
       const up = last && last.claimedAt === move.claimedAt && last.to === move.to && last.upAt ? last : null;
-      if (!up && now - Date.parse(move.claimedAt) < 60_000) continue;
+      if (!up && age < 60_000) continue;
       this.toldMoves.add(id);
       this.eventAll(claim.spec.services ?? [], svcByKey, 'Normal', 'IPMoved', movedMessage(addressOf(claim.spec.cidr), up ?? move));
     }
