@@ -12,6 +12,7 @@ export type AddressReason =
   | 'AnnounceFailed' // the agent could not bring the address up
   | 'NoCandidateNode'
   | 'NoServingEndpoint'
+  | 'NotRequested' // the Service no longer asks for an address (or belongs to another class)
   | string; // an allocation problem: PoolExhausted, AddressInUse, ... (service.ts, desired.ts)
 
 export interface AddressCondition {

@@ -240,6 +240,12 @@ test('the Service condition: Ready once the agent reports the address up; a pool
   await w.reconciler.pass(live());
   assert.is(w.kube.conditions.get('ns/outside')?.reason, 'AddressOutsidePool');
   assert.is(w.kube.conditions.get('ns/outside')?.status, 'False');
+  // It stops being a LoadBalancer: the condition no longer says Ready.
+  const cached = w.caches.services.get('ns/web');
+  const plain = service('web', { type: 'ClusterIP' });
+  w.caches.services.upsert(plain.key, { ...plain, ...(cached?.addressCondition ? { addressCondition: cached.addressCondition } : {}) }, '100000');
+  await w.reconciler.pass(live());
+  assert.is(w.kube.conditions.get('ns/web')?.reason, 'NotRequested');
 });
 
 test('no candidate: the claim is created unplaced and its status says why', async () => {

@@ -382,10 +382,12 @@ export class Reconciler {
     }
     const now = this.d.clock.now();
     const work: Array<{ svc: ServiceView; cond: Condition }> = [];
-    for (const [key, outcome] of outcomes) {
-      const svc = svcByKey.get(key);
-      if (!svc || !(wantsLoadBalancer(svc) || svc.externalIPs.length > 0)) continue;
-      const want = addressCondition(outcome.problems, byService.get(key) ?? []);
+    for (const svc of svcByKey.values()) {
+      const outcome = outcomes.get(svc.key);
+      const asks = outcome !== undefined && (wantsLoadBalancer(svc) || svc.externalIPs.length > 0);
+      if (!asks && !svc.addressCondition) continue;
+      // A Service that stopped asking (or moved to another class) keeps no stale Ready.
+      const want = outcome && asks ? addressCondition(outcome.problems, byService.get(svc.key) ?? []) : NOT_REQUESTED;
       const old = svc.addressCondition;
       if (old ? old.status === want.status && old.reason === want.reason && old.message === want.message : transient(want)) continue;
       const at = old && old.status === want.status ? old.lastTransitionTime : new Date(now).toISOString();
@@ -486,6 +488,8 @@ export class Reconciler {
     this.d.events.emit({ namespace: svc.namespace, serviceName: svc.name, serviceUid: svc.uid, type, reason, message });
   }
 }
+
+const NOT_REQUESTED = { status: 'False', reason: 'NotRequested', message: 'the Service asks ipcontroller for no address' } as const;
 
 function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
   return a.cidr === b.cidr && (a.nodeName ?? '') === (b.nodeName ?? '') && (a.pool ?? '') === (b.pool ?? '') && (a.link ?? '') === (b.link ?? '') && sameList(a.services, b.services);
