@@ -142,6 +142,10 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
     assert.ok(after?.status?.lastMove?.upAt, 'upAt written by the new node');
     assert.is(after?.status?.serviceList, `${f.namespace}/${name}`);
 
+    const afterWhy = await pluginJson<Explanation>(f, ['why', name]);
+    assert.equal(afterWhy.addresses[0]?.decision, { kind: 'keep', node: b.node });
+    assert.is(afterWhy.addresses[0]?.nodes.find((n) => n.node === a.node)?.reason, after?.status?.lastMove?.reason, 'why gives the reason the scheduler moved for');
+
     const history = await pluginJson<History>(f, ['history', name, '-n', f.namespace]);
     const reasons = history.entries.map((e) => e.reason);
     assert.ok(reasons.includes('IPAllocated') && reasons.includes('IPAssigned') && reasons.includes('IPMoved'), reasons.join(', '));
@@ -167,6 +171,28 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
     const yaml = await kubectl(f, ['ipcontroller', 'status', '-o', 'yaml', `--kubeconfig=${f.cluster.kubeconfigPath}`]);
     assert.is(yaml.code, 0, yaml.stderr);
     assert.match(yaml.stdout, /addresses:\n/);
+  }));
+
+test('before the scheduler runs, why predicts the address and node it will give each Service; then it does', () =>
+  withFixture(async (f) => {
+    await agents(f);
+    await f.pool('203.0.113.0/24', [['203.0.113.60', '203.0.113.63']], 'pfair');
+    const names: string[] = [];
+    for (let i = 0; i < 4; i++) names.push(await f.service('fair'));
+    const predicted = new Map<string, { address: string; node: string }>();
+    for (const name of names) {
+      const why = await pluginJson<Explanation>(f, ['why', name]);
+      const d = why.addresses[0]?.decision;
+      assert.is(d?.kind, 'assign', `${name}: ${JSON.stringify(d)}`);
+      predicted.set(name, { address: why.addresses[0]?.address ?? '', node: d?.kind === 'assign' ? d.node : '' });
+    }
+    assert.is(new Set([...predicted.values()].map((p) => p.node)).size, 2, 'fair: both nodes get claims');
+    await f.scheduler();
+    await waitFor('all four placed', async () => (await Promise.all(names.map((n) => f.claimsOf(n)))).every((c) => c[0]?.spec.nodeName), 20_000, 200);
+    for (const name of names) {
+      const [claim] = await f.claimsOf(name);
+      assert.equal({ address: claim?.spec.cidr.split('/')[0], node: claim?.spec.nodeName }, predicted.get(name), `${name}: the scheduler did what why said`);
+    }
   }));
 
 test('status -w prints again when something changes', () =>
