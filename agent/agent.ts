@@ -358,7 +358,7 @@ class Agent {
     const nowIso = new Date(now).toISOString();
     const writes: { name: string; status: NonNullable<ReturnType<typeof claimStatusUpdate>>; key: string; outcome: ClaimOutcome }[] = [];
     for (const [name, outcome] of outcomes) {
-      const status = claimStatusUpdate(byName.get(name)?.status, outcome, this.config.nodeName, nowIso);
+      const status = claimStatusUpdate(byName.get(name)?.status, outcome, this.config.nodeName, nowIso, byName.get(name));
       if (!status) continue;
       const key = JSON.stringify([outcome, byName.get(name)?.spec.cidr]);
       const last = this.statusWritten.get(name);
@@ -444,7 +444,7 @@ class Agent {
     const conditions = this.conditions(nowIso);
     const addresses = [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort();
     try {
-      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, { renewTime: nowIso, addresses, conditions });
+      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, { renewTime: nowIso, addresses, claimsHeld: this.heldByClaim.size, conditions });
       this.nodeConditions = conditions;
       this.lastApiContact = this.deps.clock.now();
       if (this.heartbeatFailing) {

@@ -39,6 +39,18 @@ test('a claim moving here from another node is written again; a failure carries 
   assert.match(failed?.conditions?.[0]?.message ?? '', /node node-a: interface nosuch0/);
 });
 
+test('with the claim: the Service list as text, and a move to this node reported once with upAt', () => {
+  const up = { kind: 'up' as const, ip: '192.0.2.5', iface: 'eth0' };
+  const move = { from: 'node-b', to: 'node-a', reason: 'probe', detectedAt: T1, claimedAt: T1 };
+  const claim = { metadata: { annotations: { 'ipcontroller.ext/move': JSON.stringify(move) } }, spec: { cidr: '192.0.2.5/32', services: ['ns/a', 'ns/b'] } };
+  const status = claimStatusUpdate(undefined, up, 'node-a', T2, claim);
+  assert.is(status?.serviceList, 'ns/a, ns/b');
+  assert.equal(status?.lastMove, { ...move, upAt: T2 });
+  assert.is(claimStatusUpdate(status ?? undefined, up, 'node-a', T2, { ...claim, status: status ?? {} }), null, 'nothing new: no write');
+  const moreServices = claimStatusUpdate(status ?? undefined, up, 'node-a', T2, { ...claim, spec: { ...claim.spec, services: ['ns/a'] }, status: status ?? {} });
+  assert.is(moreServices?.serviceList, 'ns/a');
+});
+
 test('strict ARP: warn only when kube-ipvs0 holds a held address and arp_ignore/arp_announce are not strict', () => {
   const base = { held: ['192.0.2.5'], arpIgnore: 0, arpAnnounce: 0 };
   assert.is(strictArpCheck({ ...base, ipvsAddresses: null }).missing, false);

@@ -39,13 +39,39 @@ export interface IpClaimSpec {
   pool?: string;
 }
 
+/** The last move of a claim between nodes, as `kubectl ipcontroller history` shows it. */
+export interface ClaimMove {
+  from: string;
+  to: string;
+  /** Why the old node was left: a NodeFailure, no-endpoint or rebalance. */
+  reason: string;
+  /** When the scheduler found the old node failed (RFC 3339, scheduler's clock). */
+  detectedAt: string;
+  /** When the scheduler wrote spec.nodeName = to (scheduler's clock). */
+  claimedAt: string;
+  /** When the agent on `to` had the address up and announced (agent's clock). */
+  upAt?: string;
+}
+
 export interface IpClaimStatus {
   phase?: ClaimPhase;
   /** The node whose agent confirmed the address is up on its interface. */
   node?: string;
   conditions?: Condition[];
+  /** When phase or node last changed. */
   lastTransitionTime?: string;
+  /** spec.services as text ("ns/a, ns/b") for `kubectl get ipclaims`. */
+  serviceList?: string;
+  /** The last completed move, written by the agent that took the address over. */
+  lastMove?: ClaimMove;
 }
+
+/**
+ * Annotation the scheduler sets on a claim in the same write that moves it (so a move stays one
+ * write): the ClaimMove without upAt, as JSON. The agent on the new node copies it into
+ * status.lastMove with upAt once the address is up.
+ */
+export const MOVE_ANNOTATION = 'ipcontroller.ext/move';
 
 export interface IpClaim {
   apiVersion: typeof API_VERSION;
@@ -69,8 +95,31 @@ export interface IpNodeStatus {
   renewTime?: string;
   /** Addresses the agent currently holds, as CIDRs. */
   addresses?: string[];
+  /** Number of claims whose address the agent holds (for `kubectl get ipnodes`). */
+  claimsHeld?: number;
+  /** How the leading scheduler's probes see this node, written by the scheduler on change and every few minutes. */
+  probe?: ProbeReport;
   /** Ready, Draining, Fenced, StrictARPMissing. */
   conditions?: Condition[];
+}
+
+/** The leading scheduler's probe view of one node (IpNode status.probe). */
+export interface ProbeReport {
+  /** Scheduler replica that wrote it. */
+  by: string;
+  /** When it was written (RFC 3339). */
+  observedAt: string;
+  /** Round trip of the last successful probe, in milliseconds. */
+  rttMs?: number;
+  consecutiveFailures: number;
+  /** Failures in a row that fail the node (--probe-failures). */
+  failureThreshold: number;
+  /** Heartbeat age that fails the node (--monitor), in milliseconds. */
+  monitorMs: number;
+  draining: boolean;
+  /** When the probe that reached the threshold ended (RFC 3339). */
+  failedAt?: string;
+  lastError?: string;
 }
 
 export interface IpNode {
@@ -115,6 +164,13 @@ export const NodeCondition = {
   Fenced: 'Fenced',
   StrictARPMissing: 'StrictARPMissing',
 } as const;
+
+/**
+ * Condition the scheduler keeps in a Service's status.conditions: whether every address the
+ * Service asked for is allocated, placed on a node and up there (`kubectl wait
+ * --for=condition=ipcontroller.ext/AddressReady svc/NAME`).
+ */
+export const SERVICE_CONDITION = 'ipcontroller.ext/AddressReady';
 
 /** Label every agent node carries, as in the original project. */
 export const AGENT_NODE_LABEL = 'ipcontroller';

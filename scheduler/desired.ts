@@ -13,7 +13,9 @@
 // kube-proxy route it; the address is taken out again when it is released.
 import { claimName } from '../api/names.js';
 import type { IpClaim } from '../api/types.js';
-import { canonicalAddress, familyOf, nextFree, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import type { PoolEntry } from './kube.js';
+import { poolMeta } from './pools.js';
 import { portsClash, serviceIntent, type LoadBalancerIntent, type Problem, type ServiceView } from './service.js';
 
 export interface DesiredClaim {
@@ -48,6 +50,28 @@ export interface PoolSet {
   valid: Pool[];
   /** Pools that exist but cannot be used, with the reason. */
   invalid: Map<string, string>;
+}
+
+/** The pools as the scheduler uses them: parsed, or with the reason they cannot be. */
+/**
+ * Pools to allocate from, from the cached IpClaimPools: a pool being deleted keeps its holders
+ * (terminating, pools.ts) unless the user asked to release them on delete.
+ */
+export function poolSetOf(entries: PoolEntry[]): PoolSet {
+  const valid: Pool[] = [];
+  const invalid = new Map<string, string>();
+  for (const entry of entries) {
+    const meta = poolMeta(entry);
+    if (meta.deleting && meta.releaseOnDelete) continue;
+    if (!entry.ok) {
+      invalid.set(entry.name, entry.reason);
+      continue;
+    }
+    const parsed = parsePool(entry.pool);
+    if (parsed.ok) valid.push(meta.deleting ? { ...parsed.pool, terminating: true } : parsed.pool);
+    else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
+  }
+  return { valid, invalid };
 }
 
 export interface DesiredConfig {

@@ -12,12 +12,15 @@ import {
 } from '@kubernetes/client-node';
 import { isNotFound, ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
-import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type IpNode } from '../api/types.js';
+import { GROUP, PLURAL, VERSION, type Condition, type ProbeReport, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type IpNode } from '../api/types.js';
 import { parseService, type ServiceView } from './service.js';
 import type { Parsed } from './watch.js';
 import { keepAliveApis } from './kubeclient.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+// Service status.conditions merge by type under a strategic merge patch, so other
+// controllers' conditions on the same Service stay.
+const strategicPatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /** An IpClaimPool as stored: parsed, or the reason it could not be (with its metadata, for the finalizer). */
 export type PoolEntry = { ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string; status?: IpClaimPoolStatus; metadata: V1ObjectMeta };
@@ -123,6 +126,10 @@ export interface KubeWrites {
   /** Replaces spec.externalIPs, failing with 409 if the Service changed since resourceVersion. */
   patchServiceExternalIPs(namespace: string, name: string, resourceVersion: string, externalIPs: string[]): Promise<unknown>;
   createEvent(event: CoreEvent): Promise<void>;
+  /** Sets our condition in the Service's status.conditions (others stay); returns the Service as written. */
+  patchServiceCondition(namespace: string, name: string, condition: Condition): Promise<unknown>;
+  /** Merge-patches status.probe of an IpNode (the scheduler's probe view of it). */
+  patchIpNodeProbe(name: string, probe: ProbeReport): Promise<void>;
 }
 
 export interface KubeLists {
@@ -190,6 +197,11 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
       core.patchNamespacedServiceStatus({ namespace, name, body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
     patchServiceExternalIPs: (namespace, name, resourceVersion, externalIPs) =>
       core.patchNamespacedService({ namespace, name, body: { metadata: { resourceVersion }, spec: { externalIPs: externalIPs.length ? externalIPs : null } } }, mergePatch),
+    patchServiceCondition: (namespace, name, condition) =>
+      core.patchNamespacedServiceStatus({ namespace, name, body: { status: { conditions: [condition] } } }, strategicPatch),
+    patchIpNodeProbe: async (name, probe) => {
+      await custom.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL.IpNode, name, body: { status: { probe } } }, mergePatch);
+    },
     createEvent: async (e) => {
       const now = new Date();
       await core.createNamespacedEvent({

@@ -34,6 +34,30 @@ export type Decision =
   /** No node can take it; `node` is where it stays, if anywhere. */
   | { kind: 'pending'; reason: 'NoCandidateNode' | 'NoServingEndpoint'; message: string; node?: string };
 
+/** Service key -> nodes with a serving endpoint, for the Services with externalTrafficPolicy: Local. */
+export function endpointNodesOf(slices: Array<{ service: string; servingNodes: string[] }>, isLocal: (service: string) => boolean): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  for (const slice of slices) {
+    if (!isLocal(slice.service)) continue;
+    const set = out.get(slice.service) ?? new Set<string>();
+    for (const n of slice.servingNodes) set.add(n);
+    out.set(slice.service, set);
+  }
+  return out;
+}
+
+/** The claims to place: each desired claim with the node it is on now and its ETP Local Services. */
+export function claimsToPlace(
+  claims: Array<{ name: string; address: string; services: string[] }>,
+  currentNode: (claim: string) => string | undefined,
+  isLocal: (service: string) => boolean,
+): ClaimToPlace[] {
+  return claims.map((c) => {
+    const current = currentNode(c.name);
+    return { name: c.name, address: c.address, ...(current ? { current } : {}), localServices: c.services.filter(isLocal) };
+  });
+}
+
 /** 32-bit FNV-1a: a stable tie-breaker that spreads claims evenly. */
 export function stableHash(text: string): number {
   let h = 0x811c9dc5;

@@ -4,7 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiException } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import type { IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimStatus } from '../api/types.js';
+import { SERVICE_CONDITION, type Condition, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type ProbeReport } from '../api/types.js';
+import { claimStatusUpdate } from '../agent/status.js';
 import type { Clock } from '../lib/clock.js';
 import type { CoreEvent, KubeWrites } from './kube.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -116,6 +117,25 @@ class MemoryKube implements KubeWrites {
   async createEvent(event: CoreEvent): Promise<void> {
     this.events.push(event);
   }
+  conditions = new Map<string, Condition>();
+  async patchServiceCondition(namespace: string, name: string, condition: Condition): Promise<unknown> {
+    this.log.push(`condition ${namespace}/${name} ${condition.status} ${condition.reason}`);
+    this.conditions.set(`${namespace}/${name}`, condition);
+    const ingress = this.ingress.get(`${namespace}/${name}`) ?? [];
+    return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress }, conditions: [condition] } };
+  }
+  async patchIpNodeProbe(name: string, probe: ProbeReport): Promise<void> {
+    this.log.push(`probe ${name} ${probe.consecutiveFailures}`);
+  }
+  /** What the agent on the claim's node writes once the address is up there. */
+  agentReportsUp(name: string, at: string): IpClaim {
+    const cur = this.claims.get(name);
+    if (!cur) throw new Error(`no claim ${name}`);
+    const status = claimStatusUpdate(cur.status, { kind: 'up', ip: cur.spec.cidr.split('/')[0] ?? '', iface: 'eth0' }, cur.spec.nodeName ?? '', at, cur);
+    const stored = { ...cur, status: { ...cur.status, ...status }, metadata: { ...cur.metadata, resourceVersion: this.next() } };
+    this.claims.set(name, stored);
+    return clone(stored);
+  }
 }
 
 const clock: Clock = { now: () => 1_000_000, sleep: () => Promise.resolve() };
@@ -207,7 +227,46 @@ test('a failed node: its claim moves in one write; failover counted with its dur
   assert.match(text, /ipcontroller_scheduler_failovers_total\{reason="probe"\} 1/);
   assert.match(text, /ipcontroller_scheduler_failover_duration_seconds_bucket\{le="0.5"\} 1/);
   assert.match(text, /ipcontroller_scheduler_failover_duration_seconds_bucket\{le="0.25"\} 0/);
-  assert.ok(w.kube.events.some((e) => e.reason === 'IPMoved' && e.message.includes(`from node ${from} to ${to}: probe`)));
+  assert.not.ok(w.kube.events.some((e) => e.reason === 'IPMoved'), 'IPMoved waits for the new node to report the address up');
+  // The agent on the new node reports it up 120 ms after the claim write.
+  const reported = w.kube.agentReportsUp('192-0-2-1-32', new Date(clock.now() + 120).toISOString());
+  assert.equal(reported.status?.lastMove, { from, to, reason: 'probe', detectedAt: new Date(clock.now() - 300).toISOString(), claimedAt: new Date(clock.now()).toISOString(), upAt: new Date(clock.now() + 120).toISOString() });
+  w.caches.claims.upsert('192-0-2-1-32', reported, reported.metadata.resourceVersion ?? '');
+  await w.reconciler.pass(live());
+  await w.reconciler.pass(live());
+  const moved = w.kube.events.filter((e) => e.reason === 'IPMoved');
+  assert.equal(moved.map((e) => e.message), [`192.0.2.1 moved from node ${from} to ${to}: probe; took 0.420s (failure detected -> claim written 0.300s -> address up on ${to} 0.120s)`], 'told once');
+});
+
+test('the Service condition: Ready once the agent reports the address up; a pool problem is False with its reason', async () => {
+  const w = world();
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  await w.reconciler.pass(live());
+  assert.is(w.kube.conditions.get('ns/web'), undefined, 'no write for the passing Announcing state');
+  const up = w.kube.agentReportsUp('192-0-2-1-32', new Date(clock.now()).toISOString());
+  assert.is(up.status?.serviceList, 'ns/web');
+  w.caches.claims.upsert('192-0-2-1-32', up, up.metadata.resourceVersion ?? '');
+  w.kube.log = [];
+  await w.reconciler.pass(live());
+  assert.equal(w.kube.log, ['condition ns/web True Ready']);
+  const c = w.kube.conditions.get('ns/web');
+  assert.is(c?.type, SERVICE_CONDITION);
+  assert.is(c?.message, '192.0.2.1 allocated and announced');
+  w.kube.log = [];
+  await w.reconciler.pass(live());
+  assert.equal(w.kube.log, [], 'unchanged: nothing written');
+  const outside = service('outside', { loadBalancerIP: '198.51.100.7' });
+  w.caches.services.upsert(outside.key, outside, '1');
+  await w.reconciler.pass(live());
+  assert.is(w.kube.conditions.get('ns/outside')?.reason, 'AddressOutsidePool');
+  assert.is(w.kube.conditions.get('ns/outside')?.status, 'False');
+  // It stops being a LoadBalancer: the condition no longer says Ready.
+  const cached = w.caches.services.get('ns/web');
+  const plain = service('web', { type: 'ClusterIP' });
+  w.caches.services.upsert(plain.key, { ...plain, ...(cached?.addressCondition ? { addressCondition: cached.addressCondition } : {}) }, '100000');
+  await w.reconciler.pass(live());
+  assert.is(w.kube.conditions.get('ns/web')?.reason, 'NotRequested');
 });
 
 test('no candidate: the claim is created unplaced and its status says why', async () => {

@@ -12,18 +12,20 @@
 // a crash between steps leaves nothing that the next pass (or the next leader) does not fix.
 import { claimName } from '../api/names.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpNode } from '../api/types.js';
-import { API_VERSION } from '../api/types.js';
+import { API_VERSION, MOVE_ANNOTATION, SERVICE_CONDITION } from '../api/types.js';
+import { moveAnnotation, movedMessage, pendingMove } from '../api/moves.js';
+import { addressCondition, transient, type ServiceClaim } from './condition.js';
 import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { capped, parsePool, type Family, type Pool } from './allocator.js';
-import { computeDesired, type DesiredClaim, type PoolSet } from './desired.js';
+import { capped, type Family, type Pool } from './allocator.js';
+import { computeDesired, poolSetOf, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
 import { parsePoolEntry, type KubeWrites, type NodeView, type PoolEntry, type SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
-import { place, type Decision, type Strategy } from './placement.js';
-import { parseService, type ServiceView } from './service.js';
+import { claimsToPlace, endpointNodesOf, place, type Decision, type Strategy } from './placement.js';
+import { parseService, wantsLoadBalancer, type ServiceView } from './service.js';
 import { Store } from './watch.js';
 import { forEachLimit } from '../lib/concurrency.js';
 import { deletingMessage, finalizerAction, overlaps, poolConditions, poolMeta, poolUsers, POOL_FINALIZER, type PoolUser } from './pools.js';
@@ -103,6 +105,8 @@ export class Reconciler {
   /** Service key -> problem keys reported last pass, so failures are counted once. */
   private lastProblems = new Map<string, Set<string>>();
   private knownPools = new Set<string>();
+  /** Moves already told in an IPMoved Event ("claim|claimedAt"). */
+  private toldMoves = new Set<string>();
   private writes = 0;
   private errors = 0;
   /** Until when (ms) this replica may write; see guard(). */
@@ -131,42 +135,23 @@ export class Reconciler {
     await this.writeClaims(desired.claims, decisions, existingByName, svcByKey, signal);
     await this.finishPools(pools, desired.poolAllocations, desired.claims, svcByKey, signal);
     await this.writeServices(desired.services, svcByKey, signal);
+    await this.writeServiceConditions(desired.claims, desired.services, decisions, svcByKey, signal);
+    this.tellMoves(svcByKey);
     this.report(desired.services, existing, svcByKey);
     return { writes: this.writes, errors: this.errors };
   }
 
   /** Pools to allocate from. A pool being deleted keeps its holders (terminating) unless the user asked to release them. */
   private poolSet(): PoolSet {
-    const valid: Pool[] = [];
-    const invalid = new Map<string, string>();
-    for (const entry of this.d.caches.pools.values()) {
-      const meta = poolMeta(entry);
-      if (meta.deleting && meta.releaseOnDelete) continue;
-      if (!entry.ok) {
-        invalid.set(entry.name, entry.reason);
-        continue;
-      }
-      const parsed = parsePool(entry.pool);
-      if (parsed.ok) valid.push(meta.deleting ? { ...parsed.pool, terminating: true } : parsed.pool);
-      else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
-    }
-    return { valid, invalid };
+    return poolSetOf(this.d.caches.pools.values());
   }
 
   private placeAll(claims: DesiredClaim[], existing: Map<string, IpClaim>, svcByKey: Map<string, ServiceView>): Map<string, Decision> {
-    const endpointNodes = new Map<string, Set<string>>();
-    for (const slice of this.d.caches.slices.values()) {
-      if (!svcByKey.get(slice.service)?.externalTrafficPolicyLocal) continue;
-      const set = endpointNodes.get(slice.service) ?? new Set<string>();
-      for (const n of slice.servingNodes) set.add(n);
-      endpointNodes.set(slice.service, set);
-    }
+    const isLocal = (key: string): boolean => svcByKey.get(key)?.externalTrafficPolicyLocal === true;
+    const endpointNodes = endpointNodesOf(this.d.caches.slices.values(), isLocal);
     const health = this.d.health();
     return place({
-      claims: claims.map((c) => {
-        const current = existing.get(c.name)?.spec.nodeName;
-        return { name: c.name, address: c.address, ...(current ? { current } : {}), localServices: c.services.filter((k) => svcByKey.get(k)?.externalTrafficPolicyLocal) };
-      }),
+      claims: claimsToPlace(claims, (name) => existing.get(name)?.spec.nodeName, isLocal),
       candidates: health.candidates,
       failures: health.failures,
       endpointNodes,
@@ -342,7 +327,7 @@ export class Reconciler {
         log.info({ node, services: claim.services }, 'claim created');
       } else if (!sameSpec(old.spec, spec)) {
         this.guard(signal);
-        const written = await this.d.writes.replaceClaim({ ...old, spec });
+        const written = await this.d.writes.replaceClaim({ ...old, metadata: this.withMove(old, decision), spec });
         this.writes++;
         this.d.caches.claims.upsert(claim.name, written, written.metadata.resourceVersion ?? '');
         log.info({ node, services: claim.services }, 'claim updated');
@@ -377,8 +362,8 @@ export class Reconciler {
       const failedAt = this.d.health().failedAt.get(decision.from);
       const seconds = failedAt !== undefined ? Math.max(0, now - failedAt) / 1000 : undefined;
       this.d.metrics.failover(decision.reason, seconds);
+      // The IPMoved Event waits for the new node's agent to report the address up (tellMoves).
       this.d.log.info({ claim: claim.name, from: decision.from, to: decision.to, reason: decision.reason, seconds }, 'claim moved');
-      this.eventAll(claim.services, svcByKey, 'Normal', 'IPMoved', `${claim.address} moved from node ${decision.from} to ${decision.to}: ${decision.reason}`);
     } else if (decision.kind === 'pending') {
       this.eventAll(claim.services, svcByKey, 'Warning', decision.reason, `${claim.address}: ${decision.message}`);
     }
@@ -393,7 +378,7 @@ export class Reconciler {
     let status: IpClaim['status'] | null = null;
     if (decision.kind === 'pending') {
       if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return;
-      status = { ...current.status, phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending', conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)) };
+      status = { ...current.status, serviceList: claim.services.join(', '), phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending', conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)) };
     } else if (old?.status === 'False') {
       status = { ...current.status, conditions: withCondition(current.status?.conditions, condition('Scheduled', 'True', 'Scheduled', `placed on ${current.spec.nodeName ?? ''}`, now)) };
     }
@@ -451,6 +436,78 @@ export class Reconciler {
       this.d.log.info({ claim: old.metadata.name, service: key }, 'claim kept: its Service exists but was not in the cache yet');
     }
     return found;
+  }
+
+  /** Metadata for a claim write: a move carries its record (api/moves.ts) in the same write. */
+  private withMove(old: IpClaim, decision: Decision): IpClaim['metadata'] {
+    if (decision.kind !== 'move') return old.metadata;
+    const now = this.d.clock.now();
+    const detected = this.d.health().failedAt.get(decision.from) ?? now;
+    const record = moveAnnotation({ from: decision.from, to: decision.to, reason: decision.reason, detectedAt: new Date(Math.min(detected, now)).toISOString(), claimedAt: new Date(now).toISOString() });
+    return { ...old.metadata, annotations: { ...old.metadata.annotations, [MOVE_ANNOTATION]: record } };
+  }
+
+  /**
+   * IPMoved, once per move, when the new node's agent has reported the address up (its
+   * status.lastMove), with how long each step took; or, if it has not within a minute, without
+   * that last step. Only within two minutes of the claim write, so a new leader does not tell old moves again.
+   */
+  private tellMoves(svcByKey: Map<string, ServiceView>): void {
+    const now = this.d.clock.now();
+    const live = new Set<string>();
+    for (const claim of this.d.caches.claims.values()) {
+      const move = pendingMove(claim);
+      if (!move) continue;
+      const id = `${claim.metadata.name ?? ''}|${move.claimedAt}`;
+      live.add(id);
+      const age = now - Date.parse(move.claimedAt);
+      if (this.toldMoves.has(id) || age > 120_000) continue;
+      const last = claim.status?.lastMove;
+      const up = last && last.claimedAt === move.claimedAt && last.to === move.to && last.upAt ? last : null;
+      if (!up && age < 60_000) continue;
+      this.toldMoves.add(id);
+      this.eventAll(claim.spec.services ?? [], svcByKey, 'Normal', 'IPMoved', movedMessage(addressOf(claim.spec.cidr), up ?? move));
+    }
+    for (const id of this.toldMoves) if (!live.has(id)) this.toldMoves.delete(id);
+  }
+
+  /** Our condition on each Service that asks for addresses, written when it changes (a first passing state is not written). */
+  private async writeServiceConditions(
+    claims: Map<string, DesiredClaim>,
+    outcomes: Map<string, { problems: Array<{ reason: string; message: string }> }>,
+    decisions: Map<string, Decision>,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const byService = new Map<string, ServiceClaim[]>();
+    for (const c of claims.values()) {
+      const decision = decisions.get(c.name);
+      const existing = this.d.caches.claims.get(c.name);
+      for (const key of c.services) byService.set(key, [...(byService.get(key) ?? []), { name: c.name, address: c.address, ...(decision ? { decision } : {}), ...(existing ? { existing } : {}) }]);
+    }
+    const now = this.d.clock.now();
+    const work: Array<{ svc: ServiceView; cond: Condition }> = [];
+    for (const svc of svcByKey.values()) {
+      const outcome = outcomes.get(svc.key);
+      const asks = outcome !== undefined && (wantsLoadBalancer(svc) || svc.externalIPs.length > 0);
+      if (!asks && !svc.addressCondition) continue;
+      // A Service that stopped asking (or moved to another class) keeps no stale Ready.
+      const want = outcome && asks ? addressCondition(outcome.problems, byService.get(svc.key) ?? []) : NOT_REQUESTED;
+      const old = svc.addressCondition;
+      if (old ? old.status === want.status && old.reason === want.reason && old.message === want.message : transient(want)) continue;
+      const at = old && old.status === want.status ? old.lastTransitionTime : new Date(now).toISOString();
+      work.push({ svc, cond: { type: SERVICE_CONDITION, ...want, lastTransitionTime: at } });
+    }
+    await forEachLimit(work, this.d.cfg.concurrency, async ({ svc, cond }) => {
+      try {
+        this.guard(signal);
+        const view = parseService(await this.d.writes.patchServiceCondition(svc.namespace, svc.name, cond));
+        this.writes++;
+        if (view) this.d.caches.services.upsert(view.key, view, view.resourceVersion);
+      } catch (err) {
+        this.failed('service-condition', err, { service: svc.key });
+      }
+    });
   }
 
   private releasedFrom(old: IpClaim, now: string[], svcByKey: Map<string, ServiceView>): void {
@@ -536,6 +593,8 @@ export class Reconciler {
     this.d.events.emit({ namespace: svc.namespace, serviceName: svc.name, serviceUid: svc.uid, type, reason, message });
   }
 }
+
+const NOT_REQUESTED = { status: 'False', reason: 'NotRequested', message: 'the Service asks ipcontroller for no address' } as const;
 
 function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
   return a.cidr === b.cidr && (a.nodeName ?? '') === (b.nodeName ?? '') && (a.pool ?? '') === (b.pool ?? '') && (a.link ?? '') === (b.link ?? '') && sameList(a.services, b.services);

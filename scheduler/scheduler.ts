@@ -25,6 +25,7 @@ import {
 import { kubeLeaseStore, LeaderElector } from './leader.js';
 import { SchedulerMetrics } from './metrics.js';
 import { httpProbe, Prober, type ProbeFn } from './prober.js';
+import { ProbeReporter } from './probereport.js';
 import { Reconciler, emptyCaches, type Caches, type NodeHealthView } from './reconciler.js';
 import { listWatch, Store, type ListWatchOptions, type Parsed } from './watch.js';
 
@@ -137,6 +138,8 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     }
   };
 
+  // Published in IpNode status.probe by the leader (isLeader is defined below, called later).
+  const reporter = new ProbeReporter({ write: (node, report) => kube.writes.patchIpNodeProbe(node, report), isLeader: () => isLeader(), log, identity: config.identity, cfg: config });
   const probeFn = deps.probe ?? httpProbe(config.identity, clock);
   const prober = new Prober(
     {
@@ -147,6 +150,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
       onResult: (node: string, result: ProbeResult) => {
         probes.set(node, nextProbeState(probes.get(node), result, clock.now(), config.probeFailures));
         metrics.probed(node, result.ok ? result.rttMs / 1000 : null);
+        reporter.observe(node, probes.get(node), result.ok ? result.rttMs : null, clock.now());
         if (!result.ok) log.debug({ node, err: result.error }, 'probe failed');
         checkHealth();
       },
@@ -160,6 +164,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
       if (!caches.ipNodes.get(name)) {
         probes.delete(name);
         metrics.forgetNode(name);
+        reporter.forget(name);
       }
     }
   };

@@ -1,5 +1,6 @@
 // What the scheduler reads from a Service, parsed once at the edge, and what the Service asks
 // for (its intent): pure functions, no I/O.
+import { SERVICE_CONDITION, type Condition } from '../api/types.js';
 import type { Family } from './allocator.js';
 import { parseStrictIp, specialPurpose, type IpResult, type StrictIp } from '../api/ip.js';
 
@@ -36,6 +37,8 @@ export interface ServiceView {
   ports: ServicePort[];
   /** status.loadBalancer.ingress[].ip */
   ingress: string[];
+  /** Our condition in status.conditions (SERVICE_CONDITION), when present. */
+  addressCondition?: Condition;
 }
 
 type Json = Record<string, unknown>;
@@ -83,6 +86,13 @@ export function parseService(raw: unknown): ServiceView | null {
   };
   const lbClass = str(spec.loadBalancerClass);
   if (lbClass) view.loadBalancerClass = lbClass;
+  const conditions = Array.isArray(obj(o.status).conditions) ? (obj(o.status).conditions as unknown[]) : [];
+  const ours = conditions.map(obj).find((c) => c.type === SERVICE_CONDITION);
+  if (ours) {
+    const status = ours.status === 'True' || ours.status === 'False' ? ours.status : 'Unknown';
+    const at = ours.lastTransitionTime instanceof Date ? ours.lastTransitionTime.toISOString() : (str(ours.lastTransitionTime) ?? '');
+    view.addressCondition = { type: SERVICE_CONDITION, status, reason: str(ours.reason) ?? '', message: str(ours.message) ?? '', lastTransitionTime: at };
+  }
   const lbIP = str(spec.loadBalancerIP);
   if (lbIP) view.loadBalancerIP = lbIP;
   const policy = str(spec.ipFamilyPolicy);

@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, waitFor } from './controlplane/harness.js';
 import { startTwoNodeLab, type TwoNodeLab } from './e2e/twonode.js';
+import { pluginPath } from './support/plugin-path.js';
 
 const examples = fileURLToPath(new URL('../examples/', import.meta.url));
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     step('Tearing down the lab and the control plane');
     await lab?.destroy();
     await cp.stop();
+    plugin.remove();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown());
@@ -31,6 +33,13 @@ async function main(): Promise<void> {
   const kubectl = async (args: string[]): Promise<void> => {
     say(`$ kubectl ${args.join(' ')}`);
     const out = await cp.kubectl(args);
+    process.stdout.write(out.stdout + out.stderr);
+  };
+  // kubectl ipcontroller, found on the PATH as a user who ran `npm link` has it.
+  const plugin = pluginPath();
+  const ipcontroller = async (args: string[]): Promise<void> => {
+    say(`$ kubectl ipcontroller ${args.join(' ')}`);
+    const out = await plugin.kubectl(cp.assets.kubectl, cp.kubeconfigPath, ['ipcontroller', ...args]);
     process.stdout.write(out.stdout + out.stderr);
   };
 
@@ -50,6 +59,8 @@ async function main(): Promise<void> {
   }, 30_000, 100);
   const node = await lab.servingNode(ip);
   await kubectl(['get', 'svc,ipclaims']);
+  await kubectl(['wait', '--for=condition=ipcontroller.ext/AddressReady', 'svc/nginx', '--timeout=30s']);
+  await ipcontroller(['status']);
 
   step(`Requesting http://${ip}/ from the client namespace`);
   await waitFor('an answer', async () => (await lab!.clientGet(ip, 1)).ok, 10_000, 100);
@@ -62,12 +73,32 @@ async function main(): Promise<void> {
   say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer`);
   await kubectl(['get', 'ipclaims']);
   await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nginx', '--sort-by=.lastTimestamp']);
+  await waitFor('the IPMoved Event with the move\'s duration', async () => {
+    const events = await lab!.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=nginx' });
+    return events.items.some((e) => e.reason === 'IPMoved');
+  }, 70_000, 200);
+  await ipcontroller(['status']);
+  await ipcontroller(['history', 'nginx']);
+
+  step('A Service that cannot get an address: it asks for 198.51.100.250, which no pool holds');
+  const stuck = JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'stuck', namespace: 'default', annotations: { 'ipcontroller.ext/loadBalancerIPs': '198.51.100.250' } },
+    spec: { type: 'LoadBalancer', selector: { app: 'nginx' }, ports: [{ port: 80 }] },
+  });
+  say('$ kubectl apply -f - <<< \'{"kind":"Service","metadata":{"name":"stuck","annotations":{"ipcontroller.ext/loadBalancerIPs":"198.51.100.250"}},...}\'');
+  process.stdout.write((await cp.kubectl(['apply', '-f', '-'], stuck)).stdout);
+  await kubectl(['wait', '--for=condition=ipcontroller.ext/AddressReady=False', 'svc/stuck', '--timeout=30s']);
+  await ipcontroller(['why', 'stuck']);
   await lab.recover(lab.node(node));
   say(`${node} is back; the address stays on ${moved}.`);
 
   step('The lab is running. Poke at it, then press Ctrl-C to tear it all down.');
   say(`  alias kubectl='${cp.assets.kubectl} --kubeconfig ${cp.kubeconfigPath}'`);
   say('  kubectl get svc,ipclaims,ipnodes,ipclaimpools');
+  say(`  PATH=${plugin.dir}:$PATH KUBECONFIG=${cp.kubeconfigPath} kubectl ipcontroller status   # or: npm run build && npm link`);
+  say('  kubectl ipcontroller why nginx; kubectl ipcontroller history nginx');
   say('  kubectl describe svc nginx');
   say(`  ip netns exec ${lab.client.ns.name} curl http://${ip}/`);
   say(`  ip netns exec ${lab.client.ns.name} ip neigh`);

@@ -32,17 +32,59 @@ test('the three CRDs are Established', async () => {
   }
 });
 
-test('kubectl get ipclaims shows IP, NODE, SERVICE(S) and AGE', async () => {
+test('kubectl get ipclaims shows IP, NODE, SERVICE(S) as text and AGE', async () => {
   const c = claim('192.0.2.201/32', { nodeName: 'node-a', services: ['default/web', 'shop/front'] });
   await clients.claims.create(c);
   try {
+    // What the agent writes with its status (agent/status.ts): the Service list as text.
+    await clients.claims.patchStatus(c.metadata.name ?? '', { status: { phase: 'Assigned', node: 'node-a', serviceList: 'default/web, shop/front' } });
     const out = await cluster.kubectl(['get', 'ipclaims', c.metadata.name ?? '']);
     assert.is(out.code, 0, out.stderr);
     const [header, row] = out.stdout.trim().split('\n');
     assert.match(header ?? '', /^NAME\s+IP\s+NODE\s+SERVICE\(S\)\s+PHASE\s+AGE$/);
-    assert.match(row ?? '', /^192-0-2-201-32\s+192\.0\.2\.201\/32\s+node-a\s+\S*default\/web\S*\s*\S*shop\/front/);
+    assert.match(row ?? '', /^192-0-2-201-32\s+192\.0\.2\.201\/32\s+node-a\s+default\/web, shop\/front\s+Assigned\s+/);
   } finally {
     await clients.claims.delete(c.metadata.name ?? '');
+  }
+});
+
+test('every field of the three CRDs has a description; kubectl explain says what ranges are', async () => {
+  const crds = await cluster.kubectl(['get', 'crd', 'ipclaims.ipcontroller.ext', 'ipnodes.ipcontroller.ext', 'ipclaimpools.ipcontroller.ext', '-o', 'json']);
+  assert.is(crds.code, 0, crds.stderr);
+  type Schema = { type?: string; description?: string; properties?: Record<string, Schema>; items?: Schema; additionalProperties?: Schema | boolean };
+  const missing: string[] = [];
+  const walk = (s: Schema, path: string): void => {
+    // metadata is the one field the apiserver forbids describing (it is ObjectMeta's own schema).
+    if (!s.description && !path.endsWith('.metadata')) missing.push(path);
+    for (const [k, v] of Object.entries(s.properties ?? {})) walk(v, `${path}.${k}`);
+    if (s.items) walk(s.items, `${path}[]`);
+    if (typeof s.additionalProperties === 'object') walk(s.additionalProperties, `${path}{}`);
+  };
+  const list = JSON.parse(crds.stdout) as { items: Array<{ spec: { names: { kind: string }; versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }> };
+  for (const crd of list.items) walk(crd.spec.versions[0]?.schema.openAPIV3Schema ?? {}, crd.spec.names.kind);
+  assert.equal(missing, []);
+  let explained = '';
+  await waitFor('kubectl explain serves the published schema', async () => {
+    const out = await cluster.kubectl(['explain', 'ipclaimpool.spec.ranges']);
+    explained = out.stdout.replace(/\s+/g, ' '); // kubectl wraps long descriptions
+    return out.code === 0 && /inclusive \[first, last\]/.test(explained);
+  }, 30_000, 500);
+  assert.match(explained, /outside cidr, of the other family or backwards makes the pool invalid/);
+});
+
+test('kubectl get ipnodes shows the probe round trip and the claims held', async () => {
+  const name = uniqueName('node');
+  await clients.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name }, spec: { probeAddress: '192.0.2.1', probePort: 9610 } });
+  try {
+    const now = new Date().toISOString();
+    await clients.nodes.patchStatus(name, { status: { renewTime: now, claimsHeld: 3, probe: { by: 's', observedAt: now, rttMs: 0.42, consecutiveFailures: 0, failureThreshold: 3, monitorMs: 4000, draining: false } } });
+    const out = await cluster.kubectl(['get', 'ipnodes', name]);
+    assert.is(out.code, 0, out.stderr);
+    const [header, row] = out.stdout.trim().split('\n');
+    assert.match(header ?? '', /^NAME\s+READY\s+PROBE\s+RTT\(MS\)\s+CLAIMS\s+IFACE\s+HEARTBEAT\s+AGE$/);
+    assert.match(row ?? '', new RegExp(`^${name}\\s.*192\\.0\\.2\\.1\\s+0\\.42\\s+3\\s+`));
+  } finally {
+    await clients.nodes.delete(name);
   }
 });
 

@@ -11,6 +11,7 @@ import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js
 import { schedulerConfig, type SchedulerConfig } from '../../scheduler/config.js';
 import { startScheduler, type SchedulerHandle } from '../../scheduler/scheduler.js';
 import { createLogger } from '../../lib/logger.js';
+import { claimStatusUpdate } from '../../agent/status.js';
 
 export type AgentMode = 'ok' | 'fail' | 'draining' | 'silent';
 
@@ -81,8 +82,21 @@ export class Fixture {
     await beat();
     const timer = setInterval(() => void beat(), 1000);
     this.timers.push(timer);
+    // As a real agent: report the claims assigned to this node up (status, lastMove) while answering probes.
+    const report = setInterval(() => void this.reportClaims(agent).catch(() => undefined), 200);
+    this.timers.push(report);
     (agent as FakeAgent & { stopHeartbeat?: () => void }).stopHeartbeat = () => clearInterval(timer);
     return agent;
+  }
+
+  /** What the agent writes for each claim on its node once the address is up (agent/status.ts). */
+  private async reportClaims(agent: FakeAgent): Promise<void> {
+    if (agent.mode !== 'ok') return;
+    for (const claim of (await this.clients.claims.list()).items) {
+      if (claim.spec.nodeName !== agent.node) continue;
+      const status = claimStatusUpdate(claim.status, { kind: 'up', ip: claim.spec.cidr.split('/')[0] ?? '', iface: 'lo' }, agent.node, new Date().toISOString(), claim);
+      if (status) await this.clients.claims.patchStatus(claim.metadata.name ?? '', { status });
+    }
   }
 
   stopHeartbeat(agent: FakeAgent): void {

@@ -1,0 +1,62 @@
+// The Service condition (type SERVICE_CONDITION) that says whether the Service's address request
+// is satisfied, as Cilium's LB-IPAM does with io.cilium/lb-ipam-request-satisfied, so generic
+// tools (kubectl wait, Argo CD health checks) can read it. Pure: decided from the per-Service
+// outcome of desired.ts, the placement decisions and the claims as the API shows them.
+import type { IpClaim } from '../api/types.js';
+import type { Decision } from './placement.js';
+import type { Problem } from './service.js';
+
+export type AddressReason =
+  | 'Ready' // every address allocated, placed and reported up by its agent
+  | 'Announcing' // placed; waiting for the agent to report the address up (transient)
+  | 'AnnounceFailed' // the agent could not bring the address up
+  | 'NoCandidateNode'
+  | 'NoServingEndpoint'
+  | 'NotRequested' // the Service no longer asks for an address (or belongs to another class)
+  | string; // an allocation problem: PoolExhausted, AddressInUse, ... (service.ts, desired.ts)
+
+export interface AddressCondition {
+  status: 'True' | 'False';
+  reason: AddressReason;
+  message: string;
+}
+
+export interface ServiceClaim {
+  name: string;
+  address: string;
+  /** This pass's placement decision. */
+  decision?: Decision;
+  /** The claim as the API shows it (absent until created). */
+  existing?: IpClaim;
+}
+
+/** Whether the condition is a passing state that is not worth a write of its own on a Service that has none yet. */
+export function transient(c: AddressCondition): boolean {
+  return c.reason === 'Announcing';
+}
+
+/** The condition for one Service that asks for addresses. */
+export function addressCondition(problems: Problem[], claims: ServiceClaim[]): AddressCondition {
+  if (problems.length > 0) {
+    const message = problems.length === 1 ? (problems[0]?.message ?? '') : problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
+    return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message };
+  }
+  if (claims.length === 0) return { status: 'False', reason: 'Announcing', message: 'no address allocated yet' };
+  const sorted = [...claims].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  for (const c of sorted) {
+    if (c.decision?.kind === 'pending') return { status: 'False', reason: c.decision.reason, message: `${c.address}: ${c.decision.message}` };
+  }
+  for (const c of sorted) {
+    if (c.existing?.status?.phase === 'Failed') {
+      const why = c.existing.status.conditions?.find((x) => x.type === 'Announced')?.message ?? 'the agent reported Failed';
+      return { status: 'False', reason: 'AnnounceFailed', message: `${c.address}: ${why}` };
+    }
+  }
+  for (const c of sorted) {
+    const node = c.existing?.spec.nodeName;
+    if (!c.existing || !node || c.existing.status?.phase !== 'Assigned') {
+      return { status: 'False', reason: 'Announcing', message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up` };
+    }
+  }
+  return { status: 'True', reason: 'Ready', message: `${sorted.map((c) => c.address).join(', ')} allocated and announced` };
+}

@@ -1,0 +1,80 @@
+// The leader's probe view of each node, published in IpNode status.probe so that users (and
+// `kubectl ipcontroller why`, which runs health.ts on it) see what the scheduler decided with:
+// round trip, failures in a row, draining. Written when the verdict changes (failed or not,
+// draining or not) and otherwise refreshed every few minutes, never per probe: at 1,000 nodes
+// that is about 3 writes a second, against 5,000 probes a second.
+import type { ProbeReport } from '../api/types.js';
+import type { Logger } from '../lib/logger.js';
+import type { HealthConfig, ProbeState } from './health.js';
+
+/** Refresh of an unchanged report: keeps the RTT shown by `kubectl get ipnodes` recent enough to read. */
+export const PROBE_REPORT_REFRESH_MS = 300_000;
+
+export function probeReport(state: ProbeState | undefined, rttMs: number | undefined, now: number, by: string, cfg: HealthConfig): ProbeReport {
+  const report: ProbeReport = {
+    by,
+    observedAt: new Date(now).toISOString(),
+    consecutiveFailures: state?.consecutiveFailures ?? 0,
+    failureThreshold: cfg.probeFailures,
+    monitorMs: cfg.monitorMs,
+    draining: state?.draining ?? false,
+  };
+  if (rttMs !== undefined) report.rttMs = Math.round(rttMs * 1000) / 1000;
+  if (state?.failedAt !== undefined) report.failedAt = new Date(state.failedAt).toISOString();
+  if (state?.lastError) report.lastError = state.lastError.slice(0, 512);
+  return report;
+}
+
+/** The probe state a report stands for, to run health.ts on what the API shows. */
+export function probeStateOf(report: ProbeReport): ProbeState {
+  const state: ProbeState = { consecutiveFailures: report.consecutiveFailures, draining: report.draining };
+  const failedAt = report.failedAt ? Date.parse(report.failedAt) : NaN;
+  if (!Number.isNaN(failedAt)) state.failedAt = failedAt;
+  if (report.lastError) state.lastError = report.lastError;
+  return state;
+}
+
+/** Whether a new report is worth a write: the verdict or the scheduler changed, or the last one is old. */
+export function reportDue(previous: { report: ProbeReport; at: number } | undefined, next: ProbeReport, now: number, refreshMs = PROBE_REPORT_REFRESH_MS): boolean {
+  if (!previous) return true;
+  const p = previous.report;
+  const failed = (r: ProbeReport): boolean => r.consecutiveFailures >= r.failureThreshold;
+  if (failed(p) !== failed(next) || p.draining !== next.draining || p.by !== next.by) return true;
+  if (p.failureThreshold !== next.failureThreshold || p.monitorMs !== next.monitorMs) return true;
+  return now - previous.at >= refreshMs;
+}
+
+export interface ProbeReporterDeps {
+  write(node: string, report: ProbeReport): Promise<void>;
+  isLeader(): boolean;
+  log: Logger;
+  identity: string;
+  cfg: HealthConfig;
+}
+
+/** Writes due reports, one in flight per node; a failed write is tried again with the next probe. */
+export class ProbeReporter {
+  private readonly last = new Map<string, { report: ProbeReport; at: number }>();
+  private readonly rtt = new Map<string, number>();
+  private readonly busy = new Set<string>();
+
+  constructor(private readonly d: ProbeReporterDeps) {}
+
+  observe(node: string, state: ProbeState | undefined, rttMs: number | null, now: number): void {
+    if (rttMs !== null) this.rtt.set(node, rttMs);
+    if (!this.d.isLeader() || this.busy.has(node)) return;
+    const report = probeReport(state, this.rtt.get(node), now, this.d.identity, this.d.cfg);
+    if (!reportDue(this.last.get(node), report, now)) return;
+    this.busy.add(node);
+    this.d
+      .write(node, report)
+      .then(() => this.last.set(node, { report, at: now }))
+      .catch((err: unknown) => this.d.log.debug({ node, err: String(err) }, 'probe report not written'))
+      .finally(() => this.busy.delete(node));
+  }
+
+  forget(node: string): void {
+    this.last.delete(node);
+    this.rtt.delete(node);
+  }
+}
