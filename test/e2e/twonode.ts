@@ -106,6 +106,8 @@ export function kubeconfigWithToken(source: string, token: string, target: strin
 
 export interface TwoNodeLab {
   lab: Lab;
+  /** The lab's API forwarders: pause(ns)/resume(ns) black-hole one namespace's API connection. */
+  api: ApiForwarder;
   kc: KubeConfig;
   core: CoreV1Api;
   ip: IpClients;
@@ -306,6 +308,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
 
     const handle: TwoNodeLab = {
       lab,
+      api,
       kc,
       core,
       ip,

@@ -82,7 +82,9 @@ test('a draining agent has its claims moved at once', () =>
     const started = Date.now();
     first.mode = 'draining';
     await waitFor('both moved', async () => (await placement(f, pool)).get(second.node)?.length === 2, 10_000, 50);
-    assert.ok(Date.now() - started < 2000, `drain handled in ${Date.now() - started}ms`);
+    // A drain never waits for a failure timer (the heartbeat monitor is 4 s); the bound leaves
+    // room for a busy machine (2 s was exceeded at a load average of 11).
+    assert.ok(Date.now() - started < 3500, `drain handled in ${Date.now() - started}ms`);
     assert.ok(await metricValue(sched, 'ipcontroller_scheduler_failovers_total', { reason: 'draining' }) >= 2);
   }));
 
