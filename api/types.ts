@@ -69,6 +69,8 @@ export interface IpNodeStatus {
   renewTime?: string;
   /** Addresses the agent currently holds, as CIDRs. */
   addresses?: string[];
+  /** MAC addresses of the agent's interfaces ("aa:bb:cc:dd:ee:ff"): an ARP / NA answer from one of these is ours, not a conflict. */
+  macs?: string[];
   /** Ready, Draining, Fenced, StrictARPMissing. */
   conditions?: Condition[];
 }
@@ -96,6 +98,18 @@ export interface IpClaimPoolStatus {
   /** Free addresses, capped at Number.MAX_SAFE_INTEGER for very large IPv6 pools. */
   free?: number;
   conditions?: Condition[];
+  /** Addresses of the pool never allocated, and why (node addresses, conflicts seen on the wire). */
+  excluded?: ExcludedAddress[];
+}
+
+/** An address a pool does not hand out (issue 12). */
+export interface ExcludedAddress {
+  address: string;
+  /** NodeAddress, NodeSubnet or AddressConflict. */
+  reason: string;
+  message: string;
+  /** RFC 3339: when a conflict was seen; it is retried after the scheduler's --conflict-retry. */
+  seenAt?: string;
 }
 
 export interface IpClaimPool {

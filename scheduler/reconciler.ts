@@ -17,6 +17,7 @@ import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { capped, parsePool, type Family, type Pool } from './allocator.js';
+import { ADDRESS_CONFLICT, ANNOUNCED, conflictExclusions, exclusionSummary, exclusionsIn, mergeExclusions, nodeExclusions } from './exclusions.js';
 import { computeDesired, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
@@ -61,7 +62,11 @@ export interface ReconcileConfig {
   rebalance: boolean;
   /** Parallel writes to the apiserver. */
   concurrency: number;
+  /** How long an address a foreign host answered for stays excluded before it is probed again (default 10 min). */
+  conflictRetryMs?: number;
 }
+
+export const DEFAULT_CONFLICT_RETRY_MS = 10 * 60_000;
 
 export interface ReconcileDeps {
   caches: Caches;
@@ -120,8 +125,8 @@ export class Reconciler {
     this.validUntil = validUntil;
     const { caches, cfg } = this.d;
     const services = caches.services.values();
-    const pools = this.poolSet();
     const existing = caches.claims.values();
+    const pools = this.poolSet(existing);
     const desired = computeDesired(services, pools, existing, cfg);
     const existingByName = new Map(existing.map((c) => [c.metadata.name ?? '', c]));
     const svcByKey = new Map(services.map((s) => [s.key, s]));
@@ -131,22 +136,40 @@ export class Reconciler {
     await this.finishPools(pools, desired.poolAllocations, signal);
     await this.writeServices(desired.services, svcByKey, signal);
     this.report(desired.services, existing, svcByKey);
+    this.reportConflicts(existing, svcByKey);
     return { writes: this.writes, errors: this.errors };
   }
 
-  private poolSet(): PoolSet {
+  private poolSet(claims: IpClaim[]): PoolSet {
     const valid: Pool[] = [];
     const invalid = new Map<string, string>();
+    const stored: IpClaimPool[] = [];
     for (const entry of this.d.caches.pools.values()) {
       if (!entry.ok) {
         invalid.set(entry.name, entry.reason);
         continue;
       }
+      stored.push(entry.pool);
       const parsed = parsePool(entry.pool);
       if (parsed.ok) valid.push(parsed.pool);
       else invalid.set(entry.pool.metadata.name ?? '', parsed.reason);
     }
-    return { valid, invalid };
+    const nodes = this.d.caches.nodes.values().map((n) => ({ name: n.name, addresses: n.addresses ?? [] }));
+    const retry = this.d.cfg.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
+    const excluded = mergeExclusions(nodeExclusions(nodes, valid), conflictExclusions(claims, stored, this.d.clock.now(), retry));
+    return { valid, invalid, excluded };
+  }
+
+  /**
+   * The agent cannot create Events (its RBAC has none), so the scheduler tells the Services of
+   * a claim the agent marked Announced=False / AddressConflict. The event sink sends repeats
+   * once per 10 minutes.
+   */
+  private reportConflicts(claims: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+    for (const claim of claims) {
+      const c = claim.status?.conditions?.find((x) => x.type === ANNOUNCED && x.status === 'False' && x.reason === ADDRESS_CONFLICT);
+      if (c) this.eventAll(claim.spec.services ?? [], svcByKey, 'Warning', ADDRESS_CONFLICT, `${addressOf(claim.spec.cidr)}: ${c.message}`);
+    }
   }
 
   private placeAll(claims: DesiredClaim[], existing: Map<string, IpClaim>, svcByKey: Map<string, ServiceView>): Map<string, Decision> {
@@ -215,7 +238,12 @@ export class Reconciler {
           pool.name,
           (current) => {
             const valid = condition('Valid', 'True', 'Valid', `${pool.size} allocatable addresses in ${pool.cidr}`, now);
-            const status: IpClaimPoolStatus = { ...current.status, allocations: want, ...usage(pool, want), conditions: withCondition(current.status?.conditions, valid) };
+            const out = exclusionsIn(pool, pools.excluded ?? new Map());
+            const excludedCondition = condition('AddressesExcluded', out.length ? 'True' : 'False', out.length ? 'Excluded' : 'NoneExcluded', exclusionSummary(out), now);
+            const conditions = withCondition(withCondition(current.status?.conditions, valid), excludedCondition);
+            const { excluded: _old, ...rest } = current.status ?? {};
+            const free = capped(pool.size - BigInt(Object.keys(want).length) - BigInt(out.filter((e) => !(e.address in want)).length));
+            const status: IpClaimPoolStatus = { ...rest, allocations: want, ...usage(pool, want), free, conditions, ...(out.length ? { excluded: out } : {}) };
             return sameJson(status, current.status) ? null : status;
           },
           signal,
@@ -423,7 +451,7 @@ export class Reconciler {
     });
   }
 
-  private report(outcomes: Map<string, { held: Array<{ address: string; pool: string }>; problems: Array<{ reason: string; message: string }> }>, existing: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+  private report(outcomes: Map<string, { held: Array<{ address: string; pool: string }>; problems: Array<{ reason: string; message: string }>; dropped?: Array<{ reason: string; message: string }> }>, existing: IpClaim[], svcByKey: Map<string, ServiceView>): void {
     const before = new Map<string, Set<string>>();
     for (const c of existing) {
       if (!c.spec.pool) continue;
@@ -439,6 +467,7 @@ export class Reconciler {
         this.event(svc, 'Normal', 'IPAllocated', `allocated ${h.address} from IpClaimPool ${h.pool}`);
       }
       const seen = new Set<string>();
+      for (const p of outcome.dropped ?? []) this.event(svc, 'Warning', p.reason, `${p.message}; allocating another address`);
       for (const p of outcome.problems) {
         const id = `${p.reason}|${p.message}`;
         seen.add(id);
