@@ -100,6 +100,8 @@ export interface IpClaimPoolStatus {
   conditions?: Condition[];
   /** Addresses of the pool never allocated, and why (node addresses, conflicts seen on the wire). */
   excluded?: ExcludedAddress[];
+  /** excluded.length, for the kubectl get column. */
+  excludedCount?: number;
 }
 
 /** An address a pool does not hand out (issue 12). */

@@ -241,9 +241,9 @@ export class Reconciler {
             const out = exclusionsIn(pool, pools.excluded ?? new Map());
             const excludedCondition = condition('AddressesExcluded', out.length ? 'True' : 'False', out.length ? 'Excluded' : 'NoneExcluded', exclusionSummary(out), now);
             const conditions = withCondition(withCondition(current.status?.conditions, valid), excludedCondition);
-            const { excluded: _old, ...rest } = current.status ?? {};
+            const { excluded: _old, excludedCount: _count, ...rest } = current.status ?? {};
             const free = capped(pool.size - BigInt(Object.keys(want).length) - BigInt(out.filter((e) => !(e.address in want)).length));
-            const status: IpClaimPoolStatus = { ...rest, allocations: want, ...usage(pool, want), free, conditions, ...(out.length ? { excluded: out } : {}) };
+            const status: IpClaimPoolStatus = { ...rest, allocations: want, ...usage(pool, want), free, conditions, excludedCount: out.length, ...(out.length ? { excluded: out } : {}) };
             return sameJson(status, current.status) ? null : status;
           },
           signal,
