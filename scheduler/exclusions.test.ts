@@ -97,6 +97,12 @@ test('a conflict reported on a claim excludes the address until --conflict-retry
   assert.equal(at(T0 + 10 * MIN), [], 'retried after 10 minutes');
 });
 
+test('a conflict naming one of our agents\' MACs (IpNode.status.macs) is not a conflict', () => {
+  const claims = [conflictClaim('192.0.2.1', 'ns/s1', T0, '02:00:5e:00:53:01')];
+  assert.equal([...conflictExclusions(claims, [], T0 + 1000, 10 * MIN, new Set(['02:00:5e:00:53:01'])).keys()], []);
+  assert.equal([...conflictExclusions(claims, [], T0 + 1000, 10 * MIN, new Set(['02:00:5e:00:53:02'])).keys()], ['192.0.2.1']);
+});
+
 test('conflicts recorded in pool status are kept until they expire, the newest sighting wins', () => {
   const stored: IpClaimPool = {
     apiVersion: 'ipcontroller.ext/v1',

@@ -78,7 +78,7 @@ function conflictCondition(claim: IpClaim): Condition | undefined {
  * reported on pool claims (condition Announced=False, reason AddressConflict). Each is kept
  * for retryMs after it was seen, then forgotten so the address is probed again.
  */
-export function conflictExclusions(claims: IpClaim[], pools: IpClaimPool[], now: number, retryMs: number): Exclusions {
+export function conflictExclusions(claims: IpClaim[], pools: IpClaimPool[], now: number, retryMs: number, ourMacs: ReadonlySet<string> = new Set()): Exclusions {
   const out: Exclusions = new Map();
   const fresh = (seenAt: string | undefined): boolean => {
     const t = seenAt ? Date.parse(seenAt) : NaN;
@@ -96,10 +96,20 @@ export function conflictExclusions(claims: IpClaim[], pools: IpClaimPool[], now:
   for (const claim of claims) {
     const c = conflictCondition(claim);
     const address = parseAddress(claim.spec.cidr.split('/')[0] ?? '')?.text;
-    if (!c || !address || !claim.spec.pool || !fresh(c.lastTransitionTime)) continue;
+    if (!c || !address || !claim.spec.pool || !fresh(c.lastTransitionTime) || namesOurMac(c.message, ourMacs)) continue;
     keep({ address, reason: 'AddressConflict', message: c.message, seenAt: c.lastTransitionTime });
   }
   return out;
+}
+
+/**
+ * Whether a conflict message names one of our agents' MACs (IpNode.status.macs): the agent
+ * that probed did not know that agent yet (it reads other agents' MACs every --resync), so it
+ * is one of ours answering, not a foreign host.
+ */
+export function namesOurMac(message: string, ourMacs: ReadonlySet<string>): boolean {
+  const found = message.toLowerCase().match(/\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b/g) ?? [];
+  return found.some((mac) => ourMacs.has(mac));
 }
 
 /** Both sets; a node address wins over a conflict seen on it (it is the reason). */

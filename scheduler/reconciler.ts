@@ -17,7 +17,7 @@ import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { capped, parsePool, type Family, type Pool } from './allocator.js';
-import { ADDRESS_CONFLICT, ANNOUNCED, conflictExclusions, exclusionSummary, exclusionsIn, mergeExclusions, nodeExclusions } from './exclusions.js';
+import { ADDRESS_CONFLICT, ANNOUNCED, conflictExclusions, exclusionSummary, exclusionsIn, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
 import { computeDesired, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
@@ -156,8 +156,13 @@ export class Reconciler {
     }
     const nodes = this.d.caches.nodes.values().map((n) => ({ name: n.name, addresses: n.addresses ?? [] }));
     const retry = this.d.cfg.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
-    const excluded = mergeExclusions(nodeExclusions(nodes, valid), conflictExclusions(claims, stored, this.d.clock.now(), retry));
+    const excluded = mergeExclusions(nodeExclusions(nodes, valid), conflictExclusions(claims, stored, this.d.clock.now(), retry, this.ourMacs()));
     return { valid, invalid, excluded };
+  }
+
+  /** Every agent's MACs (IpNode.status.macs), lower case. */
+  private ourMacs(): Set<string> {
+    return new Set(this.d.caches.ipNodes.values().flatMap((n) => (n.status?.macs ?? []).map((m) => m.toLowerCase())));
   }
 
   /**
@@ -166,9 +171,10 @@ export class Reconciler {
    * once per 10 minutes.
    */
   private reportConflicts(claims: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+    const ours = this.ourMacs();
     for (const claim of claims) {
       const c = claim.status?.conditions?.find((x) => x.type === ANNOUNCED && x.status === 'False' && x.reason === ADDRESS_CONFLICT);
-      if (c) this.eventAll(claim.spec.services ?? [], svcByKey, 'Warning', ADDRESS_CONFLICT, `${addressOf(claim.spec.cidr)}: ${c.message}`);
+      if (c && !namesOurMac(c.message, ours)) this.eventAll(claim.spec.services ?? [], svcByKey, 'Warning', ADDRESS_CONFLICT, `${addressOf(claim.spec.cidr)}: ${c.message}`);
     }
   }
 
