@@ -31,6 +31,12 @@ test.before(async () => {
 });
 test.after(async () => {
   for (const name of ['conflict-auto', 'conflict-requested']) await lab?.core.deleteNamespacedService({ name, namespace: 'default' }).catch(() => undefined);
+  // Let the scheduler delete their claims before the lab goes, so none is left on node-1 / node-2
+  // for the next scenario file (it reuses the node names and counts claims per node).
+  await waitFor('the scheduler deleted the claims of this file', async () => {
+    const left = (await lab.ip.claims.list()).items.filter((c) => (c.spec.services ?? []).some((s) => s.startsWith('default/conflict-')));
+    return left.length === 0;
+  }, 15_000, 100).catch((err: unknown) => console.error(String(err)));
   await lab?.ip.pools.delete(POOL).catch(() => undefined);
   await lab?.destroy();
   await cluster?.release();
