@@ -30,6 +30,9 @@ import { ClaimNotOnThisNode } from './refusals.js';
 import { claimStatusUpdate, setCondition, type ClaimOutcome } from './status.js';
 import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
 import { forEachLimit } from '../lib/concurrency.js';
+import { ADDRESS_CONFLICT } from './conflict.js';
+import { ConflictGuard, conflictMessage, type HeldTarget } from './guard.js';
+import type { SightingSource } from './receiver.js';
 
 /** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
 export const PROBE_HEADER = 'x-ipcontroller-probe';
@@ -45,6 +48,8 @@ export interface AgentDeps {
   clock: Clock;
   logger: Logger;
   metrics: AgentMetrics;
+  /** Receive path for address conflict detection (issue 12); without it nothing is probed or defended. */
+  sightings?: SightingSource;
   /** The HTTP server for /healthz, /readyz, /metrics (default lib/http's; tests pass an in-memory one). */
   serve?: (options: StatusServerOptions) => Promise<StatusServer>;
 }
@@ -100,6 +105,10 @@ class Agent {
   private running: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
   private ipNodeReady = false;
+  private readonly guard: ConflictGuard | undefined;
+  /** MACs of this node's interfaces (IpNode.status.macs) and of the other agents, by node. */
+  private ownMacs: string[] = [];
+  private readonly peerMacs = new Map<string, { macs: string[]; at: number }>();
 
   constructor(
     private readonly config: Readonly<AgentConfig>,
@@ -115,6 +124,13 @@ class Agent {
       this.abort.signal,
       () => !this.evaluateFence() && !this.drained && !this.stalled(),
     );
+    if (deps.sightings && config.conflictProbes > 0) {
+      this.guard = new ConflictGuard(
+        { count: config.conflictProbes, windowMs: config.conflictWindowMs, retryMs: config.conflictRetryMs, withdrawOnConflict: config.conflictWithdraw, pollMs: 50 },
+        { source: deps.sightings, sender: deps.sender, clock: deps.clock, logger: this.log, metrics: deps.metrics, changed: () => this.requestReconcile() },
+        this.abort.signal,
+      );
+    }
   }
 
   get signal(): AbortSignal {
@@ -253,13 +269,17 @@ class Agent {
     // The default route only matters without --iface (a claim's spec.link never needs it).
     const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.deps.net.defaultRoutes()]);
     lap('listed');
-    const plan = planReconcile(withdraw ? [] : wanted, { links, defaultRoute, ...(this.config.iface ? { flagIface: this.config.iface } : {}) });
-    const errors = await this.deps.net.apply(batchLines(plan.ops));
+    // A held address a foreign host keeps claiming comes down only with --conflict-withdraw.
+    const serving = this.guard ? wanted.filter((w) => !this.guard?.withdraw(w.claim)) : wanted;
+    const plan = planReconcile(withdraw ? [] : serving, { links, defaultRoute, ...(this.config.iface ? { flagIface: this.config.iface } : {}) });
+    const gate = this.gateAdds(plan.ops, links, byName);
+    const ops = gate.ops;
+    const errors = await this.deps.net.apply(batchLines(ops));
     lap('applied');
     const addedOk = new Set<string>();
     const addErrors = new Map<string, string>();
     let removed = 0;
-    plan.ops.forEach((op, i) => {
+    ops.forEach((op, i) => {
       const error = errors.get(i);
       this.deps.metrics.addressOperation(op.op, error !== undefined);
       if (error !== undefined) {
@@ -276,8 +296,10 @@ class Agent {
     const outcomes = new Map<string, ClaimOutcome>();
     for (const f of plan.failed) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
     for (const f of invalid) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
+    for (const w of wanted) if (this.guard?.withdraw(w.claim)) gate.conflicts.set(w.claim, conflictMessage(this.guard.conflict(w.claim) ?? { ip: w.ip, mac: '?', at: 0, holding: true }));
     const held = new Map<string, HeldAddress>();
     for (const [claim, { iface, want }] of plan.placement) {
+      if (gate.waiting.has(claim) || gate.conflicts.has(claim)) continue;
       const error = addErrors.get(claim);
       if (error === undefined && (addedOk.has(claim) || isUp(links, iface, want.ip))) {
         held.set(claim, { ...want, iface });
@@ -298,6 +320,7 @@ class Agent {
     }
     this.heldByClaim = held;
     this.updateHeldGauge();
+    this.watchForConflicts(held, links, byName, gate.conflicts, outcomes);
     if (!this.firstReconcileDone && this.ipNodeReady) void this.heartbeatOnce(); // Ready=True now, not one --hb later
     this.firstReconcileDone = true;
     lap('announced');
@@ -344,6 +367,71 @@ class Agent {
       this.deps.metrics.addressUp(Math.max(0, upAt - assigned) / 1000);
       this.deps.metrics.firstAnnouncement(Math.max(0, announcedAt - assigned) / 1000);
     }
+  }
+
+  /**
+   * Issue 12: adds of addresses no agent of ours held wait for a probe (the guard runs it and
+   * asks for another reconcile when it ends); those a foreign host answered for stay down.
+   * A failover move or a restart is never held back (conflict.ts needsProbe).
+   */
+  private gateAdds(ops: AddressOp[], links: HostLink[], byName: Map<string, IpClaim>): { ops: AddressOp[]; waiting: Set<string>; conflicts: Map<string, string> } {
+    const waiting = new Set<string>();
+    const conflicts = new Map<string, string>();
+    this.ownMacs = [...new Set(links.map((l) => l.mac).filter((m): m is string => !!m && m !== '00:00:00:00:00:00'))].sort();
+    if (!this.guard) return { ops, waiting, conflicts };
+    const kept = ops.filter((op) => {
+      if (op.op !== 'add' || !op.claim) return true;
+      const link = links.find((l) => l.name === op.iface);
+      if (!link?.mac || link.noArp) return true;
+      const claim = byName.get(op.claim);
+      const g = this.guard?.gate({ claim: op.claim, ip: op.ip, ifindex: link.ifindex, mac: parseMac(link.mac), status: claim?.status, pool: claim?.spec.pool ?? '' }) ?? { kind: 'up' };
+      if (g.kind === 'wait') waiting.add(op.claim);
+      if (g.kind === 'conflict') conflicts.set(op.claim, g.message);
+      return g.kind === 'up';
+    });
+    return { ops: kept, waiting, conflicts };
+  }
+
+  /** Hands the held addresses and our MACs to the guard, and reports conflicts found while holding. */
+  private watchForConflicts(held: Map<string, HeldAddress>, links: HostLink[], byName: Map<string, IpClaim>, conflicts: Map<string, string>, outcomes: Map<string, ClaimOutcome>): void {
+    if (!this.guard) return;
+    const targets: HeldTarget[] = [];
+    for (const [claim, h] of held) {
+      const link = links.find((l) => l.name === h.iface);
+      if (link?.mac) targets.push({ claim, ip: h.ip, ifindex: link.ifindex, mac: parseMac(link.mac), pool: byName.get(claim)?.spec.pool ?? '' });
+      const c = this.guard.conflict(claim);
+      if (c?.holding) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message: conflictMessage(c) });
+    }
+    for (const [claim, message] of conflicts) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message });
+    this.guard.setHeld(targets);
+    this.guard.retain(new Set(byName.keys()));
+    void this.refreshPeerMacs();
+    this.guard.setOwnMacs([...this.ownMacs, ...[...this.peerMacs.values()].flatMap((p) => p.macs)]);
+  }
+
+  /**
+   * The other agents' MACs, from the IpNodes of the nodes our claims name (spec.nodeName,
+   * status.node): the agent may get IpNodes but not list them. Read again every --resync.
+   */
+  private async refreshPeerMacs(): Promise<void> {
+    const now = this.deps.clock.now();
+    const names = new Set<string>();
+    for (const e of this.deps.kube.claims.entries()) {
+      if (!e.ok) continue;
+      if (e.claim.spec.nodeName) names.add(e.claim.spec.nodeName);
+      if (e.claim.status?.node) names.add(e.claim.status.node);
+    }
+    names.delete(this.config.nodeName);
+    const due = [...names].filter((n) => now - (this.peerMacs.get(n)?.at ?? -Infinity) >= this.config.resyncMs);
+    for (const name of due) this.peerMacs.set(name, { macs: this.peerMacs.get(name)?.macs ?? [], at: now });
+    await forEachLimit(due, 4, async (name) => {
+      try {
+        const node = await this.deps.kube.getIpNode(name);
+        this.peerMacs.set(name, { macs: node?.status?.macs ?? [], at: now });
+      } catch (err) {
+        this.log.debug({ node: name, err: errText(err) }, 'could not read the MACs of another agent');
+      }
+    });
   }
 
   private updateHeldGauge(): void {
@@ -444,7 +532,7 @@ class Agent {
     const conditions = this.conditions(nowIso);
     const addresses = [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort();
     try {
-      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, { renewTime: nowIso, addresses, claimsHeld: this.heldByClaim.size, conditions });
+      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, { renewTime: nowIso, addresses, claimsHeld: this.heldByClaim.size, conditions, ...(this.ownMacs.length ? { macs: this.ownMacs } : {}) });
       this.nodeConditions = conditions;
       this.lastApiContact = this.deps.clock.now();
       if (this.heartbeatFailing) {

@@ -10,6 +10,7 @@ import { openPacketSender } from './frames.js';
 import { kubePort } from './kube.js';
 import { AgentMetrics } from './metrics.js';
 import { iproute2 } from './net.js';
+import { packetSightingSource } from './receiver.js';
 
 export { AGENT_USAGE };
 
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
       kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs, nodeName: config.nodeName }),
       net: iproute2({ logger, clock }),
       sender: await openPacketSender(),
+      sightings: await packetSightingSource(),
       clock,
       logger,
       metrics: new AgentMetrics({ defaultMetrics: true }),

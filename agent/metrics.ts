@@ -25,6 +25,7 @@ export class AgentMetrics {
   private readonly reconciles: Counter;
   private readonly reconcileErrors: Counter;
   private readonly probes: Counter;
+  private readonly conflicts: Counter<'pool' | 'when'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = new Registry())];
@@ -34,6 +35,7 @@ export class AgentMetrics {
     this.sendErrors = new Counter({ name: `${PREFIX}announcement_errors_total`, help: 'Announcement frames that could not be sent.', labelNames: ['kind'], registers });
     this.ops = new Counter({ name: `${PREFIX}address_operations_total`, help: 'Addresses added to or removed from an interface.', labelNames: ['op'], registers });
     this.opErrors = new Counter({ name: `${PREFIX}address_operation_errors_total`, help: 'Address additions or removals that failed.', labelNames: ['op'], registers });
+    this.conflicts = new Counter({ name: `${PREFIX}address_conflicts_total`, help: 'Addresses a host that is not ours answered for (when=probe, before first use) or kept claiming while held (when=holding), by pool (none for spec.externalIPs).', labelNames: ['pool', 'when'], registers });
     this.stallWithdrawals = new Counter({ name: `${PREFIX}stall_withdrawals_total`, help: 'Times the process had not run for longer than --stall-withdraw and withdrew every address on resume.', registers });
     this.restored = new Counter({ name: `${PREFIX}addresses_restored_total`, help: 'Held addresses removed by someone else and put back.', registers });
     this.latency = new Histogram({
@@ -100,4 +102,9 @@ export class AgentMetrics {
   probed(): void {
     this.probes.inc();
   }
+
+  addressConflict(pool: string, when: 'probe' | 'holding'): void {
+    this.conflicts.inc({ pool, when });
+  }
 }
+

@@ -99,6 +99,8 @@ export interface IpNodeStatus {
   claimsHeld?: number;
   /** How the leading scheduler's probes see this node, written by the scheduler on change and every few minutes. */
   probe?: ProbeReport;
+  /** MAC addresses of the agent's interfaces ("aa:bb:cc:dd:ee:ff"): an ARP / NA answer from one of these is ours, not a conflict. */
+  macs?: string[];
   /** Ready, Draining, Fenced, StrictARPMissing. */
   conditions?: Condition[];
 }
@@ -145,6 +147,20 @@ export interface IpClaimPoolStatus {
   /** Free addresses, capped at Number.MAX_SAFE_INTEGER for very large IPv6 pools. */
   free?: number;
   conditions?: Condition[];
+  /** Addresses of the pool never allocated, and why (node addresses, conflicts seen on the wire). */
+  excluded?: ExcludedAddress[];
+  /** excluded.length, for the kubectl get column. */
+  excludedCount?: number;
+}
+
+/** An address a pool does not hand out (issue 12). */
+export interface ExcludedAddress {
+  address: string;
+  /** NodeAddress, NodeSubnet or AddressConflict. */
+  reason: string;
+  message: string;
+  /** RFC 3339: when a conflict was seen; it is retried after the scheduler's --conflict-retry. */
+  seenAt?: string;
 }
 
 export interface IpClaimPool {

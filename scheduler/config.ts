@@ -30,6 +30,8 @@ export interface SchedulerConfig {
   logLevel: Level;
   /** Parallel writes to the apiserver. */
   concurrency: number;
+  /** How long an address a foreign host answered for is not allocated before it is probed again. */
+  conflictRetryMs: number;
 }
 
 export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
@@ -58,6 +60,7 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   metricsPort: 9611,
   logLevel: 'info',
   concurrency: 16,
+  conflictRetryMs: 10 * 60_000,
 };
 
 export const SCHEDULER_USAGE = `Usage: ipcontroller scheduler [flags]
@@ -75,6 +78,7 @@ Flags:
   --probe-interval DURATION      agent probe interval (default 200ms)
   --probe-timeout DURATION       agent probe timeout (default 100ms)
   --probe-failures N             consecutive failed probes that fail a node (default 3)
+  --conflict-retry DURATION      how long an address a foreign host answered for is not allocated before it is probed again (default 10m)
   --rebalance                    move healthy claims to even out nodes (default off: no churn)
   --leader-elect-lease-duration DURATION   (default 4s)
   --leader-elect-renew-deadline DURATION   (default 2s)
@@ -126,6 +130,7 @@ export function parseSchedulerArgs(argv: string[]): ParsedArgs {
       'probe-timeout': { type: 'string' },
       'probe-failures': { type: 'string' },
       rebalance: { type: 'string' },
+      'conflict-retry': { type: 'string' },
       'leader-elect-lease-duration': { type: 'string' },
       'leader-elect-renew-deadline': { type: 'string' },
       'leader-elect-retry-period': { type: 'string' },
@@ -153,6 +158,7 @@ export function parseSchedulerArgs(argv: string[]): ParsedArgs {
     ['resync', 'resyncMs'],
     ['probe-interval', 'probeIntervalMs'],
     ['probe-timeout', 'probeTimeoutMs'],
+    ['conflict-retry', 'conflictRetryMs'],
     ['leader-elect-lease-duration', 'leaseDurationMs'],
     ['leader-elect-renew-deadline', 'renewDeadlineMs'],
     ['leader-elect-retry-period', 'retryPeriodMs'],

@@ -16,6 +16,7 @@ import type { IpClaim } from '../api/types.js';
 import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
 import type { PoolEntry } from './kube.js';
 import { poolMeta } from './pools.js';
+import type { Exclusions } from './exclusions.js';
 import { portsClash, serviceIntent, type LoadBalancerIntent, type Problem, type ServiceView } from './service.js';
 
 export interface DesiredClaim {
@@ -37,6 +38,8 @@ export interface ServiceOutcome {
   /** Pool addresses held by the Service after this decision, by family. */
   held: Array<{ address: string; pool: string }>;
   problems: Problem[];
+  /** Addresses the Service held that are now excluded (a conflict on the wire, a Node's address): it gets another. */
+  dropped?: Problem[];
 }
 
 export interface Desired {
@@ -50,6 +53,8 @@ export interface PoolSet {
   valid: Pool[];
   /** Pools that exist but cannot be used, with the reason. */
   invalid: Map<string, string>;
+  /** Addresses never handed out, with the reason (exclusions.ts). */
+  excluded?: Exclusions;
 }
 
 /** The pools as the scheduler uses them: parsed, or with the reason they cannot be. */
@@ -97,7 +102,15 @@ class Book {
   /** Addresses held under a sharing key, for Services that want to join them. */
   readonly shared = new Map<string, string[]>();
 
-  constructor(private readonly cfg: DesiredConfig) {}
+  /** taken or excluded: what nextFree must skip. */
+  readonly unusable: { has(address: string): boolean };
+
+  constructor(
+    private readonly cfg: DesiredConfig,
+    readonly excluded: Exclusions = new Map(),
+  ) {
+    this.unusable = { has: (address) => this.taken.has(address) || this.excluded.has(address) };
+  }
 
   add(address: string, family: Family, holder: Holder, pool?: string): void {
     const cidr = `${address}/${pool ? (family === 'ipv4' ? 32 : 128) : this.cfg.mask[family]}`;
@@ -136,7 +149,7 @@ function byAge(a: ServiceView, b: ServiceView): number {
 }
 
 export function computeDesired(services: ServiceView[], pools: PoolSet, existing: IpClaim[], cfg: DesiredConfig): Desired {
-  const book = new Book(cfg);
+  const book = new Book(cfg, pools.excluded);
   const outcomes = new Map<string, ServiceOutcome>();
   const sorted = [...services].sort(byAge);
   const lbServices: Array<{ svc: ServiceView; lb: LoadBalancerIntent; outcome: ServiceOutcome }> = [];
@@ -154,7 +167,12 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
     addedToSpec.set(svc.key, ours);
     for (const ip of intent.externalIPs) {
       const family = familyOf(ip);
-      if (family && !ours.includes(ip)) book.add(ip, family, { key: svc.key, svc });
+      if (!family || ours.includes(ip)) continue;
+      const excluded = book.excluded.get(ip);
+      // A Node's own address is never announced; a conflict on an externalIPs address stays on
+      // its claim (the agent retries it), as there is no pool to record it in.
+      if (excluded && excluded.reason !== 'AddressConflict') outcome.problems.push({ reason: excluded.reason, message: `spec.externalIPs address ${ip} is not announced: ${excluded.message}` });
+      else book.add(ip, family, { key: svc.key, svc });
     }
     if (intent.loadBalancer) lbServices.push({ svc, lb: intent.loadBalancer, outcome });
     else if (ours.length > 0) outcome.externalIPs = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip)); // it lost the annotation
@@ -246,7 +264,13 @@ function keepHeld(book: Book, pools: PoolSet, entry: Entry, fromClaims: Holding[
     for (const { address, pool: recorded } of candidates) {
       if (familyOf(address) !== family || (want && want !== address)) continue;
       const pool = keptIn(pools, lb, address, recorded);
-      if (!pool || book.conflict(address, holder) !== null) continue;
+      const excluded = book.excluded.get(address);
+      if (pool && excluded && !want) {
+        const message = `${address} is given up: ${excluded.message}`;
+        if (!outcome.dropped?.some((d) => d.message === message)) (outcome.dropped ??= []).push({ reason: excluded.reason, message });
+        continue;
+      }
+      if (!pool || excluded || book.conflict(address, holder) !== null) continue;
       book.add(address, family, holder, pool);
       outcome.held.push({ address, pool });
       break;
@@ -302,6 +326,8 @@ function pickAddress(book: Book, pools: PoolSet, lb: LoadBalancerIntent, family:
       const where = lb.pool ? `IpClaimPool ${lb.pool}` : 'any IpClaimPool';
       return { problem: { reason: 'AddressOutsidePool', message: `requested address ${want} is not in ${where}` } };
     }
+    const excluded = book.excluded.get(want);
+    if (excluded) return { problem: { reason: excluded.reason, message: `requested address ${want} cannot be used: ${excluded.message}` } };
     const conflict = book.conflict(want, holder);
     if (conflict) return { problem: { reason: 'AddressInUse', message: `requested address ${want} cannot be used: ${conflict}` } };
     return { address: want, pool: pool.name };
@@ -314,7 +340,7 @@ function pickAddress(book: Book, pools: PoolSet, lb: LoadBalancerIntent, family:
     }
   }
   for (const pool of eligible) {
-    const found = nextFree(pool, book.taken, cursors.get(pool.name) ?? 0n);
+    const found = nextFree(pool, book.unusable, cursors.get(pool.name) ?? 0n);
     if (found) {
       cursors.set(pool.name, found.value + 1n);
       return { address: found.address, pool: pool.name };

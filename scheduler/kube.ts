@@ -16,6 +16,7 @@ import { GROUP, PLURAL, VERSION, type Condition, type ProbeReport, type IpClaim,
 import { parseService, type ServiceView } from './service.js';
 import type { Parsed } from './watch.js';
 import { keepAliveApis } from './kubeclient.js';
+import { canonicalAddress } from './allocator.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 // Service status.conditions merge by type under a strategic merge patch, so other
@@ -28,6 +29,8 @@ export type PoolEntry = { ok: true; pool: IpClaimPool } | { ok: false; name: str
 export interface NodeView {
   name: string;
   labels: Record<string, string>;
+  /** status.addresses that are IPs (InternalIP, ExternalIP), canonical: never handed out (issue 12). */
+  addresses?: Array<{ address: string; type: string }>;
 }
 
 export interface SliceView {
@@ -54,7 +57,15 @@ export function parseNodeEntry(raw: unknown): Parsed<NodeView> | null {
   if (!name) return null;
   const labels: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(obj(obj(raw).metadata).labels))) if (typeof v === 'string') labels[k] = v;
-  return { key: name, value: { name, labels }, rv: rvOf(raw) };
+  const addresses: Array<{ address: string; type: string }> = [];
+  const list = obj(obj(raw).status).addresses;
+  for (const a of Array.isArray(list) ? list : []) {
+    const type = str(obj(a).type) ?? '';
+    // Hostname and InternalDNS entries are names; only IP entries parse.
+    const address = canonicalAddress(str(obj(a).address) ?? '');
+    if (address && !addresses.some((x) => x.address === address)) addresses.push({ address, type });
+  }
+  return { key: name, value: { name, labels, addresses }, rv: rvOf(raw) };
 }
 
 export function parseSliceEntry(raw: unknown): Parsed<SliceView> | null {

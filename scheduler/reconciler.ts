@@ -19,6 +19,7 @@ import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { capped, type Family, type Pool } from './allocator.js';
+import { ADDRESS_CONFLICT, ANNOUNCED, conflictExclusions, exclusionSummary, exclusionsIn, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
 import { computeDesired, poolSetOf, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
@@ -64,7 +65,11 @@ export interface ReconcileConfig {
   rebalance: boolean;
   /** Parallel writes to the apiserver. */
   concurrency: number;
+  /** How long an address a foreign host answered for stays excluded before it is probed again (default 10 min). */
+  conflictRetryMs?: number;
 }
+
+export const DEFAULT_CONFLICT_RETRY_MS = 10 * 60_000;
 
 export interface ReconcileDeps {
   caches: Caches;
@@ -125,8 +130,8 @@ export class Reconciler {
     this.validUntil = validUntil;
     const { caches, cfg } = this.d;
     const services = caches.services.values();
-    const pools = this.poolSet();
     const existing = caches.claims.values();
+    const pools = this.poolSet(existing);
     const desired = computeDesired(services, pools, existing, cfg);
     const existingByName = new Map(existing.map((c) => [c.metadata.name ?? '', c]));
     const svcByKey = new Map(services.map((s) => [s.key, s]));
@@ -138,12 +143,41 @@ export class Reconciler {
     await this.writeServiceConditions(desired.claims, desired.services, decisions, svcByKey, signal);
     this.tellMoves(svcByKey);
     this.report(desired.services, existing, svcByKey);
+    this.reportConflicts(existing, svcByKey);
     return { writes: this.writes, errors: this.errors };
   }
 
-  /** Pools to allocate from. A pool being deleted keeps its holders (terminating) unless the user asked to release them. */
-  private poolSet(): PoolSet {
-    return poolSetOf(this.d.caches.pools.values());
+  /**
+   * Pools to allocate from (a pool being deleted keeps its holders, terminating, unless the
+   * user asked to release them), with the addresses never handed out: Nodes' own addresses
+   * and addresses another host answered for (exclusions.ts).
+   */
+  private poolSet(claims: IpClaim[]): PoolSet {
+    const entries = this.d.caches.pools.values();
+    const base = poolSetOf(entries);
+    const stored = entries.flatMap((e) => (e.ok ? [e.pool] : []));
+    const nodes = this.d.caches.nodes.values().map((n) => ({ name: n.name, addresses: n.addresses ?? [] }));
+    const retry = this.d.cfg.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
+    const excluded = mergeExclusions(nodeExclusions(nodes, base.valid), conflictExclusions(claims, stored, this.d.clock.now(), retry, this.ourMacs()));
+    return { ...base, excluded };
+  }
+
+  /** Every agent's MACs (IpNode.status.macs), lower case. */
+  private ourMacs(): Set<string> {
+    return new Set(this.d.caches.ipNodes.values().flatMap((n) => (n.status?.macs ?? []).map((m) => m.toLowerCase())));
+  }
+
+  /**
+   * The agent cannot create Events (its RBAC has none), so the scheduler tells the Services of
+   * a claim the agent marked Announced=False / AddressConflict. The event sink sends repeats
+   * once per 10 minutes.
+   */
+  private reportConflicts(claims: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+    const ours = this.ourMacs();
+    for (const claim of claims) {
+      const c = claim.status?.conditions?.find((x) => x.type === ANNOUNCED && x.status === 'False' && x.reason === ADDRESS_CONFLICT);
+      if (c && !namesOurMac(c.message, ours)) this.eventAll(claim.spec.services ?? [], svcByKey, 'Warning', ADDRESS_CONFLICT, `${addressOf(claim.spec.cidr)}: ${c.message}`);
+    }
   }
 
   private placeAll(claims: DesiredClaim[], existing: Map<string, IpClaim>, svcByKey: Map<string, ServiceView>): Map<string, Decision> {
@@ -219,8 +253,12 @@ export class Reconciler {
           (current) => {
             let list = current.status?.conditions;
             for (const c of conditions) list = withCondition(list, condition(c.type, c.status, c.reason, c.message, now));
+            const out = exclusionsIn(pool, pools.excluded ?? new Map());
+            list = withCondition(list, condition('AddressesExcluded', out.length ? 'True' : 'False', out.length ? 'Excluded' : 'NoneExcluded', exclusionSummary(out), now));
             if (!pool.terminating) list = list?.filter((c) => c.type !== 'Deleting');
-            const status: IpClaimPoolStatus = { ...current.status, allocations: want, ...usage(pool, want), conditions: list ?? [] };
+            const { excluded: _old, excludedCount: _count, ...rest } = current.status ?? {};
+            const free = capped(pool.size - BigInt(Object.keys(want).length) - BigInt(out.filter((e) => !(e.address in want)).length));
+            const status: IpClaimPoolStatus = { ...rest, allocations: want, ...usage(pool, want), free, conditions: list ?? [], excludedCount: out.length, ...(out.length ? { excluded: out } : {}) };
             return sameJson(status, current.status) ? null : status;
           },
           signal,
@@ -546,7 +584,7 @@ export class Reconciler {
     });
   }
 
-  private report(outcomes: Map<string, { held: Array<{ address: string; pool: string }>; problems: Array<{ reason: string; message: string }> }>, existing: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+  private report(outcomes: Map<string, { held: Array<{ address: string; pool: string }>; problems: Array<{ reason: string; message: string }>; dropped?: Array<{ reason: string; message: string }> }>, existing: IpClaim[], svcByKey: Map<string, ServiceView>): void {
     const before = new Map<string, Set<string>>();
     for (const c of existing) {
       if (!c.spec.pool) continue;
@@ -562,6 +600,7 @@ export class Reconciler {
         this.event(svc, 'Normal', 'IPAllocated', `allocated ${h.address} from IpClaimPool ${h.pool}`);
       }
       const seen = new Set<string>();
+      for (const p of outcome.dropped ?? []) this.event(svc, 'Warning', p.reason, `${p.message}; allocating another address`);
       for (const p of outcome.problems) {
         const id = `${p.reason}|${p.message}`;
         seen.add(id);

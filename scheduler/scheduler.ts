@@ -131,7 +131,9 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     candidates.sort();
     healthView = { candidates, failures, failedAt };
     metrics.nodeStates(states);
-    const key = `${candidates.join(',')}|${[...failures].map(([n, r]) => `${n}=${r}`).sort().join(',')}`;
+    // Node addresses are in the key too: a Node gaining a pool address must stop its allocation at once.
+    const addresses = caches.nodes.values().map((n) => `${n.name}=${(n.addresses ?? []).map((a) => a.address).join('+')}`).sort().join(',');
+    const key = `${candidates.join(',')}|${[...failures].map(([n, r]) => `${n}=${r}`).sort().join(',')}|${addresses}`;
     if (key !== healthKey) {
       healthKey = key;
       trigger.kick();
@@ -252,7 +254,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     metrics,
     log: log.child({ part: 'reconcile' }),
     clock,
-    cfg: { lbClass: config.lbClass, mask: config.mask, strategy: config.nodeFilter, rebalance: config.rebalance, concurrency: config.concurrency },
+    cfg: { lbClass: config.lbClass, mask: config.mask, strategy: config.nodeFilter, rebalance: config.rebalance, concurrency: config.concurrency, conflictRetryMs: config.conflictRetryMs },
     health: () => healthView,
   });
 

@@ -88,17 +88,22 @@ test('kubectl get ipnodes shows the probe round trip and the claims held', async
   }
 });
 
-test('kubectl get ipclaimpools shows CIDR, USED and FREE', async () => {
+test('kubectl get ipclaimpools shows CIDR, USED, FREE and the EXCLUDED addresses', async () => {
   const name = uniqueName('pool');
   const pool: IpClaimPool = { apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name }, spec: { cidr: '198.51.100.0/24' } };
   await clients.pools.create(pool);
   try {
-    await clients.pools.patchStatus(name, { status: { used: 3, free: 251, allocations: {} } });
+    const excluded = [
+      { address: '198.51.100.5', reason: 'NodeAddress', message: 'InternalIP of Node n1' },
+      { address: '198.51.100.9', reason: 'AddressConflict', message: '198.51.100.9 is answered by 02:00:5e:00:53:99', seenAt: new Date().toISOString() },
+    ];
+    await clients.pools.patchStatus(name, { status: { used: 3, free: 249, allocations: {}, excluded, excludedCount: 2 } });
     const out = await cluster.kubectl(['get', 'ipclaimpools', name]);
     assert.is(out.code, 0, out.stderr);
     const [header, row] = out.stdout.trim().split('\n');
-    assert.match(header ?? '', /^NAME\s+CIDR\s+USED\s+FREE\s+AGE$/);
-    assert.match(row ?? '', new RegExp(`^${name}\\s+198\\.51\\.100\\.0/24\\s+3\\s+251\\s+`));
+    assert.match(header ?? '', /^NAME\s+CIDR\s+USED\s+FREE\s+EXCLUDED\s+AGE$/);
+    assert.match(row ?? '', new RegExp(`^${name}\\s+198\\.51\\.100\\.0/24\\s+3\\s+249\\s+2\\s+`));
+    assert.equal((await clients.pools.get(name))?.status?.excluded, excluded, 'the schema keeps every field');
   } finally {
     await clients.pools.delete(name);
   }
