@@ -4,17 +4,23 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane build lint unit integration e2e test bench bench-failover demo dashboard clean
+.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover demo dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # get-deps reports on stderr, so `make bench` keeps stdout for its JSON.
-get-deps: ## install Debian packages (as root), npm packages, build the control plane and helm
+get-deps: ## install Debian packages (as root), npm packages, build the control plane, node binaries, containerd, helm and the images
 	@bash test/install-deps.sh >&2
 	@$(MAKE) --no-print-directory -s node_modules/.package-lock.json >&2
 	@bash test/controlplane/build.sh >/dev/null
+	@bash test/controlplane/build.sh nodes >/dev/null
+	@bash test/controlplane/build-containerd.sh >/dev/null
 	@bash test/controlplane/build-helm.sh >/dev/null
+	@bash test/image/build.sh >/dev/null
+
+image: ## build the container images with buildah (root; no registry needed): prints name=OCI archive
+	@bash test/image/build.sh
 
 # npm ci only when the lockfile changed since the last install (npm writes this file).
 node_modules/.package-lock.json: package-lock.json
