@@ -35,6 +35,12 @@ export interface ControlPlaneOptions {
   /** More kube-apiserver flags, after the defaults (a repeated flag overrides), e.g. a larger
    *  --service-cluster-ip-range for benchmarks with thousands of Services. */
   extraApiserverArgs?: string[];
+  /** Keep the ServiceAccount admission plugin (default false: disabled, as tests create pods
+   *  without token volumes). Real kubelets need it: it injects the projected token volume pods
+   *  use for in-cluster config. */
+  serviceAccountAdmission?: boolean;
+  /** --authorization-mode (default ['RBAC']); real kubelets need ['Node', 'RBAC']. */
+  authorizationModes?: string[];
 }
 
 export interface KubectlResult {
@@ -229,12 +235,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         '--endpoint-reconciler-type=none',
         `--cert-dir=${join(dir, 'pki')}`,
         `--token-auth-file=${join(dir, 'tokens.csv')}`,
-        '--authorization-mode=RBAC',
+        `--authorization-mode=${(options.authorizationModes ?? ['RBAC']).join(',')}`,
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${join(dir, 'sa.key')}`,
         `--service-account-signing-key-file=${join(dir, 'sa.key')}`,
         '--service-cluster-ip-range=10.0.0.0/24',
-        '--disable-admission-plugins=ServiceAccount',
+        ...(options.serviceAccountAdmission ? [] : ['--disable-admission-plugins=ServiceAccount']),
         '--allow-privileged=true',
         ...(options.extraApiserverArgs ?? []),
       ],
