@@ -13,10 +13,9 @@ import { claimName } from '../../api/names.js';
 import { waitFor } from '../controlplane/harness.js';
 import { neighbour, run, startCapture, type Capture } from '../lab/index.js';
 import { NODE_PLAN, startRealCluster, type RealCluster } from '../lab/realcluster.js';
-import { downtimeAround, parseRequestLog, type RequestResult } from '../support/downtime.js';
+import { downtimeAround, type RequestResult } from '../support/downtime.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const REQUEST_LOOP = fileURLToPath(new URL('./request-loop.ts', import.meta.url));
 const SYSTEM_NS = 'ipcontroller-system';
 const NGINX_PAGE = 'Welcome to nginx!';
 let cluster: RealCluster;
@@ -42,58 +41,11 @@ test.after(async () => {
   await cluster?.destroy();
 });
 
-/** The node names whose eth0 holds address. */
-async function holders(address: string): Promise<string[]> {
-  const found: string[] = [];
-  for (const node of cluster.nodes) {
-    const r = await cluster.lab.exec(node.ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0']);
-    const links = JSON.parse(r.stdout || '[]') as { addr_info?: { local?: string }[] }[];
-    if (links.some((l) => l.addr_info?.some((a) => a.local === address))) found.push(node.name);
-  }
-  return found;
-}
-
-/** Waits until the claim for address is Assigned and confirmed by its node's agent (not `not`). */
-async function servingNode(address: string, not?: string, timeoutMs = 60_000): Promise<string> {
-  let node = '';
-  await waitFor(`claim for ${address} assigned${not ? ` away from ${not}` : ''}`, async () => {
-    const claim = await ip.claims.get(claimName(address));
-    node = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
-    return node !== '' && node !== not;
-  }, timeoutMs, 20);
-  return node;
-}
+const holders = (address: string): Promise<string[]> => cluster.holders(address);
+const servingNode = (address: string, not?: string, timeoutMs?: number): Promise<string> => cluster.servingNode(address, not, timeoutMs);
 
 async function nginxThrough(address: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(`nginx's page through ${address}`, async () => (await cluster.clientGet(`http://${address}/`, 1)).body.includes(NGINX_PAGE), timeoutMs, 200);
-}
-
-interface Loop {
-  results(): RequestResult[];
-  steady(n?: number): Promise<void>;
-  stop(): Promise<RequestResult[]>;
-}
-
-/** A fresh HTTP request every intervalMs from the client namespace (test/e2e/request-loop.ts). */
-function requestLoop(address: string, intervalMs: number, maxMs: number): Loop {
-  const proc = cluster.lab.spawn(cluster.client.ns, [process.execPath, '--import', 'tsx', REQUEST_LOOP, `http://${address}/`, String(intervalMs), String(maxMs)], {
-    label: `requests-${Date.now().toString(36)}`,
-  });
-  const results = (): RequestResult[] => parseRequestLog(readFileSync(proc.logFile, 'utf8'));
-  return {
-    results,
-    async steady(n = 10) {
-      await waitFor(`${n} answers in a row from ${address}`, async () => {
-        const tail = results().slice(-n);
-        return tail.length === n && tail.every((r) => r.ok);
-      }, 30_000, 50);
-    },
-    async stop() {
-      proc.signal('SIGTERM');
-      await proc.exited;
-      return results();
-    },
-  };
 }
 
 async function rollout(kind: string, namespace: string): Promise<void> {
@@ -184,44 +136,26 @@ spec:
   ports: [{ name: http, port: 80, targetPort: 80 }]
 `;
 
-async function agentContainer(nodeName: string): Promise<string> {
-  const ids = await cluster.node(nodeName).containers(SYSTEM_NS, 'agent');
-  // The newest running one (an old one may be left exited after a restart).
-  for (const id of ids.reverse()) {
-    const task = await cluster.node(nodeName).ctr(['tasks', 'list']);
-    if (task.stdout.split('\n').some((l) => l.startsWith(id) && l.includes('RUNNING'))) return id;
-  }
-  throw new Error(`no running agent container on ${nodeName}`);
-}
-
 test('real nodes 4. hard failure of the serving node (agent container frozen, link cut): the client follows', async () => {
   await cluster.mustKubectl(['apply', '-f', '-'], WEB);
   await rollout('deployment/web', 'default');
   const from = await servingNode(WEB_IP);
   await nginxThrough(WEB_IP);
-  const node = cluster.node(from);
-  const container = await agentContainer(from);
   const leader = (await cluster.kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
   const leaderNode = (await cluster.kubectl(['get', 'pod', leader, '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.nodeName}'])).stdout;
 
-  const loop = requestLoop(WEB_IP, 20, 120_000);
+  const loop = cluster.requestLoop(WEB_IP, 20, 120_000);
   let at = 0;
   let to = '';
   try {
     await loop.steady(10);
     at = Date.now();
-    const paused = await node.ctr(['tasks', 'pause', container]);
-    assert.is(paused.code, 0, paused.stderr);
-    await cluster.lab.exec(node.ns, ['ip', 'link', 'set', 'eth0', 'down']);
+    await cluster.fail(from);
     to = await servingNode(WEB_IP, from);
     await loop.steady(10);
   } finally {
     await loop.stop();
-    // Back as it was: link up (its routes went with it), agent resumed.
-    await cluster.lab.exec(node.ns, ['ip', 'link', 'set', 'eth0', 'up']);
-    await cluster.lab.exec(node.ns, ['ip', 'route', 'replace', '198.51.100.192/27', 'dev', 'eth0']);
-    for (const plan of NODE_PLAN) if (plan.name !== from) await cluster.lab.exec(node.ns, ['ip', 'route', 'replace', plan.podCidr, 'via', plan.ip4]);
-    await node.ctr(['tasks', 'resume', container]);
+    await cluster.recover(from);
   }
   const downtime = downtimeAround(loop.results(), at);
   assert.ok(downtime, 'the client had answers before and after the fault');
@@ -237,7 +171,7 @@ test('real nodes 4. hard failure of the serving node (agent container frozen, li
 test('real nodes 5. kubectl rollout restart of the agents: no downtime; at most the request in flight at each handover is reset', async () => {
   const before = await servingNode(WEB_IP);
   await nginxThrough(WEB_IP);
-  const loop = requestLoop(WEB_IP, 20, 300_000);
+  const loop = cluster.requestLoop(WEB_IP, 20, 300_000);
   let results: RequestResult[] = [];
   const t0 = Date.now();
   // Where the address is, sampled through the rollout, to count handovers.

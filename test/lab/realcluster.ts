@@ -21,6 +21,9 @@ import { startControlPlane, waitFor, type ControlPlane, type KubectlResult, type
 import { startApiForwarder, type ApiForwarder } from './apiforward.js';
 import { Lab, type LabProcess, type Netns, type Port } from './lab.js';
 import { startRealNode, type RealNode } from './realnode.js';
+import { ipClients } from '../../api/client.js';
+import { claimName } from '../../api/names.js';
+import { parseRequestLog, type RequestResult } from '../support/downtime.js';
 
 const CONTROLPLANE_DIR = fileURLToPath(new URL('../controlplane/', import.meta.url));
 const IMAGE_SCRIPT = fileURLToPath(new URL('../image/build.sh', import.meta.url));
@@ -89,12 +92,32 @@ export interface RealCluster {
   node(name: string): RealNode;
   /** One HTTP GET from the client namespace. */
   clientGet(url: string, timeoutSeconds?: number): Promise<{ ok: boolean; body: string }>;
+  /** Names of the nodes whose eth0 holds address. */
+  holders(address: string): Promise<string[]>;
+  /** Waits until the claim for address is Assigned and confirmed by its node's agent (and not on `not`). */
+  servingNode(address: string, not?: string, timeoutMs?: number): Promise<string>;
+  /** A fresh HTTP request to http://address/ every intervalMs from the client namespace. */
+  requestLoop(address: string, intervalMs: number, maxMs: number): RequestLoop;
+  /** Hard failure of a node: its agent container paused (cgroup freezer) and its link cut. */
+  fail(nodeName: string): Promise<void>;
+  /** Undoes fail(): link and routes back, agent resumed. */
+  recover(nodeName: string): Promise<void>;
   /** Start-up figures in seconds. */
   timings: Record<string, number>;
   /** Resident memory (MiB) of the control plane, each node's daemons and pods, and in total. */
   memory(): Record<string, number>;
   destroy(): Promise<void>;
 }
+
+export interface RequestLoop {
+  results(): RequestResult[];
+  /** Waits for n answers in a row. */
+  steady(n?: number, timeoutMs?: number): Promise<void>;
+  stop(): Promise<RequestResult[]>;
+}
+
+export const AGENT_NAMESPACE = 'ipcontroller-system';
+const REQUEST_LOOP = fileURLToPath(new URL('../e2e/request-loop.ts', import.meta.url));
 
 export const NODE_PLAN = [
   { name: 'node-1', short: 'n1', ip4: '192.0.2.11', mac: '02:00:00:00:01:11', podCidr: '198.51.100.0/26' },
@@ -280,18 +303,79 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     lap('cluster ready');
     timings.total = (Date.now() - started) / 1000;
 
+    const ip = ipClients(controlPlane.kubeConfig());
+    const node = (name: string): RealNode => {
+      const found = nodes.find((n) => n.name === name);
+      if (!found) throw new Error(`no node ${name}`);
+      return found;
+    };
+    const frozen = new Map<string, string>();
     return {
       lab,
       controlPlane,
       nodes,
+      async holders(address) {
+        const found: string[] = [];
+        for (const n of nodes) {
+          const r = await lab.exec(n.ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0']);
+          const links = JSON.parse(r.stdout || '[]') as { addr_info?: { local?: string }[] }[];
+          if (links.some((l) => l.addr_info?.some((a) => a.local === address))) found.push(n.name);
+        }
+        return found;
+      },
+      async servingNode(address, not, timeoutMs = 60_000) {
+        let serving = '';
+        await waitFor(`claim for ${address} assigned${not ? ` away from ${not}` : ''}`, async () => {
+          const claim = await ip.claims.get(claimName(address));
+          serving = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
+          return serving !== '' && serving !== not;
+        }, timeoutMs, 20);
+        return serving;
+      },
+      requestLoop(address, intervalMs, maxMs) {
+        const proc = lab.spawn(clientNs, [process.execPath, '--import', 'tsx', REQUEST_LOOP, `http://${address}/`, String(intervalMs), String(maxMs)], {
+          label: `requests-${Date.now().toString(36)}`,
+        });
+        const results = (): RequestResult[] => parseRequestLog(readFileSync(proc.logFile, 'utf8'));
+        return {
+          results,
+          async steady(n = 10, timeoutMs = 30_000) {
+            await waitFor(`${n} answers in a row from ${address}`, async () => {
+              const tail = results().slice(-n);
+              return tail.length === n && tail.every((r) => r.ok);
+            }, timeoutMs, 50);
+          },
+          async stop() {
+            proc.signal('SIGTERM');
+            await proc.exited;
+            return results();
+          },
+        };
+      },
+      async fail(name) {
+        const n = node(name);
+        const listed = await n.ctr(['tasks', 'list']);
+        const running = new Set(listed.stdout.split('\n').filter((l) => l.includes('RUNNING')).map((l) => l.split(/\s+/)[0]));
+        const container = (await n.containers(AGENT_NAMESPACE, 'agent')).find((id) => running.has(id));
+        if (!container) throw new Error(`no running agent container on ${name}`);
+        const paused = await n.ctr(['tasks', 'pause', container]);
+        if (paused.code !== 0) throw new Error(`pausing the agent on ${name}: ${paused.stderr}`);
+        frozen.set(name, container);
+        await lab.exec(n.ns, ['ip', 'link', 'set', 'eth0', 'down']);
+      },
+      async recover(name) {
+        const n = node(name);
+        await lab.exec(n.ns, ['ip', 'link', 'set', 'eth0', 'up']);
+        // A link going down takes its routes with it.
+        await addRoutes(lab, n.ns, name);
+        const container = frozen.get(name);
+        if (container) await n.ctr(['tasks', 'resume', container]);
+        frozen.delete(name);
+      },
       client: { ns: clientNs, port: clientPort, ip4: CLIENT.ip4 },
       kubectl,
       mustKubectl,
-      node(name) {
-        const found = nodes.find((n) => n.name === name);
-        if (!found) throw new Error(`no node ${name}`);
-        return found;
-      },
+      node,
       async clientGet(url, timeoutSeconds = 2) {
         const r = await lab.exec(clientNs, ['curl', '-s', '-g', '-m', String(timeoutSeconds), url]);
         return { ok: r.code === 0, body: r.stdout };
