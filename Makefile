@@ -4,7 +4,7 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover demo dashboard clean
+.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover demo demo-process dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -53,7 +53,10 @@ bench: get-deps ## every benchmark (root for the lab ones), JSON on stdout
 bench-failover: get-deps ## failover benchmark in the lab (root), JSON on stdout
 	@$(NODE_TSX) test/bench/run.ts failover
 
-demo: get-deps ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears it down
+demo: get-deps ## real-node lab (kubelets, containerd, kube-proxy), the README install, a failover; Ctrl-C tears it down
+	$(NODE_TSX) test/demo-real.ts
+
+demo-process: get-deps ## the faster process lab: control plane + two-node lab + scheduler + agents as processes
 	$(NODE_TSX) test/demo.ts
 
 clean: ## remove build output (the control-plane cache in ~/.cache/ipcontroller stays)

@@ -37,8 +37,10 @@ test.before(async () => {
   }
 });
 test.after(async () => {
+  const t0 = Date.now();
   await capture?.stop();
   await cluster?.destroy();
+  log(`torn down in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 });
 
 const holders = (address: string): Promise<string[]> => cluster.holders(address);
