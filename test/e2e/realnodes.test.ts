@@ -236,6 +236,29 @@ test('real nodes 6. the scheduler leader pod deleted: the standby takes over and
   await rollout('deployment/ipcontroller-scheduler', SYSTEM_NS);
 });
 
+const WEB6_IP = '2001:db8::100';
+test('real nodes 7. IPv6: an externalIPs address from 2001:db8::/64 on an IPv6 Service reaches nginx through kube-proxy', async () => {
+  await cluster.mustKubectl(['apply', '-f', '-'], `apiVersion: v1
+kind: Service
+metadata: { name: web6, namespace: default }
+spec:
+  selector: { app: web }
+  ipFamilyPolicy: SingleStack
+  ipFamilies: [IPv6]
+  externalIPs: ["${WEB6_IP}"]
+  ports: [{ name: http, port: 80, targetPort: 80 }]
+`);
+  const node = await servingNode(WEB6_IP);
+  assert.ok(['node-1', 'node-2'].includes(node));
+  assert.equal(await holders(WEB6_IP), [node]);
+  await nginxThrough(`[${WEB6_IP}]`);
+  // The agent's unsolicited NA reached the client; its neighbour entry names the node.
+  const mac = NODE_PLAN.find((p) => p.name === node)?.mac;
+  await capture.waitFor(`NA for ${WEB6_IP}`, (f) => f.srcMac === mac && f.na?.target === WEB6_IP, 15_000);
+  assert.is((await neighbour(cluster.lab, cluster.client.ns, WEB6_IP))?.mac, mac);
+  log(`IPv6: web6 at ${WEB6_IP} served through ${node}`);
+});
+
 const LOCAL_IP = '192.0.2.62';
 const localWeb = (node: string): string => `apiVersion: apps/v1
 kind: Deployment

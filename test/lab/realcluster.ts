@@ -4,8 +4,9 @@
 // bridge, each with its own containerd, kubelet and kube-proxy (realnode.ts). Pods are real:
 // the images come from test/image/build.sh as OCI archives (no registry is reachable here).
 //
-//   segment 192.0.2.0/24 (bridge): client 192.0.2.2, api 192.0.2.3, node-N 192.0.2.1N
-//   pods: node-N owns 198.51.100.(N-1)*64/26; Services: 198.51.100.192/27
+//   segment 192.0.2.0/24 and 2001:db8::/64 (bridge): client .2 / ::2, api 192.0.2.3, node-N .1N / ::1N
+//   pods: node-N owns 198.51.100.(N-1)*64/26 and 2001:db8:1:N::/64; Services: 198.51.100.192/27 and
+//   2001:db8:ffff::/112 (dual stack, IPv4 first: the `kubernetes` Service is IPv4)
 //
 // The apiserver stays on the root namespace's 127.0.0.1 (../../../shared/LAB.md): kubelets and
 // kube-proxies reach it through the lab's API forwarder on their own 127.0.0.1, and pods through
@@ -29,7 +30,9 @@ const CONTROLPLANE_DIR = fileURLToPath(new URL('../controlplane/', import.meta.u
 const IMAGE_SCRIPT = fileURLToPath(new URL('../image/build.sh', import.meta.url));
 export const PAUSE_IMAGE = 'localhost/ipcontroller-lab/pause:1';
 export const SERVICE_CIDR = '198.51.100.192/27';
+export const SERVICE_CIDR6 = '2001:db8:ffff::/112';
 export const CLUSTER_CIDR = '198.51.100.0/25';
+export const CLUSTER_CIDR6 = '2001:db8:1::/48';
 const API_IP = '192.0.2.3';
 const API_PORT = 6443;
 
@@ -120,16 +123,17 @@ export const AGENT_NAMESPACE = 'ipcontroller-system';
 const REQUEST_LOOP = fileURLToPath(new URL('../e2e/request-loop.ts', import.meta.url));
 
 export const NODE_PLAN = [
-  { name: 'node-1', short: 'n1', ip4: '192.0.2.11', mac: '02:00:00:00:01:11', podCidr: '198.51.100.0/26' },
-  { name: 'node-2', short: 'n2', ip4: '192.0.2.12', mac: '02:00:00:00:01:12', podCidr: '198.51.100.64/26' },
-  { name: 'node-3', short: 'n3', ip4: '192.0.2.13', mac: '02:00:00:00:01:13', podCidr: '198.51.100.128/26' },
+  { name: 'node-1', short: 'n1', ip4: '192.0.2.11', ip6: '2001:db8::11', mac: '02:00:00:00:01:11', podCidr: '198.51.100.0/26', podCidr6: '2001:db8:1:1::/64' },
+  { name: 'node-2', short: 'n2', ip4: '192.0.2.12', ip6: '2001:db8::12', mac: '02:00:00:00:01:12', podCidr: '198.51.100.64/26', podCidr6: '2001:db8:1:2::/64' },
+  { name: 'node-3', short: 'n3', ip4: '192.0.2.13', ip6: '2001:db8::13', mac: '02:00:00:00:01:13', podCidr: '198.51.100.128/26', podCidr6: '2001:db8:1:3::/64' },
 ];
-const CLIENT = { ip4: '192.0.2.2', mac: '02:00:00:00:01:02' };
+const CLIENT = { ip4: '192.0.2.2', ip6: '2001:db8::2', mac: '02:00:00:00:01:02' };
 
 // A node answers ARP only for addresses on the asking interface, forwards (kube-proxy DNAT to
 // pods), and keeps IPv6 addresses on a cut link, as in the process lab.
 const NODE_SYSCTLS = {
   'net.ipv4.ip_forward': 1,
+  'net.ipv6.conf.all.forwarding': 1,
   'net.ipv4.conf.all.arp_ignore': 1,
   'net.ipv4.conf.all.arp_announce': 2,
   'net.ipv6.conf.all.keep_addr_on_down': 1,
@@ -166,14 +170,21 @@ function withToken(source: string, tokenValue: string, target: string): string {
 }
 
 /** Routes a namespace on the segment needs: Services via its own eth0 (nodes only), pods via their node. */
-async function addRoutes(lab: Lab, ns: Netns, self: string | undefined): Promise<void> {
+async function addRoutes(lab: Lab, ns: Netns, self: string | undefined, ipv6 = true): Promise<void> {
   const ip = async (args: string[]): Promise<void> => {
     const r = await lab.exec(ns, ['ip', ...args]);
     if (r.code !== 0 && !r.stderr.includes('File exists')) throw new Error(`ip ${args.join(' ')} in ${ns.name}: ${r.stderr}`);
   };
   // Without a route, a node's own packet to a ClusterIP fails (ENETUNREACH) before kube-proxy's DNAT.
-  if (self) await ip(['route', 'replace', SERVICE_CIDR, 'dev', 'eth0']);
-  for (const plan of NODE_PLAN) if (plan.name !== self) await ip(['route', 'replace', plan.podCidr, 'via', plan.ip4]);
+  if (self) {
+    await ip(['route', 'replace', SERVICE_CIDR, 'dev', 'eth0']);
+    await ip(['-6', 'route', 'replace', SERVICE_CIDR6, 'dev', 'eth0']);
+  }
+  for (const plan of NODE_PLAN) {
+    if (plan.name === self) continue;
+    await ip(['route', 'replace', plan.podCidr, 'via', plan.ip4]);
+    if (ipv6) await ip(['-6', 'route', 'replace', plan.podCidr6, 'via', plan.ip6]);
+  }
 }
 
 export async function startRealCluster(options: RealClusterOptions = {}): Promise<RealCluster> {
@@ -196,7 +207,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     serviceAccountAdmission: true,
     authorizationModes: ['Node', 'RBAC'],
     extraTokens: [...nodeTokens.values(), proxyToken, kcmToken, schedulerToken],
-    extraApiserverArgs: [`--service-cluster-ip-range=${SERVICE_CIDR}`, '--kubelet-preferred-address-types=InternalIP'],
+    extraApiserverArgs: [`--service-cluster-ip-range=${SERVICE_CIDR},${SERVICE_CIDR6}`, '--kubelet-preferred-address-types=InternalIP'],
   });
   lap('control plane');
 
@@ -220,7 +231,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     // The `kubernetes` Service's backend for pods: a forwarder on the segment.
     const apiNs = await lab.addNamespace('api');
     await lab.attach(apiNs, { ifname: 'eth0', addresses: [`${API_IP}/24`] });
-    await addRoutes(lab, apiNs, undefined);
+    await addRoutes(lab, apiNs, undefined, false);
     lab.spawn(apiNs, ['socat', `TCP-LISTEN:${API_PORT},bind=${API_IP},fork,reuseaddr`, `UNIX-CONNECT:${forwarder.socketPath}`], { label: 'socat' });
     await mustKubectl(['apply', '-f', '-'], YAML.stringify({
       apiVersion: 'discovery.k8s.io/v1',
@@ -236,7 +247,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     }));
 
     const clientNs = await lab.addNamespace('client');
-    const clientPort = await lab.attach(clientNs, { ifname: options.testlink ?? 'testlink', mac: CLIENT.mac, addresses: [`${CLIENT.ip4}/24`] });
+    const clientPort = await lab.attach(clientNs, { ifname: options.testlink ?? 'testlink', mac: CLIENT.mac, addresses: [`${CLIENT.ip4}/24`, `${CLIENT.ip6}/64`] });
 
     // Controllers in the root namespace, on the apiserver's loopback address.
     const kcmKubeconfig = controlPlane.kubeconfigFor(kcmToken);
@@ -247,8 +258,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       '--use-service-account-credentials=true',
       `--root-ca-file=${join(controlPlane.dir, 'pki', 'apiserver.crt')}`,
       `--service-account-private-key-file=${join(controlPlane.dir, 'sa.key')}`,
-      `--cluster-cidr=${CLUSTER_CIDR}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR}`,
+      `--service-cluster-ip-range=${SERVICE_CIDR},${SERVICE_CIDR6}`,
       '--leader-elect=false',
       '--secure-port=0',
       // Pods on a node whose kubelet stops reporting are evicted after the default 5 minutes;
@@ -263,7 +273,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
 
     const nodes = await Promise.all(NODE_PLAN.map(async (plan) => {
       const ns = await lab.addNamespace(plan.short, NODE_SYSCTLS);
-      await lab.attach(ns, { ifname: 'eth0', mac: plan.mac, addresses: [`${plan.ip4}/24`] });
+      await lab.attach(ns, { ifname: 'eth0', mac: plan.mac, addresses: [`${plan.ip4}/24`, `${plan.ip6}/64`] });
       await addRoutes(lab, ns, plan.name);
       const base = await forwarder.kubeconfigFor(ns);
       const nodeToken = nodeTokens.get(plan.name) as TokenUser;
@@ -271,8 +281,10 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         name: plan.name,
         ns,
         ip4: plan.ip4,
+        ip6: plan.ip6,
         podCidr: plan.podCidr,
-        clusterCidr: CLUSTER_CIDR,
+        podCidr6: plan.podCidr6,
+        clusterCidr: `${CLUSTER_CIDR},${CLUSTER_CIDR6}`,
         kubeletKubeconfig: withToken(base, nodeToken.token, `${base}-kubelet`),
         proxyKubeconfig: withToken(base, proxyToken.token, `${base}-kube-proxy`),
         labels: options.nodeLabels?.[plan.name] ?? {},

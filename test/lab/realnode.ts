@@ -34,9 +34,13 @@ export interface RealNodeOptions {
   name: string;
   ns: Netns;
   ip4: string;
+  /** The node's IPv6 address, for a dual-stack node. */
+  ip6?: string;
   /** This node's pod range (host-local IPAM on the cni0 bridge). */
   podCidr: string;
-  /** All nodes' pod ranges together (kube-proxy's clusterCIDR). */
+  /** Its IPv6 pod range, for a dual-stack node. */
+  podCidr6?: string;
+  /** All nodes' pod ranges together (kube-proxy's clusterCIDR; "v4,v6" for dual stack). */
   clusterCidr: string;
   /** Kubeconfigs valid inside ns, for the kubelet (system:node:<name>) and kube-proxy. */
   kubeletKubeconfig: string;
@@ -211,7 +215,7 @@ state = ${toml(join(dir, 'containerd', 'state'))}
 `;
 }
 
-function cniConfig(dir: string, podCidr: string): string {
+function cniConfig(dir: string, podCidr: string, podCidr6: string | undefined): string {
   return JSON.stringify({
     cniVersion: '1.0.0',
     name: 'lab',
@@ -222,7 +226,9 @@ function cniConfig(dir: string, podCidr: string): string {
         isGateway: true,
         hairpinMode: true,
         ipMasq: false,
-        ipam: { type: 'host-local', dataDir: join(dir, 'cni-ipam'), ranges: [[{ subnet: podCidr }]], routes: [{ dst: '0.0.0.0/0' }] },
+        ipam: { type: 'host-local', dataDir: join(dir, 'cni-ipam'), ranges: [[{ subnet: podCidr }], ...(podCidr6 ? [[{ subnet: podCidr6 }]] : [])],
+          routes: [{ dst: '0.0.0.0/0' }, ...(podCidr6 ? [{ dst: '::/0' }] : [])],
+        },
       },
       { type: 'portmap', capabilities: { portMappings: true } },
     ],
@@ -334,7 +340,7 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
   const containerdBin = join(options.binaries.containerdDir, 'containerd');
   const ctrBin = join(options.binaries.containerdDir, 'ctr');
   writeFileSync(join(dir, 'containerd.toml'), containerdConfig(dir, options, !lowerOom));
-  writeFileSync(join(dir, 'cni', '10-lab.conflist'), cniConfig(dir, options.podCidr));
+  writeFileSync(join(dir, 'cni', '10-lab.conflist'), cniConfig(dir, options.podCidr, options.podCidr6));
   writeFileSync(join(dir, 'kubelet.json'), kubeletConfig(dir, options, `/${cgroupName}`, lowerOom));
   writeFileSync(join(dir, 'kube-proxy.json'), kubeProxyConfig(options));
   writeFileSync(join(dir, 'containerd.sh'), wrapperScript(dir, containerdBin, join(dir, 'containerd.toml')), { mode: 0o755 });
@@ -371,7 +377,7 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
       `--root-dir=${join(dir, 'kubelet')}`,
       `--cert-dir=${join(dir, 'pki')}`,
       `--hostname-override=${options.name}`,
-      `--node-ip=${options.ip4}`,
+      `--node-ip=${[options.ip4, ...(options.ip6 ? [options.ip6] : [])].join(',')}`,
       ...(labels ? [`--node-labels=${labels}`] : []),
     ],
     { env, label: `${options.ns.short}-kubelet` },
