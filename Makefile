@@ -41,7 +41,7 @@ unit: node_modules/.package-lock.json ## pure-logic tests, no I/O
 integration: get-deps ## tests against a real kube-apiserver + etcd (the agent's need root for network namespaces)
 	$(NODE_TSX) test/run.ts integration
 
-e2e: get-deps ## the two-node network-namespace lab (root); TESTLINK=<name> names the client's test link
+e2e: get-deps ## the process lab and the real-node lab (kubelets, containerd, kube-proxy; root); TESTLINK=<name> names the client link
 	TESTLINK=$(TESTLINK) $(NODE_TSX) test/run.ts e2e
 
 test: get-deps ## unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
