@@ -15,7 +15,6 @@
 //   (detected, see rootLacksSysResource()).
 // Everything lives under <lab dir>/<short>; teardown kills what runs in the node's cgroups and
 // its containerd shims by name, then removes the cgroups.
-import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { waitFor } from '../controlplane/harness.js';
@@ -404,9 +403,4 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
     podPids: () => [...new Set([...shimPids(socket), ...cgroupHierarchies().filter((h) => h.endsWith('/memory')).flatMap((h) => cgroupPids(join(h, cgroupName)))])],
     timings,
   };
-}
-
-/** Runs a command in the node's mount and network namespaces (as the kubelet sees them). */
-export function nodeExecSync(node: RealNode, command: string[]): string {
-  return execFileSync('nsenter', [`--mount=/proc/${node.containerd.child.pid}/ns/mnt`, `--net=/run/netns/${node.ns.name}`, ...command], { encoding: 'utf8' });
 }
