@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 .PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover demo demo-process dashboard clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # get-deps reports on stderr, so `make bench` keeps stdout for its JSON.
 get-deps: ## install Debian packages (as root), npm packages, build the control plane, node binaries, containerd, helm and the images
