@@ -300,6 +300,9 @@ test('real nodes 2. the Helm chart installed for real in place of the kubectl in
   await cluster.mustKubectl(['delete', '-f', `${root}examples/claims/`, '--wait=true']);
   await cluster.mustKubectl(['delete', '-f', `${root}examples/auth.yaml`, '--wait=true', '--timeout=120s']);
   const t0 = Date.now();
+  // The README's command also sets pool.cidr=192.0.2.0/24; here example-pool (192.0.2.100-150) is
+  // already there, and a second pool over the whole segment would overlap it and hold the lab's
+  // own node and client addresses, so the chart's pool is left out.
   const installed = await run(helm, [
     'install', 'ipc', `${root}examples/helm/ipcontroller`, '-n', SYSTEM_NS, '--create-namespace',
     '--set', 'agent.iface=eth0', '--wait', '--timeout', '3m', '--kubeconfig', cluster.controlPlane.kubeconfigPath,
