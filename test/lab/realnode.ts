@@ -131,6 +131,21 @@ function removeCgroupTree(dir: string): void {
   }
 }
 
+/** Thaws every frozen cgroup below dir (v1 freezer.state, v2 cgroup.freeze). */
+function thawTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) thawTree(join(dir, entry.name));
+  }
+  for (const [file, value] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']]) {
+    try {
+      if (existsSync(join(dir, file as string))) writeFileSync(join(dir, file as string), value as string);
+    } catch {
+      /* the root of a hierarchy has none, or it went away */
+    }
+  }
+}
+
 /** Processes whose command line names this containerd socket (its runc shims). */
 function shimPids(socket: string): number[] {
   const found: number[] = [];
@@ -153,6 +168,8 @@ function shimPids(socket: string): number[] {
  */
 export function cleanupNodeSync(cgroupName: string, socket: string): void {
   const dirs = cgroupHierarchies().map((h) => join(h, cgroupName));
+  // A paused container (ctr tasks pause: the cgroup freezer) cannot die of SIGKILL until thawed.
+  for (const dir of dirs) thawTree(dir);
   for (let attempt = 0; attempt < 50; attempt++) {
     const pids = [...new Set([...shimPids(socket), ...dirs.flatMap(cgroupPids)])];
     if (pids.length === 0) break;
