@@ -1,5 +1,9 @@
 # Multi-stage image for both programs: `ipcontroller agent` and `ipcontroller scheduler`.
-FROM node:22-bookworm-slim AS build
+# NODE_IMAGE: a Debian bookworm image with Node 20 or newer and a `node` user (uid 1000); the
+# default is the official one. The test lab, which reaches no registry, passes its own
+# (test/image/build.sh).
+ARG NODE_IMAGE=node:22-bookworm-slim
+FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -10,7 +14,7 @@ COPY agent agent
 COPY scheduler scheduler
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
-FROM node:22-bookworm-slim
+FROM ${NODE_IMAGE}
 # iproute2: the agent changes addresses through one `ip -batch` per reconcile.
 RUN apt-get update && apt-get install -y --no-install-recommends iproute2 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app

@@ -4,17 +4,23 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane build lint unit integration e2e test bench bench-failover demo dashboard clean
+.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover demo demo-process dashboard clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # get-deps reports on stderr, so `make bench` keeps stdout for its JSON.
-get-deps: ## install Debian packages (as root), npm packages, build the control plane and helm
+get-deps: ## install Debian packages (as root), npm packages, build the control plane, node binaries, containerd, helm and the images
 	@bash test/install-deps.sh >&2
 	@$(MAKE) --no-print-directory -s node_modules/.package-lock.json >&2
 	@bash test/controlplane/build.sh >/dev/null
+	@bash test/controlplane/build.sh nodes >/dev/null
+	@bash test/controlplane/build-containerd.sh >/dev/null
 	@bash test/controlplane/build-helm.sh >/dev/null
+	@bash test/image/build.sh >/dev/null
+
+image: ## build the container images with buildah (root; no registry needed): prints name=OCI archive
+	@bash test/image/build.sh
 
 # npm ci only when the lockfile changed since the last install (npm writes this file).
 node_modules/.package-lock.json: package-lock.json
@@ -35,7 +41,7 @@ unit: node_modules/.package-lock.json ## pure-logic tests, no I/O
 integration: get-deps ## tests against a real kube-apiserver + etcd (the agent's need root for network namespaces)
 	$(NODE_TSX) test/run.ts integration
 
-e2e: get-deps ## the two-node network-namespace lab (root); TESTLINK=<name> names the client's test link
+e2e: get-deps ## the process lab and the real-node lab (kubelets, containerd, kube-proxy; root); TESTLINK=<name> names the client link
 	TESTLINK=$(TESTLINK) $(NODE_TSX) test/run.ts e2e
 
 test: get-deps ## unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
@@ -47,7 +53,10 @@ bench: get-deps ## every benchmark (root for the lab ones), JSON on stdout
 bench-failover: get-deps ## failover benchmark in the lab (root), JSON on stdout
 	@$(NODE_TSX) test/bench/run.ts failover
 
-demo: get-deps ## local control plane + two-node lab + scheduler + agents; Ctrl-C tears it down
+demo: get-deps ## real-node lab (kubelets, containerd, kube-proxy), the README install, a failover; Ctrl-C tears it down
+	$(NODE_TSX) test/demo-real.ts
+
+demo-process: get-deps ## the faster process lab: control plane + two-node lab + scheduler + agents as processes
 	$(NODE_TSX) test/demo.ts
 
 clean: ## remove build output (the control-plane cache in ~/.cache/ipcontroller stays)

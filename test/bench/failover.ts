@@ -10,7 +10,7 @@ const GRACEFUL = Number(process.env.BENCH_GRACEFUL ?? 5);
 const CREATES = Number(process.env.BENCH_CREATES ?? 20);
 const VIP = '192.0.2.60';
 
-function stats(values: number[]): { n: number; min: number; p50: number; p99: number; max: number } {
+export function stats(values: number[]): { n: number; min: number; p50: number; p99: number; max: number } {
   const sorted = [...values].sort((a, b) => a - b);
   const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
   return { n: sorted.length, min: sorted[0] ?? NaN, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };

@@ -43,6 +43,8 @@ export interface ControlPlaneOptions {
    * (the agent's node-scoped identity) and labs with real kubelets turn it on.
    */
   serviceAccountAdmission?: boolean;
+  /** --authorization-mode (default ['RBAC']); real kubelets need ['Node', 'RBAC']. */
+  authorizationModes?: string[];
 }
 
 export interface KubectlResult {
@@ -244,7 +246,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         '--endpoint-reconciler-type=none',
         `--cert-dir=${join(dir, 'pki')}`,
         `--token-auth-file=${join(dir, 'tokens.csv')}`,
-        '--authorization-mode=RBAC',
+        `--authorization-mode=${(options.authorizationModes ?? ['RBAC']).join(',')}`,
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${serviceAccountKeyPath(dir)}`,
         `--service-account-signing-key-file=${serviceAccountKeyPath(dir)}`,

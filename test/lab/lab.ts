@@ -103,6 +103,7 @@ function installHooks(signals: boolean): void {
 export class Lab {
   readonly namespaces: Netns[] = [];
   readonly processes = new Set<LabProcess>();
+  private readonly teardowns: (() => void)[] = [];
   private bridgeNs: Netns | undefined;
   private portCount = 0;
   private destroyed = false;
@@ -187,9 +188,21 @@ export class Lab {
   /** Starts a long-lived process inside ns, in its own process group, output to a log file. */
   spawn(ns: Netns, command: string[], options: SpawnOptions = {}): LabProcess {
     const label = options.label ?? (command[0] ?? 'proc').replace(/[^a-zA-Z0-9]/g, '_');
-    const logFile = options.logFile ?? join(this.dir, `${ns.short}-${label}.log`);
+    return this.spawnRaw(['ip', 'netns', 'exec', ns.name, ...command], { ...options, logFile: options.logFile ?? join(this.dir, `${ns.short}-${label}.log`) });
+  }
+
+  /**
+   * Starts a long-lived process as given (no `ip netns exec`), tracked and stopped like spawn():
+   * for commands that enter namespaces themselves (nsenter), because `ip netns exec` remounts
+   * /sys and so hides the cgroup mounts a kubelet needs.
+   */
+  spawnRaw(command: string[], options: SpawnOptions = {}): LabProcess {
+    const label = options.label ?? (command[0] ?? 'proc').replace(/[^a-zA-Z0-9]/g, '_');
+    const logFile = options.logFile ?? join(this.dir, `${label}.log`);
     const log = openSync(logFile, 'a');
-    const child = spawn('ip', ['netns', 'exec', ns.name, ...command], {
+    const [file, ...args] = command;
+    if (!file) throw new Error('spawnRaw: empty command');
+    const child = spawn(file, args, {
       detached: true,
       stdio: ['ignore', log, log],
       env: options.env ?? process.env,
@@ -219,10 +232,30 @@ export class Lab {
     return proc;
   }
 
+  /**
+   * Registers a synchronous cleanup that runs once the lab's processes are stopped and before
+   * its namespaces are deleted (on destroy(), on exit and on signals), for what a process leaves
+   * behind outside its own group, e.g. containers, runtime shims and cgroups. Last in, first run.
+   */
+  onTeardown(cleanup: () => void): void {
+    this.teardowns.push(cleanup);
+  }
+
+  private runTeardowns(): void {
+    for (const cleanup of this.teardowns.splice(0).reverse()) {
+      try {
+        cleanup();
+      } catch (err) {
+        process.stderr.write(`lab ${this.prefix}: cleanup failed: ${String(err)}\n`);
+      }
+    }
+  }
+
   /** Stops every process this lab started and deletes its namespaces, by name. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
     await Promise.all([...this.processes].map((p) => p.stop(2000)));
+    this.runTeardowns();
     for (const ns of [...this.namespaces].reverse()) await run('ip', ['netns', 'del', ns.name]);
     this.finish();
   }
@@ -231,6 +264,7 @@ export class Lab {
   destroySync(): void {
     if (this.destroyed) return;
     for (const p of this.processes) p.signal('SIGKILL');
+    this.runTeardowns();
     for (const ns of [...this.namespaces].reverse()) {
       try {
         execFileSync('ip', ['netns', 'del', ns.name], { stdio: 'ignore' });
