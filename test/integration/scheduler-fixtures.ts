@@ -11,7 +11,7 @@ import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js
 import { schedulerConfig, type SchedulerConfig } from '../../scheduler/config.js';
 import { startScheduler, type SchedulerHandle } from '../../scheduler/scheduler.js';
 import { createLogger } from '../../lib/logger.js';
-import { claimStatusUpdate } from '../../agent/status.js';
+import { claimStatusUpdate, type ClaimOutcome } from '../../agent/status.js';
 
 export type AgentMode = 'ok' | 'fail' | 'draining' | 'silent';
 
@@ -23,11 +23,13 @@ export interface FakeAgent {
   /** Identities seen in x-ipcontroller-probe. */
   probedBy: Set<string>;
   probes: number;
+  /** Claims this agent reports Failed with reason AddressConflict (claim name -> message), as a real agent whose probe another host answered. */
+  conflicts: Map<string, string>;
   close(): Promise<void>;
 }
 
 export async function fakeAgent(node: string): Promise<FakeAgent> {
-  const agent = { node, port: 0, mode: 'ok' as AgentMode, probedBy: new Set<string>(), probes: 0, close: async () => {} };
+  const agent = { node, port: 0, mode: 'ok' as AgentMode, probedBy: new Set<string>(), probes: 0, conflicts: new Map<string, string>(), close: async () => {} };
   const server: Server = createServer((req, res) => {
     agent.probes++;
     const who = (req.headers as IncomingHttpHeaders)['x-ipcontroller-probe'];
@@ -94,7 +96,9 @@ export class Fixture {
     if (agent.mode !== 'ok') return;
     for (const claim of (await this.clients.claims.list()).items) {
       if (claim.spec.nodeName !== agent.node) continue;
-      const status = claimStatusUpdate(claim.status, { kind: 'up', ip: claim.spec.cidr.split('/')[0] ?? '', iface: 'lo' }, agent.node, new Date().toISOString(), claim);
+      const conflict = agent.conflicts.get(claim.metadata.name ?? '');
+      const outcome: ClaimOutcome = conflict !== undefined ? { kind: 'failed', reason: 'AddressConflict', message: conflict } : { kind: 'up', ip: claim.spec.cidr.split('/')[0] ?? '', iface: 'lo' };
+      const status = claimStatusUpdate(claim.status, outcome, agent.node, new Date().toISOString(), claim);
       if (status) await this.clients.claims.patchStatus(claim.metadata.name ?? '', { status });
     }
   }
