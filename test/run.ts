@@ -12,7 +12,7 @@ type Group = 'unit' | 'integration' | 'e2e';
 // change where the lab's addresses go.
 const GROUPS: Record<Group, { roots: string[]; needsControlPlane: false | 'shared' | 'fresh' }> = {
   // Unit tests sit beside the code they test.
-  unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'monitoring', 'test/support'], needsControlPlane: false },
+  unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'monitoring', 'test/support', 'test/chaos'], needsControlPlane: false },
   integration: { roots: ['test/integration'], needsControlPlane: 'shared' },
   e2e: { roots: ['test/e2e'], needsControlPlane: 'fresh' },
 };
