@@ -123,6 +123,8 @@ async function applyAuth(kc: KubeConfig): Promise<void> {
 
 export interface TwoNodeLab {
   lab: Lab;
+  /** The lab's API forwarders: pause(ns)/resume(ns) black-hole one namespace's API connection. */
+  api: ApiForwarder;
   kc: KubeConfig;
   core: CoreV1Api;
   ip: IpClients;
@@ -316,6 +318,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
 
     const handle: TwoNodeLab = {
       lab,
+      api,
       kc,
       core,
       ip,
