@@ -53,9 +53,9 @@ export interface LiveClaimDelete {
 }
 
 export interface CheckerReport {
-  wire: { frames: number; moves: number; violations: WireEpisode[]; overlaps: { ip: string; start: number; lengthMs: number }[]; pcap: string; dropped?: number };
-  state: { samples: number; sampleErrors: number; violations: (StateViolation & { fault?: string })[]; pendingAtEnd: Discrepancy[] };
-  liveClaimDeletes: (LiveClaimDelete & { fault?: string })[];
+  wire: { frames: number; moves: number; violations: (WireEpisode & { fault?: string | undefined })[]; overlaps: { ip: string; start: number; lengthMs: number }[]; pcap: string; dropped?: number };
+  state: { samples: number; sampleErrors: number; violations: (StateViolation & { fault?: string | undefined })[]; pendingAtEnd: Discrepancy[] };
+  liveClaimDeletes: (LiveClaimDelete & { fault?: string | undefined })[];
   leakedAtEnd: string[];
   faults: FaultWindow[];
 }
