@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gratuitousArp, parseMac, unsolicitedNeighborAdvertisement } from '../../agent/packets.js';
-import { decodeFrame, type CapturedFrame } from '../lab/capture.js';
+import { decodeFrame, PcapReader, type CapturedFrame } from '../lab/capture.js';
 import { arpRequest } from './probe-frames.js';
 import { WireJudge, wireClaim } from './wire.js';
 
@@ -91,6 +92,26 @@ test('a node answering beside the owner without ever announcing is a violation o
   const [episode] = judge.violations();
   assert.ok(episode);
   assert.ok((episode?.start ?? 0) > 1300);
+});
+
+// Recorded in a lab of three namespaces (fixtures/two-macs.pcap, 232 frames, tcpdump on the
+// client's link): node A (02:..:11) holds 192.0.2.50 and 2001:db8::50 and sends a GARP; the
+// prober starts asking every 100 ms; node B (02:..:12) adds both addresses and sends a GARP for
+// the IPv4 one; both kernels answer every question until the end of the recording.
+test('recorded: two kernels answering after the new node\'s announcement are caught for both families', () => {
+  const frames = new PcapReader().push(readFileSync(new URL('./fixtures/two-macs.pcap', import.meta.url)));
+  assert.is(frames.length, 232);
+  const judge = judged(frames);
+  const v4 = judge.violations().find((v) => v.ip === VIP);
+  const v6 = judge.violations().find((v) => v.ip === '2001:db8::50');
+  assert.equal(v4?.macs, [B, A], 'B announced, then A answered');
+  const bAnnounced = judge.moves.find((m) => m.ip === VIP && m.to === B)?.t ?? 0;
+  assert.ok(bAnnounced > 0 && (v4?.start ?? 0) > bAnnounced);
+  assert.ok((v4?.frames ?? 0) >= 10, `A answered ${v4?.frames} times after B's announcement`);
+  // No announcement for the IPv6 address: both answered from the first question on, so the
+  // second MAC counts once it has answered beside the first for longer than the newcomer grace.
+  assert.equal(v6?.macs, [B, A]);
+  assert.equal(judge.violations().map((v) => v.ip).sort(), ['192.0.2.50', '2001:db8::50']);
 });
 
 test.run();
