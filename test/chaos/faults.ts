@@ -181,7 +181,7 @@ const loss = (percent: number, ms = 15_000): Fault => async (env, kind) => {
 const probesBlocked: Fault = async (env, kind) => {
   const node = await servingNode(env);
   const sources = env.lab.schedulers.map((s) => s.ip4).join(', ');
-  const rules = `table inet ipc_chaos_probe { chain in { type filter hook input priority 0; ip saddr { ${sources} } tcp dport 9610 drop; } }`;
+  const rules = ['table inet ipc_chaos_probe {', `  chain in { type filter hook input priority 0; ip saddr { ${sources} } tcp dport 9610 drop; }`, '}'].join('\n');
   return window(env, kind, node.name, async (notes) => {
     const added = await env.lab.lab.exec(node.ns, ['nft', '-f', '-'], rules);
     if (added.code !== 0) throw new Error(`nft in ${node.ns.name}: ${added.stderr}`);
