@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
-import { startTwoNodeLab, type RequestLoop, type TwoNodeLab } from '../e2e/twonode.js';
+import { SCHEDULER_PORT, startTwoNodeLab, type RequestLoop, type TwoNodeLab } from '../e2e/twonode.js';
 import { downtimeAround } from '../support/downtime.js';
 import { startChecker, type Checker } from './checker.js';
 import { POOL_V4, POOL_V6, type ChaosEnv, type Injection } from './faults.js';
@@ -110,7 +110,14 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         l.startScheduler(replica);
       }
       for (const node of l.nodes.filter((n) => n.labelled)) await node.agent?.ready(90_000);
-      await waitFor('a scheduler leader', async () => (await l.leaderReplica()) !== undefined, 90_000, 200);
+      // Not just a Lease record (a killed leader's stays for its duration): a live leader that
+      // counts both agent nodes as candidates, so probes flow before the next fault.
+      await waitFor('a live scheduler leader probing both agents', async () => {
+        const replica = await l.leaderReplica();
+        if (!replica) return false;
+        const r = await l.lab.exec(replica.ns, ['curl', '-s', '-m', '1', `http://127.0.0.1:${SCHEDULER_PORT}/metrics`]);
+        return /^ipcontroller_scheduler_leader 1\b/m.test(r.stdout) && /ipcontroller_scheduler_nodes\{state="candidate"\} 2\b/.test(r.stdout);
+      }, 90_000, 200);
       await loop.steady(5, 90_000);
     };
 
