@@ -21,7 +21,7 @@ import { startCapture, type Capture } from '../lab/index.js';
 import type { LabProcess } from '../lab/lab.js';
 import { Persistence, type StateViolation } from './persistence.js';
 import { checkSnapshot, deletedLiveClaim, parseAddresses, type Discrepancy, type Snapshot } from './state.js';
-import { WireJudge, type WireEpisode, type WireMove } from './wire.js';
+import { WireJudge, type AllowedOverlap, type WireEpisode, type WireMove } from './wire.js';
 
 const PROBER = fileURLToPath(new URL('./prober.ts', import.meta.url));
 const WIRE_FILTER = 'arp or (icmp6 and ip6[40] == 136)';
@@ -64,7 +64,8 @@ export interface Checker {
   readonly judge: WireJudge;
   faultStarted(kind: string): FaultWindow;
   faultEnded(window: FaultWindow): void;
-  allowOverlap(mac: string, from: number, to: number): void;
+  /** Allows mac to overlap with a new owner from `from` to `to` (the returned window's `to` may be moved later). */
+  allowOverlap(mac: string, from: number, to: number): AllowedOverlap;
   /** One snapshot now (also fed to the persistence tracker). */
   sample(): Promise<Discrepancy[]>;
   /** Waits until a snapshot shows no discrepancy, or timeoutMs; returns what is left. */
@@ -220,7 +221,9 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
       persistence.faultEnded(w.end);
     },
     allowOverlap(mac, from, to) {
-      judge.allowOverlap({ mac, from, to });
+      const w: AllowedOverlap = { mac, from, to };
+      judge.allowOverlap(w);
+      return w;
     },
     sample,
     async settle(timeoutMs) {

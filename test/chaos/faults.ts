@@ -138,6 +138,21 @@ const agentKill: Fault = async (env, kind) => {
   });
 };
 
+/** SIGTERM: a graceful drain, whose make-before-break overlap agent/README.md allows (its length is reported). */
+const agentDrain: Fault = async (env, kind) => {
+  const node = await servingNode(env);
+  return window(env, kind, node.name, async (notes) => {
+    const proc = node.agent?.proc;
+    const allowed = env.checker.allowOverlap(node.port.mac, Date.now(), Infinity);
+    proc?.signal('SIGTERM');
+    const code = await proc?.exited;
+    // The drain removes the addresses before the process exits; a frame in flight may trail it.
+    allowed.to = Date.now() + 100;
+    notes.push(`exit ${String(code)}`);
+    await env.lab.startAgent(node);
+  });
+};
+
 const linkFlap: Fault = async (env, kind) => {
   const node = await servingNode(env);
   return window(env, kind, node.name, async (notes) => {
@@ -328,6 +343,7 @@ export const FAULTS: Record<string, Fault> = {
   'agent-freeze-2s': agentFreeze(2000),
   'agent-freeze-5s': agentFreeze(5000),
   'agent-kill9-restart': agentKill,
+  'agent-sigterm-drain': agentDrain,
   'link-flap-10s': linkFlap,
   'loss-20pct-15s': loss(20),
   'loss-50pct-15s': loss(50),
