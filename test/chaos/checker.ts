@@ -20,7 +20,7 @@ import type { TwoNodeLab } from '../e2e/twonode.js';
 import { startCapture, type Capture } from '../lab/index.js';
 import type { LabProcess } from '../lab/lab.js';
 import { Persistence, type StateViolation } from './persistence.js';
-import { checkSnapshot, deletedLiveClaim, parseAddresses, type Discrepancy, type Snapshot } from './state.js';
+import { addressChanges, checkSnapshot, deletedLiveClaim, parseAddresses, type Discrepancy, type IngressMemory, type Snapshot } from './state.js';
 import { WireJudge, type AllowedOverlap, type WireEpisode, type WireMove } from './wire.js';
 
 const PROBER = fileURLToPath(new URL('./prober.ts', import.meta.url));
@@ -108,6 +108,7 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
   let sampleErrors = 0;
   let last: Snapshot | undefined;
   let targets = '';
+  const ingressMemory: IngressMemory = new Map();
 
   const capture: Capture = await startCapture(lab.client.ns, lab.client.port.ifname, WIRE_FILTER, {
     keep: false,
@@ -135,7 +136,7 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
       last = snap;
       samples++;
       updateTargets(snap);
-      const found = checkSnapshot(snap);
+      const found = [...checkSnapshot(snap), ...addressChanges(ingressMemory, snap.services)];
       for (const v of persistence.observe(Date.now(), found)) log(`VIOLATION ${v.invariant}: ${v.detail}`);
       return found;
     } catch (err) {

@@ -5,7 +5,7 @@
 // Pure: the caller passes each snapshot's discrepancies with its time.
 import type { Discrepancy, Invariant } from './state.js';
 
-export const IMMEDIATE: ReadonlySet<Invariant> = new Set(['double-claim', 'double-allocation']);
+export const IMMEDIATE: ReadonlySet<Invariant> = new Set(['double-claim', 'double-allocation', 'address-changed']);
 
 export interface StateViolation extends Discrepancy {
   /** First snapshot that showed it. */

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { V1Service } from '@kubernetes/client-node';
 import type { IpClaim, IpClaimPool } from '../../api/types.js';
 import { Persistence } from './persistence.js';
-import { asks, checkSnapshot, deletedLiveClaim, parseAddresses, type Snapshot } from './state.js';
+import { addressChanges, asks, checkSnapshot, deletedLiveClaim, parseAddresses, type IngressMemory, type Snapshot } from './state.js';
 
 function svc(name: string, spec: V1Service['spec'], ingress: string[] = [], annotations: Record<string, string> = {}): V1Service {
   return { metadata: { name, namespace: 'default', uid: `uid-${name}`, annotations }, spec, status: { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } } };
@@ -81,8 +81,21 @@ test('a deleted claim whose Service still asks for the address is caught; one wh
   const c = claim('192.0.2.130/32', ['default/lb'], 'node-1', 'v4');
   assert.match(deletedLiveClaim(c, [svc('lb', { type: 'LoadBalancer' }, ['192.0.2.130'])]) ?? '', /still asks for 192.0.2.130/);
   assert.is(deletedLiveClaim(c, [null]), null);
+  assert.ok(deletedLiveClaim(c, [svc('lb', { type: 'LoadBalancer' }, [])]), 'the ingress may already be cleared by the same stale writer');
+  assert.is(deletedLiveClaim(c, [svc('lb', { type: 'ClusterIP' }, [])]), null, 'a Service that stopped asking lets go');
   const ext = claim('192.0.2.50/32', ['default/ext'], 'node-2');
   assert.ok(deletedLiveClaim(ext, [svc('ext', { type: 'ClusterIP', externalIPs: ['192.0.2.50'] })]));
+});
+
+test('a live Service whose pool address is replaced by another is caught; a new Service or a deleted one is not', () => {
+  const memory: IngressMemory = new Map();
+  const lb = (ip: string[]) => svc('lb', { type: 'LoadBalancer' }, ip);
+  assert.equal(addressChanges(memory, [lb([])]), []);
+  assert.equal(addressChanges(memory, [lb(['192.0.2.130'])]), []);
+  assert.equal(addressChanges(memory, [lb([])]), [], 'an empty ingress is left to the other checks');
+  assert.equal(addressChanges(memory, [lb(['192.0.2.131'])]).map((d) => d.detail), ['default/lb (uid uid-lb) had 192.0.2.130 and now has 192.0.2.131']);
+  assert.equal(addressChanges(memory, []), []);
+  assert.equal(memory.size, 0);
 });
 
 test('ip -j addr is read with the agent mark', () => {

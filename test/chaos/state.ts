@@ -19,7 +19,8 @@ export type Invariant =
   | 'orphan-claim' // 3: a claim names no Service that exists and asks for its address
   | 'pool-count' // 3: pool status differs from the claims
   | 'leaked-address' // 4: a marked address on a node with no claim assigning it there
-  | 'address-not-up'; // a claim assigned to a node whose interface lacks the address
+  | 'address-not-up' // a claim assigned to a node whose interface lacks the address
+  | 'address-changed'; // a live Service's pool address of one family was replaced by another
 
 export interface Discrepancy {
   invariant: Invariant;
@@ -206,9 +207,41 @@ export function deletedLiveClaim(claim: IpClaim, servicesNow: (V1Service | null)
     if (!svc || svc.metadata?.deletionTimestamp) continue;
     const ask = asks(svc);
     const ingress = (svc.status?.loadBalancer?.ingress ?? []).map((i) => canonical(i.ip ?? ''));
-    if (ask.externalIPs.includes(ip) || (claim.spec.pool !== undefined && ask.required.length > 0 && ingress.includes(ip))) {
+    // A pool claim counts while the Service still wants an address of that family: a stale writer
+    // may have cleared the ingress too before this read.
+    const wantsFamily = claim.spec.pool !== undefined && (ingress.includes(ip) || ask.allowed.includes(familyOf(ip)));
+    if (ask.externalIPs.includes(ip) || wantsFamily) {
       return `claim ${claim.metadata.name} (${claim.spec.cidr}, rv ${claim.metadata.resourceVersion}, node ${claim.spec.nodeName ?? '-'}) was deleted while ${keyOf(svc)} (uid ${svc.metadata?.uid}) still asks for ${ip}`;
     }
   }
   return null;
+}
+
+/** Pool addresses by Service uid and family, as seen in status.loadBalancer.ingress. */
+export type IngressMemory = Map<string, Partial<Record<Family, string>>>;
+
+/**
+ * A live Service's address must never change once given (no churn, issue 9): compares each
+ * Service's ingress with the last one seen and remembers the new one. A family that went
+ * empty is left to the other checks; a different address is a change.
+ */
+export function addressChanges(memory: IngressMemory, services: V1Service[]): Discrepancy[] {
+  const out: Discrepancy[] = [];
+  const live = new Set<string>();
+  for (const svc of services) {
+    const uid = svc.metadata?.uid;
+    if (!uid || asks(svc).required.length === 0) continue;
+    live.add(uid);
+    const seen = memory.get(uid) ?? {};
+    for (const i of svc.status?.loadBalancer?.ingress ?? []) {
+      const ip = canonical(i.ip ?? '');
+      if (!ip) continue;
+      const before = seen[familyOf(ip)];
+      if (before && before !== ip) out.push({ invariant: 'address-changed', subject: `${keyOf(svc)} ${before}`, detail: `${keyOf(svc)} (uid ${uid}) had ${before} and now has ${ip}` });
+      seen[familyOf(ip)] = ip;
+    }
+    memory.set(uid, seen);
+  }
+  for (const uid of memory.keys()) if (!live.has(uid)) memory.delete(uid);
+  return out;
 }
