@@ -254,6 +254,7 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
       // Let the last answers reach the capture before it stops.
       await new Promise((r) => setTimeout(r, 300));
       await capture.stop();
+      judge.finish();
       await new Promise<void>((resolve) => pcap.end(() => resolve()));
       await Promise.race([watching, new Promise((r) => setTimeout(r, 2000))]);
       return report(pendingAtEnd, leakedAtEnd, capture.dropped());

@@ -32,6 +32,7 @@ function answers(mac: string, from: number, to: number): CapturedFrame[] {
 /** Feeds frames in capture (time) order, as tcpdump delivers them. */
 function judged(frames: CapturedFrame[], judge = new WireJudge()): WireJudge {
   for (const f of [...frames].sort((a, b) => a.time - b.time)) judge.push(f);
+  judge.finish();
   return judge;
 }
 
@@ -87,11 +88,22 @@ test('the new node\'s kernel answering just before its agent announces is not a 
   assert.equal(judge.violations(), []);
 });
 
-test('a node answering beside the owner without ever announcing is a violation once it lasts past the newcomer grace', () => {
-  const judge = judged([...answers(A, 0, 2000), ...answers(B, 1001, 2000)], new WireJudge({ newcomerGraceMs: 300 }));
-  const [episode] = judge.violations();
-  assert.ok(episode);
-  assert.ok((episode?.start ?? 0) > 1300);
+test('a node answering beside the owner without ever announcing is a violation from its first answer', () => {
+  const judge = judged([...answers(A, 0, 2000), ...answers(B, 1001, 2000)], new WireJudge({ announceGraceMs: 300 }));
+  const [episode, ...rest] = judge.violations();
+  assert.equal(rest, []);
+  assert.equal([episode?.start, episode?.frames, episode?.macs], [1001, 10, [A, B]]);
+});
+
+test('a former owner taking the address back (a second handover) may answer just before it announces', () => {
+  const judge = judged([...answers(A, 0, 1000), garp(B, VIP, 950), ...answers(B, 1000, 4001), kernelReply(A, VIP, 4001), garp(A, VIP, 4020), ...answers(A, 4101, 6000)]);
+  assert.equal(judge.violations().filter((v) => v.start > 3000), []);
+  assert.equal(judge.moves.map((m) => m.to), [A, B, A]);
+});
+
+test('one answer from the old node after it came back, never followed by its announcement, is a violation', () => {
+  const judge = judged([...answers(A, 0, 1000), garp(B, VIP, 1700), ...answers(B, 1750, 4000), kernelReply(A, VIP, 2501)]);
+  assert.equal(judge.violations().map((v) => [v.start, v.frames, v.macs]), [[2501, 1, [B, A]]]);
 });
 
 // Recorded in a lab of three namespaces (fixtures/two-macs.pcap, 232 frames, tcpdump on the

@@ -6,13 +6,14 @@
 // MAC may answer for it or claim it. So per address:
 // - the owner is the MAC of the latest announcement (or the only MAC answering);
 // - an announcement from another MAC moves the address (a move, not a violation);
-// - an answer from a MAC that owned the address before the latest announcement, while the
-//   owner still answers, is a violation (two MACs answer one client's question);
-// - an answer from a newcomer that has not announced yet (its kernel answers between the
-//   address going up and the agent's first announcement) is not, unless it keeps answering
-//   beside an active owner for longer than newcomerGraceMs;
+// - an answer from another MAC while the owner still answers is held for announceGraceMs: if
+//   that MAC announces the address within it, it was the new node's kernel answering between
+//   the address going up and its agent's first announcement (a move); if not, it was a second
+//   MAC answering beside the owner, a violation (a frozen or killed agent's kernel, a node that
+//   came back before withdrawing, a node that never announced);
 // - an owner silent for longer than silentMs hands the address to whoever answers then
-//   (a node that died; its successor's kernel may answer before its agent announces).
+//   (a node that died; its successor's kernel may answer before its agent announces); answers
+//   held before that are still judged, since only an announcement excuses them.
 // Violations inside an allowed window (a graceful handover's make-before-break, which
 // agent/README.md allows) are counted as overlap instead, with their length.
 import type { CapturedFrame } from '../lab/capture.js';
@@ -82,21 +83,19 @@ export interface AllowedOverlap {
 
 export interface WireOptions {
   silentMs: number;
-  newcomerGraceMs: number;
+  announceGraceMs: number;
   episodeGapMs: number;
   evidenceFrames: number;
 }
 
-export const WIRE_DEFAULTS: WireOptions = { silentMs: 350, newcomerGraceMs: 500, episodeGapMs: 1000, evidenceFrames: 12 };
+export const WIRE_DEFAULTS: WireOptions = { silentMs: 350, announceGraceMs: 500, episodeGapMs: 1000, evidenceFrames: 12 };
 
 interface AddressState {
   owner: string;
   ownerSince: number;
   lastSeen: Map<string, number>;
-  /** MACs that owned the address before the current owner's announcement. */
-  former: Set<string>;
-  /** Newcomers answering before announcing: first answer time. */
-  pending: Map<string, number>;
+  /** Answers from other MACs while the owner answered, waiting for their own announcement. */
+  held: { c: WireClaim; owner: string; ownerSince: number; evidence: string[] }[];
   recent: WireClaim[];
   episode: WireEpisode | null;
 }
@@ -129,10 +128,11 @@ export class WireJudge {
     this.frames++;
     let s = this.state.get(c.ip);
     if (!s) {
-      s = { owner: c.mac, ownerSince: c.t, lastSeen: new Map(), former: new Set(), pending: new Map(), recent: [], episode: null };
+      s = { owner: c.mac, ownerSince: c.t, lastSeen: new Map(), held: [], recent: [], episode: null };
       this.state.set(c.ip, s);
       this.moves.push({ ip: c.ip, t: c.t, from: null, to: c.mac });
     }
+    this.flush(s, c.t);
     s.recent.push(c);
     if (s.recent.length > this.options.evidenceFrames) s.recent.shift();
     const ownerLast = s.lastSeen.get(s.owner) ?? s.ownerSince;
@@ -140,23 +140,31 @@ export class WireJudge {
     if (c.mac === s.owner) return;
     const ownerActive = c.t - ownerLast <= this.options.silentMs;
     if (c.kind === 'announce' || !ownerActive) {
-      this.moveTo(s, c);
+      this.moveTo(s, c, c.kind === 'announce');
       return;
     }
-    if (s.former.has(c.mac)) {
-      this.offend(s, c);
-      return;
-    }
-    const first = s.pending.get(c.mac) ?? c.t;
-    s.pending.set(c.mac, first);
-    if (c.t - first > this.options.newcomerGraceMs) this.offend(s, c);
+    s.held.push({ c, owner: s.owner, ownerSince: s.ownerSince, evidence: s.recent.map(fmt) });
   }
 
-  private moveTo(s: AddressState, c: WireClaim): void {
+  /** Held answers older than the grace whose MAC never announced are violations. */
+  private flush(s: AddressState, now: number): void {
+    while (s.held.length && (s.held[0]?.c.t ?? now) + this.options.announceGraceMs < now) {
+      const h = s.held.shift();
+      if (h) this.offend(s, h);
+    }
+  }
+
+  /** Judges every answer still held (call once the capture has ended). */
+  finish(): void {
+    for (const s of this.state.values()) this.flush(s, Infinity);
+  }
+
+  private moveTo(s: AddressState, c: WireClaim, announced: boolean): void {
     this.moves.push({ ip: c.ip, t: c.t, from: s.owner, to: c.mac });
-    s.former.add(s.owner);
-    s.former.delete(c.mac);
-    s.pending.clear();
+    // Its own earlier answers were the new owner's kernel ahead of its agent; only its
+    // announcement says so (a MAC that takes over because the owner fell silent, e.g. after a
+    // stale announcement, answered beside it before).
+    if (announced) s.held = s.held.filter((h) => h.c.mac !== c.mac);
     s.owner = c.mac;
     s.ownerSince = c.t;
   }
@@ -165,7 +173,8 @@ export class WireJudge {
     return this.allowed.some((w) => w.mac === c.mac && c.t >= w.from && c.t <= w.to);
   }
 
-  private offend(s: AddressState, c: WireClaim): void {
+  private offend(s: AddressState, h: AddressState['held'][number]): void {
+    const c = h.c;
     const allowed = this.isAllowed(c);
     const e = s.episode;
     if (e && c.t - e.end <= this.options.episodeGapMs && e.allowed === allowed) {
@@ -179,10 +188,10 @@ export class WireJudge {
       ip: c.ip,
       start: c.t,
       end: c.t,
-      ownerSince: s.ownerSince,
-      macs: [s.owner, c.mac],
+      ownerSince: h.ownerSince,
+      macs: [h.owner, c.mac],
       frames: 1,
-      evidence: [`owner ${s.owner} since ${new Date(s.ownerSince).toISOString()}`, ...s.recent.map(fmt)],
+      evidence: [`owner ${h.owner} since ${new Date(h.ownerSince).toISOString()}`, ...h.evidence],
       allowed,
     };
     s.episode = episode;
