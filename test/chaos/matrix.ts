@@ -72,6 +72,6 @@ const result = {
   unexpected_restarts: session.unexpectedRestarts,
   not_reached: ['etcd stopped and restarted', 'delay (needs a userspace relay)'],
 };
-await session.close();
+await session.close({ keepEvidence: failed || result.violations.total !== 0 });
 process.stdout.write(JSON.stringify(result, null, 2) + '\n');
 process.exitCode = failed || result.violations.total !== 0 ? 1 : 0;

@@ -1,7 +1,7 @@
 // One chaos session: a dual-stack control plane, the two-node lab, the pools, two sentinel
 // Services (v4 with a client request loop every 20 ms, and v6), and the invariant checker.
 // Shared by `make chaos` (matrix.ts), `make soak` (soak.ts) and the soak e2e test.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
@@ -30,7 +30,8 @@ export interface Session {
   memory(): Record<string, number>;
   /** Processes that ended without a fault ending them (restarted by recover()). */
   unexpectedRestarts: string[];
-  close(): Promise<void>;
+  /** Tears everything down; the run's folder (capture, prober log) stays only with keepEvidence. */
+  close(options?: { keepEvidence?: boolean }): Promise<void>;
 }
 
 export interface SessionOptions {
@@ -142,10 +143,11 @@ export async function startSession(options: SessionOptions): Promise<Session> {
         return out;
       },
       unexpectedRestarts,
-      async close() {
+      async close({ keepEvidence = true } = {}) {
         await loop.stop().catch(() => undefined);
         await l.destroy();
         await cp.stop();
+        if (!keepEvidence && !options.outDir) rmSync(outDir, { recursive: true, force: true });
       },
     };
   } catch (err) {

@@ -69,6 +69,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const outcomes: Outcome[] = [];
   const end = Date.now() + durationMs;
   let restartsByFaults = 0;
+  let clean = false;
   try {
     const churn = churnLoop(session, () => Date.now() >= end, counts);
     while (Date.now() < end) {
@@ -106,6 +107,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     // Let the persistence grace run out on anything left, so it is reported as a violation.
     if (left.length) await new Promise((r) => setTimeout(r, 1000));
     const report = await session.checker.stop();
+    clean = report.wire.violations.length + report.state.violations.length + report.liveClaimDeletes.length === 0;
     return {
       minutes: options.minutes,
       seed,
@@ -121,6 +123,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       wire: { frames: report.wire.frames, moves: report.wire.moves, capture_dropped: report.wire.dropped ?? null, pcap: report.wire.pcap },
     };
   } finally {
-    await session.close();
+    await session.close({ keepEvidence: !clean });
   }
 }
