@@ -4,7 +4,7 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover demo demo-process dashboard clean
+.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover chaos soak soak-test demo demo-process dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,15 @@ bench: get-deps ## every benchmark (root for the lab ones), JSON on stdout
 
 bench-failover: get-deps ## failover benchmark in the lab (root), JSON on stdout
 	@$(NODE_TSX) test/bench/run.ts failover
+
+chaos: get-deps ## fault matrix in the lab (root), JSON on stdout; CHAOS_COUNT (2), CHAOS_FAULTS=a,b, CHAOS_BURST, CHAOS_SEED
+	@$(NODE_TSX) test/chaos/matrix.ts
+
+soak: get-deps ## churn + a random fault every 20-40 s with the invariant checker (root), JSON on stdout; SOAK_MINUTES (30)
+	@$(NODE_TSX) test/chaos/soak-main.ts
+
+soak-test: get-deps ## the 3-minute soak as a test asserting zero violations (root); not in make test yet, see test/chaos/README.md
+	$(NODE_TSX) test/uvu-child.ts test/chaos/soak.e2e.ts
 
 demo: get-deps ## real-node lab (kubelets, containerd, kube-proxy), the README install, a failover; Ctrl-C tears it down
 	$(NODE_TSX) test/demo-real.ts

@@ -13,7 +13,7 @@ type Group = 'unit' | 'integration' | 'e2e';
 // Pod-bound tokens, so it keeps the ServiceAccount admission plugin, as a cluster has it.
 const GROUPS: Record<Group, { roots: string[]; needsControlPlane: false | 'shared' | 'fresh'; options?: ControlPlaneOptions }> = {
   // Unit tests sit beside the code they test.
-  unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'plugin', 'monitoring', 'test/support'], needsControlPlane: false },
+  unit: { roots: ['api', 'agent', 'scheduler', 'lib', 'plugin', 'monitoring', 'test/support', 'test/chaos'], needsControlPlane: false },
   integration: { roots: ['test/integration'], needsControlPlane: 'shared' },
   e2e: { roots: ['test/e2e'], needsControlPlane: 'fresh', options: { serviceAccountAdmission: true } },
 };

@@ -64,6 +64,10 @@ export interface ControlPlane {
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
   /** The private key the apiserver signs and checks ServiceAccount tokens with (PEM). */
   serviceAccountKeyPath: string;
+  /** Stops kube-apiserver alone (etcd keeps running), as an outage of the API server. */
+  stopApiserver(): Promise<void>;
+  /** Starts it again on the same port, certificates and etcd, and waits until it is ready. */
+  startApiserver(): Promise<void>;
   /** Seconds from spawn to /readyz ok and CRDs established. */
   startSeconds: number;
   stop(): Promise<void>;
@@ -236,40 +240,42 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(serviceAccountKeyPath(dir), privateKey.export({ type: 'pkcs1', format: 'pem' }));
 
-    const apiserver = startProcess(
-      assets.kubeApiserver,
-      [
-        `--etcd-servers=http://127.0.0.1:${etcdPort}`,
-        '--bind-address=127.0.0.1',
-        `--secure-port=${securePort}`,
-        '--advertise-address=127.0.0.1',
-        '--endpoint-reconciler-type=none',
-        `--cert-dir=${join(dir, 'pki')}`,
-        `--token-auth-file=${join(dir, 'tokens.csv')}`,
-        `--authorization-mode=${(options.authorizationModes ?? ['RBAC']).join(',')}`,
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${serviceAccountKeyPath(dir)}`,
-        `--service-account-signing-key-file=${serviceAccountKeyPath(dir)}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        ...(options.serviceAccountAdmission ? [] : ['--disable-admission-plugins=ServiceAccount']),
-        '--allow-privileged=true',
-        ...(options.extraApiserverArgs ?? []),
-      ],
-      join(dir, 'kube-apiserver.log'),
-    );
-    processes.push(apiserver);
+    const apiserverArgs = [
+      `--etcd-servers=http://127.0.0.1:${etcdPort}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${securePort}`,
+      '--advertise-address=127.0.0.1',
+      '--endpoint-reconciler-type=none',
+      `--cert-dir=${join(dir, 'pki')}`,
+      `--token-auth-file=${join(dir, 'tokens.csv')}`,
+      `--authorization-mode=${(options.authorizationModes ?? ['RBAC']).join(',')}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      `--service-account-key-file=${serviceAccountKeyPath(dir)}`,
+      `--service-account-signing-key-file=${serviceAccountKeyPath(dir)}`,
+      '--service-cluster-ip-range=10.0.0.0/24',
+      ...(options.serviceAccountAdmission ? [] : ['--disable-admission-plugins=ServiceAccount']),
+      '--allow-privileged=true',
+      ...(options.extraApiserverArgs ?? []),
+    ];
     const server = `https://127.0.0.1:${securePort}`;
     const caPath = join(dir, 'pki', 'apiserver.crt');
-    await waitFor(
-      'kube-apiserver /readyz',
-      async () => {
-        if (apiserver.exitCode !== null) throw new Error(`kube-apiserver exited (${apiserver.exitCode}); see ${join(dir, 'kube-apiserver.log')}`);
-        if (!existsSync(caPath)) return false;
-        return (await httpGetOk(`${server}/readyz`, { Authorization: `Bearer ${adminToken}` }, readFileSync(caPath))) === 'ok';
-      },
-      90_000,
-      200,
-    );
+    /** Starts kube-apiserver (again, on the same port, certs and etcd) and waits for /readyz. */
+    const launchApiserver = async (): Promise<ChildProcess> => {
+      const child = startProcess(assets.kubeApiserver, apiserverArgs, join(dir, 'kube-apiserver.log'));
+      processes.push(child);
+      await waitFor(
+        'kube-apiserver /readyz',
+        async () => {
+          if (child.exitCode !== null) throw new Error(`kube-apiserver exited (${child.exitCode}); see ${join(dir, 'kube-apiserver.log')}`);
+          if (!existsSync(caPath)) return false;
+          return (await httpGetOk(`${server}/readyz`, { Authorization: `Bearer ${adminToken}` }, readFileSync(caPath))) === 'ok';
+        },
+        90_000,
+        200,
+      );
+      return child;
+    };
+    let apiserver = await launchApiserver();
     const kubeconfigPath = join(dir, 'kubeconfig');
     writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPath, adminToken, 'test-admin'));
 
@@ -303,6 +309,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         return path;
       },
       kubectl,
+      async stopApiserver() {
+        await stopProcess(apiserver);
+        processes.splice(processes.indexOf(apiserver), 1);
+      },
+      async startApiserver() {
+        if (apiserver.exitCode === null && apiserver.signalCode === null) return;
+        apiserver = await launchApiserver();
+      },
       async stop() {
         await stop();
         if (!options.dir) rmSync(dir, { recursive: true, force: true });

@@ -100,17 +100,29 @@ export interface Capture {
   dropped(): number | undefined;
 }
 
+export interface CaptureOptions {
+  /** Keep every frame in `frames` (default true; a long soak streams instead). */
+  keep?: boolean;
+  /** Called with each decoded frame, in capture order. */
+  onFrame?: (f: CapturedFrame) => void;
+  /** Called with the raw pcap stream, e.g. to save it as evidence. */
+  onChunk?: (chunk: Buffer) => void;
+}
+
 /** Starts tcpdump on iface inside ns and resolves once it is capturing. */
-export async function startCapture(ns: Netns, iface: string, filter = ANNOUNCEMENT_FILTER): Promise<Capture> {
+export async function startCapture(ns: Netns, iface: string, filter = ANNOUNCEMENT_FILTER, options: CaptureOptions = {}): Promise<Capture> {
   const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-B', '32768', '-s', '262144', '-w', '-', filter], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const frames: CapturedFrame[] = [];
   const waiters = new Set<{ match: (f: CapturedFrame) => boolean; resolve: (f: CapturedFrame) => void }>();
   const reader = new PcapReader();
+  const keep = options.keep ?? true;
   child.stdout?.on('data', (chunk: Buffer) => {
+    options.onChunk?.(chunk);
     for (const f of reader.push(chunk)) {
-      frames.push(f);
+      if (keep) frames.push(f);
+      options.onFrame?.(f);
       for (const w of waiters) if (w.match(f)) w.resolve(f);
     }
   });
