@@ -60,6 +60,20 @@ test('a stale heartbeat reports when it went stale', () => {
   }
 });
 
+test('a stale heartbeat while every probe is answered (the agent cannot reach the API): not a candidate, but it holds its claims', () => {
+  const answering = { consecutiveFailures: 0, draining: false };
+  const h = nodeHealth(obs({ probe: answering }), T0 + 9000, cfg);
+  assert.ok(!h.candidate && h.reason === 'heartbeat' && h.holds === true, JSON.stringify(h));
+  // Probes failing too, or never answered: an ordinary failure, its claims move.
+  for (const probe of [{ consecutiveFailures: 1, draining: false }, undefined]) {
+    const f = nodeHealth(obs(probe ? { probe } : {}), T0 + 9000, cfg);
+    assert.ok(!f.candidate && f.holds === undefined, JSON.stringify({ probe, f }));
+  }
+  // A missing heartbeat (no agent ever registered one) never holds.
+  const never = nodeHealth(obs({ ipNode: { ...ipNode(T0), status: {} }, probe: answering }), T0 + 9000, cfg);
+  assert.ok(!never.candidate && never.holds === undefined);
+});
+
 test('probe state: failures count up, the third marks the failure time, a success resets', () => {
   let s: ProbeState | undefined;
   s = nextProbeState(s, { ok: false, error: 'ECONNREFUSED' }, 100, 3);

@@ -12,7 +12,12 @@ export type NodeFailure =
   | 'draining' // the agent is shutting down: planned move, no timers
   | 'probe'; // --probe-failures consecutive probes failed
 
-export type NodeHealth = { candidate: true } | { candidate: false; reason: NodeFailure; message: string; since?: number };
+/**
+ * holds: the node gets nothing new but keeps what it has. Its heartbeat is stale while its agent
+ * still answers every probe: the agent cannot reach the API server, and by its fencing rule a
+ * probed agent keeps serving its addresses, so moving them would make two nodes answer.
+ */
+export type NodeHealth = { candidate: true } | { candidate: false; reason: NodeFailure; message: string; since?: number; holds?: true };
 
 export interface ProbeState {
   consecutiveFailures: number;
@@ -60,7 +65,10 @@ export function nodeHealth(obs: NodeObservation, now: number, cfg: HealthConfig)
   const beat = heartbeatOf(ipNode);
   if (beat === null || now - beat >= cfg.monitorMs) {
     const age = beat === null ? 'missing' : `${((now - beat) / 1000).toFixed(1)}s old`;
-    return { candidate: false, reason: 'heartbeat', message: `heartbeat of ${obs.name} is ${age} (--monitor ${cfg.monitorMs}ms)`, ...(beat !== null ? { since: beat + cfg.monitorMs } : {}) };
+    // A probe state exists only once a probe has ended; none failed since means the last was answered.
+    const probed = beat !== null && obs.probe !== undefined && obs.probe.consecutiveFailures === 0;
+    const message = `heartbeat of ${obs.name} is ${age} (--monitor ${cfg.monitorMs}ms)${probed ? '; it still answers probes, so it keeps its addresses and gets no new ones' : ''}`;
+    return { candidate: false, reason: 'heartbeat', message, ...(beat !== null ? { since: beat + cfg.monitorMs } : {}), ...(probed ? { holds: true as const } : {}) };
   }
   if (!conditionTrue(ipNode, NodeCondition.Ready)) return { candidate: false, reason: 'not-ready', message: `the agent on ${obs.name} is not Ready` };
   if (obs.probe && obs.probe.consecutiveFailures >= cfg.probeFailures) {

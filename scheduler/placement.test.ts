@@ -80,6 +80,18 @@ test('a failed node: its claims move, with the failure as the reason; others sta
   assert.equal(counts(d), { b: 2, c: 2 });
 });
 
+test('a holding node (stale heartbeat, probes answered) keeps its claims and gets no new ones', () => {
+  const onA = claims(3, { current: 'a' });
+  const fresh: ClaimToPlace[] = [{ name: 'new', address: '198.51.100.10', localServices: [] }];
+  const failures = new Map<string, NodeFailure>([['a', 'heartbeat']]);
+  const d = place(input({ claims: [...onA, ...fresh], candidates: ['b'], failures, holding: ['a'] }));
+  for (const c of onA) assert.equal(d.get(c.name), { kind: 'keep', node: 'a' });
+  assert.equal(d.get('new'), { kind: 'assign', node: 'b' });
+  // Without the hold (its probes fail too) they move.
+  const moved = place(input({ claims: onA, candidates: ['b'], failures }));
+  for (const c of onA) assert.is(moved.get(c.name)?.kind, 'move');
+});
+
 test('no candidate at all: pending, staying where it is', () => {
   const d = place(input({ claims: claims(1, { current: 'a' }), candidates: [], failures: new Map([['a', 'heartbeat']]) }));
   assert.equal(d.get('c000'), { kind: 'pending', reason: 'NoCandidateNode', message: 'no healthy agent node is available', node: 'a' });

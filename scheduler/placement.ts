@@ -19,6 +19,8 @@ export interface PlacementInput {
   candidates: string[];
   /** Why each non-candidate node is out (for IPMoved reasons). */
   failures: Map<string, NodeFailure>;
+  /** Non-candidate nodes that keep the claims they have (health.ts `holds`): nothing new goes there. */
+  holding?: string[];
   /** Service key -> nodes with a serving endpoint (for ETP Local). */
   endpointNodes: Map<string, Set<string>>;
   strategy: Strategy;
@@ -107,9 +109,14 @@ export function place(input: PlacementInput): Map<string, Decision> {
   const share = candidates.length ? Math.ceil(claims.length / candidates.length) : 0;
   const toPlace: Array<{ claim: ClaimToPlace; allowed: string[]; why?: MoveReason }> = [];
 
+  const holding = new Set(input.holding ?? []);
   for (const claim of claims) {
     const allowed = allowedNodes(claim, candidates, input.endpointNodes);
     const current = claim.current;
+    if (current && holding.has(current)) {
+      decisions.set(claim.name, { kind: 'keep', node: current });
+      continue;
+    }
     if (current && allowed.includes(current) && !(input.rebalance && !withinShare(current, allowed, counts, share, input.strategy))) {
       counts.set(current, (counts.get(current) ?? 0) + 1);
       decisions.set(claim.name, { kind: 'keep', node: current });

@@ -54,6 +54,8 @@ export function emptyCaches(): Caches {
 export interface NodeHealthView {
   candidates: string[];
   failures: Map<string, NodeFailure>;
+  /** Failed nodes that keep their claims (stale heartbeat, probes answered): see health.ts. */
+  holding?: string[];
   /** When each failed node was found failed (ms). */
   failedAt: Map<string, number>;
 }
@@ -188,6 +190,7 @@ export class Reconciler {
       claims: claimsToPlace(claims, (name) => existing.get(name)?.spec.nodeName, isLocal),
       candidates: health.candidates,
       failures: health.failures,
+      ...(health.holding ? { holding: health.holding } : {}),
       endpointNodes,
       strategy: this.d.cfg.strategy,
       rebalance: this.d.cfg.rebalance,

@@ -108,6 +108,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     const names = new Set([...caches.nodes.keys(), ...caches.ipNodes.keys()]);
     const candidates: string[] = [];
     const failures = new Map<string, NodeFailure>();
+    const holding: string[] = [];
     const states: Record<string, number> = {};
     for (const name of names) {
       const node = caches.nodes.get(name);
@@ -120,6 +121,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
         states.candidate = (states.candidate ?? 0) + 1;
       } else {
         failures.set(name, h.reason);
+        if (h.holds) holding.push(name);
         if (!failedAt.has(name)) {
           failedAt.set(name, Math.min(h.since ?? now, now));
           if (caches.ipNodes.synced && caches.nodes.synced) log.info({ node: name, reason: h.reason }, h.message);
@@ -129,11 +131,11 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     }
     for (const name of [...failedAt.keys()]) if (!names.has(name)) failedAt.set(name, failedAt.get(name) ?? now);
     candidates.sort();
-    healthView = { candidates, failures, failedAt };
+    healthView = { candidates, failures, failedAt, holding: holding.sort() };
     metrics.nodeStates(states);
     // Node addresses are in the key too: a Node gaining a pool address must stop its allocation at once.
     const addresses = caches.nodes.values().map((n) => `${n.name}=${(n.addresses ?? []).map((a) => a.address).join('+')}`).sort().join(',');
-    const key = `${candidates.join(',')}|${[...failures].map(([n, r]) => `${n}=${r}`).sort().join(',')}|${addresses}`;
+    const key = `${candidates.join(',')}|${[...failures].map(([n, r]) => `${n}=${r}${holding.includes(n) ? '(holds)' : ''}`).sort().join(',')}|${addresses}`;
     if (key !== healthKey) {
       healthKey = key;
       trigger.kick();

@@ -88,16 +88,24 @@ test('a draining agent has its claims moved at once', () =>
     assert.ok(await metricValue(sched, 'ipcontroller_scheduler_failovers_total', { reason: 'draining' }) >= 2);
   }));
 
-test('a stale heartbeat fails the node after --monitor even while probes pass', () =>
+test('a stale heartbeat while probes pass: the node keeps its claims (its agent keeps serving them) and gets no new ones; once probes fail too they move', () =>
   withFixture(async (f) => {
     const { a, b, pool } = await setup(f, 2);
-    await f.scheduler({ nodeFilter: 'first-alive', monitorMs: 2500 });
+    const sched = await f.scheduler({ nodeFilter: 'first-alive', monitorMs: 2500 });
     const first = [a, b].sort((x, y) => (x.node < y.node ? -1 : 1))[0] as FakeAgent;
     const second = first === a ? b : a;
     await waitFor('both on the first node', async () => (await placement(f, pool)).get(first.node)?.length === 2, 20_000);
+    // The agent cannot reach the API server but still answers probes: by its fencing rule it
+    // keeps serving, so moving its claims would make two nodes answer for them.
     f.stopHeartbeat(first);
-    await waitFor('both moved after the heartbeat went stale', async () => (await placement(f, pool)).get(second.node)?.length === 2, 10_000, 100);
-    const moved = (await placement(f, pool)).get(second.node)?.[0];
+    await waitFor('the scheduler sees the heartbeat stale', async () => (await metricValue(sched, 'ipcontroller_scheduler_nodes', { state: 'heartbeat' })) >= 1, 10_000, 100);
+    assert.is((await placement(f, pool)).get(first.node)?.length, 2, 'its claims stay');
+    const fresh = await f.service('fo-hold');
+    await waitFor('a new claim goes to the other node', async () => (await f.claimsOf(fresh))[0]?.spec.nodeName === second.node, 10_000, 100);
+    assert.is((await placement(f, pool)).get(first.node)?.length, 2, 'still held');
+    first.mode = 'silent'; // now its probes fail too
+    await waitFor('both moved once probes failed as well', async () => (await placement(f, pool)).get(second.node)?.length === 3, 10_000, 100);
+    const moved = (await placement(f, pool)).get(second.node)?.find((c) => !c.spec.services?.some((k) => k.endsWith(`/${fresh}`)));
     const svc = moved?.spec.services?.[0]?.split('/')[1] ?? '';
     await f.waitEvent(svc, 'IPMoved', /: heartbeat/);
   }));
