@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { waitFor } from './controlplane/harness.js';
 import { startRealCluster, type RealCluster } from './lab/realcluster.js';
 import { downtimeAround } from './support/downtime.js';
+import { pluginPath } from './support/plugin-path.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -35,12 +36,20 @@ async function main(): Promise<void> {
     const out = await c.kubectl(args.map((a) => (a.startsWith('examples/') ? `${root}${a}` : a)));
     process.stdout.write(out.stdout + out.stderr);
   };
+  // kubectl ipcontroller, found on the PATH as a user who ran `npm link` has it.
+  const plugin = pluginPath();
+  const ipcontroller = async (args: string[]): Promise<void> => {
+    say(`$ kubectl ipcontroller ${args.join(' ')}`);
+    const out = await plugin.kubectl(c.controlPlane.assets.kubectl, c.controlPlane.kubeconfigPath, ['ipcontroller', ...args]);
+    process.stdout.write(out.stdout + out.stderr);
+  };
   await kubectl(['get', 'nodes', '-o', 'wide']);
 
   step("The README's install sequence");
   for (const args of [
     ['apply', '-f', 'examples/crds.yaml'],
     ['apply', '-f', 'examples/auth.yaml'],
+    ['apply', '-f', 'examples/agent-policy.yaml'],
     ['label', 'node', 'node-1', 'ipcontroller='],
     ['label', 'node', 'node-2', 'ipcontroller='],
     ['apply', '-f', 'examples/claims/'],
@@ -58,6 +67,7 @@ async function main(): Promise<void> {
   const node = await c.servingNode(ip);
   await kubectl(['get', 'pods', '-A', '-o', 'wide']);
   await kubectl(['get', 'svc,ipclaims']);
+  await ipcontroller(['status']);
 
   step(`Requesting http://${ip}/ from the client namespace (external IP -> ${node} -> kube-proxy DNAT -> nginx pod)`);
   await waitFor('nginx', async () => (await c.clientGet(`http://${ip}/`, 1)).body.includes('Welcome to nginx!'), 30_000, 200);
@@ -84,11 +94,19 @@ async function main(): Promise<void> {
   say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer; ${node} is back and the address stays on ${moved}`);
   await kubectl(['get', 'ipclaims']);
   await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nginx', '--sort-by=.lastTimestamp']);
+  await ipcontroller(['status']);
+  await ipcontroller(['history', 'nginx']);
+
+  step('A Service that cannot get an address: it asks for one outside every pool');
+  await c.mustKubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'stuck', namespace: 'default', annotations: { 'ipcontroller.ext/loadBalancerIPs': '203.0.113.250' } }, spec: { type: 'LoadBalancer', selector: { app: 'nginx' }, ports: [{ port: 80 }] } }));
+  await kubectl(['wait', '--for=condition=ipcontroller.ext/AddressReady=False', 'svc/stuck', '--timeout=30s']);
+  await ipcontroller(['why', 'stuck']);
 
   step('The cluster is running. Poke at it, then press Ctrl-C to tear it all down.');
   say(`  alias kubectl='${c.controlPlane.assets.kubectl} --kubeconfig ${c.controlPlane.kubeconfigPath}'`);
   say('  kubectl get pods -A -o wide; kubectl get svc,ipclaims,ipnodes,ipclaimpools');
   say('  kubectl describe svc nginx');
+  say(`  PATH=${plugin.dir}:$PATH kubectl ipcontroller status   # or: npm run build && npm link; also: why stuck, history nginx`);
   say(`  ip netns exec ${c.client.ns.name} curl http://${ip}/`);
   say(`  ip netns exec ${c.client.ns.name} ip neigh`);
   for (const n of c.nodes) say(`  ip netns exec ${n.ns.name} ip addr show eth0     # ${n.name}; pod logs: ${n.dir}/pod-logs`);
