@@ -15,8 +15,9 @@ COPY scheduler scheduler
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
 FROM ${NODE_IMAGE}
-# iproute2: the agent changes addresses through one `ip -batch` per reconcile.
-RUN apt-get update && apt-get install -y --no-install-recommends iproute2 && rm -rf /var/lib/apt/lists/*
+# iproute2: the agent changes addresses through one `ip -batch` per reconcile; nftables: its
+# dead-man switch (a frozen or killed agent's kernel stops answering ARP / NS, agent/deadman.ts).
+RUN apt-get update && apt-get install -y --no-install-recommends iproute2 nftables && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/dist dist

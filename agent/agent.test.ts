@@ -15,6 +15,7 @@ import { AgentMetrics } from './metrics.js';
 import type { NetPort } from './net.js';
 import type { Frame } from './packets.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
+import type { DeadmanPort } from './deadman.js';
 import { ClaimNotOnThisNode } from './refusals.js';
 
 class FakeNet implements NetPort {
@@ -137,7 +138,24 @@ interface Rig {
 /** Log lines of a rig, parsed (pino: level 20 debug, 30 info, 40 warn). */
 type LogLine = { level: number; msg: string } & Record<string, unknown>;
 
-async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[]): Promise<Rig> {
+/** The kernel's dead-man switch as the agent drives it: every refresh, and whether it was closed. */
+class FakeDeadman implements DeadmanPort {
+  refreshes: { at: number; addresses: string[]; ttlMs: number }[] = [];
+  closed = false;
+  constructor(private readonly clock: ManualClock) {}
+  async refresh(addresses: string[], ttlMs: number): Promise<void> {
+    this.refreshes.push({ at: this.clock.now(), addresses: [...addresses].sort(), ttlMs });
+  }
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  /** Whether address is live at time t (the kernel's view: some refresh listed it within ttl). */
+  liveAt(address: string, t: number): boolean {
+    return this.refreshes.some((r) => r.at <= t && t < r.at + r.ttlMs && r.addresses.includes(address));
+  }
+}
+
+async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[], deadman?: (clock: ManualClock) => DeadmanPort): Promise<Rig> {
   const clock = new ManualClock();
   const net = new FakeNet();
   const kube = new FakeKube(clock);
@@ -147,6 +165,7 @@ async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[]): Prom
   const config: AgentConfig = { ...AGENT_DEFAULTS, nodeName: 'node-a', iface: 'eth0', ...overrides };
   const agent = await startAgent(Object.freeze(config), {
     kube, net, sender, clock, metrics,
+    ...(deadman ? { deadman: deadman(clock) } : {}),
     logger: logs ? pino({ level: 'trace' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) }) : pino({ level: 'silent' }),
     serve: async (options) => {
       server = options;
@@ -326,6 +345,26 @@ test('frozen past --stall-withdraw: every address goes at once on resume, before
   await r.agent.reconcileNow();
   assert.ok(r.net.has('192.0.2.50'), 'the fresh list still gives it to this node');
   await r.agent.stop();
+});
+
+test('deadman: the held addresses are kept live while the agent runs; frozen past the ttl they are not, and a resumed agent whose claim moved never makes them live again', async () => {
+  let dm: FakeDeadman | undefined;
+  const r = await rig({ fenceAfterMs: 10_000, stallWithdrawMs: 500, deadmanMs: 400 }, undefined, (clock) => (dm = new FakeDeadman(clock)));
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  await r.clock.advance(1000);
+  const d = dm as FakeDeadman;
+  assert.ok(d.liveAt('192.0.2.50', r.clock.now() - 1), 'live while running');
+  assert.ok(d.refreshes.every((x) => x.ttlMs === 400));
+  const frozenAt = r.clock.now();
+  const entry = r.kube.entries_.get('c1');
+  if (entry?.ok) entry.claim.spec.nodeName = 'node-b'; // moved while this agent is frozen
+  await r.clock.advance(2000, 2000); // frozen 2 s
+  assert.not.ok(d.liveAt('192.0.2.50', frozenAt + 450), 'the kernel stopped answering 0.4 s into the freeze');
+  await r.clock.advance(1000);
+  assert.equal(d.refreshes.filter((x) => x.at > frozenAt && x.addresses.includes('192.0.2.50')), [], 'never live again after resuming');
+  await r.agent.stop({ removeAddresses: true });
+  assert.ok(d.closed, 'tables removed with the addresses');
 });
 
 test('a stall shorter than --stall-withdraw keeps every address', async () => {

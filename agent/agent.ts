@@ -27,6 +27,7 @@ import type { AgentMetrics } from './metrics.js';
 import type { NetPort } from './net.js';
 import { parseMac } from './packets.js';
 import { ClaimNotOnThisNode } from './refusals.js';
+import type { DeadmanPort } from './deadman.js';
 import { claimStatusUpdate, setCondition, type ClaimOutcome } from './status.js';
 import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
 import { forEachLimit } from '../lib/concurrency.js';
@@ -50,6 +51,8 @@ export interface AgentDeps {
   metrics: AgentMetrics;
   /** Receive path for address conflict detection (issue 12); without it nothing is probed or defended. */
   sightings?: SightingSource;
+  /** The kernel's dead-man switch (deadman.ts); without it a frozen agent's kernel keeps answering. */
+  deadman?: DeadmanPort;
   /** The HTTP server for /healthz, /readyz, /metrics (default lib/http's; tests pass an in-memory one). */
   serve?: (options: StatusServerOptions) => Promise<StatusServer>;
 }
@@ -151,7 +154,7 @@ class Agent {
       this.requestReconcile();
     }, this.signal);
     this.deps.kube.claims.run(() => this.requestReconcile(), this.signal);
-    this.loops.push(this.registerAndHeartbeat(), this.fenceLoop(), this.stallTicker());
+    this.loops.push(this.registerAndHeartbeat(), this.fenceLoop(), this.stallTicker(), this.deadmanLoop());
     const agent = this;
     return {
       port: this.server.port,
@@ -636,6 +639,33 @@ class Agent {
     }
   }
 
+  /**
+   * Keeps the kernel answering ARP / NS for the addresses held here, --deadman at a time. A
+   * round that comes late (the process did not run) refreshes nothing: the stall rule decides
+   * first, and while everything is withdrawn (fenced, drained, after a long stall) nothing is live.
+   */
+  private async deadmanLoop(): Promise<void> {
+    const port = this.deps.deadman;
+    const ttl = this.config.deadmanMs;
+    if (!port || ttl <= 0) return;
+    const every = Math.max(25, Math.floor(ttl / 4));
+    let last = this.deps.clock.now();
+    while (!this.signal.aborted) {
+      const now = this.deps.clock.now();
+      const late = now - last > Math.max(2 * every, Math.min(ttl, this.config.stallWithdrawMs || ttl));
+      last = now;
+      if (!late) {
+        const live = this.withdrawAll() ? [] : [...this.heldByClaim.values()].map((h) => h.ip);
+        await port.refresh(live, ttl).catch((err: unknown) => this.log.warn({ err: String(err) }, 'deadman refresh failed'));
+      }
+      try {
+        await this.deps.clock.sleep(every, this.signal);
+      } catch {
+        return;
+      }
+    }
+  }
+
   private async fenceLoop(): Promise<void> {
     const every = Math.max(50, Math.min(250, Math.floor(this.config.fenceAfterMs / 4) || 250));
     while (!this.signal.aborted) {
@@ -677,6 +707,9 @@ class Agent {
     this.abort.abort(new Error('agent stopped'));
     await this.running;
     await Promise.allSettled(this.loops);
+    // Addresses removed: the switch has nothing left to guard. Left in place otherwise, so a
+    // crash-like stop keeps the kernel silent for what stays on the interface.
+    if (options.removeAddresses) await this.deps.deadman?.close().catch(() => undefined);
     await this.server?.close();
     this.deps.sender.close();
     this.log.info({ removedAddresses: options.removeAddresses === true }, 'agent stopped');

@@ -28,6 +28,10 @@ Flags:
   --stall-withdraw DUR    a process that did not run for longer than this (frozen, starved)
                           removes every address at once on resume and takes back only what
                           freshly listed claims still give it (default 500ms; 0 = never)
+  --deadman DUR           the kernel answers ARP / NS for this node's addresses only while the
+                          agent has run within this long (nftables sets that time out), so a
+                          frozen, starved or killed agent's node falls silent (default 400ms;
+                          0 = off)
   --drain-timeout DUR     on SIGTERM, wait at most this long for claims to move (default 20s)
   --conflict-probes N     probes (ARP with sender 0.0.0.0 / NS from ::) before an address no
                           agent of ours held goes up (default 2; 0 = no probing, no defence)
@@ -56,6 +60,7 @@ export interface AgentConfig {
   garpRefreshMs: number;
   fenceAfterMs: number;
   stallWithdrawMs: number;
+  deadmanMs: number;
   drainTimeoutMs: number;
   probeAddress?: string;
   conflictProbes: number;
@@ -82,6 +87,10 @@ export const AGENT_DEFAULTS = {
   // each failing after 100 ms, is 0.5 s. A process that did not run for longer may have lost
   // its claims, and its kernel answers ARP for them meanwhile, so it lets go at once.
   stallWithdrawMs: 500,
+  // Under the scheduler's earliest failover (0.5 s): once a frozen node's claims can have moved,
+  // its kernel has stopped answering for them. Refreshed every 100 ms, so a busy event loop has
+  // four chances.
+  deadmanMs: 400,
   // Inside Kubernetes' default 30 s termination grace period.
   drainTimeoutMs: 20_000,
   // Two probes 30 ms apart, decided 60 ms after the first: a host on the LAN answers an ARP
@@ -135,6 +144,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
       'fence-after': { type: 'string' },
       'drain-timeout': { type: 'string' },
       'stall-withdraw': { type: 'string' },
+      deadman: { type: 'string' },
       'probe-address': { type: 'string' },
       'conflict-probes': { type: 'string' },
       'conflict-window': { type: 'string' },
@@ -163,6 +173,7 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     garpRefreshMs: values['garp-refresh'] ? durationFlag('garp-refresh', values['garp-refresh']) : AGENT_DEFAULTS.garpRefreshMs,
     fenceAfterMs: values['fence-after'] ? durationFlag('fence-after', values['fence-after']) : AGENT_DEFAULTS.fenceAfterMs,
     stallWithdrawMs: values['stall-withdraw'] ? durationFlag('stall-withdraw', values['stall-withdraw']) : AGENT_DEFAULTS.stallWithdrawMs,
+    deadmanMs: values.deadman ? durationFlag('deadman', values.deadman) : AGENT_DEFAULTS.deadmanMs,
     drainTimeoutMs: values['drain-timeout'] ? durationFlag('drain-timeout', values['drain-timeout']) : AGENT_DEFAULTS.drainTimeoutMs,
     conflictProbes: values['conflict-probes'] ? integerFlag('conflict-probes', values['conflict-probes'], 0, 10) : AGENT_DEFAULTS.conflictProbes,
     conflictWindowMs: values['conflict-window'] ? durationFlag('conflict-window', values['conflict-window']) : AGENT_DEFAULTS.conflictWindowMs,

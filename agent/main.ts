@@ -7,6 +7,7 @@ import { createLogger } from '../lib/logger.js';
 import { startAgent } from './agent.js';
 import { AGENT_USAGE, parseAgentArgs } from './config.js';
 import { openPacketSender } from './frames.js';
+import { nftDeadman } from './deadman.js';
 import { kubePort } from './kube.js';
 import { AgentMetrics } from './metrics.js';
 import { iproute2 } from './net.js';
@@ -31,11 +32,17 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const kc = loadKubeConfig(config.kubeconfig);
     const clock = systemClock;
+    const deadman = config.deadmanMs > 0 ? await nftDeadman(logger).catch((err: unknown) => {
+      // Without it the agent still works as before; the log says what is missing.
+      logger.error({ err: String(err) }, 'deadman: nftables not usable; a frozen or killed agent\'s kernel keeps answering for its addresses');
+      return undefined;
+    }) : undefined;
     const agent = await startAgent(config, {
       kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs, nodeName: config.nodeName }),
       net: iproute2({ logger, clock }),
       sender: await openPacketSender(),
       sightings: await packetSightingSource(),
+      ...(deadman ? { deadman } : {}),
       clock,
       logger,
       metrics: new AgentMetrics({ defaultMetrics: true }),

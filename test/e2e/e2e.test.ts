@@ -204,8 +204,11 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     const survivorAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === survivor.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).length;
     log(`frozen node back: ${survivorAnswers} ARP answers for ${WEB_IP} from ${to}; ${oldAnswers.length} from ${from}, the last ${lastOld - backAt} ms after its link came back and ${lastOld - resumedAt} ms after its agent resumed`);
     assert.ok(survivorAnswers > 0, 'the client asked and the survivor answered');
-    // While frozen its kernel answers (nothing in the process can stop that); once the agent
-    // runs again it lets go at once (--stall-withdraw), without waiting to list the claims
+    // While frozen its kernel does not answer either: the agent's dead-man switch (nftables
+    // sets that only the running agent refreshes, --deadman 400ms) expired long before the
+    // link came back.
+    assert.equal(oldAnswers, [], `${from}'s kernel answered ARP for ${WEB_IP} while its agent was frozen`);
+    // Once the agent runs again it lets go at once (--stall-withdraw), without waiting to list the claims
     // (which it could not: probes reach it again, so it is not fenced, and it would answer
     // for as long as the API stayed out of reach). The bound leaves room for a busy machine.
     assert.ok(lastOld - resumedAt < 1000, `${from} still answered ARP ${lastOld - resumedAt} ms after its agent resumed`);

@@ -1,0 +1,44 @@
+// The dead-man switch's nft scripts, byte for byte: what the kernel is told decides whether a
+// frozen node falls silent.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { asOneLine, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
+
+test('IPv6 addresses are keyed as the 128-bit integer at the NA target offset', () => {
+  assert.is(ipv6Key('2001:db8::50'), '0x20010db8000000000000000000000050');
+  assert.is(ipv6Key('2001:db8:1::5'), '0x20010db8000100000000000000000005');
+});
+
+test('a refresh replaces both sets in one transaction, each address live for the ttl', () => {
+  assert.is(
+    deadmanRefresh(['192.0.2.50', '2001:db8::50', '192.0.2.51'], 400, 't'),
+    [
+      'flush set arp t managed',
+      'flush set arp t live',
+      'flush set ip6 t managed',
+      'flush set ip6 t live',
+      'add element arp t managed { 192.0.2.50, 192.0.2.51 }',
+      'add element arp t live { 192.0.2.50 timeout 400ms, 192.0.2.51 timeout 400ms }',
+      'add element ip6 t managed { 0x20010db8000000000000000000000050 }',
+      'add element ip6 t live { 0x20010db8000000000000000000000050 timeout 400ms }',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('nothing held: the sets are emptied, so nothing is dropped and nothing stays live', () => {
+  assert.is(deadmanRefresh([], 400, 't'), 'flush set arp t managed\nflush set arp t live\nflush set ip6 t managed\nflush set ip6 t live\n');
+});
+
+test('the rules drop only replies / advertisements for managed addresses that are not live', () => {
+  const script = deadmanTables('t');
+  assert.match(script, /arp operation reply arp saddr ip @managed arp saddr ip != @live drop/);
+  assert.match(script, /icmpv6 type nd-neighbor-advert @th,64,128 @managed @th,64,128 != @live drop/);
+  assert.match(script, /^table arp t \{\}\ndelete table arp t\n/, 'idempotent: an older copy is replaced');
+});
+
+test('a refresh goes to nft -i as one line, so it is one transaction', () => {
+  assert.is(asOneLine(deadmanRefresh(['192.0.2.50'], 400, 't')), 'flush set arp t managed; flush set arp t live; flush set ip6 t managed; flush set ip6 t live; add element arp t managed { 192.0.2.50 }; add element arp t live { 192.0.2.50 timeout 400ms }\n');
+});
+
+test.run();
