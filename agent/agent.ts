@@ -654,7 +654,9 @@ class Agent {
       const now = this.deps.clock.now();
       const late = now - last > Math.max(2 * every, Math.min(ttl, this.config.stallWithdrawMs || ttl));
       last = now;
-      if (!late) {
+      // Not before the first reconcile: what an earlier run left on the interface stays managed
+      // and silent until this run has decided what is still its own.
+      if (!late && this.firstReconcileDone) {
         const live = this.withdrawAll() ? [] : [...this.heldByClaim.values()].map((h) => h.ip);
         await port.refresh(live, ttl).catch((err: unknown) => this.log.warn({ err: String(err) }, 'deadman refresh failed'));
       }

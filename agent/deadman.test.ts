@@ -2,7 +2,7 @@
 // frozen node falls silent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { asOneLine, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
+import { asOneLine, hasTables, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
 
 test('IPv6 addresses are keyed as the 128-bit integer at the NA target offset', () => {
   assert.is(ipv6Key('2001:db8::50'), '0x20010db8000000000000000000000050');
@@ -39,6 +39,12 @@ test('the rules drop only replies / advertisements for managed addresses that ar
 
 test('a refresh goes to nft -i as one line, so it is one transaction', () => {
   assert.is(asOneLine(deadmanRefresh(['192.0.2.50'], 400, 't')), 'flush set arp t managed; flush set arp t live; flush set ip6 t managed; flush set ip6 t live; add element arp t managed { 192.0.2.50 }; add element arp t live { 192.0.2.50 timeout 400ms }\n');
+});
+
+test('tables left by an earlier run are found in nft list tables (and kept), a half set is not', () => {
+  assert.ok(hasTables('table inet filter\ntable arp t\ntable ip6 t\n', 't'));
+  assert.not.ok(hasTables('table arp t\n', 't'));
+  assert.not.ok(hasTables('table arp tt\ntable ip6 t\n', 't'));
 });
 
 test.run();

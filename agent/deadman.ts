@@ -85,6 +85,22 @@ function nft(script: string): Promise<{ code: number; stderr: string }> {
   });
 }
 
+/** Whether `nft list tables` shows both of the switch's tables. */
+export function hasTables(listing: string, table = DEADMAN_TABLE): boolean {
+  const lines = listing.split('\n').map((l) => l.trim());
+  return lines.includes(`table arp ${table}`) && lines.includes(`table ip6 ${table}`);
+}
+
+function listTables(): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn('nft', ['list', 'tables'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', () => resolve(''));
+    child.on('close', () => resolve(out));
+  });
+}
+
 /** A script as one line: `nft -i` runs each line as one transaction. */
 export function asOneLine(script: string): string {
   return `${script.trim().split('\n').join('; ')}\n`;
@@ -96,8 +112,15 @@ export function asOneLine(script: string): string {
  * (a process per refresh cost about 15 ms of CPU with 200 addresses, a line about 5 ms).
  */
 export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
-  const made = await nft(deadmanTables());
-  if (made.code !== 0) throw new Error(`nft: ${made.stderr.trim()}`);
+  // Tables left by an earlier run (a crash, kill -9) are kept as they are: their managed set
+  // still names what that run left on the interface, and with nothing live the kernel stays
+  // silent for it until this run's first reconcile has decided (agent.ts refreshes only after it).
+  // (`nft list tables`, not `list table` lines in one -f batch: nft 1.0.6 fails those.)
+  const present = hasTables(await listTables());
+  if (!present) {
+    const made = await nft(deadmanTables());
+    if (made.code !== 0) throw new Error(`nft: ${made.stderr.trim()}`);
+  }
   let shell: ChildProcessWithoutNullStreams | undefined;
   let lastError = 0;
   const open = (): ChildProcessWithoutNullStreams => {
