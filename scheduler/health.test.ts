@@ -61,11 +61,12 @@ test('a stale heartbeat reports when it went stale', () => {
 });
 
 test('a stale heartbeat while every probe is answered (the agent cannot reach the API): not a candidate, but it holds its claims', () => {
-  const answering = { consecutiveFailures: 0, draining: false };
+  const answering = { consecutiveFailures: 0, draining: false, answeredAt: T0 + 8900 };
   const h = nodeHealth(obs({ probe: answering }), T0 + 9000, cfg);
   assert.ok(!h.candidate && h.reason === 'heartbeat' && h.holds === true, JSON.stringify(h));
-  // Probes failing too, or never answered: an ordinary failure, its claims move.
-  for (const probe of [{ consecutiveFailures: 1, draining: false }, undefined]) {
+  // Probes failing too, never answered, or answered long ago (the prober stopped reporting):
+  // an ordinary failure, its claims move.
+  for (const probe of [{ consecutiveFailures: 1, draining: false }, { consecutiveFailures: 0, draining: false }, { consecutiveFailures: 0, draining: false, answeredAt: T0 + 5000 }, undefined]) {
     const f = nodeHealth(obs(probe ? { probe } : {}), T0 + 9000, cfg);
     assert.ok(!f.candidate && f.holds === undefined, JSON.stringify({ probe, f }));
   }
@@ -88,7 +89,7 @@ test('probe state: failures count up, the third marks the failure time, a succes
   assert.not.ok(h.candidate);
   if (!h.candidate) assert.is(h.since, 500);
   s = nextProbeState(s, { ok: true, draining: false, rttMs: 1 }, 900, 3);
-  assert.equal(s, { consecutiveFailures: 0, draining: false });
+  assert.equal(s, { consecutiveFailures: 0, draining: false, answeredAt: 900 });
 });
 
 test.run();

@@ -21,6 +21,8 @@ export type NodeHealth = { candidate: true } | { candidate: false; reason: NodeF
 
 export interface ProbeState {
   consecutiveFailures: number;
+  /** When a probe was last answered (ms); absent before the first answer. */
+  answeredAt?: number;
   /** The agent answered draining: true. */
   draining: boolean;
   /** When the probe that reached --probe-failures ended (ms). */
@@ -65,8 +67,10 @@ export function nodeHealth(obs: NodeObservation, now: number, cfg: HealthConfig)
   const beat = heartbeatOf(ipNode);
   if (beat === null || now - beat >= cfg.monitorMs) {
     const age = beat === null ? 'missing' : `${((now - beat) / 1000).toFixed(1)}s old`;
-    // A probe state exists only once a probe has ended; none failed since means the last was answered.
-    const probed = beat !== null && obs.probe !== undefined && obs.probe.consecutiveFailures === 0;
+    // Only fresh evidence holds: answered within half the heartbeat window. A prober that
+    // stopped reporting (its state frozen at "answered") must not keep a dead node's claims.
+    const answeredAt = obs.probe?.answeredAt;
+    const probed = beat !== null && obs.probe?.consecutiveFailures === 0 && answeredAt !== undefined && now - answeredAt < cfg.monitorMs / 2;
     const message = `heartbeat of ${obs.name} is ${age} (--monitor ${cfg.monitorMs}ms)${probed ? '; it still answers probes, so it keeps its addresses and gets no new ones' : ''}`;
     return { candidate: false, reason: 'heartbeat', message, ...(beat !== null ? { since: beat + cfg.monitorMs } : {}), ...(probed ? { holds: true as const } : {}) };
   }
@@ -80,7 +84,7 @@ export function nodeHealth(obs: NodeObservation, now: number, cfg: HealthConfig)
 
 /** Probe bookkeeping: the next state after one probe result. Pure. */
 export function nextProbeState(prev: ProbeState | undefined, result: ProbeResult, now: number, failures: number): ProbeState {
-  if (result.ok) return { consecutiveFailures: 0, draining: result.draining };
+  if (result.ok) return { consecutiveFailures: 0, draining: result.draining, answeredAt: now };
   const consecutiveFailures = (prev?.consecutiveFailures ?? 0) + 1;
   const state: ProbeState = { consecutiveFailures, draining: false, lastError: result.error };
   const failedAt = consecutiveFailures === failures ? now : prev?.failedAt;
