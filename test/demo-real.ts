@@ -8,6 +8,7 @@ import { waitFor } from './controlplane/harness.js';
 import { startRealCluster, type RealCluster } from './lab/realcluster.js';
 import { downtimeAround } from './support/downtime.js';
 import { pluginPath } from './support/plugin-path.js';
+import { README_INSTALL } from './support/readme-install.js';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const say = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -46,16 +47,7 @@ async function main(): Promise<void> {
   await kubectl(['get', 'nodes', '-o', 'wide']);
 
   step("The README's install sequence");
-  for (const args of [
-    ['apply', '-f', 'examples/crds.yaml'],
-    ['apply', '-f', 'examples/auth.yaml'],
-    ['apply', '-f', 'examples/agent-policy.yaml'],
-    ['label', 'node', 'node-1', 'ipcontroller='],
-    ['label', 'node', 'node-2', 'ipcontroller='],
-    ['apply', '-f', 'examples/claims/'],
-    ['apply', '-f', 'examples/ip-pool.yml'],
-    ['apply', '-f', 'examples/nginx.yaml'],
-  ]) await kubectl(args);
+  for (const args of README_INSTALL) await kubectl(args);
   for (const [kind, ns] of [['daemonset/ipcontroller-agent', 'ipcontroller-system'], ['deployment/ipcontroller-scheduler', 'ipcontroller-system'], ['deployment/nginx', 'default']] as const) {
     await kubectl(['rollout', 'status', kind, '-n', ns, '--timeout=180s']);
   }

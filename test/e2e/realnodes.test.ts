@@ -3,6 +3,7 @@
 // the manifests of examples/ applied with kubectl as the README says. The client's requests go
 // external IP -> node -> kube-proxy DNAT -> nginx pod. Run with `sudo make e2e`.
 import { test } from 'uvu';
+import { README_INSTALL } from '../support/readme-install.js';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -55,18 +56,8 @@ async function rollout(kind: string, namespace: string): Promise<void> {
   assert.is(r.code, 0, `rollout of ${kind}: ${r.stderr}`);
 }
 
-// The commands of README.md's "Install in a cluster", in its order, as a user types them.
-const INSTALL = [
-  ['apply', '-f', 'examples/crds.yaml'],
-  ['apply', '-f', 'examples/auth.yaml'],
-  ['apply', '-f', 'examples/agent-policy.yaml'],
-  ['label', 'node', 'node-1', 'ipcontroller='],
-  ['label', 'node', 'node-2', 'ipcontroller='],
-  ['apply', '-f', 'examples/claims/'],
-  ['apply', '-f', 'examples/ip-pool.yml'],
-  ['apply', '-f', 'examples/nginx.yaml'],
-  ['get', 'ipclaims'],
-];
+// README.md's install sequence, then the look a user takes.
+const INSTALL = [...README_INSTALL, ['get', 'ipclaims']];
 
 test('real nodes 1. the README install sequence: kubectl get svc shows the external IP, the client gets nginx through kube-proxy', async () => {
   const readme = readFileSync(`${root}README.md`, 'utf8');

@@ -14,12 +14,12 @@ import { claimName } from '../../api/names.js';
 import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, startAgentProcess, startApiForwarder, type AgentProcess, type ApiForwarder, type LabProcess, type Netns, type Port } from '../lab/index.js';
-import { downtimeAround, parseRequestLog, type Downtime, type RequestResult } from '../support/downtime.js';
+import { downtimeAround, type Downtime, type RequestResult } from '../support/downtime.js';
+import { startRequestLoop, type RequestLoop } from '../lab/requestloop.js';
 import { AGENT_POLICY_MANIFEST, agentPod, agentPolicyInForce, applyManifest, kubeConfigForToken, podBoundToken, serviceAccountTokenBound } from '../support/agent-identity.js';
 
 const CLI = fileURLToPath(new URL('../../cli.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
-const REQUEST_LOOP = fileURLToPath(new URL('./request-loop.ts', import.meta.url));
 
 export const AGENT_PORT = 9610;
 export const SCHEDULER_PORT = 9611;
@@ -46,14 +46,7 @@ export interface SchedulerReplica {
   proc: LabProcess;
 }
 
-export interface RequestLoop {
-  /** Results so far, in completion order. */
-  results(): RequestResult[];
-  /** Waits until the loop has seen n successful answers in a row (it starts in about a second). */
-  steady(n?: number, timeoutMs?: number): Promise<void>;
-  /** Stops the loop and returns every request's result, in completion order. */
-  stop(): Promise<RequestResult[]>;
-}
+export type { RequestLoop };
 
 /** A fault applied to the serving node while the client kept asking. */
 export interface Move {
@@ -328,24 +321,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       },
       requestLoop(address, intervalMs, maxMs) {
         const host = address.includes(':') ? `[${address}]` : address;
-        const proc = lab.spawn(clientNs, [process.execPath, '--import', 'tsx', REQUEST_LOOP, `http://${host}:${ECHO_PORT}/`, String(intervalMs), String(maxMs)], {
-          label: `requests-${Date.now().toString(36)}`,
-        });
-        const results = (): RequestResult[] => parseRequestLog(readFileSync(proc.logFile, 'utf8'));
-        return {
-          results,
-          async steady(n = 10, timeoutMs = 15_000) {
-            await waitFor(`${n} answers in a row from ${address}`, async () => {
-              const tail = results().slice(-n);
-              return tail.length === n && tail.every((r) => r.ok);
-            }, timeoutMs, 50);
-          },
-          async stop() {
-            proc.signal('SIGTERM');
-            await proc.exited;
-            return results();
-          },
-        };
+        return startRequestLoop(lab, clientNs, `http://${host}:${ECHO_PORT}/`, intervalMs, maxMs, 15_000);
       },
       holders,
       async servingNode(address, { not, timeoutMs = 20_000 } = {}) {

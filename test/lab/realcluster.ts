@@ -24,7 +24,7 @@ import { Lab, type LabProcess, type Netns, type Port } from './lab.js';
 import { startRealNode, type RealNode } from './realnode.js';
 import { ipClients } from '../../api/client.js';
 import { claimName } from '../../api/names.js';
-import { parseRequestLog, type RequestResult } from '../support/downtime.js';
+import { startRequestLoop, type RequestLoop } from './requestloop.js';
 
 const CONTROLPLANE_DIR = fileURLToPath(new URL('../controlplane/', import.meta.url));
 const IMAGE_SCRIPT = fileURLToPath(new URL('../image/build.sh', import.meta.url));
@@ -112,15 +112,9 @@ export interface RealCluster {
   destroy(): Promise<void>;
 }
 
-export interface RequestLoop {
-  results(): RequestResult[];
-  /** Waits for n answers in a row. */
-  steady(n?: number, timeoutMs?: number): Promise<void>;
-  stop(): Promise<RequestResult[]>;
-}
+export type { RequestLoop };
 
 export const AGENT_NAMESPACE = 'ipcontroller-system';
-const REQUEST_LOOP = fileURLToPath(new URL('../e2e/request-loop.ts', import.meta.url));
 
 export const NODE_PLAN = [
   { name: 'node-1', short: 'n1', ip4: '192.0.2.11', ip6: '2001:db8::11', mac: '02:00:00:00:01:11', podCidr: '198.51.100.0/26', podCidr6: '2001:db8:1:1::/64' },
@@ -345,24 +339,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         return serving;
       },
       requestLoop(address, intervalMs, maxMs) {
-        const proc = lab.spawn(clientNs, [process.execPath, '--import', 'tsx', REQUEST_LOOP, `http://${address}/`, String(intervalMs), String(maxMs)], {
-          label: `requests-${Date.now().toString(36)}`,
-        });
-        const results = (): RequestResult[] => parseRequestLog(readFileSync(proc.logFile, 'utf8'));
-        return {
-          results,
-          async steady(n = 10, timeoutMs = 30_000) {
-            await waitFor(`${n} answers in a row from ${address}`, async () => {
-              const tail = results().slice(-n);
-              return tail.length === n && tail.every((r) => r.ok);
-            }, timeoutMs, 50);
-          },
-          async stop() {
-            proc.signal('SIGTERM');
-            await proc.exited;
-            return results();
-          },
-        };
+        return startRequestLoop(lab, clientNs, `http://${address}/`, intervalMs, maxMs, 30_000);
       },
       async fail(name) {
         const n = node(name);

@@ -1,0 +1,39 @@
+// A client that asks url every intervalMs from inside a lab namespace (test/e2e/request-loop.ts),
+// logging every answer, for the process lab and the real-node lab alike.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from '../controlplane/harness.js';
+import { parseRequestLog, type RequestResult } from '../support/downtime.js';
+import type { Lab, Netns } from './lab.js';
+
+const REQUEST_LOOP = fileURLToPath(new URL('../e2e/request-loop.ts', import.meta.url));
+
+export interface RequestLoop {
+  /** Results so far, in completion order. */
+  results(): RequestResult[];
+  /** Waits until the loop has seen n successful answers in a row (it starts in about a second). */
+  steady(n?: number, timeoutMs?: number): Promise<void>;
+  /** Stops the loop and returns every request's result, in completion order. */
+  stop(): Promise<RequestResult[]>;
+}
+
+export function startRequestLoop(lab: Lab, ns: Netns, url: string, intervalMs: number, maxMs: number, steadyTimeoutMs: number): RequestLoop {
+  const proc = lab.spawn(ns, [process.execPath, '--import', 'tsx', REQUEST_LOOP, url, String(intervalMs), String(maxMs)], {
+    label: `requests-${Date.now().toString(36)}`,
+  });
+  const results = (): RequestResult[] => parseRequestLog(readFileSync(proc.logFile, 'utf8'));
+  return {
+    results,
+    async steady(n = 10, timeoutMs = steadyTimeoutMs) {
+      await waitFor(`${n} answers in a row from ${url}`, async () => {
+        const tail = results().slice(-n);
+        return tail.length === n && tail.every((r) => r.ok);
+      }, timeoutMs, 50);
+    },
+    async stop() {
+      proc.signal('SIGTERM');
+      await proc.exited;
+      return results();
+    },
+  };
+}
