@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { openSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,9 +75,10 @@ class HoldingProxy {
 interface ChildScheduler {
   child: ChildProcess;
   metricsPort: number;
+  /** Its log; the folder is removed by stop(true) (kept when the test failed, for reading). */
   logFile: string;
   leading(): Promise<boolean>;
-  stop(): Promise<void>;
+  stop(removeLog?: boolean): Promise<void>;
 }
 
 async function freePort(): Promise<number> {
@@ -103,11 +104,13 @@ async function childScheduler(kubeconfig: string, leaseName: string, identity: s
     const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(500) }).then((r) => r.text());
     return /^ipcontroller_scheduler_leader 1$/m.test(text);
   };
-  const stop = async (): Promise<void> => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGCONT');
-    child.kill('SIGKILL');
-    await once(child, 'exit');
+  const stop = async (removeLog = false): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGCONT');
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    if (removeLog) rmSync(dir, { recursive: true, force: true });
   };
   return { child, metricsPort, logFile, leading, stop };
 }
@@ -137,6 +140,7 @@ async function staleLeaderStory(f: Fixture, kubeconfigFor: (path: string) => Pro
   await f.pool('198.51.100.0/26');
   const leaseName = uniqueName('lease');
   const frozen = await childScheduler(await kubeconfigFor(f.cluster.kubeconfigPath), leaseName, 'stale-one');
+  let passed = false;
   try {
     await waitFor('the child scheduler leads', async () => (await holder(f, leaseName)) === 'stale-one' && (await frozen.leading().catch(() => false)), 30_000, 100);
     const before = await Promise.all([1, 2, 3, 4].map(() => f.service('stale')));
@@ -183,8 +187,9 @@ async function staleLeaderStory(f: Fixture, kubeconfigFor: (path: string) => Pro
     } finally {
       deletions.stop();
     }
+    passed = true;
   } finally {
-    await frozen.stop();
+    await frozen.stop(passed);
   }
 }
 
@@ -200,6 +205,7 @@ test('a leader frozen (SIGSTOP) past its renew deadline writes nothing when it r
 
 test('a leader cut off from the apiserver (black-holed, then healed) stops on its own clock; its held writes do not land on live claims', () => {
   let proxy: HoldingProxy | undefined;
+  let proxyDir: string | undefined;
   return withFixture(async (f) => {
     const viaProxy = async (path: string): Promise<string> => {
       const kc = new KubeConfig();
@@ -208,7 +214,8 @@ test('a leader cut off from the apiserver (black-holed, then healed) stops on it
       proxy = new HoldingProxy({ host: server.hostname, port: Number(server.port) });
       const port = await proxy.listen();
       const text = readFileSync(path, 'utf8').replace(server.origin, `https://127.0.0.1:${port}`);
-      const out = join(mkdtempSync(join(tmpdir(), 'ipc-proxy-')), 'kubeconfig');
+      proxyDir = mkdtempSync(join(tmpdir(), 'ipc-proxy-'));
+      const out = join(proxyDir, 'kubeconfig');
       writeFileSync(out, text);
       return out;
     };
@@ -221,6 +228,7 @@ test('a leader cut off from the apiserver (black-holed, then healed) stops on it
       );
     } finally {
       proxy?.close();
+      if (proxyDir) rmSync(proxyDir, { recursive: true, force: true });
     }
   });
 });
