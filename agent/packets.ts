@@ -5,9 +5,9 @@ import ipaddr from 'ipaddr.js';
 
 export const ETHERTYPE_ARP = 0x0806;
 export const ETHERTYPE_IPV6 = 0x86dd;
-const ETH_HEADER = 14;
+export const ETH_HEADER = 14;
 /** Ethernet minimum frame without FCS; shorter frames are padded (some NICs drop runts). */
-const ETH_MIN_FRAME = 60;
+export const ETH_MIN_FRAME = 60;
 
 export const BROADCAST_MAC = Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff, 0xff);
 /** ff02::1 (all-nodes) maps to 33:33:00:00:00:01 (RFC 2464 section 7). */
@@ -49,7 +49,7 @@ function ipv6Bytes(address: string): number[] {
   return parsed.toByteArray();
 }
 
-function ethernetHeader(destination: Uint8Array, source: Uint8Array, ethertype: number): Buffer {
+export function ethernetHeader(destination: Uint8Array, source: Uint8Array, ethertype: number): Buffer {
   const header = Buffer.alloc(ETH_HEADER);
   header.set(destination, 0);
   header.set(source, 6);
@@ -57,7 +57,8 @@ function ethernetHeader(destination: Uint8Array, source: Uint8Array, ethertype: 
   return header;
 }
 
-function pad(frame: Buffer): Buffer {
+/** Pads a frame to Ethernet's 60-byte minimum (before the FCS). */
+export function pad(frame: Buffer): Buffer {
   return frame.length >= ETH_MIN_FRAME ? frame : Buffer.concat([frame, Buffer.alloc(ETH_MIN_FRAME - frame.length)]);
 }
 

@@ -8,25 +8,12 @@
 //     address (RFC 4862 section 5.4.2, duplicate address detection), without the source
 //     link-layer address option (RFC 4861 7.2.2 forbids it when the source is ::).
 import ipaddr from 'ipaddr.js';
-import { BROADCAST_MAC, ETHERTYPE_ARP, ETHERTYPE_IPV6, icmpv6Checksum, type Frame } from './packets.js';
-
-const ETH_HEADER = 14;
-const ETH_MIN_FRAME = 60;
+import { BROADCAST_MAC, ETH_HEADER, ETHERTYPE_ARP, ETHERTYPE_IPV6, ethernetHeader, icmpv6Checksum, pad, type Frame } from './packets.js';
 
 /** Frames used for probing; 'arp_probe' and 'ns_dad' extend the announcement kinds. */
 export interface ProbeFrame extends Omit<Frame, 'kind'> {
   kind: 'arp_probe' | 'ns_dad';
 }
-
-function header(destination: Uint8Array, source: Uint8Array, ethertype: number): Buffer {
-  const h = Buffer.alloc(ETH_HEADER);
-  h.set(destination, 0);
-  h.set(source, 6);
-  h.writeUInt16BE(ethertype, 12);
-  return h;
-}
-
-const pad = (b: Buffer): Buffer => (b.length >= ETH_MIN_FRAME ? b : Buffer.concat([b, Buffer.alloc(ETH_MIN_FRAME - b.length)]));
 
 /** RFC 5227 2.1.1 ARP probe for `address` from `mac`, broadcast. */
 export function arpProbe(mac: Uint8Array, address: string): ProbeFrame {
@@ -41,7 +28,7 @@ export function arpProbe(mac: Uint8Array, address: string): ProbeFrame {
   arp.set(mac, 8); // sender MAC: ours
   // sender IP (14..17) stays 0.0.0.0, target MAC (18..23) stays zero
   arp.set(parsed.toByteArray(), 24);
-  return { kind: 'arp_probe', bytes: pad(Buffer.concat([header(BROADCAST_MAC, mac, ETHERTYPE_ARP), arp])), ethertype: ETHERTYPE_ARP, destination: BROADCAST_MAC };
+  return { kind: 'arp_probe', bytes: pad(Buffer.concat([ethernetHeader(BROADCAST_MAC, mac, ETHERTYPE_ARP), arp])), ethertype: ETHERTYPE_ARP, destination: BROADCAST_MAC };
 }
 
 /** ff02::1:ffXX:XXXX, the solicited-node multicast group of an address (RFC 4291 2.7.1). */
@@ -68,7 +55,7 @@ export function dadSolicitation(mac: Uint8Array, address: string): ProbeFrame {
   ip6.writeUInt8(255, 7); // hop limit 255 (RFC 4861 7.1.1)
   ip6.set(group, 24); // source :: (8..23 stay zero)
   const destination = Uint8Array.of(0x33, 0x33, ...group.slice(12));
-  return { kind: 'ns_dad', bytes: pad(Buffer.concat([header(destination, mac, ETHERTYPE_IPV6), ip6, icmp])), ethertype: ETHERTYPE_IPV6, destination };
+  return { kind: 'ns_dad', bytes: pad(Buffer.concat([ethernetHeader(destination, mac, ETHERTYPE_IPV6), ip6, icmp])), ethertype: ETHERTYPE_IPV6, destination };
 }
 
 export function probeFrame(mac: Uint8Array, address: string): ProbeFrame {
