@@ -4,7 +4,7 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane image build lint unit integration e2e test bench bench-failover chaos soak soak-test demo demo-process dashboard clean
+.PHONY: help get-deps control-plane image build lint format unit integration e2e test bench bench-failover chaos soak soak-test demo demo-process dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,8 +32,13 @@ control-plane: ## build (or find in the cache) kube-apiserver, etcd and kubectl 
 build: ## compile TypeScript to dist/ (bin: dist/cli.js)
 	npx tsc -p tsconfig.build.json
 
-lint: ## type-check everything in strict mode, tests included
+lint: node_modules/.package-lock.json ## type-check (strict, tests included), then eslint (eslint.config.js) and the prettier check
 	npx tsc -p tsconfig.json --noEmit
+	npx eslint --max-warnings 0 .
+	npx prettier --check --log-level warn '**/*.ts'
+
+format: node_modules/.package-lock.json ## rewrite every .ts file in the house format (prettier, .prettierrc.json)
+	npx prettier --write --log-level warn '**/*.ts'
 
 unit: node_modules/.package-lock.json ## pure-logic tests, no I/O
 	$(NODE_TSX) test/run.ts unit

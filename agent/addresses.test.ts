@@ -23,7 +23,14 @@ const addr = (ip: string, prefixLength: number, extra: Partial<HostAddress> = {}
   tentative: false,
   ...extra,
 });
-const link = (name: string, addresses: HostAddress[], ifindex = 2): HostLink => ({ name, ifindex, mac: '02:00:5e:00:53:01', up: true, noArp: false, addresses });
+const link = (name: string, addresses: HostAddress[], ifindex = 2): HostLink => ({
+  name,
+  ifindex,
+  mac: '02:00:5e:00:53:01',
+  up: true,
+  noArp: false,
+  addresses,
+});
 const want = (claim: string, cidr: string, linkName?: string): WantedAddress => {
   const w = wantedAddress(claim, cidr, linkName);
   if (!w.ok) throw new Error(w.message);
@@ -40,7 +47,11 @@ const LINKS = [
 test('ip -j addr output parses into links with their addresses, metric and DAD state', () => {
   const links = parseIpAddrJson([
     {
-      ifindex: 2, ifname: 'eth0', flags: ['BROADCAST', 'UP'], link_type: 'ether', address: '02:00:5e:00:53:01',
+      ifindex: 2,
+      ifname: 'eth0',
+      flags: ['BROADCAST', 'UP'],
+      link_type: 'ether',
+      address: '02:00:5e:00:53:01',
       addr_info: [
         { family: 'inet', local: '192.0.2.5', prefixlen: 32, metric: 4242 },
         { family: 'inet6', local: '2001:db8::5', prefixlen: 128, dadfailed: true },
@@ -51,7 +62,11 @@ test('ip -j addr output parses into links with their addresses, metric and DAD s
   ]);
   assert.is(links.length, 2);
   assert.equal(links[0], {
-    name: 'eth0', ifindex: 2, mac: '02:00:5e:00:53:01', up: true, noArp: false,
+    name: 'eth0',
+    ifindex: 2,
+    mac: '02:00:5e:00:53:01',
+    up: true,
+    noArp: false,
     addresses: [
       { ip: '192.0.2.5', prefixLength: 32, family: 'inet', metric: 4242, dadFailed: false, tentative: false },
       { ip: '2001:db8::5', prefixLength: 128, family: 'inet6', dadFailed: true, tentative: false },
@@ -65,14 +80,24 @@ test('ownership: only addresses carrying the agent metric are its own', () => {
   assert.ok(isOwned(ours('192.0.2.5', 32)));
   assert.not.ok(isOwned(addr('192.0.2.5', 32)));
   assert.not.ok(isOwned(addr('192.0.2.5', 32, { metric: 100 })));
-  assert.equal(batchLines([{ op: 'add', ip: '192.0.2.5', prefixLength: 32, family: 'inet', iface: 'eth0' }]), [`addr replace 192.0.2.5/32 dev eth0 metric ${OWNER_METRIC}`]);
-  assert.equal(batchLines([{ op: 'add', ip: '2001:db8::5', prefixLength: 128, family: 'inet6', iface: 'eth0' }]), [`addr replace 2001:db8::5/128 dev eth0 metric ${OWNER_METRIC} nodad`]);
-  assert.equal(batchLines([{ op: 'remove', ip: '2001:db8::5', prefixLength: 128, family: 'inet6', iface: 'eth0' }]), ['addr del 2001:db8::5/128 dev eth0']);
+  assert.equal(batchLines([{ op: 'add', ip: '192.0.2.5', prefixLength: 32, family: 'inet', iface: 'eth0' }]), [
+    `addr replace 192.0.2.5/32 dev eth0 metric ${OWNER_METRIC}`,
+  ]);
+  assert.equal(batchLines([{ op: 'add', ip: '2001:db8::5', prefixLength: 128, family: 'inet6', iface: 'eth0' }]), [
+    `addr replace 2001:db8::5/128 dev eth0 metric ${OWNER_METRIC} nodad`,
+  ]);
+  assert.equal(batchLines([{ op: 'remove', ip: '2001:db8::5', prefixLength: 128, family: 'inet6', iface: 'eth0' }]), [
+    'addr del 2001:db8::5/128 dev eth0',
+  ]);
 });
 
 test('interface choice: claim link, then --iface, then the subnet holding the IP, then the default route', () => {
   const ctx = { links: LINKS, defaultRoute: { inet: 'eth1' } };
-  assert.equal(chooseInterface(want('a', '192.0.2.50/32', 'eth1'), { ...ctx, flagIface: 'eth0' }), { ok: true, iface: 'eth1', why: 'claim-link' });
+  assert.equal(chooseInterface(want('a', '192.0.2.50/32', 'eth1'), { ...ctx, flagIface: 'eth0' }), {
+    ok: true,
+    iface: 'eth1',
+    why: 'claim-link',
+  });
   assert.equal(chooseInterface(want('a', '198.51.100.50/32'), { ...ctx, flagIface: 'eth0' }), { ok: true, iface: 'eth0', why: 'flag' });
   assert.equal(chooseInterface(want('a', '198.51.100.50/32'), ctx), { ok: true, iface: 'eth1', why: 'subnet' });
   assert.equal(chooseInterface(want('a', '192.0.2.50/32'), ctx), { ok: true, iface: 'eth0', why: 'subnet' });
@@ -102,17 +127,22 @@ test('the subnet match ignores our own addresses, host prefixes and link-local o
 });
 
 test('reconcile plan: add what is missing, remove only our own stale addresses, leave others alone', () => {
-  const links = [
-    link('eth0', [addr('192.0.2.11', 24), ours('192.0.2.50', 32), ours('192.0.2.51', 32), addr('192.0.2.77', 32)]),
-  ];
-  const plan = planReconcile([want('keep', '192.0.2.50/32'), want('new', '192.0.2.52/32'), want('hand', '192.0.2.77/32')], { links, flagIface: 'eth0', defaultRoute: {} });
+  const links = [link('eth0', [addr('192.0.2.11', 24), ours('192.0.2.50', 32), ours('192.0.2.51', 32), addr('192.0.2.77', 32)])];
+  const plan = planReconcile([want('keep', '192.0.2.50/32'), want('new', '192.0.2.52/32'), want('hand', '192.0.2.77/32')], {
+    links,
+    flagIface: 'eth0',
+    defaultRoute: {},
+  });
   assert.equal(batchLines(plan.ops), ['addr del 192.0.2.51/32 dev eth0', `addr replace 192.0.2.52/32 dev eth0 metric ${OWNER_METRIC}`]);
   assert.equal([...plan.placement.keys()].sort(), ['hand', 'keep', 'new']);
   assert.equal(plan.failed, []);
 });
 
 test('reconcile plan: nothing wanted removes all our addresses on every interface, and nothing else', () => {
-  const links = [link('eth0', [addr('192.0.2.11', 24), ours('192.0.2.50', 32)]), link('eth1', [ours('2001:db8::5', 128), addr('2001:db8::6', 128)], 3)];
+  const links = [
+    link('eth0', [addr('192.0.2.11', 24), ours('192.0.2.50', 32)]),
+    link('eth1', [ours('2001:db8::5', 128), addr('2001:db8::6', 128)], 3),
+  ];
   const plan = planReconcile([], { links, defaultRoute: {} });
   assert.equal(batchLines(plan.ops), ['addr del 192.0.2.50/32 dev eth0', 'addr del 2001:db8::5/128 dev eth1']);
 });
@@ -124,21 +154,38 @@ test('reconcile plan: an address moving to another interface is removed there fi
 });
 
 test('reconcile plan: our address stuck in DAD failure is removed and added back; a second claim for one IP fails', () => {
-  const links = [link('eth0', [ours('2001:db8::5', 128)].map((a) => ({ ...a, dadFailed: true })))];
+  const links = [
+    link(
+      'eth0',
+      [ours('2001:db8::5', 128)].map((a) => ({ ...a, dadFailed: true })),
+    ),
+  ];
   const plan = planReconcile([want('a', '2001:db8::5/128'), want('b', '2001:db8::5/128')], { links, flagIface: 'eth0', defaultRoute: {} });
-  assert.equal(batchLines(plan.ops), ['addr del 2001:db8::5/128 dev eth0', `addr replace 2001:db8::5/128 dev eth0 metric ${OWNER_METRIC} nodad`]);
+  assert.equal(batchLines(plan.ops), [
+    'addr del 2001:db8::5/128 dev eth0',
+    `addr replace 2001:db8::5/128 dev eth0 metric ${OWNER_METRIC} nodad`,
+  ]);
   assert.is(plan.recovered.length, 1);
-  assert.equal(plan.failed.map((f) => [f.claim, f.reason]), [['b', 'DuplicateClaim']]);
+  assert.equal(
+    plan.failed.map((f) => [f.claim, f.reason]),
+    [['b', 'DuplicateClaim']],
+  );
 });
 
 test('reconcile plan: a claim that cannot be placed fails and does not stop the others', () => {
   const plan = planReconcile([want('bad', '192.0.2.60/32', 'nosuch0'), want('good', '192.0.2.61/32')], { links: LINKS, defaultRoute: {} });
-  assert.equal(plan.failed.map((f) => [f.claim, f.reason]), [['bad', 'InterfaceNotFound']]);
+  assert.equal(
+    plan.failed.map((f) => [f.claim, f.reason]),
+    [['bad', 'InterfaceNotFound']],
+  );
   assert.equal(batchLines(plan.ops), [`addr replace 192.0.2.61/32 dev eth0 metric ${OWNER_METRIC}`]);
 });
 
 test('wanted address: canonical IP text, prefix from the cidr, --mask for a bare IP, refusal of garbage', () => {
-  assert.equal(wantedAddress('c', '2001:DB8:0::5/128', undefined), { ok: true, value: { claim: 'c', ip: '2001:db8::5', prefixLength: 128, family: 'inet6' } });
+  assert.equal(wantedAddress('c', '2001:DB8:0::5/128', undefined), {
+    ok: true,
+    value: { claim: 'c', ip: '2001:db8::5', prefixLength: 128, family: 'inet6' },
+  });
   const bare = wantedAddress('c', '192.0.2.5', 'eth1', 24);
   assert.equal(bare.ok && [bare.value.prefixLength, bare.value.link], [24, 'eth1']);
   const bad = wantedAddress('c', 'banana', undefined);
@@ -153,7 +200,13 @@ test('wanted address: canonical IP text, prefix from the cidr, --mask for a bare
 
 test('ip -batch errors are mapped to the lines that failed', () => {
   const stderr = 'Cannot find device "nosuch"\nCommand failed -:2\nError: ipv4: Address not found.\nCommand failed -:3\n';
-  assert.equal([...parseBatchErrors(stderr)], [[1, 'Cannot find device "nosuch"'], [2, 'Error: ipv4: Address not found.']]);
+  assert.equal(
+    [...parseBatchErrors(stderr)],
+    [
+      [1, 'Cannot find device "nosuch"'],
+      [2, 'Error: ipv4: Address not found.'],
+    ],
+  );
   assert.equal([...parseBatchErrors('')], []);
 });
 

@@ -104,7 +104,12 @@ export function wantedAddress(claim: string, cidr: string, link: string | undefi
   // Defence in depth: the scheduler never hands these out, but a claim written by hand could name one,
   // and loopback or multicast on the node's interface would break the node, not serve a Service.
   const special = specialPurpose({ address: parsed.address, family: parsed.address.kind() as IpFamily, text: parsed.address.toString() });
-  if (special) return { ok: false, reason: 'InvalidAddress', message: `spec.cidr ${JSON.stringify(cidr)} is a ${special.kind} address (${special.cidr}), which no node puts on its interface` };
+  if (special)
+    return {
+      ok: false,
+      reason: 'InvalidAddress',
+      message: `spec.cidr ${JSON.stringify(cidr)} is a ${special.kind} address (${special.cidr}), which no node puts on its interface`,
+    };
   const family: Family = parsed.address.kind() === 'ipv4' ? 'inet' : 'inet6';
   const max = family === 'inet' ? 32 : 128;
   const prefixLength = cidr.includes('/') ? parsed.prefixLength : Math.min(mask ?? max, max);
@@ -164,17 +169,29 @@ function subnetLink(ip: string, family: Family, subnets: Subnet[]): string | und
  */
 export function chooseInterface(want: WantedAddress, ctx: InterfaceContext): InterfaceChoice {
   const exists = (name: string): boolean => ctx.links.some((l) => l.name === name);
-  const named = want.link ? { name: want.link, why: 'claim-link' as const } : ctx.flagIface ? { name: ctx.flagIface, why: 'flag' as const } : undefined;
+  const named = want.link
+    ? { name: want.link, why: 'claim-link' as const }
+    : ctx.flagIface
+      ? { name: ctx.flagIface, why: 'flag' as const }
+      : undefined;
   if (named) {
     return exists(named.name)
       ? { ok: true, iface: named.name, why: named.why }
-      : { ok: false, reason: 'InterfaceNotFound', message: `interface ${named.name} (${named.why === 'claim-link' ? 'spec.link' : '--iface'}) does not exist on this node` };
+      : {
+          ok: false,
+          reason: 'InterfaceNotFound',
+          message: `interface ${named.name} (${named.why === 'claim-link' ? 'spec.link' : '--iface'}) does not exist on this node`,
+        };
   }
   const bySubnet = subnetLink(want.ip, want.family, ctx.subnets ?? subnetsOf(ctx.links));
   if (bySubnet) return { ok: true, iface: bySubnet, why: 'subnet' };
   const byRoute = ctx.defaultRoute[want.family];
   if (byRoute && exists(byRoute)) return { ok: true, iface: byRoute, why: 'default-route' };
-  return { ok: false, reason: 'NoInterface', message: `no interface given, none has a subnet holding ${want.ip} and there is no ${want.family === 'inet' ? 'IPv4' : 'IPv6'} default route` };
+  return {
+    ok: false,
+    reason: 'NoInterface',
+    message: `no interface given, none has a subnet holding ${want.ip} and there is no ${want.family === 'inet' ? 'IPv4' : 'IPv6'} default route`,
+  };
 }
 
 export interface AddressOp {
@@ -231,7 +248,14 @@ export function planReconcile(wanted: WantedAddress[], ctx: InterfaceContext): P
     byIp.set(want.ip, want.claim);
     plan.placement.set(want.claim, { iface: choice.iface, want });
     const present = index.get(`${choice.iface} ${want.ip}`);
-    const op: AddressOp = { op: 'add', ip: want.ip, prefixLength: want.prefixLength, family: want.family, iface: choice.iface, claim: want.claim };
+    const op: AddressOp = {
+      op: 'add',
+      ip: want.ip,
+      prefixLength: want.prefixLength,
+      family: want.family,
+      iface: choice.iface,
+      claim: want.claim,
+    };
     if (!present) adds.push(op);
     else if (isOwned(present) && present.dadFailed) {
       plan.ops.push({ ...op, op: 'remove', prefixLength: present.prefixLength });
@@ -287,6 +311,8 @@ export function isUp(links: HostLink[], iface: string, ip: string): boolean {
 export function primaryAddress(links: HostLink[], iface: string | undefined): string | undefined {
   const link = iface ? links.find((l) => l.name === iface) : undefined;
   if (!link) return undefined;
-  const candidates = link.addresses.filter((a) => !isOwned(a) && !a.dadFailed && ipaddr.parse(a.ip).range() !== 'linkLocal' && ipaddr.parse(a.ip).range() !== 'loopback');
+  const candidates = link.addresses.filter(
+    (a) => !isOwned(a) && !a.dadFailed && ipaddr.parse(a.ip).range() !== 'linkLocal' && ipaddr.parse(a.ip).range() !== 'loopback',
+  );
   return (candidates.find((a) => a.family === 'inet') ?? candidates.find((a) => a.family === 'inet6'))?.ip;
 }

@@ -20,8 +20,22 @@ import { ClaimNotOnThisNode } from './refusals.js';
 
 class FakeNet implements NetPort {
   links_: HostLink[] = [
-    { name: 'lo', ifindex: 1, mac: null, up: true, noArp: false, addresses: [{ ip: '127.0.0.1', prefixLength: 8, family: 'inet', dadFailed: false, tentative: false }] },
-    { name: 'eth0', ifindex: 2, mac: '02:00:5e:00:53:01', up: true, noArp: false, addresses: [{ ip: '192.0.2.11', prefixLength: 24, family: 'inet', dadFailed: false, tentative: false }] },
+    {
+      name: 'lo',
+      ifindex: 1,
+      mac: null,
+      up: true,
+      noArp: false,
+      addresses: [{ ip: '127.0.0.1', prefixLength: 8, family: 'inet', dadFailed: false, tentative: false }],
+    },
+    {
+      name: 'eth0',
+      ifindex: 2,
+      mac: '02:00:5e:00:53:01',
+      up: true,
+      noArp: false,
+      addresses: [{ ip: '192.0.2.11', prefixLength: 24, family: 'inet', dadFailed: false, tentative: false }],
+    },
   ];
   batches: string[][] = [];
   onDeleted: ((line: string) => void) | undefined;
@@ -40,7 +54,14 @@ class FakeNet implements NetPort {
       if (!m || !link) return void errors.set(i, `Cannot find device "${m?.[4]}"`);
       link.addresses = link.addresses.filter((a) => a.ip !== m[2]);
       if (m[1] === 'replace') {
-        link.addresses.push({ ip: m[2] ?? '', prefixLength: Number(m[3]), family: m[2]?.includes(':') ? 'inet6' : 'inet', metric: Number(m[5]), dadFailed: false, tentative: false });
+        link.addresses.push({
+          ip: m[2] ?? '',
+          prefixLength: Number(m[3]),
+          family: m[2]?.includes(':') ? 'inet6' : 'inet',
+          metric: Number(m[5]),
+          dadFailed: false,
+          tentative: false,
+        });
       }
     });
     return errors;
@@ -83,7 +104,16 @@ class FakeKube implements KubePort {
     },
   };
   setClaim(name: string, cidr: string, nodeName: string, extra: Partial<IpClaim['spec']> = {}, status?: IpClaimStatus): void {
-    this.entries_.set(name, { ok: true, claim: { apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name }, spec: { cidr, nodeName, ...extra }, ...(status ? { status } : {}) } });
+    this.entries_.set(name, {
+      ok: true,
+      claim: {
+        apiVersion: API_VERSION,
+        kind: 'IpClaim',
+        metadata: { name },
+        spec: { cidr, nodeName, ...extra },
+        ...(status ? { status } : {}),
+      },
+    });
     this.onChange?.();
   }
   private check(): void {
@@ -164,9 +194,15 @@ async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[], deadm
   let server: StatusServerOptions | undefined;
   const config: AgentConfig = { ...AGENT_DEFAULTS, nodeName: 'node-a', iface: 'eth0', ...overrides };
   const agent = await startAgent(Object.freeze(config), {
-    kube, net, sender, clock, metrics,
+    kube,
+    net,
+    sender,
+    clock,
+    metrics,
     ...(deadman ? { deadman: deadman(clock) } : {}),
-    logger: logs ? pino({ level: 'trace' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) }) : pino({ level: 'silent' }),
+    logger: logs
+      ? pino({ level: 'trace' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) })
+      : pino({ level: 'silent' }),
     serve: async (options) => {
       server = options;
       return { port: 9610, close: async () => undefined };
@@ -187,7 +223,13 @@ test('a claim for this node: one batch adds the marked address, both GARP forms 
   await r.agent.reconcileNow();
   assert.equal(r.net.batches.at(-1), [`addr replace 192.0.2.50/32 dev eth0 metric ${OWNER_METRIC}`]);
   assert.not.ok(r.net.has('192.0.2.60'), 'claims of other nodes are not ours');
-  assert.equal(r.sender.sent.map((s) => [s.ifindex, s.frame.kind]), [[2, 'garp_request'], [2, 'garp_reply']]);
+  assert.equal(
+    r.sender.sent.map((s) => [s.ifindex, s.frame.kind]),
+    [
+      [2, 'garp_request'],
+      [2, 'garp_reply'],
+    ],
+  );
   const status = r.kube.statuses.find((s) => s.name === 'c1')?.status;
   assert.is(status?.phase, 'Assigned');
   assert.is(status?.node, 'node-a');
@@ -205,7 +247,10 @@ test('the claim moves away: the address is removed and no longer announced', asy
   r.kube.setClaim('c1', '2001:db8::50/128', 'node-a');
   await r.agent.reconcileNow();
   assert.ok(r.net.has('2001:db8::50'));
-  assert.equal(r.sender.sent.map((s) => s.frame.kind), ['na']);
+  assert.equal(
+    r.sender.sent.map((s) => s.frame.kind),
+    ['na'],
+  );
   assert.match(r.net.batches.at(-1)?.[0] ?? '', /nodad$/);
   r.kube.setClaim('c1', '2001:db8::50/128', 'node-b');
   await r.agent.reconcileNow();
@@ -226,9 +271,15 @@ test('a status write refused because the claim just moved away is logged at debu
   assert.ok(attempts >= 1);
   const about = logs.filter((l) => l.claim === 'c1' && /status/.test(l.msg));
   assert.is(about.length, attempts);
-  assert.ok(about.every((l) => l.level === 20 && l.now === 'node-b'), JSON.stringify(about));
+  assert.ok(
+    about.every((l) => l.level === 20 && l.now === 'node-b'),
+    JSON.stringify(about),
+  );
   assert.match(about[0]?.msg ?? '', /IpClaim c1 is on node-b now/);
-  assert.not.ok(logs.some((l) => l.level >= 40), 'no warning');
+  assert.not.ok(
+    logs.some((l) => l.level >= 40),
+    'no warning',
+  );
   // The watch brings the move: the address goes and nothing is written for c1 any more.
   r.kube.setClaim('c1', '192.0.2.50/32', 'node-b');
   await r.agent.reconcileNow();
@@ -246,7 +297,10 @@ test('a claim for a missing interface is Failed with its reason; the next claim 
   assert.is(bad?.phase, 'Failed');
   assert.is(bad?.conditions?.[0]?.reason, 'InterfaceNotFound');
   assert.ok(r.net.has('192.0.2.52'));
-  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_claim_failures_total'), /reason="InterfaceNotFound"} 1/);
+  assert.match(
+    await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_claim_failures_total'),
+    /reason="InterfaceNotFound"} 1/,
+  );
   await r.agent.stop();
 });
 
@@ -362,7 +416,11 @@ test('deadman: the held addresses are kept live while the agent runs; frozen pas
   await r.clock.advance(2000, 2000); // frozen 2 s
   assert.not.ok(d.liveAt('192.0.2.50', frozenAt + 450), 'the kernel stopped answering 0.4 s into the freeze');
   await r.clock.advance(1000);
-  assert.equal(d.refreshes.filter((x) => x.at > frozenAt && x.addresses.includes('192.0.2.50')), [], 'never live again after resuming');
+  assert.equal(
+    d.refreshes.filter((x) => x.at > frozenAt && x.addresses.includes('192.0.2.50')),
+    [],
+    'never live again after resuming',
+  );
   await r.agent.stop({ removeAddresses: true });
   assert.ok(d.closed, 'tables removed with the addresses');
 });
@@ -376,7 +434,13 @@ test('a stall shorter than --stall-withdraw keeps every address', async () => {
   r.kube.apiDown = true;
   await r.clock.advance(300, 300);
   assert.ok(r.net.has('192.0.2.50'));
-  assert.equal(r.net.batches.slice(batches).flat().filter((l) => l.startsWith('addr del')), []);
+  assert.equal(
+    r.net.batches
+      .slice(batches)
+      .flat()
+      .filter((l) => l.startsWith('addr del')),
+    [],
+  );
   await r.agent.stop();
 });
 
@@ -390,7 +454,12 @@ test('started with the API down and never probed: stale addresses of its own are
   kube.claims.synced = () => false;
   kube.claims.run = () => undefined;
   const agent = await startAgent(Object.freeze({ ...AGENT_DEFAULTS, nodeName: 'node-a', iface: 'eth0' }), {
-    kube, net, clock, sender: new FakeSender(), metrics: new AgentMetrics(), logger: pino({ level: 'silent' }),
+    kube,
+    net,
+    clock,
+    sender: new FakeSender(),
+    metrics: new AgentMetrics(),
+    logger: pino({ level: 'silent' }),
     serve: async () => ({ port: 9610, close: async () => undefined }),
   });
   await clock.advance(2000);
@@ -437,7 +506,7 @@ test('drain: Draining reported and on /healthz, waits for the claims to move, th
   assert.ok(r.net.has('192.0.2.11'), 'the node address is never touched');
 });
 
-test('an address removed behind the agent\'s back is put back and announced again', async () => {
+test("an address removed behind the agent's back is put back and announced again", async () => {
   const r = await rig();
   r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
   await r.agent.reconcileNow();

@@ -129,8 +129,21 @@ class Agent {
     );
     if (deps.sightings && config.conflictProbes > 0) {
       this.guard = new ConflictGuard(
-        { count: config.conflictProbes, windowMs: config.conflictWindowMs, retryMs: config.conflictRetryMs, withdrawOnConflict: config.conflictWithdraw, pollMs: 50 },
-        { source: deps.sightings, sender: deps.sender, clock: deps.clock, logger: this.log, metrics: deps.metrics, changed: () => this.requestReconcile() },
+        {
+          count: config.conflictProbes,
+          windowMs: config.conflictWindowMs,
+          retryMs: config.conflictRetryMs,
+          withdrawOnConflict: config.conflictWithdraw,
+          pollMs: 50,
+        },
+        {
+          source: deps.sightings,
+          sender: deps.sender,
+          clock: deps.clock,
+          logger: this.log,
+          metrics: deps.metrics,
+          changed: () => this.requestReconcile(),
+        },
         this.abort.signal,
       );
     }
@@ -211,7 +224,12 @@ class Agent {
   }
 
   /** Claims assigned to this node, as wanted addresses, plus the ones that cannot be served. */
-  private wanted(): { wanted: WantedAddress[]; invalid: { claim: string; reason: string; message: string }[]; byName: Map<string, IpClaim>; lingering: Set<string> } {
+  private wanted(): {
+    wanted: WantedAddress[];
+    invalid: { claim: string; reason: string; message: string }[];
+    byName: Map<string, IpClaim>;
+    lingering: Set<string>;
+  } {
     const wanted: WantedAddress[] = [];
     const lingering = new Set<string>();
     const invalid: { claim: string; reason: string; message: string }[] = [];
@@ -240,7 +258,8 @@ class Agent {
       }
       wanted.push(w.value);
       seen.add(name);
-      if (this.assignedAt.get(name)?.cidr !== claim.spec.cidr) this.assignedAt.set(name, { cidr: claim.spec.cidr, at: this.deps.clock.now() });
+      if (this.assignedAt.get(name)?.cidr !== claim.spec.cidr)
+        this.assignedAt.set(name, { cidr: claim.spec.cidr, at: this.deps.clock.now() });
     }
     for (const key of this.assignedAt.keys()) if (!seen.has(key)) this.assignedAt.delete(key);
     return { wanted, invalid, byName, lingering };
@@ -274,7 +293,11 @@ class Agent {
     lap('listed');
     // A held address a foreign host keeps claiming comes down only with --conflict-withdraw.
     const serving = this.guard ? wanted.filter((w) => !this.guard?.withdraw(w.claim)) : wanted;
-    const plan = planReconcile(withdraw ? [] : serving, { links, defaultRoute, ...(this.config.iface ? { flagIface: this.config.iface } : {}) });
+    const plan = planReconcile(withdraw ? [] : serving, {
+      links,
+      defaultRoute,
+      ...(this.config.iface ? { flagIface: this.config.iface } : {}),
+    });
     const gate = this.gateAdds(plan.ops, links, byName);
     const ops = gate.ops;
     const errors = await this.deps.net.apply(batchLines(ops));
@@ -293,13 +316,16 @@ class Agent {
         this.log.info({ ip: `${op.ip}/${op.prefixLength}`, iface: op.iface }, 'address removed');
       } else if (op.claim) addedOk.add(op.claim);
     });
-    for (const r of plan.recovered) this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
+    for (const r of plan.recovered)
+      this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
     // ip -batch reports every failed line, so what is up follows from the listing plus the ops
     // that worked: no second listing before announcing (the next resync checks anyway).
     const outcomes = new Map<string, ClaimOutcome>();
     for (const f of plan.failed) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
     for (const f of invalid) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
-    for (const w of wanted) if (this.guard?.withdraw(w.claim)) gate.conflicts.set(w.claim, conflictMessage(this.guard.conflict(w.claim) ?? { ip: w.ip, mac: '?', at: 0, holding: true }));
+    for (const w of wanted)
+      if (this.guard?.withdraw(w.claim))
+        gate.conflicts.set(w.claim, conflictMessage(this.guard.conflict(w.claim) ?? { ip: w.ip, mac: '?', at: 0, holding: true }));
     const held = new Map<string, HeldAddress>();
     for (const [claim, { iface, want }] of plan.placement) {
       if (gate.waiting.has(claim) || gate.conflicts.has(claim)) continue;
@@ -328,7 +354,10 @@ class Agent {
     this.firstReconcileDone = true;
     lap('announced');
     if (addedOk.size || removed || errors.size) {
-      this.log.info({ added: addedOk.size, removed, failed: errors.size, held: held.size, ms: this.deps.clock.now() - t0 }, 'addresses changed');
+      this.log.info(
+        { added: addedOk.size, removed, failed: errors.size, held: held.size, ms: this.deps.clock.now() - t0 },
+        'addresses changed',
+      );
     }
     if (!withdraw) await this.writeClaimStatuses(outcomes, byName);
     lap('status written');
@@ -377,7 +406,11 @@ class Agent {
    * asks for another reconcile when it ends); those a foreign host answered for stay down.
    * A failover move or a restart is never held back (conflict.ts needsProbe).
    */
-  private gateAdds(ops: AddressOp[], links: HostLink[], byName: Map<string, IpClaim>): { ops: AddressOp[]; waiting: Set<string>; conflicts: Map<string, string> } {
+  private gateAdds(
+    ops: AddressOp[],
+    links: HostLink[],
+    byName: Map<string, IpClaim>,
+  ): { ops: AddressOp[]; waiting: Set<string>; conflicts: Map<string, string> } {
     const waiting = new Set<string>();
     const conflicts = new Map<string, string>();
     this.ownMacs = [...new Set(links.map((l) => l.mac).filter((m): m is string => !!m && m !== '00:00:00:00:00:00'))].sort();
@@ -387,7 +420,14 @@ class Agent {
       const link = links.find((l) => l.name === op.iface);
       if (!link?.mac || link.noArp) return true;
       const claim = byName.get(op.claim);
-      const g = this.guard?.gate({ claim: op.claim, ip: op.ip, ifindex: link.ifindex, mac: parseMac(link.mac), status: claim?.status, pool: claim?.spec.pool ?? '' }) ?? { kind: 'up' };
+      const g = this.guard?.gate({
+        claim: op.claim,
+        ip: op.ip,
+        ifindex: link.ifindex,
+        mac: parseMac(link.mac),
+        status: claim?.status,
+        pool: claim?.spec.pool ?? '',
+      }) ?? { kind: 'up' };
       if (g.kind === 'wait') waiting.add(op.claim);
       if (g.kind === 'conflict') conflicts.set(op.claim, g.message);
       return g.kind === 'up';
@@ -396,12 +436,19 @@ class Agent {
   }
 
   /** Hands the held addresses and our MACs to the guard, and reports conflicts found while holding. */
-  private watchForConflicts(held: Map<string, HeldAddress>, links: HostLink[], byName: Map<string, IpClaim>, conflicts: Map<string, string>, outcomes: Map<string, ClaimOutcome>): void {
+  private watchForConflicts(
+    held: Map<string, HeldAddress>,
+    links: HostLink[],
+    byName: Map<string, IpClaim>,
+    conflicts: Map<string, string>,
+    outcomes: Map<string, ClaimOutcome>,
+  ): void {
     if (!this.guard) return;
     const targets: HeldTarget[] = [];
     for (const [claim, h] of held) {
       const link = links.find((l) => l.name === h.iface);
-      if (link?.mac) targets.push({ claim, ip: h.ip, ifindex: link.ifindex, mac: parseMac(link.mac), pool: byName.get(claim)?.spec.pool ?? '' });
+      if (link?.mac)
+        targets.push({ claim, ip: h.ip, ifindex: link.ifindex, mac: parseMac(link.mac), pool: byName.get(claim)?.spec.pool ?? '' });
       const c = this.guard.conflict(claim);
       if (c?.holding) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message: conflictMessage(c) });
     }
@@ -522,10 +569,46 @@ class Agent {
     let list = this.nodeConditions;
     const ready = this.deps.kube.claims.synced() && this.firstReconcileDone && !this.isFenced && !this.draining;
     const readyReason = this.draining ? 'Draining' : this.isFenced ? 'Fenced' : ready ? 'Serving' : 'Starting';
-    list = setCondition(list, { type: NodeCondition.Ready, status: ready ? 'True' : 'False', reason: readyReason, message: ready ? 'agent is holding its claims' : `agent is ${readyReason.toLowerCase()}` }, nowIso);
-    list = setCondition(list, { type: NodeCondition.Draining, status: this.draining ? 'True' : 'False', reason: this.draining ? 'ShuttingDown' : 'Running', message: this.draining ? 'agent is shutting down; move its claims' : '' }, nowIso);
-    list = setCondition(list, { type: NodeCondition.Fenced, status: this.isFenced ? 'True' : 'False', reason: this.isFenced ? 'Isolated' : 'Connected', message: this.isFenced ? 'addresses withdrawn: neither API server nor scheduler probes reached this agent' : '' }, nowIso);
-    list = setCondition(list, { type: NodeCondition.StrictARPMissing, status: this.strictArp.missing ? 'True' : 'False', reason: this.strictArp.missing ? 'IPVSWithoutStrictARP' : 'NotNeeded', message: this.strictArp.missing ? this.strictArp.message : '' }, nowIso);
+    list = setCondition(
+      list,
+      {
+        type: NodeCondition.Ready,
+        status: ready ? 'True' : 'False',
+        reason: readyReason,
+        message: ready ? 'agent is holding its claims' : `agent is ${readyReason.toLowerCase()}`,
+      },
+      nowIso,
+    );
+    list = setCondition(
+      list,
+      {
+        type: NodeCondition.Draining,
+        status: this.draining ? 'True' : 'False',
+        reason: this.draining ? 'ShuttingDown' : 'Running',
+        message: this.draining ? 'agent is shutting down; move its claims' : '',
+      },
+      nowIso,
+    );
+    list = setCondition(
+      list,
+      {
+        type: NodeCondition.Fenced,
+        status: this.isFenced ? 'True' : 'False',
+        reason: this.isFenced ? 'Isolated' : 'Connected',
+        message: this.isFenced ? 'addresses withdrawn: neither API server nor scheduler probes reached this agent' : '',
+      },
+      nowIso,
+    );
+    list = setCondition(
+      list,
+      {
+        type: NodeCondition.StrictARPMissing,
+        status: this.strictArp.missing ? 'True' : 'False',
+        reason: this.strictArp.missing ? 'IPVSWithoutStrictARP' : 'NotNeeded',
+        message: this.strictArp.missing ? this.strictArp.message : '',
+      },
+      nowIso,
+    );
     return list;
   }
 
@@ -535,7 +618,13 @@ class Agent {
     const conditions = this.conditions(nowIso);
     const addresses = [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort();
     try {
-      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, { renewTime: nowIso, addresses, claimsHeld: this.heldByClaim.size, conditions, ...(this.ownMacs.length ? { macs: this.ownMacs } : {}) });
+      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, {
+        renewTime: nowIso,
+        addresses,
+        claimsHeld: this.heldByClaim.size,
+        conditions,
+        ...(this.ownMacs.length ? { macs: this.ownMacs } : {}),
+      });
       this.nodeConditions = conditions;
       this.lastApiContact = this.deps.clock.now();
       if (this.heartbeatFailing) {
@@ -548,7 +637,8 @@ class Agent {
     } catch (err) {
       this.deps.metrics.heartbeatFailed();
       this.heartbeatFailing += 1;
-      if (this.heartbeatFailing === 1 || this.heartbeatFailing % 10 === 0) this.log.warn({ err: errText(err), failures: this.heartbeatFailing }, 'heartbeat failed');
+      if (this.heartbeatFailing === 1 || this.heartbeatFailing % 10 === 0)
+        this.log.warn({ err: errText(err), failures: this.heartbeatFailing }, 'heartbeat failed');
       if (isNotFound(err)) this.ipNodeReady = false;
       return false;
     }
@@ -583,11 +673,20 @@ class Agent {
    * frozen (SIGSTOP, a long GC pause) withdraws before it acts on anything it knew before.
    */
   private evaluateFence(): boolean {
-    const decision = fenceDecision({ now: this.deps.clock.now(), lastApiContact: this.lastApiContact, lastProbe: this.lastProbe, fenceAfterMs: this.config.fenceAfterMs });
+    const decision = fenceDecision({
+      now: this.deps.clock.now(),
+      lastApiContact: this.lastApiContact,
+      lastProbe: this.lastProbe,
+      fenceAfterMs: this.config.fenceAfterMs,
+    });
     if (decision.fenced !== this.isFenced) {
       this.isFenced = decision.fenced;
       this.deps.metrics.setFenced(decision.fenced);
-      if (decision.fenced) this.log.error({ isolatedForMs: decision.isolatedForMs }, 'fenced: no API server contact and no scheduler probe; withdrawing all addresses');
+      if (decision.fenced)
+        this.log.error(
+          { isolatedForMs: decision.isolatedForMs },
+          'fenced: no API server contact and no scheduler probe; withdrawing all addresses',
+        );
       else {
         this.unfencedAt = this.deps.clock.now();
         this.deps.kube.claims.relist();
@@ -615,12 +714,16 @@ class Agent {
       // Long enough for the scheduler to have moved our claims: the kernel would keep
       // answering ARP for them until the relist, so everything goes now and comes back only
       // as the fresh list says.
-      this.log.warn({ stalledMs }, 'the process did not run for longer than --stall-withdraw; withdrawing every address until the claims are listed again');
+      this.log.warn(
+        { stalledMs },
+        'the process did not run for longer than --stall-withdraw; withdrawing every address until the claims are listed again',
+      );
       this.stallWithdrawAt = now;
       this.deps.metrics.stallWithdrawal();
     }
     if (withdraw || stalledMs > STALL_MS) {
-      if (!withdraw) this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
+      if (!withdraw)
+        this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
       this.stalledAt = now;
       this.deps.kube.claims.relist();
       this.requestReconcile();
@@ -686,8 +789,12 @@ class Agent {
     if (this.draining) return;
     this.draining = true;
     this.deps.metrics.setDraining(true);
-    const mine = (): number => this.deps.kube.claims.entries().filter((e) => (e.ok ? e.claim.spec.nodeName : e.nodeName) === this.config.nodeName).length;
-    this.log.info({ claims: mine(), timeoutMs: this.config.drainTimeoutMs }, 'draining: waiting for the scheduler to move this node\'s claims');
+    const mine = (): number =>
+      this.deps.kube.claims.entries().filter((e) => (e.ok ? e.claim.spec.nodeName : e.nodeName) === this.config.nodeName).length;
+    this.log.info(
+      { claims: mine(), timeoutMs: this.config.drainTimeoutMs },
+      "draining: waiting for the scheduler to move this node's claims",
+    );
     await this.heartbeatOnce();
     const deadline = this.deps.clock.now() + this.config.drainTimeoutMs;
     while ((mine() > 0 || this.lingering.size > 0) && this.deps.clock.now() < deadline) {

@@ -11,7 +11,19 @@ const config = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
 test('defaults: 2s heartbeat, 20s resync, 5 announcements 1.1s apart, no refresh, 3s fence, 0.0.0.0:9610', () => {
   const c = config(['--hostname', 'node-a']);
   assert.equal(
-    [c.nodeName, c.hbMs, c.resyncMs, c.garpCount, c.garpIntervalMs, c.garpRefreshMs, c.fenceAfterMs, c.drainTimeoutMs, c.metricsHost, c.metricsPort, c.logLevel],
+    [
+      c.nodeName,
+      c.hbMs,
+      c.resyncMs,
+      c.garpCount,
+      c.garpIntervalMs,
+      c.garpRefreshMs,
+      c.fenceAfterMs,
+      c.drainTimeoutMs,
+      c.metricsHost,
+      c.metricsPort,
+      c.logLevel,
+    ],
     ['node-a', 2000, 20_000, 5, 1100, 0, 3000, 20_000, '0.0.0.0', 9610, 'info'],
   );
   assert.is(c.iface, undefined);
@@ -26,12 +38,52 @@ test('the node name comes from --hostname, then NODE_NAME', () => {
 
 test('every flag is parsed into its typed field', () => {
   const c = config([
-    '--iface', 'eth1', '--kubeconfig', '/k', '--hostname', 'n', '--mask', '24', '--hb', '500ms', '--resync', '1m',
-    '--garp-count', '3', '--garp-interval', '200ms', '--garp-refresh', '30s', '--fence-after', '0', '--drain-timeout', '5s',
-    '--probe-address', '192.0.2.11', '--metrics-bind', '[::1]:9999', '--log-level', 'debug',
+    '--iface',
+    'eth1',
+    '--kubeconfig',
+    '/k',
+    '--hostname',
+    'n',
+    '--mask',
+    '24',
+    '--hb',
+    '500ms',
+    '--resync',
+    '1m',
+    '--garp-count',
+    '3',
+    '--garp-interval',
+    '200ms',
+    '--garp-refresh',
+    '30s',
+    '--fence-after',
+    '0',
+    '--drain-timeout',
+    '5s',
+    '--probe-address',
+    '192.0.2.11',
+    '--metrics-bind',
+    '[::1]:9999',
+    '--log-level',
+    'debug',
   ]);
   assert.equal(
-    [c.iface, c.kubeconfig, c.mask, c.hbMs, c.resyncMs, c.garpCount, c.garpIntervalMs, c.garpRefreshMs, c.fenceAfterMs, c.drainTimeoutMs, c.probeAddress, c.metricsHost, c.metricsPort, c.logLevel],
+    [
+      c.iface,
+      c.kubeconfig,
+      c.mask,
+      c.hbMs,
+      c.resyncMs,
+      c.garpCount,
+      c.garpIntervalMs,
+      c.garpRefreshMs,
+      c.fenceAfterMs,
+      c.drainTimeoutMs,
+      c.probeAddress,
+      c.metricsHost,
+      c.metricsPort,
+      c.logLevel,
+    ],
     ['eth1', '/k', 24, 500, 60_000, 3, 200, 30_000, 0, 5000, '192.0.2.11', '::1', 9999, 'debug'],
   );
 });

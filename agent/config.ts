@@ -112,7 +112,8 @@ const LEVELS: readonly string[] = ['trace', 'debug', 'info', 'warn', 'error', 'f
 
 function integerFlag(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || n < min || n > max) throw new Error(`--${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+  if (!/^\d+$/.test(text.trim()) || n < min || n > max)
+    throw new Error(`--${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -175,15 +176,20 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
     stallWithdrawMs: values['stall-withdraw'] ? durationFlag('stall-withdraw', values['stall-withdraw']) : AGENT_DEFAULTS.stallWithdrawMs,
     deadmanMs: values.deadman ? durationFlag('deadman', values.deadman) : AGENT_DEFAULTS.deadmanMs,
     drainTimeoutMs: values['drain-timeout'] ? durationFlag('drain-timeout', values['drain-timeout']) : AGENT_DEFAULTS.drainTimeoutMs,
-    conflictProbes: values['conflict-probes'] ? integerFlag('conflict-probes', values['conflict-probes'], 0, 10) : AGENT_DEFAULTS.conflictProbes,
-    conflictWindowMs: values['conflict-window'] ? durationFlag('conflict-window', values['conflict-window']) : AGENT_DEFAULTS.conflictWindowMs,
+    conflictProbes: values['conflict-probes']
+      ? integerFlag('conflict-probes', values['conflict-probes'], 0, 10)
+      : AGENT_DEFAULTS.conflictProbes,
+    conflictWindowMs: values['conflict-window']
+      ? durationFlag('conflict-window', values['conflict-window'])
+      : AGENT_DEFAULTS.conflictWindowMs,
     conflictRetryMs: values['conflict-retry'] ? durationFlag('conflict-retry', values['conflict-retry']) : AGENT_DEFAULTS.conflictRetryMs,
     conflictWithdraw: values['conflict-withdraw'] ?? AGENT_DEFAULTS.conflictWithdraw,
     metricsHost: bind.host,
     metricsPort: bind.port,
     logLevel: logLevel as Level,
   };
-  if (config.conflictProbes > 0 && config.conflictWindowMs <= 0) throw new Error('--conflict-window must be above 0 when --conflict-probes is');
+  if (config.conflictProbes > 0 && config.conflictWindowMs <= 0)
+    throw new Error('--conflict-window must be above 0 when --conflict-probes is');
   if (config.hbMs <= 0) throw new Error('--hb must be above 0');
   if (config.resyncMs <= 0) throw new Error('--resync must be above 0');
   if (config.garpIntervalMs <= 0) throw new Error('--garp-interval must be above 0');

@@ -38,7 +38,10 @@ test('the rules drop only replies / advertisements for managed addresses that ar
 });
 
 test('a refresh goes to nft -i as one line, so it is one transaction', () => {
-  assert.is(asOneLine(deadmanRefresh(['192.0.2.50'], 400, 't')), 'flush set arp t managed; flush set arp t live; flush set ip6 t managed; flush set ip6 t live; add element arp t managed { 192.0.2.50 }; add element arp t live { 192.0.2.50 timeout 400ms }\n');
+  assert.is(
+    asOneLine(deadmanRefresh(['192.0.2.50'], 400, 't')),
+    'flush set arp t managed; flush set arp t live; flush set ip6 t managed; flush set ip6 t live; add element arp t managed { 192.0.2.50 }; add element arp t live { 192.0.2.50 timeout 400ms }\n',
+  );
 });
 
 test('tables left by an earlier run are found in nft list tables (and kept), a half set is not', () => {

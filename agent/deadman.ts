@@ -62,7 +62,12 @@ export function deadmanRefresh(addresses: string[], ttlMs: number, table = DEADM
   const v4 = addresses.filter((a) => ipaddr.IPv4.isValid(a) && !a.includes(':'));
   const v6 = addresses.filter((a) => a.includes(':')).map(ipv6Key);
   const ttl = Math.max(1, Math.round(ttlMs));
-  const lines = [`flush set arp ${table} managed`, `flush set arp ${table} live`, `flush set ip6 ${table} managed`, `flush set ip6 ${table} live`];
+  const lines = [
+    `flush set arp ${table} managed`,
+    `flush set arp ${table} live`,
+    `flush set ip6 ${table} managed`,
+    `flush set ip6 ${table} live`,
+  ];
   if (v4.length) {
     lines.push(`add element arp ${table} managed { ${v4.join(', ')} }`);
     lines.push(`add element arp ${table} live { ${v4.map((a) => `${a} timeout ${ttl}ms`).join(', ')} }`);

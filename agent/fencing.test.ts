@@ -6,15 +6,25 @@ const T0 = 1_000_000;
 const AFTER = 3000;
 
 test('reaching the API server keeps the agent unfenced, probed or not', () => {
-  assert.equal(fenceDecision({ now: T0 + 10_000, lastApiContact: T0 + 9000, lastProbe: T0, fenceAfterMs: AFTER }), { fenced: false, reason: 'api-reachable' });
+  assert.equal(fenceDecision({ now: T0 + 10_000, lastApiContact: T0 + 9000, lastProbe: T0, fenceAfterMs: AFTER }), {
+    fenced: false,
+    reason: 'api-reachable',
+  });
 });
 
 test('being probed keeps the addresses through an API outage', () => {
-  assert.equal(fenceDecision({ now: T0 + 60_000, lastApiContact: T0, lastProbe: T0 + 59_800, fenceAfterMs: AFTER }), { fenced: false, reason: 'probed' });
+  assert.equal(fenceDecision({ now: T0 + 60_000, lastApiContact: T0, lastProbe: T0 + 59_800, fenceAfterMs: AFTER }), {
+    fenced: false,
+    reason: 'probed',
+  });
 });
 
 test('neither for longer than --fence-after: fenced, with how long it has been isolated', () => {
-  assert.equal(fenceDecision({ now: T0 + 5000, lastApiContact: T0, lastProbe: T0 + 1000, fenceAfterMs: AFTER }), { fenced: true, reason: 'isolated', isolatedForMs: 4000 });
+  assert.equal(fenceDecision({ now: T0 + 5000, lastApiContact: T0, lastProbe: T0 + 1000, fenceAfterMs: AFTER }), {
+    fenced: true,
+    reason: 'isolated',
+    isolatedForMs: 4000,
+  });
 });
 
 test('the boundary: exactly --fence-after is still fine, one millisecond more is not', () => {

@@ -25,8 +25,7 @@ export interface FenceInput {
 }
 
 export type FenceDecision =
-  | { fenced: false; reason: 'api-reachable' | 'probed' | 'disabled' }
-  | { fenced: true; reason: 'isolated'; isolatedForMs: number };
+  { fenced: false; reason: 'api-reachable' | 'probed' | 'disabled' } | { fenced: true; reason: 'isolated'; isolatedForMs: number };
 
 export function fenceDecision(input: FenceInput): FenceDecision {
   if (input.fenceAfterMs <= 0) return { fenced: false, reason: 'disabled' };

@@ -36,15 +36,28 @@ function setup(overrides: Partial<{ withdrawOnConflict: boolean }> = {}) {
   return { clock, sent, inbox, guard, metrics, abort, changes: () => changes };
 }
 
-const candidate = (status?: Candidate['status'], ip = '192.0.2.10'): Candidate => ({ claim: 'c1', ip, ifindex: 2, mac: OUR_MAC, status, pool: 'p' });
+const candidate = (status?: Candidate['status'], ip = '192.0.2.10'): Candidate => ({
+  claim: 'c1',
+  ip,
+  ifindex: 2,
+  mac: OUR_MAC,
+  status,
+  pool: 'p',
+});
 
 test('a new address waits for the probe window, then goes up; probes are ARP from 0.0.0.0', async () => {
   const t = setup();
   assert.equal(t.guard.gate(candidate()), { kind: 'wait' });
   await flush();
-  assert.equal(t.sent.map((s) => s.kind), ['arp_probe']);
+  assert.equal(
+    t.sent.map((s) => s.kind),
+    ['arp_probe'],
+  );
   await t.clock.advance(30, 5);
-  assert.equal(t.sent.map((s) => s.kind), ['arp_probe', 'arp_probe']);
+  assert.equal(
+    t.sent.map((s) => s.kind),
+    ['arp_probe', 'arp_probe'],
+  );
   assert.is(t.changes(), 0);
   await t.clock.advance(40, 5);
   assert.is(t.changes(), 1, 'the agent is asked to reconcile when the window ends');
@@ -82,7 +95,10 @@ test('holding: the first foreign claim is defended with an announcement, a secon
     t.guard.setHeld([{ claim: 'c1', ip: '192.0.2.10', ifindex: 2, mac: OUR_MAC, pool: 'p' }]);
     t.inbox.push({ kind: 'claims', address: '192.0.2.10', mac: FOREIGN });
     await t.clock.advance(60, 10);
-    assert.equal(t.sent.map((s) => `${s.kind} ${s.mac}`), ['garp_request 02:00:5e:00:53:01', 'garp_reply 02:00:5e:00:53:01']);
+    assert.equal(
+      t.sent.map((s) => `${s.kind} ${s.mac}`),
+      ['garp_request 02:00:5e:00:53:01', 'garp_reply 02:00:5e:00:53:01'],
+    );
     assert.is(t.guard.conflict('c1'), undefined, 'one claim is only defended');
     t.inbox.push({ kind: 'probes', address: '192.0.2.10', mac: FOREIGN });
     await t.clock.advance(60, 10);

@@ -121,7 +121,10 @@ export class ConflictGuard {
     if (persistedConflict(c.status, now, this.cfg.retryMs)) {
       // Found before this agent (re)started: wait out the retry from when it was seen.
       const seen = Date.parse(conflictCondition(c.status)?.lastTransitionTime ?? '');
-      return { kind: 'conflict', message: conflictCondition(c.status)?.message.replace(/^node \S+: /, '') ?? `conflict seen at ${new Date(seen).toISOString()}` };
+      return {
+        kind: 'conflict',
+        message: conflictCondition(c.status)?.message.replace(/^node \S+: /, '') ?? `conflict seen at ${new Date(seen).toISOString()}`,
+      };
     }
     const running = this.probes.get(c.claim);
     if (!running || running.ip !== c.ip) this.startProbe(c, now);
@@ -195,7 +198,12 @@ export class ConflictGuard {
     const conflict: Conflict = { ip, mac, at: this.deps.clock.now(), holding };
     this.conflicts.set(claim, conflict);
     this.deps.metrics.addressConflict(pool || 'none', holding ? 'holding' : 'probe');
-    this.log.warn({ claim, ip, mac, holding }, holding ? 'a host that is not ours keeps claiming an address we hold' : 'a host that is not ours answered the probe; the address is not brought up');
+    this.log.warn(
+      { claim, ip, mac, holding },
+      holding
+        ? 'a host that is not ours keeps claiming an address we hold'
+        : 'a host that is not ours answered the probe; the address is not brought up',
+    );
   }
 
   /** Reads every receiver; probes take what concerns them, held addresses are defended. */
@@ -246,5 +254,3 @@ export function conflictMessage(c: Conflict): string {
     ? `${c.ip} is claimed by ${c.mac}, a host that is not ours, after a defence (RFC 5227 2.4)`
     : `${c.ip} is answered by ${c.mac}, a host that is not ours (probe before first use, RFC 5227)`;
 }
-
-

@@ -21,9 +21,7 @@ import { ClaimNotOnThisNode, RefusedStatusWrites } from './refusals.js';
 
 export { ClaimNotOnThisNode };
 
-export type ClaimEntry =
-  | { ok: true; claim: IpClaim }
-  | { ok: false; name: string; nodeName?: string; reason: string };
+export type ClaimEntry = { ok: true; claim: IpClaim } | { ok: false; name: string; nodeName?: string; reason: string };
 
 export interface ClaimSource {
   /** Starts list+watch; onChange runs after every change to the set. */
@@ -149,20 +147,25 @@ class ListWatchClaims implements ClaimSource {
       const path = `/apis/${GROUP}/${VERSION}/${PLURAL.IpClaim}`;
       const query = { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: Math.max(1, Math.ceil(this.relistMs / 1000)) };
       new Watch(this.kc)
-        .watch(path, query, (phase: string, obj: unknown) => {
-          const meta = (obj as { metadata?: { resourceVersion?: unknown } } | null)?.metadata;
-          if (typeof meta?.resourceVersion === 'string') rv = meta.resourceVersion;
-          if (phase === 'ERROR') {
-            gone = (obj as { code?: unknown } | null)?.code === 410;
-            return;
-          }
-          if (phase === 'BOOKMARK') return;
-          const entry = toEntry(obj);
-          const name = entry.ok ? (entry.claim.metadata.name ?? '') : entry.name;
-          if (phase === 'DELETED') this.items.delete(name);
-          else this.items.set(name, entry);
-          onChange();
-        }, done)
+        .watch(
+          path,
+          query,
+          (phase: string, obj: unknown) => {
+            const meta = (obj as { metadata?: { resourceVersion?: unknown } } | null)?.metadata;
+            if (typeof meta?.resourceVersion === 'string') rv = meta.resourceVersion;
+            if (phase === 'ERROR') {
+              gone = (obj as { code?: unknown } | null)?.code === 410;
+              return;
+            }
+            if (phase === 'BOOKMARK') return;
+            const entry = toEntry(obj);
+            const name = entry.ok ? (entry.claim.metadata.name ?? '') : entry.name;
+            if (phase === 'DELETED') this.items.delete(name);
+            else this.items.set(name, entry);
+            onChange();
+          },
+          done,
+        )
         .then((c) => {
           controller = c;
           this.currentWatch = c;

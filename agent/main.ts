@@ -32,11 +32,17 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const kc = loadKubeConfig(config.kubeconfig);
     const clock = systemClock;
-    const deadman = config.deadmanMs > 0 ? await nftDeadman(logger).catch((err: unknown) => {
-      // Without it the agent still works as before; the log says what is missing.
-      logger.error({ err: String(err) }, 'deadman: nftables not usable; a frozen or killed agent\'s kernel keeps answering for its addresses');
-      return undefined;
-    }) : undefined;
+    const deadman =
+      config.deadmanMs > 0
+        ? await nftDeadman(logger).catch((err: unknown) => {
+            // Without it the agent still works as before; the log says what is missing.
+            logger.error(
+              { err: String(err) },
+              "deadman: nftables not usable; a frozen or killed agent's kernel keeps answering for its addresses",
+            );
+            return undefined;
+          })
+        : undefined;
     const agent = await startAgent(config, {
       kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs, nodeName: config.nodeName }),
       net: iproute2({ logger, clock }),

@@ -17,13 +17,51 @@ import {
 const MAC = parseMac('02:00:5e:00:53:01');
 const PAD = '00'.repeat(18);
 const GOLDEN_ARP_REQUEST =
-  'ffffffffffff' + '02005e005301' + '0806' + '0001' + '0800' + '06' + '04' + '0001' + '02005e005301' + 'c000020a' + '000000000000' + 'c000020a' + PAD;
+  'ffffffffffff' +
+  '02005e005301' +
+  '0806' +
+  '0001' +
+  '0800' +
+  '06' +
+  '04' +
+  '0001' +
+  '02005e005301' +
+  'c000020a' +
+  '000000000000' +
+  'c000020a' +
+  PAD;
 const GOLDEN_ARP_REPLY =
-  'ffffffffffff' + '02005e005301' + '0806' + '0001' + '0800' + '06' + '04' + '0002' + '02005e005301' + 'c000020a' + '02005e005301' + 'c000020a' + PAD;
+  'ffffffffffff' +
+  '02005e005301' +
+  '0806' +
+  '0001' +
+  '0800' +
+  '06' +
+  '04' +
+  '0002' +
+  '02005e005301' +
+  'c000020a' +
+  '02005e005301' +
+  'c000020a' +
+  PAD;
 const GOLDEN_NA =
-  '333300000001' + '02005e005301' + '86dd' +
-  '60000000' + '0020' + '3a' + 'ff' + '20010db8000000000000000000000010' + 'ff020000000000000000000000000001' +
-  '88' + '00' + '480c' + '20000000' + '20010db8000000000000000000000010' + '02' + '01' + '02005e005301';
+  '333300000001' +
+  '02005e005301' +
+  '86dd' +
+  '60000000' +
+  '0020' +
+  '3a' +
+  'ff' +
+  '20010db8000000000000000000000010' +
+  'ff020000000000000000000000000001' +
+  '88' +
+  '00' +
+  '480c' +
+  '20000000' +
+  '20010db8000000000000000000000010' +
+  '02' +
+  '01' +
+  '02005e005301';
 
 test('gratuitous ARP request: broadcast, opcode 1, sender = target = the address, zero target MAC', () => {
   const frame = gratuitousArp('request', MAC, '192.0.2.10');
@@ -56,8 +94,14 @@ test('the NA checksum verifies: summing the message with its checksum gives zero
 });
 
 test('an announcement round is both ARP forms for IPv4 and one NA for IPv6', () => {
-  assert.equal(announcementFrames(MAC, '198.51.100.1').map((f) => f.kind), ['garp_request', 'garp_reply']);
-  assert.equal(announcementFrames(MAC, '2001:db8::1').map((f) => f.kind), ['na']);
+  assert.equal(
+    announcementFrames(MAC, '198.51.100.1').map((f) => f.kind),
+    ['garp_request', 'garp_reply'],
+  );
+  assert.equal(
+    announcementFrames(MAC, '2001:db8::1').map((f) => f.kind),
+    ['na'],
+  );
 });
 
 test('wrong families and malformed MACs are refused', () => {
@@ -70,7 +114,10 @@ test('wrong families and malformed MACs are refused', () => {
 
 test('sockaddr_ll: AF_PACKET and ifindex in host order, protocol big-endian, halen 6, MAC', () => {
   assert.is(sockaddrLl(7, 0x0806, MAC).toString('hex'), '1100' + '0806' + '07000000' + '0000' + '00' + '06' + '02005e005301' + '0000');
-  assert.is(sockaddrLl(7, 0x86dd, MAC, false).toString('hex'), '0011' + '86dd' + '00000007' + '0000' + '00' + '06' + '02005e005301' + '0000');
+  assert.is(
+    sockaddrLl(7, 0x86dd, MAC, false).toString('hex'),
+    '0011' + '86dd' + '00000007' + '0000' + '00' + '06' + '02005e005301' + '0000',
+  );
 });
 
 test.run();

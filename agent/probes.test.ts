@@ -10,11 +10,34 @@ import { arpProbe, dadSolicitation, parseSighting, probeFrame, solicitedNodeGrou
 const MAC = parseMac('02:00:5e:00:53:01');
 const PAD = '00'.repeat(18);
 const GOLDEN_ARP_PROBE =
-  'ffffffffffff' + '02005e005301' + '0806' + '0001' + '0800' + '06' + '04' + '0001' + '02005e005301' + '00000000' + '000000000000' + 'c000020a' + PAD;
+  'ffffffffffff' +
+  '02005e005301' +
+  '0806' +
+  '0001' +
+  '0800' +
+  '06' +
+  '04' +
+  '0001' +
+  '02005e005301' +
+  '00000000' +
+  '000000000000' +
+  'c000020a' +
+  PAD;
 const GOLDEN_NS_DAD =
-  '3333ff000010' + '02005e005301' + '86dd' +
-  '60000000' + '0018' + '3a' + 'ff' + '00000000000000000000000000000000' + 'ff0200000000000000000001ff000010' +
-  '87' + '00' + '4ccf' + '00000000' + '20010db8000000000000000000000010';
+  '3333ff000010' +
+  '02005e005301' +
+  '86dd' +
+  '60000000' +
+  '0018' +
+  '3a' +
+  'ff' +
+  '00000000000000000000000000000000' +
+  'ff0200000000000000000001ff000010' +
+  '87' +
+  '00' +
+  '4ccf' +
+  '00000000' +
+  '20010db8000000000000000000000010';
 
 test('ARP probe: broadcast request, sender IP 0.0.0.0, zero target MAC, target IP the address (RFC 5227 2.1.1)', () => {
   const frame = arpProbe(MAC, '192.0.2.10');
@@ -48,7 +71,11 @@ test('parsing: an ARP reply or request from a host using the address claims it, 
 
 test('parsing: another host probing for the address at the same time', () => {
   assert.equal(parseSighting(arpProbe(OTHER, '192.0.2.10').bytes), { kind: 'probes', address: '192.0.2.10', mac: '02:00:5e:00:53:99' });
-  assert.equal(parseSighting(dadSolicitation(OTHER, '2001:db8::10').bytes), { kind: 'probes', address: '2001:db8::10', mac: '02:00:5e:00:53:99' });
+  assert.equal(parseSighting(dadSolicitation(OTHER, '2001:db8::10').bytes), {
+    kind: 'probes',
+    address: '2001:db8::10',
+    mac: '02:00:5e:00:53:99',
+  });
 });
 
 test('parsing: a neighbour advertisement for the target, the MAC from its target link-layer option', () => {

@@ -28,7 +28,12 @@ export function arpProbe(mac: Uint8Array, address: string): ProbeFrame {
   arp.set(mac, 8); // sender MAC: ours
   // sender IP (14..17) stays 0.0.0.0, target MAC (18..23) stays zero
   arp.set(parsed.toByteArray(), 24);
-  return { kind: 'arp_probe', bytes: pad(Buffer.concat([ethernetHeader(BROADCAST_MAC, mac, ETHERTYPE_ARP), arp])), ethertype: ETHERTYPE_ARP, destination: BROADCAST_MAC };
+  return {
+    kind: 'arp_probe',
+    bytes: pad(Buffer.concat([ethernetHeader(BROADCAST_MAC, mac, ETHERTYPE_ARP), arp])),
+    ethertype: ETHERTYPE_ARP,
+    destination: BROADCAST_MAC,
+  };
 }
 
 /** ff02::1:ffXX:XXXX, the solicited-node multicast group of an address (RFC 4291 2.7.1). */
@@ -55,7 +60,12 @@ export function dadSolicitation(mac: Uint8Array, address: string): ProbeFrame {
   ip6.writeUInt8(255, 7); // hop limit 255 (RFC 4861 7.1.1)
   ip6.set(group, 24); // source :: (8..23 stay zero)
   const destination = Uint8Array.of(0x33, 0x33, ...group.slice(12));
-  return { kind: 'ns_dad', bytes: pad(Buffer.concat([ethernetHeader(destination, mac, ETHERTYPE_IPV6), ip6, icmp])), ethertype: ETHERTYPE_IPV6, destination };
+  return {
+    kind: 'ns_dad',
+    bytes: pad(Buffer.concat([ethernetHeader(destination, mac, ETHERTYPE_IPV6), ip6, icmp])),
+    ethertype: ETHERTYPE_IPV6,
+    destination,
+  };
 }
 
 export function probeFrame(mac: Uint8Array, address: string): ProbeFrame {
@@ -115,7 +125,7 @@ function parseNeighbor(frame: Buffer, ip6: Buffer): Sighting | null {
   }
   if (type !== 136) return null;
   let mac = macText(frame.subarray(6, 12));
-  for (let at = 24; at + 8 <= icmp.length; ) {
+  for (let at = 24; at + 8 <= icmp.length;) {
     const optType = icmp[at];
     const len = (icmp[at + 1] ?? 0) * 8;
     if (len === 0) break;

@@ -69,7 +69,11 @@ async function loadLibc(): Promise<Libc> {
     bind: (fd, addr, len) => bind(fd, addr, len) as number,
     attachFilter: (fd, program) => {
       const mem = koffi.alloc(SockFilter, program.length);
-      koffi.encode(mem, koffi.array(SockFilter, program.length), program.map(([code, jt, jf, k]) => ({ code, jt, jf, k })));
+      koffi.encode(
+        mem,
+        koffi.array(SockFilter, program.length),
+        program.map(([code, jt, jf, k]) => ({ code, jt, jf, k })),
+      );
       try {
         return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, { len: program.length, filter: mem }, koffi.sizeof(SockFprog)) as number;
       } finally {

@@ -23,7 +23,15 @@ test('a claim that is up gets Assigned with this node and an Announced condition
     phase: 'Assigned',
     node: 'node-a',
     lastTransitionTime: T1,
-    conditions: [{ type: 'Announced', status: 'True', reason: 'AddressUp', message: '192.0.2.5 is up on eth0 of node node-a and announced', lastTransitionTime: T1 }],
+    conditions: [
+      {
+        type: 'Announced',
+        status: 'True',
+        reason: 'AddressUp',
+        message: '192.0.2.5 is up on eth0 of node node-a and announced',
+        lastTransitionTime: T1,
+      },
+    ],
   });
   assert.is(claimStatusUpdate(status ?? undefined, up, 'node-a', T2), null, 'nothing to write the second time');
 });
@@ -33,7 +41,12 @@ test('a claim moving here from another node is written again; a failure carries 
   const here = claimStatusUpdate(elsewhere, { kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, 'node-a', T2);
   assert.is(here?.node, 'node-a');
   assert.is(here?.lastTransitionTime, T1, 'phase unchanged: Assigned since T1');
-  const failed = claimStatusUpdate(here ?? undefined, { kind: 'failed', reason: 'InterfaceNotFound', message: 'interface nosuch0 does not exist' }, 'node-a', T2);
+  const failed = claimStatusUpdate(
+    here ?? undefined,
+    { kind: 'failed', reason: 'InterfaceNotFound', message: 'interface nosuch0 does not exist' },
+    'node-a',
+    T2,
+  );
   assert.is(failed?.phase, 'Failed');
   assert.is(failed?.conditions?.[0]?.reason, 'InterfaceNotFound');
   assert.match(failed?.conditions?.[0]?.message ?? '', /node node-a: interface nosuch0/);
@@ -42,12 +55,19 @@ test('a claim moving here from another node is written again; a failure carries 
 test('with the claim: the Service list as text, and a move to this node reported once with upAt', () => {
   const up = { kind: 'up' as const, ip: '192.0.2.5', iface: 'eth0' };
   const move = { from: 'node-b', to: 'node-a', reason: 'probe', detectedAt: T1, claimedAt: T1 };
-  const claim = { metadata: { annotations: { 'ipcontroller.ext/move': JSON.stringify(move) } }, spec: { cidr: '192.0.2.5/32', services: ['ns/a', 'ns/b'] } };
+  const claim = {
+    metadata: { annotations: { 'ipcontroller.ext/move': JSON.stringify(move) } },
+    spec: { cidr: '192.0.2.5/32', services: ['ns/a', 'ns/b'] },
+  };
   const status = claimStatusUpdate(undefined, up, 'node-a', T2, claim);
   assert.is(status?.serviceList, 'ns/a, ns/b');
   assert.equal(status?.lastMove, { ...move, upAt: T2 });
   assert.is(claimStatusUpdate(status ?? undefined, up, 'node-a', T2, { ...claim, status: status ?? {} }), null, 'nothing new: no write');
-  const moreServices = claimStatusUpdate(status ?? undefined, up, 'node-a', T2, { ...claim, spec: { ...claim.spec, services: ['ns/a'] }, status: status ?? {} });
+  const moreServices = claimStatusUpdate(status ?? undefined, up, 'node-a', T2, {
+    ...claim,
+    spec: { ...claim.spec, services: ['ns/a'] },
+    status: status ?? {},
+  });
   assert.is(moreServices?.serviceList, 'ns/a');
 });
 

@@ -17,9 +17,7 @@ export function setCondition(list: Condition[], next: ConditionInput, nowIso: st
 /** The condition type the agent owns on IpClaim. */
 export const CLAIM_CONDITION = 'Announced';
 
-export type ClaimOutcome =
-  | { kind: 'up'; ip: string; iface: string }
-  | { kind: 'failed'; reason: string; message: string };
+export type ClaimOutcome = { kind: 'up'; ip: string; iface: string } | { kind: 'failed'; reason: string; message: string };
 
 /** The status to write for a claim on this node, or null when the claim already reports it. */
 export function claimStatusUpdate(
@@ -36,7 +34,12 @@ export function claimStatusUpdate(
   const phase = outcome.kind === 'up' ? 'Assigned' : 'Failed';
   const condition: ConditionInput =
     outcome.kind === 'up'
-      ? { type: CLAIM_CONDITION, status: 'True', reason: 'AddressUp', message: `${outcome.ip} is up on ${outcome.iface} of node ${node} and announced` }
+      ? {
+          type: CLAIM_CONDITION,
+          status: 'True',
+          reason: 'AddressUp',
+          message: `${outcome.ip} is up on ${outcome.iface} of node ${node} and announced`,
+        }
       : { type: CLAIM_CONDITION, status: 'False', reason: outcome.reason, message: `node ${node}: ${outcome.message}` };
   const existing = current?.conditions?.find((c) => c.type === CLAIM_CONDITION);
   const same =
@@ -46,7 +49,10 @@ export function claimStatusUpdate(
     existing.reason === condition.reason &&
     existing.message === condition.message &&
     (serviceList === undefined || current.serviceList === serviceList) &&
-    (lastMove === null || (current.lastMove?.claimedAt === lastMove.claimedAt && current.lastMove.to === lastMove.to && current.lastMove.upAt === lastMove.upAt));
+    (lastMove === null ||
+      (current.lastMove?.claimedAt === lastMove.claimedAt &&
+        current.lastMove.to === lastMove.to &&
+        current.lastMove.upAt === lastMove.upAt));
   if (same) return null;
   return {
     phase,

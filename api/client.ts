@@ -1,12 +1,6 @@
 // Typed access to one kind of ipcontroller.ext custom resource. Every object read from the
 // apiserver goes through the kind's parser, so callers only ever see typed resources.
-import {
-  ApiException,
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { parseIpClaim, parseIpClaimPool, parseIpNode, type Parsed } from './parse.js';
 import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimPool, type IpNode, type IpResource } from './types.js';
 
@@ -107,7 +101,12 @@ export class ResourceClient<T extends IpResource> {
    */
   async delete(name: string, preconditions?: { uid?: string; resourceVersion?: string }): Promise<boolean> {
     try {
-      const pre = preconditions ? { ...(preconditions.uid ? { uid: preconditions.uid } : {}), ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}) } : undefined;
+      const pre = preconditions
+        ? {
+            ...(preconditions.uid ? { uid: preconditions.uid } : {}),
+            ...(preconditions.resourceVersion ? { resourceVersion: preconditions.resourceVersion } : {}),
+          }
+        : undefined;
       await this.api.deleteClusterCustomObject({ ...this.where, name, ...(pre ? { body: { preconditions: pre } } : {}) });
       return true;
     } catch (err) {

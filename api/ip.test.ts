@@ -101,7 +101,18 @@ test('special-purpose addresses are named; ordinary ones are not', () => {
   assert.is(kind('::1'), 'loopback');
   assert.is(kind('fe80::1'), 'link-local');
   assert.is(kind('ff02::1'), 'multicast');
-  for (const ordinary of ['192.0.2.1', '1.0.0.0', '126.255.255.255', '128.0.0.0', '223.255.255.255', '240.0.0.1', '255.255.255.254', '::2', '2001:db8::1', 'fec0::1']) {
+  for (const ordinary of [
+    '192.0.2.1',
+    '1.0.0.0',
+    '126.255.255.255',
+    '128.0.0.0',
+    '223.255.255.255',
+    '240.0.0.1',
+    '255.255.255.254',
+    '::2',
+    '2001:db8::1',
+    'fec0::1',
+  ]) {
     assert.is(kind(ordinary), null, ordinary);
   }
 });

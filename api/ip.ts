@@ -78,7 +78,8 @@ function ipv6Problem(text: string): string | null {
 /** Parses an IP address as Kubernetes' strict validation does; the reason says what to write instead. */
 export function parseStrictIp(input: string): IpResult<StrictIp> {
   if (input === '') return fail('is empty');
-  if (input.includes('%')) return fail(`must not have an IPv6 zone ("${input.slice(input.indexOf('%'))}"): a zone names a link, not an address`);
+  if (input.includes('%'))
+    return fail(`must not have an IPv6 zone ("${input.slice(input.indexOf('%'))}"): a zone names a link, not an address`);
   const family: IpFamily = input.includes(':') ? 'ipv6' : 'ipv4';
   const problem = family === 'ipv4' ? ipv4Problem(input) : ipv6Problem(input);
   if (problem) return fail(problem);

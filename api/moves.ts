@@ -24,7 +24,8 @@ export function pendingMove(claim: Pick<IpClaim, 'metadata'>): Omit<ClaimMove, '
   }
   if (typeof raw !== 'object' || raw === null) return null;
   const o = raw as Record<string, unknown>;
-  if (typeof o.from !== 'string' || typeof o.to !== 'string' || typeof o.reason !== 'string' || !isIso(o.detectedAt) || !isIso(o.claimedAt)) return null;
+  if (typeof o.from !== 'string' || typeof o.to !== 'string' || typeof o.reason !== 'string' || !isIso(o.detectedAt) || !isIso(o.claimedAt))
+    return null;
   return { from: o.from, to: o.to, reason: o.reason, detectedAt: o.detectedAt, claimedAt: o.claimedAt };
 }
 
@@ -68,6 +69,7 @@ export function seconds(value: number): string {
 export function movedMessage(address: string, move: ClaimMove): string {
   const d = moveDurations(move);
   const head = `${address} moved from node ${move.from} to ${move.to}: ${move.reason}`;
-  if (d.total === null || d.toUp === null) return `${head}; failure detected -> claim written ${seconds(d.toClaim)}; not reported up on ${move.to} yet`;
+  if (d.total === null || d.toUp === null)
+    return `${head}; failure detected -> claim written ${seconds(d.toClaim)}; not reported up on ${move.to} yet`;
   return `${head}; took ${seconds(d.total)} (failure detected -> claim written ${seconds(d.toClaim)} -> address up on ${move.to} ${seconds(d.toUp)})`;
 }

@@ -35,7 +35,10 @@ function envelope(obj: unknown, kind: string): Parsed<{ metadata: V1ObjectMeta &
   if (!isObject(obj.spec)) return fail(`${kind} ${obj.metadata.name}: spec missing`);
   if (obj.status !== undefined && !isObject(obj.status)) return fail(`${kind} ${obj.metadata.name}: status is not an object`);
   const status = obj.status as Json | undefined;
-  return { ok: true, value: { metadata: { ...(obj.metadata as V1ObjectMeta), name: obj.metadata.name }, spec: obj.spec, ...(status ? { status } : {}) } };
+  return {
+    ok: true,
+    value: { metadata: { ...(obj.metadata as V1ObjectMeta), name: obj.metadata.name }, spec: obj.spec, ...(status ? { status } : {}) },
+  };
 }
 
 export function parseIpClaim(obj: unknown): Parsed<IpClaim> {

@@ -13,13 +13,18 @@ import { dashboardQueries, metricNames, ruleQueries } from './promql.js';
 const read = (file: string) => readFileSync(fileURLToPath(new URL(file, import.meta.url)), 'utf8');
 
 async function exported(): Promise<Set<string>> {
-  const metrics = [...(await new AgentMetrics().registry.getMetricsAsJSON()), ...(await new SchedulerMetrics().registry.getMetricsAsJSON())];
+  const metrics = [
+    ...(await new AgentMetrics().registry.getMetricsAsJSON()),
+    ...(await new SchedulerMetrics().registry.getMetricsAsJSON()),
+  ];
   return new Set(metrics.map((m) => m.name));
 }
 
 test('metricNames finds metric names, not functions, labels or strings', () => {
   assert.equal(
-    metricNames('histogram_quantile(0.99, sum by (le) (rate(ipcontroller_scheduler_failover_duration_seconds_bucket{pool="ipcontroller_x"}[5m]))) / ipcontroller_agent_fenced'),
+    metricNames(
+      'histogram_quantile(0.99, sum by (le) (rate(ipcontroller_scheduler_failover_duration_seconds_bucket{pool="ipcontroller_x"}[5m]))) / ipcontroller_agent_fenced',
+    ),
     ['ipcontroller_agent_fenced', 'ipcontroller_scheduler_failover_duration_seconds'],
   );
 });
@@ -30,7 +35,8 @@ test('every dashboard panel has queries, and they read only exported metrics', a
   assert.ok(panels.length >= 10);
   for (const panel of panels) {
     assert.ok(panel.exprs.length > 0, `${panel.title} has no query`);
-    for (const name of panel.exprs.flatMap(metricNames)) assert.ok(names.has(name), `${panel.title} reads ${name}, which no program exports`);
+    for (const name of panel.exprs.flatMap(metricNames))
+      assert.ok(names.has(name), `${panel.title} reads ${name}, which no program exports`);
   }
 });
 
@@ -41,7 +47,14 @@ test('every alert reads only exported metrics, and the required alerts exist', a
     for (const name of rule.exprs.flatMap(metricNames)) assert.ok(names.has(name), `${rule.title} reads ${name}, which no program exports`);
   }
   const alerts = rules.map((r) => r.title);
-  for (const wanted of ['IpcontrollerPoolNearlyExhausted', 'IpcontrollerClaimsPendingTooLong', 'IpcontrollerNodeFailingProbes', 'IpcontrollerNoSchedulerLeader', 'IpcontrollerAgentFenced', 'IpcontrollerFrequentFailovers']) {
+  for (const wanted of [
+    'IpcontrollerPoolNearlyExhausted',
+    'IpcontrollerClaimsPendingTooLong',
+    'IpcontrollerNodeFailingProbes',
+    'IpcontrollerNoSchedulerLeader',
+    'IpcontrollerAgentFenced',
+    'IpcontrollerFrequentFailovers',
+  ]) {
     assert.ok(alerts.includes(wanted), `missing alert ${wanted}`);
   }
 });

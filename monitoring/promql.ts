@@ -1,7 +1,8 @@
 // Which metrics a PromQL expression reads, so the dashboard and alerts can be checked
 // against what the programs really export. Histogram series (_bucket, _sum, _count) map to
 // the histogram's own name.
-const FUNCTION_OR_KEYWORD = /^(sum|max|min|avg|count|rate|increase|irate|histogram_quantile|by|without|on|ignoring|group_left|group_right|or|and|unless|vector|absent|humanize\w*)$/;
+const FUNCTION_OR_KEYWORD =
+  /^(sum|max|min|avg|count|rate|increase|irate|histogram_quantile|by|without|on|ignoring|group_left|group_right|or|and|unless|vector|absent|humanize\w*)$/;
 
 export function metricNames(expr: string): string[] {
   const withoutStrings = expr.replace(/"[^"]*"/g, '""');
@@ -35,5 +36,7 @@ interface RuleFile {
 }
 
 export function ruleQueries(rules: RuleFile): PanelQueries[] {
-  return (rules.groups ?? []).flatMap((g) => (g.rules ?? []).map((r) => ({ title: r.alert ?? r.record ?? '(rule)', exprs: r.expr ? [r.expr] : [] })));
+  return (rules.groups ?? []).flatMap((g) =>
+    (g.rules ?? []).map((r) => ({ title: r.alert ?? r.record ?? '(rule)', exprs: r.expr ? [r.expr] : [] })),
+  );
 }

@@ -69,7 +69,8 @@ export function parseCommand(argv: string[]): ParsedCommand {
   const { values: v, positionals } = parsed;
   if (v.help || positionals.length === 0 || positionals[0] === 'help') return { ok: true, command: { kind: 'help' } };
   const output = v.output ?? 'text';
-  if (output !== 'text' && output !== 'json' && output !== 'yaml') return { ok: false, error: `--output must be text, json or yaml, not ${JSON.stringify(output)}` };
+  if (output !== 'text' && output !== 'json' && output !== 'yaml')
+    return { ok: false, error: `--output must be text, json or yaml, not ${JSON.stringify(output)}` };
   const strategy = v.nodefilter ?? DEFAULTS.nodeFilter;
   if (strategy !== 'fair' && strategy !== 'first-alive') return { ok: false, error: `--nodefilter must be fair or first-alive` };
   const common: Common = {

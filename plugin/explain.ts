@@ -76,15 +76,18 @@ function describeAsk(svc: ServiceView, intent: ReturnType<typeof serviceIntent>)
     const families = lb.families.map((f) => `${FAMILY_NAME[f]}${lb.required.includes(f) ? '' : ' (if a pool has one)'}`).join(' + ');
     asks.push(`${why}: one pool address per family: ${families}${svc.ipFamilyPolicy ? ` (${svc.ipFamilyPolicy})` : ''}`);
     for (const [f, a] of Object.entries(lb.requested)) {
-      const source = svc.annotations[ANNOTATION.loadBalancerIPs] !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
+      const source =
+        svc.annotations[ANNOTATION.loadBalancerIPs] !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
       asks.push(`${FAMILY_NAME[f as Family]} address ${a} requested by ${source}`);
     }
     if (lb.pool) asks.push(`only from IpClaimPool ${lb.pool} (annotation ${ANNOTATION.pool})`);
-    if (lb.shareKey) asks.push(`may share an address with Services annotated ${ANNOTATION.allowSharedIp}: ${lb.shareKey} whose ports do not clash`);
+    if (lb.shareKey)
+      asks.push(`may share an address with Services annotated ${ANNOTATION.allowSharedIp}: ${lb.shareKey} whose ports do not clash`);
   } else if (wantsLoadBalancer(svc)) {
     asks.push('a pool address, but the request cannot be read (see pending)');
   }
-  if (svc.externalTrafficPolicyLocal) asks.push('externalTrafficPolicy: Local: only a node with a serving endpoint of the Service may hold its addresses');
+  if (svc.externalTrafficPolicyLocal)
+    asks.push('externalTrafficPolicy: Local: only a node with a serving endpoint of the Service may hold its addresses');
   return asks;
 }
 
@@ -97,7 +100,11 @@ function origin(snap: Snapshot, svc: ServiceView, claim: DesiredClaim, intent: R
   const fromPool = `from IpClaimPool ${claim.pool}`;
   let how: string;
   if (lb?.requested[family] === claim.address) how = 'the requested address';
-  else if (snap.claims.some((c) => c.spec.cidr.split('/')[0] === claim.address && (c.spec.services ?? []).includes(svc.key)) || svc.ingress.includes(claim.address)) how = 'kept: the Service already held it';
+  else if (
+    snap.claims.some((c) => c.spec.cidr.split('/')[0] === claim.address && (c.spec.services ?? []).includes(svc.key)) ||
+    svc.ingress.includes(claim.address)
+  )
+    how = 'kept: the Service already held it';
   else if (lb?.shareKey && others.length) how = `shared with ${others.join(', ')} (${ANNOTATION.allowSharedIp}: ${lb.shareKey})`;
   else how = 'the lowest free address';
   if (lb?.pool) return `${how}, ${fromPool}, the pool named in ${ANNOTATION.pool}`;
@@ -128,14 +135,28 @@ export function explainService(snap: Snapshot, key: string, opts: ExplainOptions
   const svc = snap.services.find((s) => s.key === key);
   const base = { service: key, asks: [], addresses: [], pending: [], condition: null };
   if (!svc) return { ...base, found: false, handled: false, summary: `there is no Service ${key}` };
-  const recorded = svc.addressCondition ? { recorded: { status: svc.addressCondition.status, reason: svc.addressCondition.reason, message: svc.addressCondition.message } } : {};
+  const recorded = svc.addressCondition
+    ? { recorded: { status: svc.addressCondition.status, reason: svc.addressCondition.reason, message: svc.addressCondition.message } }
+    : {};
   const intent = serviceIntent(svc, opts.lbClass);
   if (!intent.handled) {
-    return { ...base, ...recorded, found: true, handled: false, summary: `ignored: spec.loadBalancerClass ${svc.loadBalancerClass ?? ''} belongs to another controller (ours is ${opts.lbClass})` };
+    return {
+      ...base,
+      ...recorded,
+      found: true,
+      handled: false,
+      summary: `ignored: spec.loadBalancerClass ${svc.loadBalancerClass ?? ''} belongs to another controller (ours is ${opts.lbClass})`,
+    };
   }
   const asks = describeAsk(svc, intent);
   if (!wantsLoadBalancer(svc) && svc.externalIPs.length === 0) {
-    return { ...base, ...recorded, found: true, handled: true, summary: `asks for no address: not type LoadBalancer, no spec.externalIPs, no annotation ${ANNOTATION.auto}: auto` };
+    return {
+      ...base,
+      ...recorded,
+      found: true,
+      handled: true,
+      summary: `asks for no address: not type LoadBalancer, no spec.externalIPs, no annotation ${ANNOTATION.auto}: auto`,
+    };
   }
 
   const desired = computeDesired(snap.services, poolSetOf(snap.pools), snap.claims, { lbClass: opts.lbClass, mask: opts.mask });
@@ -151,7 +172,9 @@ export function explainService(snap: Snapshot, key: string, opts: ExplainOptions
   const decisions = place({ claims: toPlace, candidates, failures, endpointNodes, strategy: opts.strategy, rebalance: false });
 
   const mine = [...desired.claims.values()].filter((c) => c.services.includes(key)).sort((a, b) => (a.address < b.address ? -1 : 1));
-  const agentNodes = [...verdicts.keys()].filter((n) => snap.ipNodes.some((i) => i.metadata.name === n) || snap.nodes.some((x) => x.name === n && 'ipcontroller' in x.labels));
+  const agentNodes = [...verdicts.keys()].filter(
+    (n) => snap.ipNodes.some((i) => i.metadata.name === n) || snap.nodes.some((x) => x.name === n && 'ipcontroller' in x.labels),
+  );
   const addresses: AddressExplanation[] = mine.map((c) => {
     const decision = decisions.get(c.name) ?? ({ kind: 'pending', reason: 'NoCandidateNode', message: 'not placed' } as Decision);
     const chosen = decision.kind === 'move' ? decision.to : decision.kind === 'pending' ? undefined : decision.node;
@@ -160,8 +183,20 @@ export function explainService(snap: Snapshot, key: string, opts: ExplainOptions
     const nodes: NodeVerdict[] = agentNodes.map((n) => {
       const h = verdicts.get(n);
       if (h && !h.candidate) return { node: n, candidate: false, reason: h.reason, message: h.message, chosen: false };
-      if (!allowed.includes(n)) return { node: n, candidate: true, reason: 'no-endpoint', message: `no serving endpoint of ${placeable?.localServices.join(', ') ?? key} on ${n} (externalTrafficPolicy: Local)`, chosen: false };
-      return { node: n, candidate: true, message: `candidate, ${snap.claims.filter((x) => x.spec.nodeName === n).length} claim(s)`, chosen: n === chosen };
+      if (!allowed.includes(n))
+        return {
+          node: n,
+          candidate: true,
+          reason: 'no-endpoint',
+          message: `no serving endpoint of ${placeable?.localServices.join(', ') ?? key} on ${n} (externalTrafficPolicy: Local)`,
+          chosen: false,
+        };
+      return {
+        node: n,
+        candidate: true,
+        message: `candidate, ${snap.claims.filter((x) => x.spec.nodeName === n).length} claim(s)`,
+        chosen: n === chosen,
+      };
     });
     const claim: IpClaim | undefined = existing.get(c.name);
     return {
@@ -178,7 +213,9 @@ export function explainService(snap: Snapshot, key: string, opts: ExplainOptions
     };
   });
   const problems = outcome?.problems ?? [];
-  const placementProblems = addresses.flatMap((a) => (a.decision.kind === 'pending' ? [{ reason: a.decision.reason, message: `${a.address}: ${a.decision.message}` }] : []));
+  const placementProblems = addresses.flatMap((a) =>
+    a.decision.kind === 'pending' ? [{ reason: a.decision.reason, message: `${a.address}: ${a.decision.message}` }] : [],
+  );
   const condition = addressCondition(
     problems,
     mine.map((c) => {

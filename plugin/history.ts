@@ -41,25 +41,61 @@ function fromClaim(c: IpClaim, events: ServiceEvent[]): HistoryEntry[] {
   const created = c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).getTime() : NaN;
   if (!Number.isNaN(created)) {
     const how = c.spec.pool ? `allocated from IpClaimPool ${c.spec.pool}` : 'claimed for spec.externalIPs';
-    out.push({ at: iso(created), source: 'claim', type: 'Normal', reason: 'ClaimCreated', message: `${address} ${how} (IpClaim ${c.metadata.name ?? ''} created)`, address });
+    out.push({
+      at: iso(created),
+      source: 'claim',
+      type: 'Normal',
+      reason: 'ClaimCreated',
+      message: `${address} ${how} (IpClaim ${c.metadata.name ?? ''} created)`,
+      address,
+    });
   }
   const status = c.status;
   const up = status?.conditions?.find((x) => x.type === 'Announced');
   if (status?.phase && status.node && up) {
     // The Announced condition keeps its time across a move (it stays True); the move says when it came up here.
     const since = status.lastMove?.to === status.node && status.lastMove.upAt ? status.lastMove.upAt : up.lastTransitionTime;
-    const word = status.phase === 'Assigned' ? `up and announced on node ${status.node}` : `${status.phase} on node ${status.node}: ${up.message}`;
-    out.push({ at: since, source: 'claim', type: status.phase === 'Failed' ? 'Warning' : 'Normal', reason: status.phase === 'Assigned' ? 'AddressUp' : 'AddressFailed', message: `${address} ${word} (current state)`, address });
+    const word =
+      status.phase === 'Assigned' ? `up and announced on node ${status.node}` : `${status.phase} on node ${status.node}: ${up.message}`;
+    out.push({
+      at: since,
+      source: 'claim',
+      type: status.phase === 'Failed' ? 'Warning' : 'Normal',
+      reason: status.phase === 'Assigned' ? 'AddressUp' : 'AddressFailed',
+      message: `${address} ${word} (current state)`,
+      address,
+    });
   }
   const last = status?.lastMove;
   const toldByEvent = (from: string, to: string, claimedAt: string): boolean =>
-    events.some((e) => e.reason === 'IPMoved' && e.message.startsWith(`${address} moved from node ${from} to ${to}:`) && e.at >= Date.parse(claimedAt) - 1000);
+    events.some(
+      (e) =>
+        e.reason === 'IPMoved' &&
+        e.message.startsWith(`${address} moved from node ${from} to ${to}:`) &&
+        e.at >= Date.parse(claimedAt) - 1000,
+    );
   if (last && !toldByEvent(last.from, last.to, last.claimedAt)) {
-    out.push({ at: last.upAt ?? last.claimedAt, source: 'claim', type: 'Normal', reason: 'IPMoved', message: movedMessage(address, last), address, durations: moveDurations(last) });
+    out.push({
+      at: last.upAt ?? last.claimedAt,
+      source: 'claim',
+      type: 'Normal',
+      reason: 'IPMoved',
+      message: movedMessage(address, last),
+      address,
+      durations: moveDurations(last),
+    });
   }
   const pending = pendingMove(c);
   if (pending && !(last && last.claimedAt === pending.claimedAt) && !toldByEvent(pending.from, pending.to, pending.claimedAt)) {
-    out.push({ at: pending.claimedAt, source: 'claim', type: 'Normal', reason: 'IPMoving', message: movedMessage(address, pending), address, durations: moveDurations(pending) });
+    out.push({
+      at: pending.claimedAt,
+      source: 'claim',
+      type: 'Normal',
+      reason: 'IPMoving',
+      message: movedMessage(address, pending),
+      address,
+      durations: moveDurations(pending),
+    });
   }
   return out;
 }

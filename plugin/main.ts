@@ -33,10 +33,14 @@ function contextNamespace(kc: KubeConfig): string | undefined {
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 async function status(cmd: Extract<Command, { kind: 'status' }>, kc: KubeConfig, io: PluginIo, style: Style): Promise<number> {
@@ -45,7 +49,12 @@ async function status(cmd: Extract<Command, { kind: 'status' }>, kc: KubeConfig,
     const model = statusModel(await readSnapshot(kc, lease));
     const text = cmd.output === 'text' ? renderStatus(model, style) : renderData(model, cmd.output);
     // Compare without the read time and ages, so -w prints only when something changed.
-    const key = JSON.stringify({ ...model, readAt: '', leader: model.leader?.holder ?? null, nodes: model.nodes.map((n) => ({ ...n, heartbeatAgeMs: 0 })) });
+    const key = JSON.stringify({
+      ...model,
+      readAt: '',
+      leader: model.leader?.holder ?? null,
+      nodes: model.nodes.map((n) => ({ ...n, heartbeatAgeMs: 0 })),
+    });
     return { text, key };
   };
   if (!cmd.watch) {
@@ -87,9 +96,15 @@ export async function main(argv: string[], io: PluginIo): Promise<number> {
     const key = serviceKey(cmd.service, cmd.namespace, contextNamespace(kc));
     const lease = { namespaces: cmd.leaseNamespaces, name: cmd.leaseName };
     if (cmd.kind === 'why') {
-      const explanation = explainService(await readSnapshot(kc, lease), key, { lbClass: cmd.lbClass, strategy: cmd.strategy, mask: { ipv4: 32, ipv6: 128 } });
+      const explanation = explainService(await readSnapshot(kc, lease), key, {
+        lbClass: cmd.lbClass,
+        strategy: cmd.strategy,
+        mask: { ipv4: 32, ipv6: 128 },
+      });
       if (!explanation.found) {
-        io.stderr.write(`Error from server (NotFound): services "${key.split('/')[1] ?? key}" not found in namespace "${key.split('/')[0] ?? ''}"\n`);
+        io.stderr.write(
+          `Error from server (NotFound): services "${key.split('/')[1] ?? key}" not found in namespace "${key.split('/')[0] ?? ''}"\n`,
+        );
         return 1;
       }
       io.stdout.write(cmd.output === 'text' ? renderWhy(explanation, style) : renderData(explanation, cmd.output));
@@ -98,7 +113,9 @@ export async function main(argv: string[], io: PluginIo): Promise<number> {
     const [namespace = 'default', name = ''] = key.split('/');
     const [snap, events] = await Promise.all([readSnapshot(kc, lease), readServiceEvents(kc, namespace, name)]);
     if (!snap.services.some((s) => s.key === key) && events.length === 0) {
-      io.stderr.write(`Error from server (NotFound): services "${name}" not found in namespace "${namespace}", and no Events about it are left\n`);
+      io.stderr.write(
+        `Error from server (NotFound): services "${name}" not found in namespace "${namespace}", and no Events about it are left\n`,
+      );
       return 1;
     }
     const history = historyOf(key, snap.claims, events);

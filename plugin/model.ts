@@ -79,7 +79,19 @@ export function nodeVerdicts(snap: Pick<Snapshot, 'nodes' | 'ipNodes'>, now: num
     const node = snap.nodes.find((n) => n.name === name);
     const ipNode = snap.ipNodes.find((n) => n.metadata.name === name);
     const probe = ipNode?.status?.probe;
-    out.set(name, nodeHealth({ name, ...(node ? { nodeLabels: node.labels } : {}), ...(ipNode ? { ipNode } : {}), ...(probe ? { probe: probeStateOf(probe) } : {}) }, now, healthConfigOf(ipNode)));
+    out.set(
+      name,
+      nodeHealth(
+        {
+          name,
+          ...(node ? { nodeLabels: node.labels } : {}),
+          ...(ipNode ? { ipNode } : {}),
+          ...(probe ? { probe: probeStateOf(probe) } : {}),
+        },
+        now,
+        healthConfigOf(ipNode),
+      ),
+    );
   }
   return out;
 }
@@ -89,7 +101,10 @@ export function poolOverlaps(snap: Pick<Snapshot, 'pools'>): Map<string, string[
   const valid = poolSetOf(snap.pools).valid;
   const out = new Map<string, string[]>();
   for (const a of valid) {
-    const others = valid.filter((b) => b.name !== a.name && b.family === a.family && a.intervals.some(([x1, y1]) => b.intervals.some(([x2, y2]) => x1 <= y2 && x2 <= y1)));
+    const others = valid.filter(
+      (b) =>
+        b.name !== a.name && b.family === a.family && a.intervals.some(([x1, y1]) => b.intervals.some(([x2, y2]) => x1 <= y2 && x2 <= y1)),
+    );
     out.set(a.name, others.map((b) => b.name).sort());
   }
   return out;
@@ -102,8 +117,15 @@ function addressRows(snap: Snapshot): AddressRow[] {
       const phase = status?.phase ?? 'Unknown';
       const last = status?.lastMove;
       const upHere = last?.upAt && last.to === status?.node ? last.upAt : undefined;
-      const since = upHere ?? status?.lastTransitionTime ?? (c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).toISOString() : undefined);
-      const notUp = phase === 'Assigned' ? undefined : (status?.conditions?.find((x) => x.status === 'False')?.message ?? (c.spec.nodeName ? `waiting for the agent on ${c.spec.nodeName}` : undefined));
+      const since =
+        upHere ??
+        status?.lastTransitionTime ??
+        (c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).toISOString() : undefined);
+      const notUp =
+        phase === 'Assigned'
+          ? undefined
+          : (status?.conditions?.find((x) => x.status === 'False')?.message ??
+            (c.spec.nodeName ? `waiting for the agent on ${c.spec.nodeName}` : undefined));
       return {
         address: c.spec.cidr.split('/')[0] ?? c.spec.cidr,
         claim: c.metadata.name ?? '',
@@ -171,7 +193,12 @@ function poolRows(snap: Snapshot): PoolRow[] {
 
 export function statusModel(snap: Snapshot): StatusModel {
   const now = snap.readAt;
-  const leader = snap.leader ? { holder: snap.leader.holder, ...(snap.leader.renewedAt !== undefined ? { renewedAgoMs: Math.max(0, now - snap.leader.renewedAt) } : {}) } : null;
+  const leader = snap.leader
+    ? {
+        holder: snap.leader.holder,
+        ...(snap.leader.renewedAt !== undefined ? { renewedAgoMs: Math.max(0, now - snap.leader.renewedAt) } : {}),
+      }
+    : null;
   return {
     readAt: new Date(now).toISOString(),
     leader,

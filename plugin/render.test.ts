@@ -12,10 +12,26 @@ import { age, COLOUR, PLAIN, renderData, renderHistory, renderStatus, styleFor, 
 import type { ServiceEvent } from './snapshot.js';
 import { claim, ipNode, iso, NOW, snapshot, svc } from '../test/support/plugin-fixtures.js';
 
-const moved = { from: 'node-a', to: 'node-b', reason: 'probe', detectedAt: iso(NOW - 120_000), claimedAt: iso(NOW - 119_950), upAt: iso(NOW - 119_600) };
+const moved = {
+  from: 'node-a',
+  to: 'node-b',
+  reason: 'probe',
+  detectedAt: iso(NOW - 120_000),
+  claimedAt: iso(NOW - 119_950),
+  upAt: iso(NOW - 119_600),
+};
 
 test('table pads to the widest cell, ignoring colour codes', () => {
-  assert.is(table(['A', 'LONGER'], [['xx', 'y'], [COLOUR.ok('z'), 'w']]).replace(/\x1b\[[0-9;]*m/g, ''), 'A    LONGER\nxx   y\nz    w');
+  assert.is(
+    table(
+      ['A', 'LONGER'],
+      [
+        ['xx', 'y'],
+        [COLOUR.ok('z'), 'w'],
+      ],
+    ).replace(/\x1b\[[0-9;]*m/g, ''),
+    'A    LONGER\nxx   y\nz    w',
+  );
 });
 
 test('age reads like kubectl', () => {
@@ -30,11 +46,23 @@ test('colour only on a terminal and without NO_COLOR', () => {
 });
 
 test('status: every address with Services, node, phase, since and the last move with its duration; nodes with verdict, RTT and claims; pools with overlaps', () => {
-  const overlapping = { ok: true as const, pool: { apiVersion: 'ipcontroller.ext/v1' as const, kind: 'IpClaimPool' as const, metadata: { name: 'p2' }, spec: { cidr: '192.0.2.0/31' } } };
+  const overlapping = {
+    ok: true as const,
+    pool: {
+      apiVersion: 'ipcontroller.ext/v1' as const,
+      kind: 'IpClaimPool' as const,
+      metadata: { name: 'p2' },
+      spec: { cidr: '192.0.2.0/31' },
+    },
+  };
   const snap = snapshot({
     services: [svc('web'), svc('api')],
     ipNodes: [ipNode('node-a', { beatAgoMs: 30_000, held: 0 }), ipNode('node-b', { held: 1, probe: { rttMs: 0.42 } })],
-    claims: [claim('192.0.2.1', ['ns/api', 'ns/web'], 'node-b', { status: { phase: 'Assigned', node: 'node-b', lastMove: moved, lastTransitionTime: iso(NOW - 7_200_000) } })],
+    claims: [
+      claim('192.0.2.1', ['ns/api', 'ns/web'], 'node-b', {
+        status: { phase: 'Assigned', node: 'node-b', lastMove: moved, lastTransitionTime: iso(NOW - 7_200_000) },
+      }),
+    ],
     pools: [...snapshot().pools, overlapping],
   });
   const model = statusModel(snap);
@@ -54,31 +82,71 @@ test('status: every address with Services, node, phase, since and the last move 
 
 test('history: Events and what the claim keeps, oldest first; a move told by an Event is not repeated from status', () => {
   const c = claim('192.0.2.1', ['ns/web'], 'node-b', {
-    status: { phase: 'Assigned', node: 'node-b', lastMove: moved, conditions: [{ type: 'Announced', status: 'True', reason: 'AddressUp', message: 'up', lastTransitionTime: iso(NOW - 3_000_000) }] },
+    status: {
+      phase: 'Assigned',
+      node: 'node-b',
+      lastMove: moved,
+      conditions: [{ type: 'Announced', status: 'True', reason: 'AddressUp', message: 'up', lastTransitionTime: iso(NOW - 3_000_000) }],
+    },
   });
   const events: ServiceEvent[] = [
-    { at: NOW - 119_500, firstAt: NOW - 119_500, count: 1, type: 'Normal', reason: 'IPMoved', message: '192.0.2.1 moved from node node-a to node-b: probe; took 0.400s (...)', source: 'ipcontroller-scheduler' },
-    { at: NOW - 600_000, firstAt: NOW - 600_000, count: 1, type: 'Normal', reason: 'IPAssigned', message: '192.0.2.1 assigned to node node-a', source: 'ipcontroller-scheduler' },
+    {
+      at: NOW - 119_500,
+      firstAt: NOW - 119_500,
+      count: 1,
+      type: 'Normal',
+      reason: 'IPMoved',
+      message: '192.0.2.1 moved from node node-a to node-b: probe; took 0.400s (...)',
+      source: 'ipcontroller-scheduler',
+    },
+    {
+      at: NOW - 600_000,
+      firstAt: NOW - 600_000,
+      count: 1,
+      type: 'Normal',
+      reason: 'IPAssigned',
+      message: '192.0.2.1 assigned to node node-a',
+      source: 'ipcontroller-scheduler',
+    },
   ];
   const h = historyOf('ns/web', [c], events);
-  assert.equal(h.entries.map((e) => `${e.source} ${e.reason}`), ['claim ClaimCreated', 'event IPAssigned', 'claim AddressUp', 'event IPMoved'], 'up on node-b when the move brought it there');
+  assert.equal(
+    h.entries.map((e) => `${e.source} ${e.reason}`),
+    ['claim ClaimCreated', 'event IPAssigned', 'claim AddressUp', 'event IPMoved'],
+    'up on node-b when the move brought it there',
+  );
   assert.is(h.eventsSince, iso(NOW - 600_000));
   const noEvents = historyOf('ns/web', [c], []);
   const move = noEvents.entries.find((e) => e.reason === 'IPMoved');
   assert.is(move?.source, 'claim', 'Events expired: the claim still tells the last move');
-  assert.is(move?.message, '192.0.2.1 moved from node node-a to node-b: probe; took 0.400s (failure detected -> claim written 0.050s -> address up on node-b 0.350s)');
-  assert.match(renderHistory(noEvents, PLAIN, NOW), /No Events found\. Events are kept by the apiserver for --event-ttl \(1 hour by default\)/);
+  assert.is(
+    move?.message,
+    '192.0.2.1 moved from node node-a to node-b: probe; took 0.400s (failure detected -> claim written 0.050s -> address up on node-b 0.350s)',
+  );
+  assert.match(
+    renderHistory(noEvents, PLAIN, NOW),
+    /No Events found\. Events are kept by the apiserver for --event-ttl \(1 hour by default\)/,
+  );
 });
 
-test('history: a move the new node has not reported up yet comes from the scheduler\'s record', () => {
-  const c = claim('192.0.2.1', ['ns/web'], 'node-b', { metadata: { annotations: { [MOVE_ANNOTATION]: JSON.stringify({ ...moved, upAt: undefined }) } } });
+test("history: a move the new node has not reported up yet comes from the scheduler's record", () => {
+  const c = claim('192.0.2.1', ['ns/web'], 'node-b', {
+    metadata: { annotations: { [MOVE_ANNOTATION]: JSON.stringify({ ...moved, upAt: undefined }) } },
+  });
   const entry = historyOf('ns/web', [c], []).entries.find((e) => e.reason === 'IPMoving');
   assert.match(entry?.message ?? '', /not reported up on node-b yet$/);
 });
 
 test('command line: verbs, -o, -n, -w, and clear errors', () => {
   const s = parseCommand(['status', '-o', 'json', '-w', '--interval', '500ms', '--kubeconfig', '/k']);
-  assert.ok(s.ok && s.command.kind === 'status' && s.command.watch && s.command.intervalMs === 500 && s.command.output === 'json' && s.command.kubeconfig === '/k');
+  assert.ok(
+    s.ok &&
+      s.command.kind === 'status' &&
+      s.command.watch &&
+      s.command.intervalMs === 500 &&
+      s.command.output === 'json' &&
+      s.command.kubeconfig === '/k',
+  );
   const w = parseCommand(['why', 'web', '-n', 'shop']);
   assert.ok(w.ok && w.command.kind === 'why' && w.command.service === 'web' && w.command.namespace === 'shop');
   assert.is(serviceKey('web', 'shop', 'ctx'), 'shop/web');

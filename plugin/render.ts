@@ -16,7 +16,10 @@ export interface Style {
   dim(text: string): string;
 }
 
-const ansi = (code: number) => (text: string): string => `\x1b[${code}m${text}\x1b[0m`;
+const ansi =
+  (code: number) =>
+  (text: string): string =>
+    `\x1b[${code}m${text}\x1b[0m`;
 export const COLOUR: Style = { ok: ansi(32), bad: ansi(31), warn: ansi(33), bold: ansi(1), dim: ansi(2) };
 const same = (text: string): string => text;
 export const PLAIN: Style = { ok: same, bad: same, warn: same, bold: same, dim: same };
@@ -59,7 +62,9 @@ export function renderStatus(m: StatusModel, st: Style): string {
   const now = Date.parse(m.readAt);
   const ago = (iso?: string): string => (iso ? age(now - Date.parse(iso)) : '-');
   const out: string[] = [];
-  const leader = m.leader ? `${m.leader.holder}${m.leader.renewedAgoMs !== undefined ? ` (renewed ${age(m.leader.renewedAgoMs)} ago)` : ''}` : st.warn(`unknown: ${m.leaderProblem ?? 'no Lease'}`);
+  const leader = m.leader
+    ? `${m.leader.holder}${m.leader.renewedAgoMs !== undefined ? ` (renewed ${age(m.leader.renewedAgoMs)} ago)` : ''}`
+    : st.warn(`unknown: ${m.leaderProblem ?? 'no Lease'}`);
   out.push(`${st.bold('Scheduler leader:')} ${leader}`, '');
   out.push(st.bold('ADDRESSES'));
   if (m.addresses.length === 0) out.push('  (no IpClaims)');
@@ -106,7 +111,14 @@ export function renderStatus(m: StatusModel, st: Style): string {
     out.push(
       table(
         ['NAME', 'CIDR', 'USED', 'FREE', 'VALID', 'OVERLAPS'],
-        m.pools.map((p) => [p.name, p.cidr, String(p.used ?? '-'), String(p.free ?? '-'), p.valid ? st.ok('True') : st.bad('False'), p.overlaps.length ? st.warn(p.overlaps.join(', ')) : '-']),
+        m.pools.map((p) => [
+          p.name,
+          p.cidr,
+          String(p.used ?? '-'),
+          String(p.free ?? '-'),
+          p.valid ? st.ok('True') : st.bad('False'),
+          p.overlaps.length ? st.warn(p.overlaps.join(', ')) : '-',
+        ]),
       ),
     );
     for (const p of m.pools) if (p.reason) out.push(`  ${p.name}: ${st.bad(p.reason)}`);
@@ -115,11 +127,16 @@ export function renderStatus(m: StatusModel, st: Style): string {
 }
 
 export function renderWhy(e: Explanation, st: Style): string {
-  const out: string[] = [`${st.bold(`Service ${e.service}`)}: ${e.pending.length ? st.bad(e.summary) : e.condition?.status === 'True' ? st.ok(e.summary) : st.warn(e.summary)}`];
+  const out: string[] = [
+    `${st.bold(`Service ${e.service}`)}: ${e.pending.length ? st.bad(e.summary) : e.condition?.status === 'True' ? st.ok(e.summary) : st.warn(e.summary)}`,
+  ];
   if (e.asks.length) out.push('', st.bold('Asks for'), ...e.asks.map((a) => `  ${a}`));
   for (const a of e.addresses) {
     out.push('', st.bold(a.address), `  ${a.origin}`, `  ${a.decision.kind === 'pending' ? st.bad(a.placement) : a.placement}`);
-    if (a.node || a.phase) out.push(`  now: spec.nodeName ${a.node ?? '<none>'}, ${a.phase ? `${a.phase}${a.reportedNode ? ` on ${a.reportedNode}` : ''}` : 'no agent has reported it yet'}`);
+    if (a.node || a.phase)
+      out.push(
+        `  now: spec.nodeName ${a.node ?? '<none>'}, ${a.phase ? `${a.phase}${a.reportedNode ? ` on ${a.reportedNode}` : ''}` : 'no agent has reported it yet'}`,
+      );
     if (a.nodes.length) {
       out.push('  nodes:');
       out.push(
@@ -133,8 +150,12 @@ export function renderWhy(e: Explanation, st: Style): string {
   if (e.pending.length) out.push('', st.bold('Pending'), ...e.pending.map((p) => `  ${st.bad(p.reason)}: ${p.message}`));
   if (e.condition) {
     const c = e.condition;
-    out.push('', `${st.bold('Condition ipcontroller.ext/AddressReady')}: ${c.status === 'True' ? st.ok(c.status) : st.bad(c.status)} (${c.reason}) ${c.message}`);
-    if (e.recorded && (e.recorded.status !== c.status || e.recorded.reason !== c.reason)) out.push(`  on the Service now: ${e.recorded.status} (${e.recorded.reason}); the scheduler updates it on its next pass`);
+    out.push(
+      '',
+      `${st.bold('Condition ipcontroller.ext/AddressReady')}: ${c.status === 'True' ? st.ok(c.status) : st.bad(c.status)} (${c.reason}) ${c.message}`,
+    );
+    if (e.recorded && (e.recorded.status !== c.status || e.recorded.reason !== c.reason))
+      out.push(`  on the Service now: ${e.recorded.status} (${e.recorded.reason}); the scheduler updates it on its next pass`);
   }
   return `${out.join('\n')}\n`;
 }
@@ -146,7 +167,12 @@ export function renderHistory(h: History, st: Style, now: number): string {
     out.push(
       table(
         ['AGE', 'SOURCE', 'REASON', 'MESSAGE'],
-        h.entries.map((e) => [age(now - Date.parse(e.at)), e.source, e.type === 'Warning' ? st.warn(e.reason) : e.reason, `${e.message}${e.count ? ` (x${e.count})` : ''}`]),
+        h.entries.map((e) => [
+          age(now - Date.parse(e.at)),
+          e.source,
+          e.type === 'Warning' ? st.warn(e.reason) : e.reason,
+          `${e.message}${e.count ? ` (x${e.count})` : ''}`,
+        ]),
       ),
     );
   }

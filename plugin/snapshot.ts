@@ -69,7 +69,8 @@ function timeOf(v: unknown): number | undefined {
   return undefined;
 }
 
-const statusOf = (err: unknown): number | undefined => (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number' ? err.code : undefined);
+const statusOf = (err: unknown): number | undefined =>
+  typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'number' ? err.code : undefined;
 
 async function readLeader(coordination: CoordinationV1Api, lease: LeaseRef): Promise<{ leader: LeaderView | null; problem?: string }> {
   let result: { leader: LeaderView | null; problem?: string } = { leader: null, problem: 'no Lease namespace given' };
@@ -77,10 +78,16 @@ async function readLeader(coordination: CoordinationV1Api, lease: LeaseRef): Pro
     result = await readLease(coordination, namespace, lease.name);
     if (result.leader) return result;
   }
-  return lease.namespaces.length > 1 ? { leader: null, problem: `no Lease ${lease.name} in ${lease.namespaces.join(' or ')} (give --lease-namespace)` } : result;
+  return lease.namespaces.length > 1
+    ? { leader: null, problem: `no Lease ${lease.name} in ${lease.namespaces.join(' or ')} (give --lease-namespace)` }
+    : result;
 }
 
-async function readLease(coordination: CoordinationV1Api, namespace: string, name: string): Promise<{ leader: LeaderView | null; problem?: string }> {
+async function readLease(
+  coordination: CoordinationV1Api,
+  namespace: string,
+  name: string,
+): Promise<{ leader: LeaderView | null; problem?: string }> {
   const lease = { namespace, name };
   try {
     const l = await coordination.readNamespacedLease({ namespace: lease.namespace, name: lease.name });
@@ -91,7 +98,8 @@ async function readLease(coordination: CoordinationV1Api, namespace: string, nam
     return { leader: { holder, ...(renewedAt !== undefined ? { renewedAt } : {}), ...(leaseMs !== undefined ? { leaseMs } : {}) } };
   } catch (err) {
     const code = statusOf(err);
-    const why = code === 404 ? 'does not exist' : code === 403 ? 'cannot be read with your credentials' : `could not be read: ${String(err)}`;
+    const why =
+      code === 404 ? 'does not exist' : code === 403 ? 'cannot be read with your credentials' : `could not be read: ${String(err)}`;
     return { leader: null, problem: `Lease ${lease.namespace}/${lease.name} ${why}` };
   }
 }

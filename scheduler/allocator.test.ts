@@ -121,7 +121,10 @@ test('a pool made only of special-purpose addresses is invalid, with the reason'
 });
 
 test("ranges never hand out the network or broadcast address of the pool's own cidr", () => {
-  const p = pool('192.0.2.0/24', [['192.0.2.0', '192.0.2.2'], ['192.0.2.254', '192.0.2.255']]);
+  const p = pool('192.0.2.0/24', [
+    ['192.0.2.0', '192.0.2.2'],
+    ['192.0.2.254', '192.0.2.255'],
+  ]);
   assert.equal(take(p, 10), ['192.0.2.1', '192.0.2.2', '192.0.2.254']);
   // A wider cidr makes 192.0.2.255 an ordinary address.
   assert.equal(take(pool('192.0.2.0/23', [['192.0.2.255', '192.0.3.0']]), 5), ['192.0.2.255', '192.0.3.0']);

@@ -134,7 +134,8 @@ function checkRanges(ranges: Array<[string, string]>, family: Family, first: big
     const a = parseAddress(range[0]);
     const b = parseAddress(range[1]);
     if (!a || !b) return { ok: false, reason: `${label} does not hold two IP addresses` };
-    if (a.family !== family || b.family !== family) return { ok: false, reason: `${label} is not ${family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${cidr}` };
+    if (a.family !== family || b.family !== family)
+      return { ok: false, reason: `${label} is not ${family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${cidr}` };
     if (a.value > b.value) return { ok: false, reason: `${label} ends before it starts` };
     if (a.value < first || b.value > last) return { ok: false, reason: `${label} is not inside cidr ${cidr}` };
     raw.push([a.value, b.value]);

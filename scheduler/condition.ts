@@ -44,7 +44,8 @@ export function addressCondition(problems: Problem[], claims: ServiceClaim[]): A
   if (claims.length === 0) return { status: 'False', reason: 'Announcing', message: 'no address allocated yet' };
   const sorted = [...claims].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
   for (const c of sorted) {
-    if (c.decision?.kind === 'pending') return { status: 'False', reason: c.decision.reason, message: `${c.address}: ${c.decision.message}` };
+    if (c.decision?.kind === 'pending')
+      return { status: 'False', reason: c.decision.reason, message: `${c.address}: ${c.decision.message}` };
   }
   for (const c of sorted) {
     if (c.existing?.status?.phase === 'Failed') {
@@ -55,7 +56,11 @@ export function addressCondition(problems: Problem[], claims: ServiceClaim[]): A
   for (const c of sorted) {
     const node = c.existing?.spec.nodeName;
     if (!c.existing || !node || c.existing.status?.phase !== 'Assigned') {
-      return { status: 'False', reason: 'Announcing', message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up` };
+      return {
+        status: 'False',
+        reason: 'Announcing',
+        message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up`,
+      };
     }
   }
   return { status: 'True', reason: 'Ready', message: `${sorted.map((c) => c.address).join(', ')} allocated and announced` };

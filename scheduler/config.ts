@@ -98,7 +98,8 @@ const LEVELS: Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
 function int(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
-  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max) throw new Error(`--${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max)
+    throw new Error(`--${flag}: ${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -150,7 +151,8 @@ export function parseSchedulerArgs(argv: string[]): ParsedArgs {
     c.mask = { ipv4: int('mask', v4 ?? '', 1, 32), ipv6: v6 !== undefined ? int('mask', v6, 1, 128) : 128 };
   }
   if (values.nodefilter !== undefined) {
-    if (values.nodefilter !== 'fair' && values.nodefilter !== 'first-alive') throw new Error(`--nodefilter: ${JSON.stringify(values.nodefilter)} is not fair or first-alive`);
+    if (values.nodefilter !== 'fair' && values.nodefilter !== 'first-alive')
+      throw new Error(`--nodefilter: ${JSON.stringify(values.nodefilter)} is not fair or first-alive`);
     c.nodeFilter = values.nodefilter;
   }
   const durations: Array<[string, keyof SchedulerConfig]> = [
@@ -182,12 +184,15 @@ export function parseSchedulerArgs(argv: string[]): ParsedArgs {
   }
   if (values['metrics-port'] !== undefined) c.metricsPort = int('metrics-port', values['metrics-port'], 0, 65535);
   if (values['log-level'] !== undefined) {
-    if (!LEVELS.includes(values['log-level'] as Level)) throw new Error(`--log-level: ${JSON.stringify(values['log-level'])} is not one of ${LEVELS.join(', ')}`);
+    if (!LEVELS.includes(values['log-level'] as Level))
+      throw new Error(`--log-level: ${JSON.stringify(values['log-level'])} is not one of ${LEVELS.join(', ')}`);
     c.logLevel = values['log-level'] as Level;
   }
   if (c.probeTimeoutMs <= 0 || c.probeIntervalMs <= 0) throw new Error('--probe-interval and --probe-timeout must be above 0');
-  if (c.renewDeadlineMs >= c.leaseDurationMs) throw new Error('--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration');
-  if (c.retryPeriodMs >= c.renewDeadlineMs) throw new Error('--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline');
+  if (c.renewDeadlineMs >= c.leaseDurationMs)
+    throw new Error('--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration');
+  if (c.retryPeriodMs >= c.renewDeadlineMs)
+    throw new Error('--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline');
   return { help: false, config: Object.freeze(c) };
 }
 

@@ -8,9 +8,21 @@ import { ANNOTATION, parseService, serviceIntent, type ServiceView } from './ser
 const cfg = { lbClass: 'ipcontroller.ext/l2', mask: { ipv4: 32, ipv6: 128 } };
 let seq = 0;
 
-function svc(name: string, spec: Record<string, unknown> = {}, annotations: Record<string, string> = {}, ingress: string[] = []): ServiceView {
+function svc(
+  name: string,
+  spec: Record<string, unknown> = {},
+  annotations: Record<string, string> = {},
+  ingress: string[] = [],
+): ServiceView {
   const view = parseService({
-    metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: '1', annotations, creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, seq++)).toISOString() },
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}`,
+      resourceVersion: '1',
+      annotations,
+      creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, seq++)).toISOString(),
+    },
     spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ports: [{ port: 80, protocol: 'TCP' }], ...spec },
     status: { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } },
   });
@@ -22,7 +34,12 @@ function pools(...defs: Array<[string, string, IpRange[]?]>): PoolSet {
   const valid: Pool[] = [];
   const invalid = new Map<string, string>();
   for (const [name, cidr, ranges] of defs) {
-    const r: IpClaimPool = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name }, spec: { cidr, ...(ranges ? { ranges } : {}) } };
+    const r: IpClaimPool = {
+      apiVersion: 'ipcontroller.ext/v1',
+      kind: 'IpClaimPool',
+      metadata: { name },
+      spec: { cidr, ...(ranges ? { ranges } : {}) },
+    };
     const p = parsePool(r);
     if (p.ok) valid.push(p.pool);
     else invalid.set(name, p.reason);
@@ -31,7 +48,12 @@ function pools(...defs: Array<[string, string, IpRange[]?]>): PoolSet {
 }
 
 function claim(cidr: string, services: string[], pool?: string, nodeName?: string): IpClaim {
-  return { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: cidr.replace(/[.:/]/g, '-') }, spec: { cidr, services, ...(pool ? { pool } : {}), ...(nodeName ? { nodeName } : {}) } };
+  return {
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaim',
+    metadata: { name: cidr.replace(/[.:/]/g, '-') },
+    spec: { cidr, services, ...(pool ? { pool } : {}), ...(nodeName ? { nodeName } : {}) },
+  };
 }
 
 test('externalIPs: one claim per address; two Services listing it share the claim', () => {
@@ -45,8 +67,14 @@ test('externalIPs: one claim per address; two Services listing it share the clai
 });
 
 test('--mask sets the prefix of externalIPs claims', () => {
-  const d = computeDesired([svc('a', { type: 'ClusterIP', externalIPs: ['192.0.2.10'] })], pools(), [], { ...cfg, mask: { ipv4: 24, ipv6: 64 } });
-  assert.equal([...d.claims.values()].map((c) => c.cidr), ['192.0.2.10/24']);
+  const d = computeDesired([svc('a', { type: 'ClusterIP', externalIPs: ['192.0.2.10'] })], pools(), [], {
+    ...cfg,
+    mask: { ipv4: 24, ipv6: 64 },
+  });
+  assert.equal(
+    [...d.claims.values()].map((c) => c.cidr),
+    ['192.0.2.10/24'],
+  );
 });
 
 test('LoadBalancer Services get the first free pool address, older Services first', () => {
@@ -54,14 +82,23 @@ test('LoadBalancer Services get the first free pool address, older Services firs
   const d = computeDesired([svc('second'), svc('first')].reverse(), p, [], cfg);
   assert.equal(d.services.get('ns/second')?.ingress, ['192.0.2.1']);
   assert.equal(d.services.get('ns/first')?.ingress, ['192.0.2.2']);
-  assert.equal(d.poolAllocations.get('a-pool'), new Map([['192.0.2.1', '192-0-2-1-32'], ['192.0.2.2', '192-0-2-2-32']]));
+  assert.equal(
+    d.poolAllocations.get('a-pool'),
+    new Map([
+      ['192.0.2.1', '192-0-2-1-32'],
+      ['192.0.2.2', '192-0-2-2-32'],
+    ]),
+  );
 });
 
 test('pools are tried in name order and the next pool is used when one is full', () => {
   const p = pools(['b', '198.51.100.0/30'], ['a', '192.0.2.0/31']);
   const services = [svc('s1'), svc('s2'), svc('s3')];
   const d = computeDesired(services, p, [], cfg);
-  assert.equal(services.map((s) => d.services.get(s.key)?.held[0]?.pool), ['a', 'a', 'b']);
+  assert.equal(
+    services.map((s) => d.services.get(s.key)?.held[0]?.pool),
+    ['a', 'a', 'b'],
+  );
 });
 
 test('existing holdings are kept across a recomputation (restart does not re-allocate)', () => {
@@ -91,7 +128,7 @@ test('external-ip: auto on a ClusterIP Service: the address goes into spec.exter
   const auto = svc('auto', { type: 'ClusterIP', externalIPs: ['203.0.113.7'] }, { [ANNOTATION.auto]: 'auto' });
   const d1 = computeDesired([auto], p, [], cfg);
   assert.is(d1.services.get('ns/auto')?.ingress, null);
-  assert.equal(d1.services.get('ns/auto')?.externalIPs, ['203.0.113.7', '192.0.2.1'], 'the user\'s own address stays first');
+  assert.equal(d1.services.get('ns/auto')?.externalIPs, ['203.0.113.7', '192.0.2.1'], "the user's own address stays first");
   const claims = [claim('192.0.2.1/32', ['ns/auto'], 'a'), claim('203.0.113.7/32', ['ns/auto'])];
   // Next pass, with the address written into the spec: nothing more to write, one pool claim, no duplicate.
   const written = svc('auto', { type: 'ClusterIP', externalIPs: ['203.0.113.7', '192.0.2.1'] }, { [ANNOTATION.auto]: 'auto' });
@@ -117,8 +154,14 @@ test('requested address: annotation or spec.loadBalancerIP, must be in a pool an
   assert.equal(d.services.get('ns/ok')?.ingress, ['192.0.2.50']);
   assert.equal(d.services.get('ns/legacy')?.ingress, ['192.0.2.51']);
   assert.equal(d.services.get('ns/outside')?.ingress, []);
-  assert.equal(d.services.get('ns/outside')?.problems.map((x) => x.reason), ['AddressOutsidePool']);
-  assert.equal(d.services.get('ns/taken')?.problems.map((x) => x.reason), ['AddressInUse']);
+  assert.equal(
+    d.services.get('ns/outside')?.problems.map((x) => x.reason),
+    ['AddressOutsidePool'],
+  );
+  assert.equal(
+    d.services.get('ns/taken')?.problems.map((x) => x.reason),
+    ['AddressInUse'],
+  );
   assert.match(d.services.get('ns/taken')?.problems[0]?.message ?? '', /in use by ns\/ok/);
 });
 
@@ -131,11 +174,24 @@ test('garbage and missing pools give problems, not crashes', () => {
     [svc('badpool', {}, { [ANNOTATION.pool]: 'broken' }), 'PoolInvalid'],
     [svc('v6', { ipFamilies: ['IPv6'] }), 'NoPoolForFamily'],
   ];
-  const d = computeDesired(cases.map(([s]) => s), p, [], cfg);
-  for (const [s, reason] of cases) assert.equal(d.services.get(s.key)?.problems.map((x) => x.reason), [reason], s.name);
+  const d = computeDesired(
+    cases.map(([s]) => s),
+    p,
+    [],
+    cfg,
+  );
+  for (const [s, reason] of cases)
+    assert.equal(
+      d.services.get(s.key)?.problems.map((x) => x.reason),
+      [reason],
+      s.name,
+    );
   assert.is(d.claims.size, 0);
   const bad = computeDesired([svc('x', { type: 'ClusterIP', externalIPs: ['300.1.1.1', '192.0.2.9'] })], p, [], cfg);
-  assert.equal(bad.services.get('ns/x')?.problems.map((x) => x.reason), ['InvalidExternalIP']);
+  assert.equal(
+    bad.services.get('ns/x')?.problems.map((x) => x.reason),
+    ['InvalidExternalIP'],
+  );
   assert.equal([...bad.claims.keys()], ['192-0-2-9-32']);
 });
 
@@ -148,7 +204,10 @@ test('pool annotation picks the pool', () => {
 test('exhaustion is reported as PoolExhausted', () => {
   const p = pools(['tiny', '192.0.2.4/32']);
   const d = computeDesired([svc('one'), svc('two')], p, [], cfg);
-  assert.equal(d.services.get('ns/two')?.problems.map((x) => x.reason), ['PoolExhausted']);
+  assert.equal(
+    d.services.get('ns/two')?.problems.map((x) => x.reason),
+    ['PoolExhausted'],
+  );
 });
 
 test('dual-stack: one address per family, primary first; PreferDualStack tolerates a missing family', () => {
@@ -161,7 +220,10 @@ test('dual-stack: one address per family, primary first; PreferDualStack tolerat
   assert.equal(pref.services.get('ns/pref')?.ingress, ['192.0.2.1']);
   assert.equal(pref.services.get('ns/pref')?.problems, []);
   const reqOnly4 = computeDesired([svc('r', { ipFamilyPolicy: 'RequireDualStack' })], only4, [], cfg);
-  assert.equal(reqOnly4.services.get('ns/r')?.problems.map((x) => x.reason), ['NoPoolForFamily']);
+  assert.equal(
+    reqOnly4.services.get('ns/r')?.problems.map((x) => x.reason),
+    ['NoPoolForFamily'],
+  );
 });
 
 test('sharing: same key and no port clash share; a clash or another key does not', () => {
@@ -178,10 +240,18 @@ test('sharing: same key and no port clash share; a clash or another key does not
   // Requesting a shared address explicitly with a clash is refused with a reason.
   const want = svc('want', { ports: [{ port: 80, protocol: 'TCP' }] }, { ...key, [ANNOTATION.loadBalancerIPs]: '192.0.2.1' });
   const d2 = computeDesired([web, want], p, [], cfg);
-  assert.equal(d2.services.get('ns/want')?.problems.map((x) => x.reason), ['AddressInUse']);
+  assert.equal(
+    d2.services.get('ns/want')?.problems.map((x) => x.reason),
+    ['AddressInUse'],
+  );
   assert.match(d2.services.get('ns/want')?.problems[0]?.message ?? '', /ports clash/);
   const other = svc('other', {}, { [ANNOTATION.allowSharedIp]: 'other', [ANNOTATION.loadBalancerIPs]: '192.0.2.1' });
-  assert.equal(computeDesired([web, other], p, [], cfg).services.get('ns/other')?.problems.map((x) => x.reason), ['AddressInUse']);
+  assert.equal(
+    computeDesired([web, other], p, [], cfg)
+      .services.get('ns/other')
+      ?.problems.map((x) => x.reason),
+    ['AddressInUse'],
+  );
 });
 
 test('externalIPs are never handed out from a pool', () => {
@@ -209,19 +279,35 @@ test('requested addresses Kubernetes would refuse or read two ways are InvalidRe
     assert.is(problems[0]?.reason, 'InvalidRequest', text);
     assert.match(problems[0]?.message ?? '', reason, text);
     assert.is(d.claims.size, 0, `${text}: no claim`);
-    assert.equal([...d.poolAllocations.values()].map((m) => m.size), [0, 0], `${text}: no pool entry`);
+    assert.equal(
+      [...d.poolAllocations.values()].map((m) => m.size),
+      [0, 0],
+      `${text}: no pool entry`,
+    );
   }
   const lbIP = svc('legacy', { loadBalancerIP: '192.0.2.010' });
-  assert.match(computeDesired([lbIP], p, [], cfg).services.get(lbIP.key)?.problems[0]?.message ?? '', /spec.loadBalancerIP: "192.0.2.010" must not have leading 0s/);
+  assert.match(
+    computeDesired([lbIP], p, [], cfg).services.get(lbIP.key)?.problems[0]?.message ?? '',
+    /spec.loadBalancerIP: "192.0.2.010" must not have leading 0s/,
+  );
 });
 
 test('spec.externalIPs with leading 0s, IPv4-mapped or special-purpose addresses: InvalidExternalIP, no claim; the good ones still claimed', () => {
-  const s1 = svc('ext', { type: 'ClusterIP', externalIPs: ['192.0.2.010', '::ffff:192.0.2.7', '127.0.0.2', '239.1.1.1', '255.255.255.255', '192.0.2.11'] });
+  const s1 = svc('ext', {
+    type: 'ClusterIP',
+    externalIPs: ['192.0.2.010', '::ffff:192.0.2.7', '127.0.0.2', '239.1.1.1', '255.255.255.255', '192.0.2.11'],
+  });
   const d = computeDesired([s1], pools(), [], cfg);
   assert.equal([...d.claims.keys()], ['192-0-2-11-32']);
   const problems = d.services.get(s1.key)?.problems ?? [];
-  assert.equal(problems.map((x) => x.reason), Array(5).fill('InvalidExternalIP'));
-  assert.match(problems.map((x) => x.message).join('\n'), /"192.0.2.010", which must not have leading 0s[^\n]*\n.*"::ffff:192.0.2.7", which must not be an IPv4-mapped[^\n]*\n.*"127.0.0.2", which is a loopback address\n?/);
+  assert.equal(
+    problems.map((x) => x.reason),
+    Array(5).fill('InvalidExternalIP'),
+  );
+  assert.match(
+    problems.map((x) => x.message).join('\n'),
+    /"192.0.2.010", which must not have leading 0s[^\n]*\n.*"::ffff:192.0.2.7", which must not be an IPv4-mapped[^\n]*\n.*"127.0.0.2", which is a loopback address\n?/,
+  );
 });
 
 test('overlapping pools: every claimed address counts once in each pool that contains it', () => {
@@ -241,7 +327,7 @@ test('overlapping pools: every claimed address counts once in each pool that con
   assert.equal(d2.services.get(narrow.key)?.ingress, ['192.0.2.21']);
 });
 
-test("a kept address stays in the pool its claim records, not the first overlapping pool by name", () => {
+test('a kept address stays in the pool its claim records, not the first overlapping pool by name', () => {
   const p = pools(['a-wide', '192.0.2.0/24'], ['b-narrow', '192.0.2.0/25']);
   const s1 = svc('s1');
   const d = computeDesired([s1], p, [claim('192.0.2.5/32', [s1.key], 'b-narrow')], cfg);

@@ -137,7 +137,8 @@ class Book {
     if (!taken.pool) return `it is listed in spec.externalIPs of ${taken.holders.map((h) => h.key).join(', ')}`;
     for (const other of taken.holders) {
       if (other.key === holder.key) continue;
-      if (!holder.shareKey || other.shareKey !== holder.shareKey) return `it is in use by ${other.key} (share it by giving both Services the same ipcontroller.ext/allow-shared-ip key)`;
+      if (!holder.shareKey || other.shareKey !== holder.shareKey)
+        return `it is in use by ${other.key} (share it by giving both Services the same ipcontroller.ext/allow-shared-ip key)`;
       if (portsClash(other.svc.ports, holder.svc.ports)) return `it is shared with ${other.key}, whose ports clash with this Service's`;
     }
     return null;
@@ -163,7 +164,9 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
     if (!intent.handled) continue;
     const outcome: ServiceOutcome = { key: svc.key, ingress: null, externalIPs: null, held: [], problems: [...intent.problems] };
     outcomes.set(svc.key, outcome);
-    const ours = (holdings.get(svc.key) ?? []).map((h) => h.address).filter((ip) => svc.type !== 'LoadBalancer' && intent.externalIPs.includes(ip));
+    const ours = (holdings.get(svc.key) ?? [])
+      .map((h) => h.address)
+      .filter((ip) => svc.type !== 'LoadBalancer' && intent.externalIPs.includes(ip));
     addedToSpec.set(svc.key, ours);
     for (const ip of intent.externalIPs) {
       const family = familyOf(ip);
@@ -171,11 +174,13 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
       const excluded = book.excluded.get(ip);
       // A Node's own address is never announced; a conflict on an externalIPs address stays on
       // its claim (the agent retries it), as there is no pool to record it in.
-      if (excluded && excluded.reason !== 'AddressConflict') outcome.problems.push({ reason: excluded.reason, message: `spec.externalIPs address ${ip} is not announced: ${excluded.message}` });
+      if (excluded && excluded.reason !== 'AddressConflict')
+        outcome.problems.push({ reason: excluded.reason, message: `spec.externalIPs address ${ip} is not announced: ${excluded.message}` });
       else book.add(ip, family, { key: svc.key, svc });
     }
     if (intent.loadBalancer) lbServices.push({ svc, lb: intent.loadBalancer, outcome });
-    else if (ours.length > 0) outcome.externalIPs = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip)); // it lost the annotation
+    else if (ours.length > 0)
+      outcome.externalIPs = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip)); // it lost the annotation
     else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // no longer a LoadBalancer
   }
 
@@ -304,19 +309,36 @@ function familyName(f: Family): string {
 function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: Family): Pool[] | { problem: Problem } {
   if (lb.pool) {
     const reason = pools.invalid.get(lb.pool);
-    if (reason) return { problem: { reason: 'PoolInvalid', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is invalid: ${reason}` } };
+    if (reason)
+      return { problem: { reason: 'PoolInvalid', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is invalid: ${reason}` } };
     const pool = pools.valid.find((p) => p.name === lb.pool);
-    if (!pool) return { problem: { reason: 'PoolNotFound', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool does not exist` } };
-    if (pool.terminating) return { problem: { reason: 'PoolTerminating', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is being deleted and gives out no new address` } };
-    if (pool.family !== family) return { problem: { reason: 'NoPoolForFamily', message: `IpClaimPool ${lb.pool} holds no ${familyName(family)} addresses` } };
+    if (!pool)
+      return { problem: { reason: 'PoolNotFound', message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool does not exist` } };
+    if (pool.terminating)
+      return {
+        problem: {
+          reason: 'PoolTerminating',
+          message: `IpClaimPool ${lb.pool} named in ipcontroller.ext/pool is being deleted and gives out no new address`,
+        },
+      };
+    if (pool.family !== family)
+      return { problem: { reason: 'NoPoolForFamily', message: `IpClaimPool ${lb.pool} holds no ${familyName(family)} addresses` } };
     return [pool];
   }
   const list = pools.valid.filter((p) => p.family === family && !p.terminating).sort(poolOrder);
-  if (list.length === 0) return { problem: { reason: 'NoPoolForFamily', message: `no valid IpClaimPool holds ${familyName(family)} addresses` } };
+  if (list.length === 0)
+    return { problem: { reason: 'NoPoolForFamily', message: `no valid IpClaimPool holds ${familyName(family)} addresses` } };
   return list;
 }
 
-function pickAddress(book: Book, pools: PoolSet, lb: LoadBalancerIntent, family: Family, holder: Holder, cursors: Map<string, bigint>): Pick {
+function pickAddress(
+  book: Book,
+  pools: PoolSet,
+  lb: LoadBalancerIntent,
+  family: Family,
+  holder: Holder,
+  cursors: Map<string, bigint>,
+): Pick {
   const eligible = eligiblePools(pools, lb, family);
   if ('problem' in eligible) return eligible;
   const want = lb.requested[family];

@@ -13,14 +13,31 @@ const T0 = Date.UTC(2026, 10, 30, 10, 0, 0);
 const MIN = 60_000;
 
 function poolOf(name: string, cidr: string, ranges?: IpRange[]): Pool {
-  const r = parsePool({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name }, spec: { cidr, ...(ranges ? { ranges } : {}) } });
+  const r = parsePool({
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaimPool',
+    metadata: { name },
+    spec: { cidr, ...(ranges ? { ranges } : {}) },
+  });
   if (!r.ok) throw new Error(r.reason);
   return r.pool;
 }
 
-function svc(name: string, spec: Record<string, unknown> = {}, annotations: Record<string, string> = {}, ingress: string[] = []): ServiceView {
+function svc(
+  name: string,
+  spec: Record<string, unknown> = {},
+  annotations: Record<string, string> = {},
+  ingress: string[] = [],
+): ServiceView {
   const view = parseService({
-    metadata: { name, namespace: 'ns', uid: `uid-${name}`, resourceVersion: '1', annotations, creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, seq++)).toISOString() },
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}`,
+      resourceVersion: '1',
+      annotations,
+      creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, seq++)).toISOString(),
+    },
     spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ports: [{ port: 80, protocol: 'TCP' }], ...spec },
     status: { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } },
   });
@@ -36,7 +53,15 @@ function conflictClaim(address: string, service: string, seenAt: number, mac = '
     spec: { cidr: `${address}/32`, services: [service], pool: 'a', nodeName: 'n1' },
     status: {
       phase: 'Failed',
-      conditions: [{ type: 'Announced', status: 'False', reason: 'AddressConflict', message: `${address} is answered by ${mac}, a host that is not ours`, lastTransitionTime: new Date(seenAt).toISOString() }],
+      conditions: [
+        {
+          type: 'Announced',
+          status: 'False',
+          reason: 'AddressConflict',
+          message: `${address} is answered by ${mac}, a host that is not ours`,
+          lastTransitionTime: new Date(seenAt).toISOString(),
+        },
+      ],
     },
   };
 }
@@ -46,7 +71,13 @@ const node = (name: string, ...addresses: string[]) => ({ name, addresses: addre
 test('parseNodeEntry keeps the IP entries of status.addresses, canonical, and skips host names', () => {
   const entry = parseNodeEntry({
     metadata: { name: 'n1', resourceVersion: '5' },
-    status: { addresses: [{ type: 'InternalIP', address: '192.0.2.7' }, { type: 'Hostname', address: 'n1' }, { type: 'InternalIP', address: '2001:DB8::0:7' }] },
+    status: {
+      addresses: [
+        { type: 'InternalIP', address: '192.0.2.7' },
+        { type: 'Hostname', address: 'n1' },
+        { type: 'InternalIP', address: '2001:DB8::0:7' },
+      ],
+    },
   });
   assert.equal(entry?.value.addresses, [
     { address: '192.0.2.7', type: 'InternalIP' },
@@ -59,8 +90,14 @@ test('a pool overlapping a node InternalIP never hands it out; the rest of the p
   const excluded = nodeExclusions([node('n1', '192.0.2.1'), node('n2', '192.0.2.3')], [pool]);
   const services = ['s1', 's2', 's3', 's4'].map((n) => svc(n));
   const d = computeDesired(services, { valid: [pool], invalid: new Map(), excluded }, [], cfg);
-  assert.equal(services.map((s) => d.services.get(s.key)?.ingress), [['192.0.2.2'], ['192.0.2.4'], ['192.0.2.5'], ['192.0.2.6']]);
-  assert.equal(exclusionsIn(pool, excluded).map((e) => `${e.address} ${e.reason} ${e.message}`), ['192.0.2.1 NodeAddress InternalIP of Node n1', '192.0.2.3 NodeAddress InternalIP of Node n2']);
+  assert.equal(
+    services.map((s) => d.services.get(s.key)?.ingress),
+    [['192.0.2.2'], ['192.0.2.4'], ['192.0.2.5'], ['192.0.2.6']],
+  );
+  assert.equal(
+    exclusionsIn(pool, excluded).map((e) => `${e.address} ${e.reason} ${e.message}`),
+    ['192.0.2.1 NodeAddress InternalIP of Node n1', '192.0.2.3 NodeAddress InternalIP of Node n2'],
+  );
 });
 
 test('the network and broadcast address of a pool cidr holding a node address are never handed out, even when ranges reach them', () => {
@@ -68,13 +105,20 @@ test('the network and broadcast address of a pool cidr holding a node address ar
   const excluded = nodeExclusions([node('n1', '192.0.2.5')], [pool]);
   // The pool itself withholds its cidr's network and broadcast addresses (allocator.ts), so
   // only the node's own address is listed as excluded for this pool.
-  assert.equal(exclusionsIn(pool, excluded).map((e) => `${e.address} ${e.reason}`), ['192.0.2.5 NodeAddress']);
+  assert.equal(
+    exclusionsIn(pool, excluded).map((e) => `${e.address} ${e.reason}`),
+    ['192.0.2.5 NodeAddress'],
+  );
   const services = ['s1', 's2', 's3', 's4', 's5', 's6'].map((n) => svc(n));
   const d = computeDesired(services, { valid: [pool], invalid: new Map(), excluded }, [], cfg);
   const given = services.flatMap((s) => d.services.get(s.key)?.ingress ?? []);
   assert.equal(given, ['192.0.2.1', '192.0.2.2', '192.0.2.3', '192.0.2.4', '192.0.2.6']);
   const other = poolOf('b', '198.51.100.0/29', [['198.51.100.0', '198.51.100.7']]);
-  assert.equal(exclusionsIn(other, nodeExclusions([node('n1', '192.0.2.5')], [other])), [], 'a pool holding no node address keeps its ranges');
+  assert.equal(
+    exclusionsIn(other, nodeExclusions([node('n1', '192.0.2.5')], [other])),
+    [],
+    'a pool holding no node address keeps its ranges',
+  );
 });
 
 test('a requested node address stays pending with the reason; a Service holding one gets another address', () => {
@@ -84,16 +128,26 @@ test('a requested node address stays pending with the reason; a Service holding 
   const holder = svc('old', {}, {}, ['192.0.2.2']);
   const d = computeDesired([requested, holder], { valid: [pool], invalid: new Map(), excluded }, [], cfg);
   assert.equal(d.services.get('ns/req')?.ingress, []);
-  assert.equal(d.services.get('ns/req')?.problems, [{ reason: 'NodeAddress', message: 'requested address 192.0.2.2 cannot be used: InternalIP of Node n1' }]);
+  assert.equal(d.services.get('ns/req')?.problems, [
+    { reason: 'NodeAddress', message: 'requested address 192.0.2.2 cannot be used: InternalIP of Node n1' },
+  ]);
   assert.equal(d.services.get('ns/old')?.ingress, ['192.0.2.1']);
   assert.equal(d.services.get('ns/old')?.dropped, [{ reason: 'NodeAddress', message: '192.0.2.2 is given up: InternalIP of Node n1' }]);
 });
 
 test('spec.externalIPs naming a node address gets no claim and a problem', () => {
   const excluded = nodeExclusions([node('n1', '192.0.2.9')], []);
-  const d = computeDesired([svc('e', { type: 'ClusterIP', externalIPs: ['192.0.2.9', '192.0.2.10'] })], { valid: [], invalid: new Map(), excluded }, [], cfg);
+  const d = computeDesired(
+    [svc('e', { type: 'ClusterIP', externalIPs: ['192.0.2.9', '192.0.2.10'] })],
+    { valid: [], invalid: new Map(), excluded },
+    [],
+    cfg,
+  );
   assert.equal([...d.claims.keys()], ['192-0-2-10-32']);
-  assert.equal(d.services.get('ns/e')?.problems.map((p) => p.reason), ['NodeAddress']);
+  assert.equal(
+    d.services.get('ns/e')?.problems.map((p) => p.reason),
+    ['NodeAddress'],
+  );
 });
 
 test('a conflict reported on a claim excludes the address until --conflict-retry has passed since it was seen', () => {
@@ -103,7 +157,7 @@ test('a conflict reported on a claim excludes the address until --conflict-retry
   assert.equal(at(T0 + 10 * MIN), [], 'retried after 10 minutes');
 });
 
-test('a conflict naming one of our agents\' MACs (IpNode.status.macs) is not a conflict', () => {
+test("a conflict naming one of our agents' MACs (IpNode.status.macs) is not a conflict", () => {
   const claims = [conflictClaim('192.0.2.1', 'ns/s1', T0, '02:00:5e:00:53:01')];
   assert.equal([...conflictExclusions(claims, [], T0 + 1000, 10 * MIN, new Set(['02:00:5e:00:53:01'])).keys()], []);
   assert.equal([...conflictExclusions(claims, [], T0 + 1000, 10 * MIN, new Set(['02:00:5e:00:53:02'])).keys()], ['192.0.2.1']);

@@ -53,17 +53,24 @@ export function nodeExclusions(nodes: NodeAddresses[], pools: Pool[]): Exclusion
     if (!net) continue;
     const bits = pool.family === 'ipv4' ? 32 : 128;
     const hostBits = BigInt(bits - prefix);
-    const holder = sorted.find((n) => n.addresses.some((a) => {
-      const p = parseAddress(a.address);
-      return p !== null && p.family === pool.family && p.value >> hostBits === net.value >> hostBits;
-    }));
+    const holder = sorted.find((n) =>
+      n.addresses.some((a) => {
+        const p = parseAddress(a.address);
+        return p !== null && p.family === pool.family && p.value >> hostBits === net.value >> hostBits;
+      }),
+    );
     if (!holder || prefix >= bits - 1) continue; // /31, /32, /127, /128 have no network address to spare
     const first = net.value;
     const edges: Array<[bigint, string]> = [[first, 'network']];
     if (pool.family === 'ipv4') edges.push([first + (1n << hostBits) - 1n, 'broadcast']);
     for (const [value, what] of edges) {
       const address = fromBigInt(value, pool.family);
-      if (!out.has(address)) out.set(address, { address, reason: 'NodeSubnet', message: `${what} address of ${pool.cidr}, taken as the subnet of Node ${holder.name}` });
+      if (!out.has(address))
+        out.set(address, {
+          address,
+          reason: 'NodeSubnet',
+          message: `${what} address of ${pool.cidr}, taken as the subnet of Node ${holder.name}`,
+        });
     }
   }
   return out;
@@ -78,7 +85,13 @@ function conflictCondition(claim: IpClaim): Condition | undefined {
  * reported on pool claims (condition Announced=False, reason AddressConflict). Each is kept
  * for retryMs after it was seen, then forgotten so the address is probed again.
  */
-export function conflictExclusions(claims: IpClaim[], pools: IpClaimPool[], now: number, retryMs: number, ourMacs: ReadonlySet<string> = new Set()): Exclusions {
+export function conflictExclusions(
+  claims: IpClaim[],
+  pools: IpClaimPool[],
+  now: number,
+  retryMs: number,
+  ourMacs: ReadonlySet<string> = new Set(),
+): Exclusions {
   const out: Exclusions = new Map();
   const fresh = (seenAt: string | undefined): boolean => {
     const t = seenAt ? Date.parse(seenAt) : NaN;
@@ -90,7 +103,8 @@ export function conflictExclusions(claims: IpClaim[], pools: IpClaimPool[], now:
   };
   for (const pool of pools) {
     for (const e of pool.status?.excluded ?? []) {
-      if (e.reason === ADDRESS_CONFLICT && fresh(e.seenAt)) keep({ address: e.address, reason: 'AddressConflict', message: e.message, ...(e.seenAt ? { seenAt: e.seenAt } : {}) });
+      if (e.reason === ADDRESS_CONFLICT && fresh(e.seenAt))
+        keep({ address: e.address, reason: 'AddressConflict', message: e.message, ...(e.seenAt ? { seenAt: e.seenAt } : {}) });
     }
   }
   for (const claim of claims) {

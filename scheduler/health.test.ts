@@ -26,7 +26,11 @@ function obs(over: Partial<NodeObservation> = {}): NodeObservation {
 
 test('a labelled node with a fresh heartbeat, Ready and passing probes is a candidate', () => {
   assert.equal(nodeHealth(obs(), T0 + 1000, cfg), { candidate: true });
-  assert.equal(nodeHealth(obs({ probe: { consecutiveFailures: 2, draining: false } }), T0 + 1000, cfg), { candidate: true }, 'two failures are not enough');
+  assert.equal(
+    nodeHealth(obs({ probe: { consecutiveFailures: 2, draining: false } }), T0 + 1000, cfg),
+    { candidate: true },
+    'two failures are not enough',
+  );
 });
 
 test('each reason a node is not a candidate', () => {
@@ -66,7 +70,12 @@ test('a stale heartbeat while every probe is answered (the agent cannot reach th
   assert.ok(!h.candidate && h.reason === 'heartbeat' && h.holds === true, JSON.stringify(h));
   // Probes failing too, never answered, or answered long ago (the prober stopped reporting):
   // an ordinary failure, its claims move.
-  for (const probe of [{ consecutiveFailures: 1, draining: false }, { consecutiveFailures: 0, draining: false }, { consecutiveFailures: 0, draining: false, answeredAt: T0 + 5000 }, undefined]) {
+  for (const probe of [
+    { consecutiveFailures: 1, draining: false },
+    { consecutiveFailures: 0, draining: false },
+    { consecutiveFailures: 0, draining: false, answeredAt: T0 + 5000 },
+    undefined,
+  ]) {
     const f = nodeHealth(obs(probe ? { probe } : {}), T0 + 9000, cfg);
     assert.ok(!f.candidate && f.holds === undefined, JSON.stringify({ probe, f }));
   }

@@ -57,7 +57,8 @@ export function nodeHealth(obs: NodeObservation, now: number, cfg: HealthConfig)
   if (!obs.nodeLabels || !(AGENT_NODE_LABEL in obs.nodeLabels)) {
     return { candidate: false, reason: 'not-agent', message: `node ${obs.name} is gone or not labelled ${AGENT_NODE_LABEL}` };
   }
-  if (EXCLUDE_LB_LABEL in obs.nodeLabels) return { candidate: false, reason: 'excluded', message: `node ${obs.name} is labelled ${EXCLUDE_LB_LABEL}` };
+  if (EXCLUDE_LB_LABEL in obs.nodeLabels)
+    return { candidate: false, reason: 'excluded', message: `node ${obs.name} is labelled ${EXCLUDE_LB_LABEL}` };
   const ipNode = obs.ipNode;
   if (!ipNode) return { candidate: false, reason: 'no-ipnode', message: `no agent runs on node ${obs.name} (no IpNode)` };
   // Draining first: a planned move must not wait for any failure timer.
@@ -70,14 +71,27 @@ export function nodeHealth(obs: NodeObservation, now: number, cfg: HealthConfig)
     // Only fresh evidence holds: answered within half the heartbeat window. A prober that
     // stopped reporting (its state frozen at "answered") must not keep a dead node's claims.
     const answeredAt = obs.probe?.answeredAt;
-    const probed = beat !== null && obs.probe?.consecutiveFailures === 0 && answeredAt !== undefined && now - answeredAt < cfg.monitorMs / 2;
+    const probed =
+      beat !== null && obs.probe?.consecutiveFailures === 0 && answeredAt !== undefined && now - answeredAt < cfg.monitorMs / 2;
     const message = `heartbeat of ${obs.name} is ${age} (--monitor ${cfg.monitorMs}ms)${probed ? '; it still answers probes, so it keeps its addresses and gets no new ones' : ''}`;
-    return { candidate: false, reason: 'heartbeat', message, ...(beat !== null ? { since: beat + cfg.monitorMs } : {}), ...(probed ? { holds: true as const } : {}) };
+    return {
+      candidate: false,
+      reason: 'heartbeat',
+      message,
+      ...(beat !== null ? { since: beat + cfg.monitorMs } : {}),
+      ...(probed ? { holds: true as const } : {}),
+    };
   }
-  if (!conditionTrue(ipNode, NodeCondition.Ready)) return { candidate: false, reason: 'not-ready', message: `the agent on ${obs.name} is not Ready` };
+  if (!conditionTrue(ipNode, NodeCondition.Ready))
+    return { candidate: false, reason: 'not-ready', message: `the agent on ${obs.name} is not Ready` };
   if (obs.probe && obs.probe.consecutiveFailures >= cfg.probeFailures) {
     const why = obs.probe.lastError ? `: ${obs.probe.lastError}` : '';
-    return { candidate: false, reason: 'probe', message: `${obs.probe.consecutiveFailures} probes of ${obs.name} failed${why}`, ...(obs.probe.failedAt !== undefined ? { since: obs.probe.failedAt } : {}) };
+    return {
+      candidate: false,
+      reason: 'probe',
+      message: `${obs.probe.consecutiveFailures} probes of ${obs.name} failed${why}`,
+      ...(obs.probe.failedAt !== undefined ? { since: obs.probe.failedAt } : {}),
+    };
   }
   return { candidate: true };
 }

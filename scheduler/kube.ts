@@ -12,7 +12,18 @@ import {
 } from '@kubernetes/client-node';
 import { isNotFound, ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
-import { GROUP, PLURAL, VERSION, type Condition, type ProbeReport, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type IpNode } from '../api/types.js';
+import {
+  GROUP,
+  PLURAL,
+  VERSION,
+  type Condition,
+  type ProbeReport,
+  type IpClaim,
+  type IpClaimPool,
+  type IpClaimPoolStatus,
+  type IpClaimStatus,
+  type IpNode,
+} from '../api/types.js';
 import { parseService, type ServiceView } from './service.js';
 import type { Parsed } from './watch.js';
 import { keepAliveApis } from './kubeclient.js';
@@ -24,7 +35,8 @@ const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const strategicPatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 
 /** An IpClaimPool as stored: parsed, or the reason it could not be (with its metadata, for the finalizer). */
-export type PoolEntry = { ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string; status?: IpClaimPoolStatus; metadata: V1ObjectMeta };
+export type PoolEntry =
+  { ok: true; pool: IpClaimPool } | { ok: false; name: string; reason: string; status?: IpClaimPoolStatus; metadata: V1ObjectMeta };
 
 export interface NodeView {
   name: string;
@@ -81,7 +93,11 @@ export function parseSliceEntry(raw: unknown): Parsed<SliceView> | null {
     // serving is nil when unknown; like kube-proxy, only an explicit false excludes.
     if (node && obj(e.conditions).serving !== false) nodes.add(node);
   }
-  return { key: `${namespace}/${name}`, value: { key: `${namespace}/${name}`, service: `${namespace}/${service}`, servingNodes: [...nodes].sort() }, rv: rvOf(raw) };
+  return {
+    key: `${namespace}/${name}`,
+    value: { key: `${namespace}/${name}`, service: `${namespace}/${service}`, servingNodes: [...nodes].sort() },
+    rv: rvOf(raw),
+  };
 }
 
 export function parseClaimEntry(raw: unknown): Parsed<IpClaim> | null {
@@ -133,7 +149,12 @@ export interface KubeWrites {
   /** Sets a pool's metadata.finalizers, failing with 409 if the pool changed since resourceVersion; returns the pool as written. */
   setPoolFinalizers(name: string, resourceVersion: string, finalizers: string[]): Promise<unknown>;
   /** Writes status.loadBalancer.ingress unless the Service changed since resourceVersion (409); returns it as written. */
-  patchServiceIngress(namespace: string, name: string, resourceVersion: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown>;
+  patchServiceIngress(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    ingress: Array<{ ip: string; ipMode?: string }>,
+  ): Promise<unknown>;
   /** Replaces spec.externalIPs, failing with 409 if the Service changed since resourceVersion. */
   patchServiceExternalIPs(namespace: string, name: string, resourceVersion: string, externalIPs: string[]): Promise<unknown>;
   createEvent(event: CoreEvent): Promise<void>;
@@ -197,21 +218,43 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
     getPool: (name) => clients.pools.get(name),
     replacePoolStatus: (pool) => clients.pools.replaceStatus(pool),
     patchPoolStatusRaw: async (name, status) => {
-      await custom.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } }, mergePatch);
+      await custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } },
+        mergePatch,
+      );
     },
     setPoolFinalizers: (name, resourceVersion, finalizers) =>
       custom.patchClusterCustomObject(
-        { group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { metadata: { resourceVersion, finalizers: finalizers.length ? finalizers : null } } },
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL.IpClaimPool,
+          name,
+          body: { metadata: { resourceVersion, finalizers: finalizers.length ? finalizers : null } },
+        },
         mergePatch,
       ),
     patchServiceIngress: (namespace, name, resourceVersion, ingress) =>
-      core.patchNamespacedServiceStatus({ namespace, name, body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } } }, mergePatch),
+      core.patchNamespacedServiceStatus(
+        {
+          namespace,
+          name,
+          body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } },
+        },
+        mergePatch,
+      ),
     patchServiceExternalIPs: (namespace, name, resourceVersion, externalIPs) =>
-      core.patchNamespacedService({ namespace, name, body: { metadata: { resourceVersion }, spec: { externalIPs: externalIPs.length ? externalIPs : null } } }, mergePatch),
+      core.patchNamespacedService(
+        { namespace, name, body: { metadata: { resourceVersion }, spec: { externalIPs: externalIPs.length ? externalIPs : null } } },
+        mergePatch,
+      ),
     patchServiceCondition: (namespace, name, condition) =>
       core.patchNamespacedServiceStatus({ namespace, name, body: { status: { conditions: [condition] } } }, strategicPatch),
     patchIpNodeProbe: async (name, probe) => {
-      await custom.patchClusterCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL.IpNode, name, body: { status: { probe } } }, mergePatch);
+      await custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: PLURAL.IpNode, name, body: { status: { probe } } },
+        mergePatch,
+      );
     },
     createEvent: async (e) => {
       const now = new Date();

@@ -68,7 +68,12 @@ class DeadlineHttp implements HttpLibrary {
     }, this.timeoutMs);
     const previous = request.getSignal();
     request.setSignal(previous ? AbortSignal.any([previous, ctl.signal]) : ctl.signal);
-    return new Observable(this.inner.send(request).toPromise().finally(() => clearTimeout(timer)));
+    return new Observable(
+      this.inner
+        .send(request)
+        .toPromise()
+        .finally(() => clearTimeout(timer)),
+    );
   }
 }
 
@@ -97,5 +102,8 @@ export function keepAliveApis(kc: KubeConfig, options: { maxSockets?: number; re
       context.setAgent(shared);
     },
   };
-  return (api) => new api(createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: auth }, httpApi: http }));
+  return (api) =>
+    new api(
+      createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: auth }, httpApi: http }),
+    );
 }

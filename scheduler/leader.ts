@@ -147,7 +147,10 @@ export class LeaderElector {
       .sleep(Math.max(0, deadline - this.clock.now()), ctl.signal)
       .then(() => {
         if (this.leading && this.clock.now() >= this.validUntil()) {
-          this.log.warn({ renewDeadlineMs: this.cfg.renewDeadlineMs }, 'lease not renewed within the renew deadline (own clock); stepping down');
+          this.log.warn(
+            { renewDeadlineMs: this.cfg.renewDeadlineMs },
+            'lease not renewed within the renew deadline (own clock); stepping down',
+          );
           this.set(false);
         }
       })
@@ -173,7 +176,10 @@ export class LeaderElector {
     const expired = current.holder === '' || now - this.observed.at >= this.cfg.leaseMs;
     if (!expired) return false;
     this.log.info({ previous: current.holder || '(released)' }, 'lease expired; taking over');
-    return this.store.update({ ...mine, transitions: current.transitions + 1, ...(current.resourceVersion ? { resourceVersion: current.resourceVersion } : {}) }, signal);
+    return this.store.update(
+      { ...mine, transitions: current.transitions + 1, ...(current.resourceVersion ? { resourceVersion: current.resourceVersion } : {}) },
+      signal,
+    );
   }
 
   private set(leading: boolean): void {
@@ -194,7 +200,9 @@ export class LeaderElector {
     try {
       const current = await this.withTimeout((signal) => this.store.get(signal));
       if (current && current.holder === this.cfg.identity) {
-        await this.withTimeout((signal) => this.store.update({ ...current, holder: '', durationSeconds: 1, renewTime: this.clock.now() }, signal));
+        await this.withTimeout((signal) =>
+          this.store.update({ ...current, holder: '', durationSeconds: 1, renewTime: this.clock.now() }, signal),
+        );
       }
     } catch (err) {
       this.log.warn({ err: String(err) }, 'could not release the lease');

@@ -26,25 +26,74 @@ export class SchedulerMetrics {
   constructor(registry = new Registry()) {
     this.registry = registry;
     const registers = [registry];
-    this.claims = new Gauge({ name: `${P}claims`, help: 'IpClaims by status.phase (None before an agent reports)', labelNames: ['phase'], registers });
-    this.poolSize = new Gauge({ name: `${P}pool_addresses`, help: 'Allocatable addresses per IpClaimPool (capped at 2^53-1)', labelNames: ['pool'], registers });
-    this.poolInUse = new Gauge({ name: `${P}pool_addresses_in_use`, help: 'Allocated addresses per IpClaimPool', labelNames: ['pool'], registers });
-    this.allocations = new Counter({ name: `${P}allocations_total`, help: 'Pool addresses allocated to Services', labelNames: ['pool'], registers });
-    this.allocationFailures = new Counter({ name: `${P}allocation_failures_total`, help: 'Failed allocations by reason', labelNames: ['reason'], registers });
+    this.claims = new Gauge({
+      name: `${P}claims`,
+      help: 'IpClaims by status.phase (None before an agent reports)',
+      labelNames: ['phase'],
+      registers,
+    });
+    this.poolSize = new Gauge({
+      name: `${P}pool_addresses`,
+      help: 'Allocatable addresses per IpClaimPool (capped at 2^53-1)',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.poolInUse = new Gauge({
+      name: `${P}pool_addresses_in_use`,
+      help: 'Allocated addresses per IpClaimPool',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.allocations = new Counter({
+      name: `${P}allocations_total`,
+      help: 'Pool addresses allocated to Services',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.allocationFailures = new Counter({
+      name: `${P}allocation_failures_total`,
+      help: 'Failed allocations by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.releases = new Counter({ name: `${P}releases_total`, help: 'Addresses released from Services', registers });
-    this.failovers = new Counter({ name: `${P}failovers_total`, help: 'Claims moved to another node, by reason', labelNames: ['reason'], registers });
+    this.failovers = new Counter({
+      name: `${P}failovers_total`,
+      help: 'Claims moved to another node, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
     this.failoverSeconds = new Histogram({
       name: `${P}failover_duration_seconds`,
       help: 'Time from a node being found failed to the claim written to its new node',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
       registers,
     });
-    this.probeRtt = new Gauge({ name: `${P}probe_rtt_seconds`, help: 'Round-trip time of the last successful probe per node', labelNames: ['node'], registers });
+    this.probeRtt = new Gauge({
+      name: `${P}probe_rtt_seconds`,
+      help: 'Round-trip time of the last successful probe per node',
+      labelNames: ['node'],
+      registers,
+    });
     this.probeFailures = new Counter({ name: `${P}probe_failures_total`, help: 'Failed probes per node', labelNames: ['node'], registers });
-    this.nodes = new Gauge({ name: `${P}nodes`, help: 'Known nodes by state (candidate or the reason they are not)', labelNames: ['state'], registers });
+    this.nodes = new Gauge({
+      name: `${P}nodes`,
+      help: 'Known nodes by state (candidate or the reason they are not)',
+      labelNames: ['state'],
+      registers,
+    });
     this.leader = new Gauge({ name: `${P}leader`, help: '1 while this replica holds the leader Lease', registers });
-    this.leaderTransitions = new Counter({ name: `${P}leader_transitions_total`, help: 'Times this replica gained or lost leadership', registers });
-    this.reconcileErrors = new Counter({ name: `${P}reconcile_errors_total`, help: 'Errors while reconciling, by stage', labelNames: ['stage'], registers });
+    this.leaderTransitions = new Counter({
+      name: `${P}leader_transitions_total`,
+      help: 'Times this replica gained or lost leadership',
+      registers,
+    });
+    this.reconcileErrors = new Counter({
+      name: `${P}reconcile_errors_total`,
+      help: 'Errors while reconciling, by stage',
+      labelNames: ['stage'],
+      registers,
+    });
     this.reconcileSeconds = new Histogram({
       name: `${P}reconcile_duration_seconds`,
       help: 'Duration of one reconcile pass over all Services and claims',

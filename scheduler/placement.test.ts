@@ -4,7 +4,12 @@ import type { NodeFailure } from './health.js';
 import { place, type ClaimToPlace, type Decision, type PlacementInput } from './placement.js';
 
 function claims(n: number, extra: Partial<ClaimToPlace> = {}): ClaimToPlace[] {
-  return Array.from({ length: n }, (_, i) => ({ name: `c${String(i).padStart(3, '0')}`, address: `192.0.2.${i + 1}`, localServices: [], ...extra }));
+  return Array.from({ length: n }, (_, i) => ({
+    name: `c${String(i).padStart(3, '0')}`,
+    address: `192.0.2.${i + 1}`,
+    localServices: [],
+    ...extra,
+  }));
 }
 
 function input(over: Partial<PlacementInput>): PlacementInput {
@@ -102,12 +107,21 @@ test('no candidate at all: pending, staying where it is', () => {
 test('first-alive: every claim on the first healthy node by name', () => {
   const d = place(input({ claims: claims(5), candidates: ['n3', 'n1', 'n2'], strategy: 'first-alive' }));
   assert.equal(counts(d), { n1: 5 });
-  const after = place(input({ claims: claims(5, { current: 'n1' }), candidates: ['n2', 'n3'], strategy: 'first-alive', failures: new Map([['n1', 'draining']]) }));
+  const after = place(
+    input({
+      claims: claims(5, { current: 'n1' }),
+      candidates: ['n2', 'n3'],
+      strategy: 'first-alive',
+      failures: new Map([['n1', 'draining']]),
+    }),
+  );
   assert.equal(counts(after), { n2: 5 });
   // n1 back: no move without --rebalance; with it, all go back.
   const back = place(input({ claims: claims(5, { current: 'n2' }), candidates: ['n1', 'n2', 'n3'], strategy: 'first-alive' }));
   assert.equal(counts(back), { n2: 5 });
-  const rebalanced = place(input({ claims: claims(5, { current: 'n2' }), candidates: ['n1', 'n2', 'n3'], strategy: 'first-alive', rebalance: true }));
+  const rebalanced = place(
+    input({ claims: claims(5, { current: 'n2' }), candidates: ['n1', 'n2', 'n3'], strategy: 'first-alive', rebalance: true }),
+  );
   assert.equal(counts(rebalanced), { n1: 5 });
 });
 
@@ -125,7 +139,13 @@ test('ETP Local: only nodes with a serving endpoint; none -> stays with a reason
     assert.match(x.message, /stays on a/);
   }
   // Endpoints on a non-candidate node do not count.
-  const bad = place(input({ claims: [{ ...local, current: undefined } as ClaimToPlace], candidates: ['a'], endpointNodes: new Map([['ns/web', new Set(['b'])]]) }));
+  const bad = place(
+    input({
+      claims: [{ ...local, current: undefined } as ClaimToPlace],
+      candidates: ['a'],
+      endpointNodes: new Map([['ns/web', new Set(['b'])]]),
+    }),
+  );
   assert.is(bad.get('l')?.kind, 'pending');
 });
 

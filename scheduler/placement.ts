@@ -37,7 +37,10 @@ export type Decision =
   | { kind: 'pending'; reason: 'NoCandidateNode' | 'NoServingEndpoint'; message: string; node?: string };
 
 /** Service key -> nodes with a serving endpoint, for the Services with externalTrafficPolicy: Local. */
-export function endpointNodesOf(slices: Array<{ service: string; servingNodes: string[] }>, isLocal: (service: string) => boolean): Map<string, Set<string>> {
+export function endpointNodesOf(
+  slices: Array<{ service: string; servingNodes: string[] }>,
+  isLocal: (service: string) => boolean,
+): Map<string, Set<string>> {
   const out = new Map<string, Set<string>>();
   for (const slice of slices) {
     if (!isLocal(slice.service)) continue;
@@ -87,7 +90,11 @@ export function pickNode(allowed: string[], address: string, counts: Map<string,
   let bestKey: [number, number, string] | undefined;
   for (const node of allowed) {
     const key: [number, number, string] = [counts.get(node) ?? 0, stableHash(`${node}|${address}`), node];
-    if (!bestKey || key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
+    if (
+      !bestKey ||
+      key[0] < bestKey[0] ||
+      (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))
+    ) {
       best = node;
       bestKey = key;
     }
@@ -123,7 +130,12 @@ export function place(input: PlacementInput): Map<string, Decision> {
       continue;
     }
     let why: MoveReason | undefined;
-    if (current) why = !candidates.includes(current) ? (input.failures.get(current) ?? 'not-agent') : allowed.includes(current) ? 'rebalance' : 'no-endpoint';
+    if (current)
+      why = !candidates.includes(current)
+        ? (input.failures.get(current) ?? 'not-agent')
+        : allowed.includes(current)
+          ? 'rebalance'
+          : 'no-endpoint';
     toPlace.push({ claim, allowed, ...(why ? { why } : {}) });
   }
 
@@ -148,8 +160,14 @@ function withinShare(node: string, allowed: string[], counts: Map<string, number
 
 function pending(claim: ClaimToPlace, candidates: string[]): Decision {
   const where = claim.current ? { node: claim.current } : {};
-  if (candidates.length === 0) return { kind: 'pending', reason: 'NoCandidateNode', message: 'no healthy agent node is available', ...where };
+  if (candidates.length === 0)
+    return { kind: 'pending', reason: 'NoCandidateNode', message: 'no healthy agent node is available', ...where };
   const services = claim.localServices.join(', ');
   const stays = claim.current ? `; it stays on ${claim.current}` : '';
-  return { kind: 'pending', reason: 'NoServingEndpoint', message: `externalTrafficPolicy: Local and no healthy agent node has a serving endpoint of ${services}${stays}`, ...where };
+  return {
+    kind: 'pending',
+    reason: 'NoServingEndpoint',
+    message: `externalTrafficPolicy: Local and no healthy agent node has a serving endpoint of ${services}${stays}`,
+    ...where,
+  };
 }

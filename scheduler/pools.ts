@@ -93,7 +93,10 @@ function overlapping(a: Pool, b: Pool): boolean {
 export function overlaps(pools: Pool[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
   for (const a of pools) {
-    const others = pools.filter((b) => b !== a && overlapping(a, b)).map((b) => b.name).sort();
+    const others = pools
+      .filter((b) => b !== a && overlapping(a, b))
+      .map((b) => b.name)
+      .sort();
     if (others.length) out.set(a.name, others);
   }
   return out;
@@ -115,6 +118,12 @@ export function poolConditions(pool: Pool, overlapsWith: string[], users: PoolUs
         }
       : { type: 'Overlapping', status: 'False', reason: 'Disjoint', message: 'no other IpClaimPool contains these addresses' },
   ];
-  if (pool.terminating) out.push({ type: 'Deleting', status: 'True', reason: users.length ? 'InUse' : 'Releasing', message: users.length ? deletingMessage(users) : 'no address from it is in use; removing it' });
+  if (pool.terminating)
+    out.push({
+      type: 'Deleting',
+      status: 'True',
+      reason: users.length ? 'InUse' : 'Releasing',
+      message: users.length ? deletingMessage(users) : 'no address from it is in use; removing it',
+    });
   return out;
 }

@@ -8,9 +8,18 @@ test('a report is written when the verdict changes or it is old, never per probe
   const ok = probeReport({ consecutiveFailures: 0, draining: false }, 0.4, 1000, 's1', cfg);
   assert.ok(reportDue(undefined, ok, 1000));
   const prev = { report: ok, at: 1000 };
-  assert.not.ok(reportDue(prev, probeReport({ consecutiveFailures: 0, draining: false }, 0.5, 1200, 's1', cfg), 1200), 'RTT changed: not worth a write');
-  assert.not.ok(reportDue(prev, probeReport({ consecutiveFailures: 2, draining: false }, 0.5, 1400, 's1', cfg), 1400), 'below the threshold');
-  assert.ok(reportDue(prev, probeReport({ consecutiveFailures: 3, draining: false, failedAt: 1600 }, 0.5, 1600, 's1', cfg), 1600), 'failed');
+  assert.not.ok(
+    reportDue(prev, probeReport({ consecutiveFailures: 0, draining: false }, 0.5, 1200, 's1', cfg), 1200),
+    'RTT changed: not worth a write',
+  );
+  assert.not.ok(
+    reportDue(prev, probeReport({ consecutiveFailures: 2, draining: false }, 0.5, 1400, 's1', cfg), 1400),
+    'below the threshold',
+  );
+  assert.ok(
+    reportDue(prev, probeReport({ consecutiveFailures: 3, draining: false, failedAt: 1600 }, 0.5, 1600, 's1', cfg), 1600),
+    'failed',
+  );
   assert.ok(reportDue(prev, probeReport({ consecutiveFailures: 0, draining: true }, 0.5, 1600, 's1', cfg), 1600), 'draining');
   assert.ok(reportDue(prev, probeReport({ consecutiveFailures: 0, draining: false }, 0.5, 1600, 's2', cfg), 1600), 'new leader');
   assert.ok(reportDue(prev, ok, 1000 + PROBE_REPORT_REFRESH_MS), 'refresh');

@@ -10,7 +10,13 @@ import type { HealthConfig, ProbeState } from './health.js';
 /** Refresh of an unchanged report: keeps the RTT shown by `kubectl get ipnodes` recent enough to read. */
 export const PROBE_REPORT_REFRESH_MS = 300_000;
 
-export function probeReport(state: ProbeState | undefined, rttMs: number | undefined, now: number, by: string, cfg: HealthConfig): ProbeReport {
+export function probeReport(
+  state: ProbeState | undefined,
+  rttMs: number | undefined,
+  now: number,
+  by: string,
+  cfg: HealthConfig,
+): ProbeReport {
   const report: ProbeReport = {
     by,
     observedAt: new Date(now).toISOString(),
@@ -35,7 +41,12 @@ export function probeStateOf(report: ProbeReport): ProbeState {
 }
 
 /** Whether a new report is worth a write: the verdict or the scheduler changed, or the last one is old. */
-export function reportDue(previous: { report: ProbeReport; at: number } | undefined, next: ProbeReport, now: number, refreshMs = PROBE_REPORT_REFRESH_MS): boolean {
+export function reportDue(
+  previous: { report: ProbeReport; at: number } | undefined,
+  next: ProbeReport,
+  now: number,
+  refreshMs = PROBE_REPORT_REFRESH_MS,
+): boolean {
   if (!previous) return true;
   const p = previous.report;
   const failed = (r: ProbeReport): boolean => r.consecutiveFailures >= r.failureThreshold;

@@ -4,7 +4,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiException } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import { SERVICE_CONDITION, type Condition, type IpClaim, type IpClaimPool, type IpClaimPoolStatus, type IpClaimStatus, type ProbeReport } from '../api/types.js';
+import {
+  SERVICE_CONDITION,
+  type Condition,
+  type IpClaim,
+  type IpClaimPool,
+  type IpClaimPoolStatus,
+  type IpClaimStatus,
+  type ProbeReport,
+} from '../api/types.js';
 import { claimStatusUpdate } from '../agent/status.js';
 import type { Clock } from '../lib/clock.js';
 import type { CoreEvent, KubeWrites } from './kube.js';
@@ -105,10 +113,19 @@ class MemoryKube implements KubeWrites {
     this.pools.set(name, stored);
     return clone(stored);
   }
-  async patchServiceIngress(namespace: string, name: string, _rv: string, ingress: Array<{ ip: string; ipMode?: string }>): Promise<unknown> {
+  async patchServiceIngress(
+    namespace: string,
+    name: string,
+    _rv: string,
+    ingress: Array<{ ip: string; ipMode?: string }>,
+  ): Promise<unknown> {
     this.log.push(`ingress ${namespace}/${name}`);
     this.ingress.set(`${namespace}/${name}`, ingress);
-    return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress } } };
+    return {
+      metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' },
+      spec: { type: 'LoadBalancer' },
+      status: { loadBalancer: { ingress } },
+    };
   }
   async patchServiceExternalIPs(namespace: string, name: string, _rv: string, externalIPs: string[]): Promise<unknown> {
     this.log.push(`externalIPs ${namespace}/${name}`);
@@ -122,7 +139,11 @@ class MemoryKube implements KubeWrites {
     this.log.push(`condition ${namespace}/${name} ${condition.status} ${condition.reason}`);
     this.conditions.set(`${namespace}/${name}`, condition);
     const ingress = this.ingress.get(`${namespace}/${name}`) ?? [];
-    return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'LoadBalancer' }, status: { loadBalancer: { ingress }, conditions: [condition] } };
+    return {
+      metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' },
+      spec: { type: 'LoadBalancer' },
+      status: { loadBalancer: { ingress }, conditions: [condition] },
+    };
   }
   async patchIpNodeProbe(name: string, probe: ProbeReport): Promise<void> {
     this.log.push(`probe ${name} ${probe.consecutiveFailures}`);
@@ -131,7 +152,13 @@ class MemoryKube implements KubeWrites {
   agentReportsUp(name: string, at: string): IpClaim {
     const cur = this.claims.get(name);
     if (!cur) throw new Error(`no claim ${name}`);
-    const status = claimStatusUpdate(cur.status, { kind: 'up', ip: cur.spec.cidr.split('/')[0] ?? '', iface: 'eth0' }, cur.spec.nodeName ?? '', at, cur);
+    const status = claimStatusUpdate(
+      cur.status,
+      { kind: 'up', ip: cur.spec.cidr.split('/')[0] ?? '', iface: 'eth0' },
+      cur.spec.nodeName ?? '',
+      at,
+      cur,
+    );
     const stored = { ...cur, status: { ...cur.status, ...status }, metadata: { ...cur.metadata, resourceVersion: this.next() } };
     this.claims.set(name, stored);
     return clone(stored);
@@ -141,7 +168,10 @@ class MemoryKube implements KubeWrites {
 const clock: Clock = { now: () => 1_000_000, sleep: () => Promise.resolve() };
 
 function service(name: string, spec: Record<string, unknown> = {}): ServiceView {
-  const v = parseService({ metadata: { name, namespace: 'ns', uid: name, resourceVersion: '1', creationTimestamp: '2026-01-01T00:00:00Z' }, spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ...spec } });
+  const v = parseService({
+    metadata: { name, namespace: 'ns', uid: name, resourceVersion: '1', creationTimestamp: '2026-01-01T00:00:00Z' },
+    spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ...spec },
+  });
   if (!v) throw new Error('bad');
   return v;
 }
@@ -157,11 +187,22 @@ interface World {
 function world(): World {
   const kube = new MemoryKube();
   const caches: Caches = emptyCaches();
-  const pool: IpClaimPool = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name: 'p', resourceVersion: '1' }, spec: { cidr: '192.0.2.0/29' } };
+  const pool: IpClaimPool = {
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaimPool',
+    metadata: { name: 'p', resourceVersion: '1' },
+    spec: { cidr: '192.0.2.0/29' },
+  };
   kube.pools.set('p', clone(pool));
   caches.pools.upsert('p', { ok: true, pool }, '1');
   const metrics = new SchedulerMetrics();
-  const w: World = { kube, caches, metrics, health: { candidates: ['a', 'b'], failures: new Map<string, NodeFailure>(), failedAt: new Map() }, reconciler: undefined as unknown as Reconciler };
+  const w: World = {
+    kube,
+    caches,
+    metrics,
+    health: { candidates: ['a', 'b'], failures: new Map<string, NodeFailure>(), failedAt: new Map() },
+    reconciler: undefined as unknown as Reconciler,
+  };
   w.reconciler = new Reconciler({
     caches,
     writes: kube,
@@ -192,7 +233,11 @@ test('one pass: claim created on a node, pool status written, ingress with ipMod
   assert.is(w.kube.pools.get('p')?.status?.used, 1);
   assert.is(w.kube.pools.get('p')?.status?.free, 5);
   assert.equal(w.kube.ingress.get('ns/web'), [{ ip: '192.0.2.1', ipMode: 'VIP' }]);
-  assert.equal(w.kube.log, ['create 192-0-2-1-32', 'pool-finalizers p [ipcontroller.ext/pool-protection]', 'pool-status p', 'ingress ns/web'], 'claim first, then pool, then Service');
+  assert.equal(
+    w.kube.log,
+    ['create 192-0-2-1-32', 'pool-finalizers p [ipcontroller.ext/pool-protection]', 'pool-status p', 'ingress ns/web'],
+    'claim first, then pool, then Service',
+  );
   assert.equal(w.kube.events.map((e) => e.reason).sort(), ['IPAllocated', 'IPAssigned']);
   w.kube.log = [];
   const second = await w.reconciler.pass(live());
@@ -227,15 +272,31 @@ test('a failed node: its claim moves in one write; failover counted with its dur
   assert.match(text, /ipcontroller_scheduler_failovers_total\{reason="probe"\} 1/);
   assert.match(text, /ipcontroller_scheduler_failover_duration_seconds_bucket\{le="0.5"\} 1/);
   assert.match(text, /ipcontroller_scheduler_failover_duration_seconds_bucket\{le="0.25"\} 0/);
-  assert.not.ok(w.kube.events.some((e) => e.reason === 'IPMoved'), 'IPMoved waits for the new node to report the address up');
+  assert.not.ok(
+    w.kube.events.some((e) => e.reason === 'IPMoved'),
+    'IPMoved waits for the new node to report the address up',
+  );
   // The agent on the new node reports it up 120 ms after the claim write.
   const reported = w.kube.agentReportsUp('192-0-2-1-32', new Date(clock.now() + 120).toISOString());
-  assert.equal(reported.status?.lastMove, { from, to, reason: 'probe', detectedAt: new Date(clock.now() - 300).toISOString(), claimedAt: new Date(clock.now()).toISOString(), upAt: new Date(clock.now() + 120).toISOString() });
+  assert.equal(reported.status?.lastMove, {
+    from,
+    to,
+    reason: 'probe',
+    detectedAt: new Date(clock.now() - 300).toISOString(),
+    claimedAt: new Date(clock.now()).toISOString(),
+    upAt: new Date(clock.now() + 120).toISOString(),
+  });
   w.caches.claims.upsert('192-0-2-1-32', reported, reported.metadata.resourceVersion ?? '');
   await w.reconciler.pass(live());
   await w.reconciler.pass(live());
   const moved = w.kube.events.filter((e) => e.reason === 'IPMoved');
-  assert.equal(moved.map((e) => e.message), [`192.0.2.1 moved from node ${from} to ${to}: probe; took 0.420s (failure detected -> claim written 0.300s -> address up on ${to} 0.120s)`], 'told once');
+  assert.equal(
+    moved.map((e) => e.message),
+    [
+      `192.0.2.1 moved from node ${from} to ${to}: probe; took 0.420s (failure detected -> claim written 0.300s -> address up on ${to} 0.120s)`,
+    ],
+    'told once',
+  );
 });
 
 test('the Service condition: Ready once the agent reports the address up; a pool problem is False with its reason', async () => {
@@ -264,7 +325,11 @@ test('the Service condition: Ready once the agent reports the address up; a pool
   // It stops being a LoadBalancer: the condition no longer says Ready.
   const cached = w.caches.services.get('ns/web');
   const plain = service('web', { type: 'ClusterIP' });
-  w.caches.services.upsert(plain.key, { ...plain, ...(cached?.addressCondition ? { addressCondition: cached.addressCondition } : {}) }, '100000');
+  w.caches.services.upsert(
+    plain.key,
+    { ...plain, ...(cached?.addressCondition ? { addressCondition: cached.addressCondition } : {}) },
+    '100000',
+  );
   await w.reconciler.pass(live());
   assert.is(w.kube.conditions.get('ns/web')?.reason, 'NotRequested');
 });
@@ -278,7 +343,10 @@ test('no candidate: the claim is created unplaced and its status says why', asyn
   const claim = w.kube.claims.get('192-0-2-1-32');
   assert.is(claim?.spec.nodeName, undefined);
   assert.is(claim?.status?.phase, 'Pending');
-  assert.equal(claim?.status?.conditions?.map((c) => [c.type, c.status, c.reason]), [['Scheduled', 'False', 'NoCandidateNode']]);
+  assert.equal(
+    claim?.status?.conditions?.map((c) => [c.type, c.status, c.reason]),
+    [['Scheduled', 'False', 'NoCandidateNode']],
+  );
 });
 
 test('after losing leadership (aborted signal) nothing is written', async () => {
@@ -295,7 +363,12 @@ test('a claim someone else created meanwhile: 409, re-read, no crash, converges 
   const w = world();
   const s = service('web');
   w.caches.services.upsert(s.key, s, '1');
-  await w.kube.createClaim({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-1-32' }, spec: { cidr: '192.0.2.1/32', services: ['ns/other'], pool: 'p' } });
+  await w.kube.createClaim({
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaim',
+    metadata: { name: '192-0-2-1-32' },
+    spec: { cidr: '192.0.2.1/32', services: ['ns/other'], pool: 'p' },
+  });
   w.kube.log = [];
   const r = await w.reconciler.pass(live());
   assert.is(r.errors, 1);
@@ -305,13 +378,19 @@ test('a claim someone else created meanwhile: 409, re-read, no crash, converges 
   // ns/other does not exist, so its claim goes; web keeps 192.0.2.1 as a fresh claim next pass or gets another address.
   await w.reconciler.pass(live());
   const claims = [...w.kube.claims.values()];
-  assert.equal(claims.map((c) => c.spec.services), [['ns/web']]);
+  assert.equal(
+    claims.map((c) => c.spec.services),
+    [['ns/web']],
+  );
 });
 
 /** The user runs `kubectl delete ipclaimpool p` (optionally annotated release-on-delete); the watch delivers it. */
 function deletePool(w: World, annotations: Record<string, string> = {}): void {
   const cur = w.kube.pools.get('p') as IpClaimPool;
-  const deleted: IpClaimPool = { ...cur, metadata: { ...cur.metadata, annotations, deletionTimestamp: new Date(clock.now()), resourceVersion: String(++w.kube.rv) } };
+  const deleted: IpClaimPool = {
+    ...cur,
+    metadata: { ...cur.metadata, annotations, deletionTimestamp: new Date(clock.now()), resourceVersion: String(++w.kube.rv) },
+  };
   w.kube.pools.set('p', deleted);
   w.caches.pools.upsert('p', { ok: true, pool: clone(deleted) }, deleted.metadata.resourceVersion ?? '');
 }
@@ -322,7 +401,11 @@ test('deleting a pool in use: nothing is released; the pool says who holds it; i
   for (const s of [a, b]) w.caches.services.upsert(s.key, s, '1');
   await w.reconciler.pass(live());
   assert.equal(w.kube.pools.get('p')?.metadata.finalizers, ['ipcontroller.ext/pool-protection']);
-  w.caches.pools.upsert('p', { ok: true, pool: clone(w.kube.pools.get('p') as IpClaimPool) }, w.kube.pools.get('p')?.metadata.resourceVersion ?? '');
+  w.caches.pools.upsert(
+    'p',
+    { ok: true, pool: clone(w.kube.pools.get('p') as IpClaimPool) },
+    w.kube.pools.get('p')?.metadata.resourceVersion ?? '',
+  );
   deletePool(w);
   w.kube.log = [];
   w.kube.events = [];
@@ -333,11 +416,20 @@ test('deleting a pool in use: nothing is released; the pool says who holds it; i
   assert.not.ok(w.kube.log.some((l) => l.startsWith('delete') || l.startsWith('create')));
   const deleting = w.kube.pools.get('p')?.status?.conditions?.find((c) => c.type === 'Deleting');
   assert.is(deleting?.reason, 'InUse');
-  assert.match(deleting?.message ?? '', /2 address\(es\) from it are in use: ns\/a \(192.0.2.1\), ns\/b \(192.0.2.2\).*ipcontroller.ext\/release-on-delete=true/);
+  assert.match(
+    deleting?.message ?? '',
+    /2 address\(es\) from it are in use: ns\/a \(192.0.2.1\), ns\/b \(192.0.2.2\).*ipcontroller.ext\/release-on-delete=true/,
+  );
   const inUse = w.kube.events.find((e) => e.reason === 'PoolInUse');
   assert.equal(inUse?.object?.kind, 'IpClaimPool');
   assert.match(inUse?.message ?? '', /ns\/a \(192.0.2.1\), ns\/b \(192.0.2.2\)/);
-  assert.equal(w.kube.events.filter((e) => e.reason === 'PoolDeleting').map((e) => e.serviceName).sort(), ['a', 'b']);
+  assert.equal(
+    w.kube.events
+      .filter((e) => e.reason === 'PoolDeleting')
+      .map((e) => e.serviceName)
+      .sort(),
+    ['a', 'b'],
+  );
   assert.ok(w.kube.events.some((e) => e.serviceName === 'late' && e.reason === 'AllocationFailed' && /NoPoolForFamily/.test(e.message)));
   assert.ok(w.kube.pools.has('p'), 'still there, Terminating');
   // a goes: its address is released as usual; b still holds the pool.
@@ -356,7 +448,11 @@ test('deleting a pool annotated release-on-delete releases its addresses at once
   const a = service('a');
   w.caches.services.upsert(a.key, a, '1');
   await w.reconciler.pass(live());
-  w.caches.pools.upsert('p', { ok: true, pool: clone(w.kube.pools.get('p') as IpClaimPool) }, w.kube.pools.get('p')?.metadata.resourceVersion ?? '');
+  w.caches.pools.upsert(
+    'p',
+    { ok: true, pool: clone(w.kube.pools.get('p') as IpClaimPool) },
+    w.kube.pools.get('p')?.metadata.resourceVersion ?? '',
+  );
   deletePool(w, { 'ipcontroller.ext/release-on-delete': 'true' });
   await w.reconciler.pass(live());
   assert.equal([...w.kube.claims.keys()], []);
@@ -372,7 +468,12 @@ test('a replica past its lease deadline (own clock) writes nothing, though nobod
 });
 
 function orphan(w: World, services: string[]): IpClaim {
-  const c: IpClaim = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-5-32', uid: 'uid-old', resourceVersion: '50' }, spec: { cidr: '192.0.2.5/32', services, nodeName: 'a' } };
+  const c: IpClaim = {
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaim',
+    metadata: { name: '192-0-2-5-32', uid: 'uid-old', resourceVersion: '50' },
+    spec: { cidr: '192.0.2.5/32', services, nodeName: 'a' },
+  };
   w.kube.claims.set('192-0-2-5-32', clone(c));
   w.caches.claims.upsert('192-0-2-5-32', clone(c), '50');
   return c;
@@ -382,7 +483,12 @@ test('a stale delete fails on its preconditions: a claim re-created meanwhile by
   const w = world();
   orphan(w, ['ns/gone']);
   // Another replica re-created the name for a Service this one has not seen yet.
-  const live1: IpClaim = { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-5-32', uid: 'uid-new', resourceVersion: '300' }, spec: { cidr: '192.0.2.5/32', services: ['ns/web'], nodeName: 'b' } };
+  const live1: IpClaim = {
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaim',
+    metadata: { name: '192-0-2-5-32', uid: 'uid-new', resourceVersion: '300' },
+    spec: { cidr: '192.0.2.5/32', services: ['ns/web'], nodeName: 'b' },
+  };
   w.kube.claims.set('192-0-2-5-32', clone(live1));
   await w.reconciler.pass(live());
   assert.is(w.kube.claims.get('192-0-2-5-32')?.metadata.uid, 'uid-new', 'the live claim was not deleted');
@@ -396,7 +502,12 @@ test('removal is versioned: a newer claim the watch delivered while the delete w
   w.kube.deleteClaim = async (name, pre) => {
     await del(name, pre);
     // Meanwhile the other replica re-created it and the watch delivered that.
-    const again = await w.kube.createClaim({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name }, spec: { cidr: '192.0.2.5/32', services: ['ns/web'] } });
+    const again = await w.kube.createClaim({
+      apiVersion: 'ipcontroller.ext/v1',
+      kind: 'IpClaim',
+      metadata: { name },
+      spec: { cidr: '192.0.2.5/32', services: ['ns/web'] },
+    });
     w.caches.claims.upsert(name, again, again.metadata.resourceVersion ?? '');
   };
   await w.reconciler.pass(live());
@@ -408,10 +519,18 @@ test('a 409 on create heals a cache that wrongly believed the name free (tombsto
   const s = service('web');
   w.caches.services.upsert(s.key, s, '1');
   // The name was removed from the cache at a version newer than the live object's.
-  const taken = await w.kube.createClaim({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaim', metadata: { name: '192-0-2-1-32' }, spec: { cidr: '192.0.2.1/32', services: ['ns/other'], pool: 'p' } });
+  const taken = await w.kube.createClaim({
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaim',
+    metadata: { name: '192-0-2-1-32' },
+    spec: { cidr: '192.0.2.1/32', services: ['ns/other'], pool: 'p' },
+  });
   w.caches.claims.upsert('192-0-2-1-32', taken, taken.metadata.resourceVersion ?? '');
   w.caches.claims.remove('192-0-2-1-32');
-  w.kube.services.set('ns/other', { metadata: { name: 'other', namespace: 'ns', uid: 'o', resourceVersion: '2' }, spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'] } });
+  w.kube.services.set('ns/other', {
+    metadata: { name: 'other', namespace: 'ns', uid: 'o', resourceVersion: '2' },
+    spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'] },
+  });
   await w.reconciler.pass(live());
   assert.ok(w.caches.claims.get('192-0-2-1-32'), 'the cache knows the name is taken');
   w.kube.log = [];
@@ -422,9 +541,15 @@ test('a 409 on create heals a cache that wrongly believed the name free (tombsto
 test('a claim whose Service is missing from the cache but exists in the API is kept, and the Service is cached', async () => {
   const w = world();
   orphan(w, ['ns/late']);
-  w.kube.services.set('ns/late', { metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' }, spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] } });
+  w.kube.services.set('ns/late', {
+    metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' },
+    spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] },
+  });
   await w.reconciler.pass(live());
-  assert.not.ok(w.kube.log.some((l) => l.startsWith('delete')), w.kube.log.join(', '));
+  assert.not.ok(
+    w.kube.log.some((l) => l.startsWith('delete')),
+    w.kube.log.join(', '),
+  );
   assert.ok(w.caches.services.get('ns/late'));
   assert.ok(w.kube.claims.get('192-0-2-5-32'));
 });

@@ -19,7 +19,16 @@ import { isConflict } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { capped, type Family, type Pool } from './allocator.js';
-import { ADDRESS_CONFLICT, ANNOUNCED, conflictExclusions, exclusionSummary, exclusionsIn, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
+import {
+  ADDRESS_CONFLICT,
+  ANNOUNCED,
+  conflictExclusions,
+  exclusionSummary,
+  exclusionsIn,
+  mergeExclusions,
+  namesOurMac,
+  nodeExclusions,
+} from './exclusions.js';
 import { computeDesired, poolSetOf, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import type { NodeFailure } from './health.js';
@@ -160,7 +169,10 @@ export class Reconciler {
     const stored = entries.flatMap((e) => (e.ok ? [e.pool] : []));
     const nodes = this.d.caches.nodes.values().map((n) => ({ name: n.name, addresses: n.addresses ?? [] }));
     const retry = this.d.cfg.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
-    const excluded = mergeExclusions(nodeExclusions(nodes, base.valid), conflictExclusions(claims, stored, this.d.clock.now(), retry, this.ourMacs()));
+    const excluded = mergeExclusions(
+      nodeExclusions(nodes, base.valid),
+      conflictExclusions(claims, stored, this.d.clock.now(), retry, this.ourMacs()),
+    );
     return { ...base, excluded };
   }
 
@@ -178,7 +190,8 @@ export class Reconciler {
     const ours = this.ourMacs();
     for (const claim of claims) {
       const c = claim.status?.conditions?.find((x) => x.type === ANNOUNCED && x.status === 'False' && x.reason === ADDRESS_CONFLICT);
-      if (c && !namesOurMac(c.message, ours)) this.eventAll(claim.spec.services ?? [], svcByKey, 'Warning', ADDRESS_CONFLICT, `${addressOf(claim.spec.cidr)}: ${c.message}`);
+      if (c && !namesOurMac(c.message, ours))
+        this.eventAll(claim.spec.services ?? [], svcByKey, 'Warning', ADDRESS_CONFLICT, `${addressOf(claim.spec.cidr)}: ${c.message}`);
     }
   }
 
@@ -240,7 +253,14 @@ export class Reconciler {
   ): Promise<void> {
     const now = this.d.clock.now();
     // Who uses each pool: the claims wanted now, and those that still exist (a failed delete).
-    const cached = this.d.caches.claims.values().map((c) => ({ name: c.metadata.name ?? '', address: addressOf(c.spec.cidr), services: c.spec.services ?? [], ...(c.spec.pool ? { pool: c.spec.pool } : {}) }));
+    const cached = this.d.caches.claims
+      .values()
+      .map((c) => ({
+        name: c.metadata.name ?? '',
+        address: addressOf(c.spec.cidr),
+        services: c.spec.services ?? [],
+        ...(c.spec.pool ? { pool: c.spec.pool } : {}),
+      }));
     const users = poolUsers([...desiredClaims.values(), ...cached]);
     // Finalizers first: the status writes below then start from the pool as it is now.
     const gone = await this.poolFinalizers(users, svcByKey, signal);
@@ -257,11 +277,28 @@ export class Reconciler {
             let list = current.status?.conditions;
             for (const c of conditions) list = withCondition(list, condition(c.type, c.status, c.reason, c.message, now));
             const out = exclusionsIn(pool, pools.excluded ?? new Map());
-            list = withCondition(list, condition('AddressesExcluded', out.length ? 'True' : 'False', out.length ? 'Excluded' : 'NoneExcluded', exclusionSummary(out), now));
+            list = withCondition(
+              list,
+              condition(
+                'AddressesExcluded',
+                out.length ? 'True' : 'False',
+                out.length ? 'Excluded' : 'NoneExcluded',
+                exclusionSummary(out),
+                now,
+              ),
+            );
             if (!pool.terminating) list = list?.filter((c) => c.type !== 'Deleting');
             const { excluded: _old, excludedCount: _count, ...rest } = current.status ?? {};
             const free = capped(pool.size - BigInt(Object.keys(want).length) - BigInt(out.filter((e) => !(e.address in want)).length));
-            const status: IpClaimPoolStatus = { ...rest, allocations: want, ...usage(pool, want), free, conditions: list ?? [], excludedCount: out.length, ...(out.length ? { excluded: out } : {}) };
+            const status: IpClaimPoolStatus = {
+              ...rest,
+              allocations: want,
+              ...usage(pool, want),
+              free,
+              conditions: list ?? [],
+              excludedCount: out.length,
+              ...(out.length ? { excluded: out } : {}),
+            };
             return sameJson(status, current.status) ? null : status;
           },
           signal,
@@ -275,7 +312,9 @@ export class Reconciler {
       const status = entry ? (entry.ok ? entry.pool.status : entry.status) : undefined;
       // An invalid pool keeps what it gave out (desired.ts keptIn); its status says so and counts them.
       const kept = [...desiredClaims.values()].filter((c) => c.pool === name);
-      const message = kept.length ? `${reason}; it keeps the ${kept.length} address(es) it gave out and gives out no new one until it is fixed` : reason;
+      const message = kept.length
+        ? `${reason}; it keeps the ${kept.length} address(es) it gave out and gives out no new one until it is fixed`
+        : reason;
       const existing = status?.conditions?.find((c) => c.type === 'Valid');
       if (existing?.status === 'False' && existing.message === message && (status?.used ?? 0) === kept.length) continue;
       this.d.log.warn({ pool: name, reason, kept: kept.length }, 'IpClaimPool is invalid; no address is allocated from it');
@@ -300,7 +339,11 @@ export class Reconciler {
   }
 
   /** Protects every pool with the finalizer; lets a deleted one go once nothing uses it, and says who holds it meanwhile. */
-  private async poolFinalizers(users: Map<string, PoolUser[]>, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<Set<string>> {
+  private async poolFinalizers(
+    users: Map<string, PoolUser[]>,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<Set<string>> {
     const released = new Set<string>();
     for (const entry of this.d.caches.pools.values()) {
       const meta = poolMeta(entry);
@@ -308,9 +351,23 @@ export class Reconciler {
       if (action.kind === 'none') continue;
       if (action.kind === 'wait') {
         const message = deletingMessage(action.users);
-        this.d.events.emit({ namespace: 'default', serviceName: meta.name, serviceUid: meta.uid, object: { apiVersion: API_VERSION, kind: 'IpClaimPool', name: meta.name, uid: meta.uid }, type: 'Warning', reason: 'PoolInUse', message });
+        this.d.events.emit({
+          namespace: 'default',
+          serviceName: meta.name,
+          serviceUid: meta.uid,
+          object: { apiVersion: API_VERSION, kind: 'IpClaimPool', name: meta.name, uid: meta.uid },
+          type: 'Warning',
+          reason: 'PoolInUse',
+          message,
+        });
         for (const u of action.users) {
-          this.eventAll(u.services, svcByKey, 'Warning', 'PoolDeleting', `IpClaimPool ${meta.name} is being deleted; this Service keeps ${u.address} until it lets go (or the pool is annotated ipcontroller.ext/release-on-delete=true)`);
+          this.eventAll(
+            u.services,
+            svcByKey,
+            'Warning',
+            'PoolDeleting',
+            `IpClaimPool ${meta.name} is being deleted; this Service keeps ${u.address} until it lets go (or the pool is annotated ipcontroller.ext/release-on-delete=true)`,
+          );
         }
         continue;
       }
@@ -352,7 +409,13 @@ export class Reconciler {
     await forEachLimit(work, this.d.cfg.concurrency, (fn) => fn());
   }
 
-  private async writeClaim(claim: DesiredClaim, decision: Decision, old: IpClaim | undefined, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
+  private async writeClaim(
+    claim: DesiredClaim,
+    decision: Decision,
+    old: IpClaim | undefined,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const node = decision.kind === 'move' ? decision.to : decision.node;
     const spec: IpClaimSpec = { cidr: claim.cidr, services: claim.services };
     if (node) spec.nodeName = node;
@@ -419,9 +482,20 @@ export class Reconciler {
     let status: IpClaim['status'] | null = null;
     if (decision.kind === 'pending') {
       if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return;
-      status = { ...current.status, serviceList: claim.services.join(', '), phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending', conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)) };
+      status = {
+        ...current.status,
+        serviceList: claim.services.join(', '),
+        phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending',
+        conditions: withCondition(current.status?.conditions, condition('Scheduled', 'False', decision.reason, decision.message, now)),
+      };
     } else if (old?.status === 'False') {
-      status = { ...current.status, conditions: withCondition(current.status?.conditions, condition('Scheduled', 'True', 'Scheduled', `placed on ${current.spec.nodeName ?? ''}`, now)) };
+      status = {
+        ...current.status,
+        conditions: withCondition(
+          current.status?.conditions,
+          condition('Scheduled', 'True', 'Scheduled', `placed on ${current.spec.nodeName ?? ''}`, now),
+        ),
+      };
     }
     if (!status) return;
     try {
@@ -484,7 +558,13 @@ export class Reconciler {
     if (decision.kind !== 'move') return old.metadata;
     const now = this.d.clock.now();
     const detected = this.d.health().failedAt.get(decision.from) ?? now;
-    const record = moveAnnotation({ from: decision.from, to: decision.to, reason: decision.reason, detectedAt: new Date(Math.min(detected, now)).toISOString(), claimedAt: new Date(now).toISOString() });
+    const record = moveAnnotation({
+      from: decision.from,
+      to: decision.to,
+      reason: decision.reason,
+      detectedAt: new Date(Math.min(detected, now)).toISOString(),
+      claimedAt: new Date(now).toISOString(),
+    });
     return { ...old.metadata, annotations: { ...old.metadata.annotations, [MOVE_ANNOTATION]: record } };
   }
 
@@ -524,7 +604,11 @@ export class Reconciler {
     for (const c of claims.values()) {
       const decision = decisions.get(c.name);
       const existing = this.d.caches.claims.get(c.name);
-      for (const key of c.services) byService.set(key, [...(byService.get(key) ?? []), { name: c.name, address: c.address, ...(decision ? { decision } : {}), ...(existing ? { existing } : {}) }]);
+      for (const key of c.services)
+        byService.set(key, [
+          ...(byService.get(key) ?? []),
+          { name: c.name, address: c.address, ...(decision ? { decision } : {}), ...(existing ? { existing } : {}) },
+        ]);
     }
     const now = this.d.clock.now();
     const work: Array<{ svc: ServiceView; cond: Condition }> = [];
@@ -557,15 +641,23 @@ export class Reconciler {
     this.eventAll(gone, svcByKey, 'Normal', 'IPReleased', `${addressOf(old.spec.cidr)} released`);
   }
 
-  private async writeServices(outcomes: Map<string, { ingress: string[] | null; externalIPs: string[] | null }>, svcByKey: Map<string, ServiceView>, signal: AbortSignal): Promise<void> {
+  private async writeServices(
+    outcomes: Map<string, { ingress: string[] | null; externalIPs: string[] | null }>,
+    svcByKey: Map<string, ServiceView>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const work: Array<{ svc: ServiceView; ingress: string[] | null; externalIPs: string[] | null }> = [];
     // Publish an address only once its claim exists.
     const claimed = (ips: string[]): boolean => ips.every((ip) => this.d.caches.claims.get(claimName(ip)) !== undefined);
     for (const [key, outcome] of outcomes) {
       const svc = svcByKey.get(key);
       if (!svc) continue;
-      const ingress = outcome.ingress !== null && !sameList(svc.ingress, outcome.ingress) && claimed(outcome.ingress) ? outcome.ingress : null;
-      const externalIPs = outcome.externalIPs !== null && claimed(outcome.externalIPs.filter((ip) => !svc.externalIPs.includes(ip))) ? outcome.externalIPs : null;
+      const ingress =
+        outcome.ingress !== null && !sameList(svc.ingress, outcome.ingress) && claimed(outcome.ingress) ? outcome.ingress : null;
+      const externalIPs =
+        outcome.externalIPs !== null && claimed(outcome.externalIPs.filter((ip) => !svc.externalIPs.includes(ip)))
+          ? outcome.externalIPs
+          : null;
       if (ingress || externalIPs) work.push({ svc, ingress, externalIPs });
     }
     await forEachLimit(work, this.d.cfg.concurrency, async ({ svc, ingress, externalIPs }) => {
@@ -574,7 +666,12 @@ export class Reconciler {
         let written: unknown;
         if (ingress) {
           const mode = svc.type === 'LoadBalancer' ? { ipMode: 'VIP' } : {};
-          written = await this.d.writes.patchServiceIngress(svc.namespace, svc.name, svc.resourceVersion, ingress.map((ip) => ({ ip, ...mode })));
+          written = await this.d.writes.patchServiceIngress(
+            svc.namespace,
+            svc.name,
+            svc.resourceVersion,
+            ingress.map((ip) => ({ ip, ...mode })),
+          );
         } else if (externalIPs) {
           written = await this.d.writes.patchServiceExternalIPs(svc.namespace, svc.name, svc.resourceVersion, externalIPs);
         }
@@ -587,7 +684,18 @@ export class Reconciler {
     });
   }
 
-  private report(outcomes: Map<string, { held: Array<{ address: string; pool: string }>; problems: Array<{ reason: string; message: string }>; dropped?: Array<{ reason: string; message: string }> }>, existing: IpClaim[], svcByKey: Map<string, ServiceView>): void {
+  private report(
+    outcomes: Map<
+      string,
+      {
+        held: Array<{ address: string; pool: string }>;
+        problems: Array<{ reason: string; message: string }>;
+        dropped?: Array<{ reason: string; message: string }>;
+      }
+    >,
+    existing: IpClaim[],
+    svcByKey: Map<string, ServiceView>,
+  ): void {
     const before = new Map<string, Set<string>>();
     for (const c of existing) {
       if (!c.spec.pool) continue;
@@ -639,7 +747,13 @@ export class Reconciler {
 const NOT_REQUESTED = { status: 'False', reason: 'NotRequested', message: 'the Service asks ipcontroller for no address' } as const;
 
 function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
-  return a.cidr === b.cidr && (a.nodeName ?? '') === (b.nodeName ?? '') && (a.pool ?? '') === (b.pool ?? '') && (a.link ?? '') === (b.link ?? '') && sameList(a.services, b.services);
+  return (
+    a.cidr === b.cidr &&
+    (a.nodeName ?? '') === (b.nodeName ?? '') &&
+    (a.pool ?? '') === (b.pool ?? '') &&
+    (a.link ?? '') === (b.link ?? '') &&
+    sameList(a.services, b.services)
+  );
 }
 
 /** Deep equality of JSON values, ignoring key order (the apiserver may reorder keys). */

@@ -114,7 +114,11 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
       const node = caches.nodes.get(name);
       const ipNode = caches.ipNodes.get(name);
       const probe = probes.get(name);
-      const h = nodeHealth({ name, ...(node ? { nodeLabels: node.labels } : {}), ...(ipNode ? { ipNode } : {}), ...(probe ? { probe } : {}) }, now, config);
+      const h = nodeHealth(
+        { name, ...(node ? { nodeLabels: node.labels } : {}), ...(ipNode ? { ipNode } : {}), ...(probe ? { probe } : {}) },
+        now,
+        config,
+      );
       if (h.candidate) {
         candidates.push(name);
         failedAt.delete(name);
@@ -134,8 +138,15 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     healthView = { candidates, failures, failedAt, holding: holding.sort() };
     metrics.nodeStates(states);
     // Node addresses are in the key too: a Node gaining a pool address must stop its allocation at once.
-    const addresses = caches.nodes.values().map((n) => `${n.name}=${(n.addresses ?? []).map((a) => a.address).join('+')}`).sort().join(',');
-    const key = `${candidates.join(',')}|${[...failures].map(([n, r]) => `${n}=${r}${holding.includes(n) ? '(holds)' : ''}`).sort().join(',')}|${addresses}`;
+    const addresses = caches.nodes
+      .values()
+      .map((n) => `${n.name}=${(n.addresses ?? []).map((a) => a.address).join('+')}`)
+      .sort()
+      .join(',');
+    const key = `${candidates.join(',')}|${[...failures]
+      .map(([n, r]) => `${n}=${r}${holding.includes(n) ? '(holds)' : ''}`)
+      .sort()
+      .join(',')}|${addresses}`;
     if (key !== healthKey) {
       healthKey = key;
       trigger.kick();
@@ -143,7 +154,13 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   };
 
   // Published in IpNode status.probe by the leader (isLeader is defined below, called later).
-  const reporter = new ProbeReporter({ write: (node, report) => kube.writes.patchIpNodeProbe(node, report), isLeader: () => isLeader(), log, identity: config.identity, cfg: config });
+  const reporter = new ProbeReporter({
+    write: (node, report) => kube.writes.patchIpNodeProbe(node, report),
+    isLeader: () => isLeader(),
+    log,
+    identity: config.identity,
+    cfg: config,
+  });
   const probeFn = deps.probe ?? httpProbe(config.identity, clock);
   const prober = new Prober(
     {
@@ -162,7 +179,9 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     signal,
   );
   const syncProbes = (): void => {
-    const targets = caches.ipNodes.values().map((n) => ({ node: n.metadata.name ?? '', address: n.spec.probeAddress, port: n.spec.probePort }));
+    const targets = caches.ipNodes
+      .values()
+      .map((n) => ({ node: n.metadata.name ?? '', address: n.spec.probeAddress, port: n.spec.probePort }));
     prober.sync(targets);
     for (const name of [...probes.keys()]) {
       if (!caches.ipNodes.get(name)) {
@@ -175,32 +194,70 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
 
   // Caches.
   const watchLog = log.child({ part: 'watch' });
-  const start = <T>(what: string, path: string, store: Store<T>, list: () => Promise<{ items: unknown[]; resourceVersion: string }>, parse: (raw: unknown) => Parsed<T> | null, onChange: () => void): void => {
-    const opts: ListWatchOptions<T> = { what, path, list, parse, store, onChange, kubeConfig: kc, clock, log: watchLog, onError: () => metrics.reconcileError(`watch-${what}`) };
+  const start = <T>(
+    what: string,
+    path: string,
+    store: Store<T>,
+    list: () => Promise<{ items: unknown[]; resourceVersion: string }>,
+    parse: (raw: unknown) => Parsed<T> | null,
+    onChange: () => void,
+  ): void => {
+    const opts: ListWatchOptions<T> = {
+      what,
+      path,
+      list,
+      parse,
+      store,
+      onChange,
+      kubeConfig: kc,
+      clock,
+      log: watchLog,
+      onError: () => metrics.reconcileError(`watch-${what}`),
+    };
     running.push(listWatch(opts, signal));
   };
   const kick = (): void => trigger.kick();
   // A hand-written IpClaim or IpNode the parser refuses is left out of the caches; say so once per object and reason.
   const reported = new Map<string, string>();
-  const reportingInvalid = <T>(kind: string, parse: (raw: unknown) => { ok: true; value: unknown } | { ok: false; reason: string }, entry: (raw: unknown) => Parsed<T> | null) => (raw: unknown): Parsed<T> | null => {
-    const checked = parse(raw);
-    if (!checked.ok) {
-      const name = String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
-      if (reported.get(`${kind}/${name}`) !== checked.reason) {
-        reported.set(`${kind}/${name}`, checked.reason);
-        log.warn({ kind, name, reason: checked.reason }, `${kind} ignored: it does not parse`);
+  const reportingInvalid =
+    <T>(
+      kind: string,
+      parse: (raw: unknown) => { ok: true; value: unknown } | { ok: false; reason: string },
+      entry: (raw: unknown) => Parsed<T> | null,
+    ) =>
+    (raw: unknown): Parsed<T> | null => {
+      const checked = parse(raw);
+      if (!checked.ok) {
+        const name = String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
+        if (reported.get(`${kind}/${name}`) !== checked.reason) {
+          reported.set(`${kind}/${name}`, checked.reason);
+          log.warn({ kind, name, reason: checked.reason }, `${kind} ignored: it does not parse`);
+        }
       }
-    }
-    return entry(raw);
-  };
+      return entry(raw);
+    };
   start('services', '/api/v1/services', caches.services, kube.lists.services, parseServiceEntry, kick);
   start('nodes', '/api/v1/nodes', caches.nodes, kube.lists.nodes, parseNodeEntry, checkHealth);
   start('endpointslices', '/apis/discovery.k8s.io/v1/endpointslices', caches.slices, kube.lists.slices, parseSliceEntry, kick);
-  start('ipnodes', kube.clients.nodes.watchPath, caches.ipNodes, () => kube.lists.custom(PLURAL.IpNode), reportingInvalid('IpNode', parseIpNode, parseIpNodeEntry), () => {
-    syncProbes();
-    checkHealth();
-  });
-  start('ipclaims', kube.clients.claims.watchPath, caches.claims, () => kube.lists.custom(PLURAL.IpClaim), reportingInvalid('IpClaim', parseIpClaim, parseClaimEntry), kick);
+  start(
+    'ipnodes',
+    kube.clients.nodes.watchPath,
+    caches.ipNodes,
+    () => kube.lists.custom(PLURAL.IpNode),
+    reportingInvalid('IpNode', parseIpNode, parseIpNodeEntry),
+    () => {
+      syncProbes();
+      checkHealth();
+    },
+  );
+  start(
+    'ipclaims',
+    kube.clients.claims.watchPath,
+    caches.claims,
+    () => kube.lists.custom(PLURAL.IpClaim),
+    reportingInvalid('IpClaim', parseIpClaim, parseClaimEntry),
+    kick,
+  );
   start('ipclaimpools', kube.clients.pools.watchPath, caches.pools, () => kube.lists.custom(PLURAL.IpClaimPool), parsePoolEntry, kick);
 
   // Heartbeats expire without any event: look again every probe interval.
@@ -234,7 +291,12 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   if (config.leaderElect) {
     elector = new LeaderElector(
       kubeLeaseStore(kube.coordination, config.leaseNamespace, config.leaseName),
-      { identity: config.identity, leaseMs: config.leaseDurationMs, renewDeadlineMs: config.renewDeadlineMs, retryMs: config.retryPeriodMs },
+      {
+        identity: config.identity,
+        leaseMs: config.leaseDurationMs,
+        renewDeadlineMs: config.renewDeadlineMs,
+        retryMs: config.retryPeriodMs,
+      },
       clock,
       log.child({ part: 'leader' }),
       setLeading,
@@ -248,7 +310,12 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   const leaseValidUntil = (): number => (elector ? elector.validUntil() : Infinity);
   const isLeader = (): boolean => leaderScope !== null && !leaderScope.signal.aborted && clock.now() < leaseValidUntil();
 
-  const recorder = new EventRecorder({ send: (e) => kube.writes.createEvent(e), clock, log: log.child({ part: 'events' }), onDrop: () => metrics.eventDropped() });
+  const recorder = new EventRecorder({
+    send: (e) => kube.writes.createEvent(e),
+    clock,
+    log: log.child({ part: 'events' }),
+    onDrop: () => metrics.eventDropped(),
+  });
   const reconciler = new Reconciler({
     caches,
     writes: kube.writes,
@@ -256,7 +323,14 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     metrics,
     log: log.child({ part: 'reconcile' }),
     clock,
-    cfg: { lbClass: config.lbClass, mask: config.mask, strategy: config.nodeFilter, rebalance: config.rebalance, concurrency: config.concurrency, conflictRetryMs: config.conflictRetryMs },
+    cfg: {
+      lbClass: config.lbClass,
+      mask: config.mask,
+      strategy: config.nodeFilter,
+      rebalance: config.rebalance,
+      concurrency: config.concurrency,
+      conflictRetryMs: config.conflictRetryMs,
+    },
     health: () => healthView,
   });
 

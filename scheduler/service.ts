@@ -91,7 +91,13 @@ export function parseService(raw: unknown): ServiceView | null {
   if (ours) {
     const status = ours.status === 'True' || ours.status === 'False' ? ours.status : 'Unknown';
     const at = ours.lastTransitionTime instanceof Date ? ours.lastTransitionTime.toISOString() : (str(ours.lastTransitionTime) ?? '');
-    view.addressCondition = { type: SERVICE_CONDITION, status, reason: str(ours.reason) ?? '', message: str(ours.message) ?? '', lastTransitionTime: at };
+    view.addressCondition = {
+      type: SERVICE_CONDITION,
+      status,
+      reason: str(ours.reason) ?? '',
+      message: str(ours.message) ?? '',
+      lastTransitionTime: at,
+    };
   }
   const lbIP = str(spec.loadBalancerIP);
   if (lbIP) view.loadBalancerIP = lbIP;
@@ -175,7 +181,12 @@ function loadBalancerIntent(svc: ServiceView): LoadBalancerIntent | { problem: P
   }
   for (const f of requestedFamilies) {
     if (!families.includes(f)) {
-      return { problem: { reason: 'InvalidRequest', message: `requested address ${requested.byFamily[f]} is ${f === 'ipv4' ? 'IPv4' : 'IPv6'}, which this single-stack Service does not use` } };
+      return {
+        problem: {
+          reason: 'InvalidRequest',
+          message: `requested address ${requested.byFamily[f]} is ${f === 'ipv4' ? 'IPv4' : 'IPv6'}, which this single-stack Service does not use`,
+        },
+      };
     }
   }
   const intent: LoadBalancerIntent = { families, required, requested: requested.byFamily };
@@ -189,13 +200,27 @@ function loadBalancerIntent(svc: ServiceView): LoadBalancerIntent | { problem: P
 function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<Family, string>> } | { problem: Problem } {
   const annotation = svc.annotations[ANNOTATION.loadBalancerIPs];
   const source = annotation !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
-  const list = annotation !== undefined ? annotation.split(',').map((s) => s.trim()).filter(Boolean) : svc.loadBalancerIP ? [svc.loadBalancerIP.trim()] : [];
+  const list =
+    annotation !== undefined
+      ? annotation
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : svc.loadBalancerIP
+        ? [svc.loadBalancerIP.trim()]
+        : [];
   const byFamily: Partial<Record<Family, string>> = {};
   for (const text of list) {
     const parsed = userAddress(text);
     if (!parsed.ok) return { problem: { reason: 'InvalidRequest', message: `${source}: ${JSON.stringify(text)} ${parsed.reason}` } };
     const { family, text: canonical } = parsed.value;
-    if (byFamily[family]) return { problem: { reason: 'InvalidRequest', message: `${source} names two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; give at most one per family` } };
+    if (byFamily[family])
+      return {
+        problem: {
+          reason: 'InvalidRequest',
+          message: `${source} names two ${family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses; give at most one per family`,
+        },
+      };
     byFamily[family] = canonical;
   }
   if (annotation !== undefined && list.length === 0) return { problem: { reason: 'InvalidRequest', message: `${source} is empty` } };

@@ -38,10 +38,20 @@ test('replaceAll after a list: removes what is gone, marks synced, reports chang
   const s = new Store<string>();
   s.upsert('a', 'a', '1');
   s.upsert('b', 'b', '1');
-  assert.ok(s.replaceAll([{ key: 'b', value: 'b', rv: '1' }, { key: 'c', value: 'c', rv: '2' }]));
+  assert.ok(
+    s.replaceAll([
+      { key: 'b', value: 'b', rv: '1' },
+      { key: 'c', value: 'c', rv: '2' },
+    ]),
+  );
   assert.equal(s.keys().sort(), ['b', 'c']);
   assert.ok(s.synced);
-  assert.not.ok(s.replaceAll([{ key: 'b', value: 'b', rv: '1' }, { key: 'c', value: 'c', rv: '2' }]));
+  assert.not.ok(
+    s.replaceAll([
+      { key: 'b', value: 'b', rv: '1' },
+      { key: 'c', value: 'c', rv: '2' },
+    ]),
+  );
 });
 
 test.run();

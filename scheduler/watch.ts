@@ -175,12 +175,14 @@ function watchOnce<T>(opts: ListWatchOptions<T>, startRv: string, signal: AbortS
       if (type === 'BOOKMARK') return;
       const parsed = opts.parse(raw);
       if (!parsed) return;
-      const changed = type === 'DELETED' ? opts.store.remove(parsed.key, parsed.rv) : opts.store.upsert(parsed.key, parsed.value, parsed.rv);
+      const changed =
+        type === 'DELETED' ? opts.store.remove(parsed.key, parsed.rv) : opts.store.upsert(parsed.key, parsed.value, parsed.rv);
       if (changed) opts.onChange();
     };
     const done = (err: unknown): void => {
       signal.removeEventListener('abort', onAbort);
-      if (err && !signal.aborted && !expired && (err as { name?: string }).name !== 'AbortError') reject(err instanceof Error ? err : new Error(String(err)));
+      if (err && !signal.aborted && !expired && (err as { name?: string }).name !== 'AbortError')
+        reject(err instanceof Error ? err : new Error(String(err)));
       else resolve({ rv, expired });
     };
     const params = { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: 240 + Math.floor(Math.random() * 60) };

@@ -48,14 +48,23 @@ async function main(): Promise<void> {
 
   step("The README's install sequence");
   for (const args of README_INSTALL) await kubectl(args);
-  for (const [kind, ns] of [['daemonset/ipcontroller-agent', 'ipcontroller-system'], ['deployment/ipcontroller-scheduler', 'ipcontroller-system'], ['deployment/nginx', 'default']] as const) {
+  for (const [kind, ns] of [
+    ['daemonset/ipcontroller-agent', 'ipcontroller-system'],
+    ['deployment/ipcontroller-scheduler', 'ipcontroller-system'],
+    ['deployment/nginx', 'default'],
+  ] as const) {
     await kubectl(['rollout', 'status', kind, '-n', ns, '--timeout=180s']);
   }
   let ip = '';
-  await waitFor('an address for nginx', async () => {
-    ip = (await c.kubectl(['get', 'svc', 'nginx', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}'])).stdout;
-    return ip !== '';
-  }, 60_000, 200);
+  await waitFor(
+    'an address for nginx',
+    async () => {
+      ip = (await c.kubectl(['get', 'svc', 'nginx', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}'])).stdout;
+      return ip !== '';
+    },
+    60_000,
+    200,
+  );
   const node = await c.servingNode(ip);
   await kubectl(['get', 'pods', '-A', '-o', 'wide']);
   await kubectl(['get', 'svc,ipclaims']);
@@ -66,7 +75,13 @@ async function main(): Promise<void> {
   say((await c.clientGet(`http://${ip}/`)).body.split('\n').find((l) => l.includes('<title>')) ?? '');
 
   step('nginx to node-3 (no agent there), so that cutting the node holding the address does not cut the backend too');
-  await kubectl(['patch', 'deployment', 'nginx', '-p', JSON.stringify({ spec: { template: { spec: { nodeSelector: { 'kubernetes.io/hostname': 'node-3' } } } } })]);
+  await kubectl([
+    'patch',
+    'deployment',
+    'nginx',
+    '-p',
+    JSON.stringify({ spec: { template: { spec: { nodeSelector: { 'kubernetes.io/hostname': 'node-3' } } } } }),
+  ]);
   await kubectl(['rollout', 'status', 'deployment/nginx', '--timeout=180s']);
 
   step(`Hard failure of ${node}: its agent container paused and its link cut, a request every 20 ms`);
@@ -83,14 +98,24 @@ async function main(): Promise<void> {
     await c.recover(node);
   }
   const downtime = downtimeAround(loop.results(), at);
-  say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer; ${node} is back and the address stays on ${moved}`);
+  say(
+    `${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer; ${node} is back and the address stays on ${moved}`,
+  );
   await kubectl(['get', 'ipclaims']);
   await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nginx', '--sort-by=.lastTimestamp']);
   await ipcontroller(['status']);
   await ipcontroller(['history', 'nginx']);
 
   step('A Service that cannot get an address: it asks for one outside every pool');
-  await c.mustKubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'stuck', namespace: 'default', annotations: { 'ipcontroller.ext/loadBalancerIPs': '203.0.113.250' } }, spec: { type: 'LoadBalancer', selector: { app: 'nginx' }, ports: [{ port: 80 }] } }));
+  await c.mustKubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'stuck', namespace: 'default', annotations: { 'ipcontroller.ext/loadBalancerIPs': '203.0.113.250' } },
+      spec: { type: 'LoadBalancer', selector: { app: 'nginx' }, ports: [{ port: 80 }] },
+    }),
+  );
   await kubectl(['wait', '--for=condition=ipcontroller.ext/AddressReady=False', 'svc/stuck', '--timeout=30s']);
   await ipcontroller(['why', 'stuck']);
 

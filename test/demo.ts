@@ -52,11 +52,16 @@ async function main(): Promise<void> {
   step('Creating the example pool and the nginx LoadBalancer Service');
   await kubectl(['apply', '-f', `${examples}ip-pool.yml`, '-f', `${examples}nginx.yaml`]);
   let ip = '';
-  await waitFor('an address for nginx', async () => {
-    const svc = await lab!.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
-    ip = svc.status?.loadBalancer?.ingress?.[0]?.ip ?? '';
-    return ip !== '';
-  }, 30_000, 100);
+  await waitFor(
+    'an address for nginx',
+    async () => {
+      const svc = await lab!.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
+      ip = svc.status?.loadBalancer?.ingress?.[0]?.ip ?? '';
+      return ip !== '';
+    },
+    30_000,
+    100,
+  );
   const node = await lab.servingNode(ip);
   await kubectl(['get', 'svc,ipclaims']);
   await kubectl(['wait', '--for=condition=ipcontroller.ext/AddressReady', 'svc/nginx', '--timeout=30s']);
@@ -73,10 +78,15 @@ async function main(): Promise<void> {
   say(`${ip} moved ${node} -> ${moved}; the client saw ${downtime?.downtimeMs ?? '?'} ms without an answer`);
   await kubectl(['get', 'ipclaims']);
   await kubectl(['get', 'events', '--field-selector', 'involvedObject.name=nginx', '--sort-by=.lastTimestamp']);
-  await waitFor('the IPMoved Event with the move\'s duration', async () => {
-    const events = await lab!.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=nginx' });
-    return events.items.some((e) => e.reason === 'IPMoved');
-  }, 70_000, 200);
+  await waitFor(
+    "the IPMoved Event with the move's duration",
+    async () => {
+      const events = await lab!.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=nginx' });
+      return events.items.some((e) => e.reason === 'IPMoved');
+    },
+    70_000,
+    200,
+  );
   await ipcontroller(['status']);
   await ipcontroller(['history', 'nginx']);
 
@@ -87,7 +97,9 @@ async function main(): Promise<void> {
     metadata: { name: 'stuck', namespace: 'default', annotations: { 'ipcontroller.ext/loadBalancerIPs': '198.51.100.250' } },
     spec: { type: 'LoadBalancer', selector: { app: 'nginx' }, ports: [{ port: 80 }] },
   });
-  say('$ kubectl apply -f - <<< \'{"kind":"Service","metadata":{"name":"stuck","annotations":{"ipcontroller.ext/loadBalancerIPs":"198.51.100.250"}},...}\'');
+  say(
+    '$ kubectl apply -f - <<< \'{"kind":"Service","metadata":{"name":"stuck","annotations":{"ipcontroller.ext/loadBalancerIPs":"198.51.100.250"}},...}\'',
+  );
   process.stdout.write((await cp.kubectl(['apply', '-f', '-'], stuck)).stdout);
   await kubectl(['wait', '--for=condition=ipcontroller.ext/AddressReady=False', 'svc/stuck', '--timeout=30s']);
   await ipcontroller(['why', 'stuck']);

@@ -25,11 +25,13 @@ function testFiles(root: string): string[] {
   } catch {
     return [];
   }
-  return entries.flatMap((entry) => {
-    const path = join(root, entry);
-    if (statSync(path).isDirectory()) return entry === 'node_modules' ? [] : testFiles(path);
-    return entry.endsWith('.test.ts') ? [path] : [];
-  }).sort();
+  return entries
+    .flatMap((entry) => {
+      const path = join(root, entry);
+      if (statSync(path).isDirectory()) return entry === 'node_modules' ? [] : testFiles(path);
+      return entry.endsWith('.test.ts') ? [path] : [];
+    })
+    .sort();
 }
 
 interface Tally {
@@ -93,7 +95,9 @@ async function main(): Promise<number> {
         if (GROUPS[group].needsControlPlane === 'fresh') await stopAll();
         try {
           controlPlane ??= await startControlPlane(GROUPS[group].options);
-          console.log(`control plane up in ${controlPlane.startSeconds.toFixed(1)}s at ${controlPlane.server} (${relative(process.cwd(), controlPlane.dir) || controlPlane.dir})`);
+          console.log(
+            `control plane up in ${controlPlane.startSeconds.toFixed(1)}s at ${controlPlane.server} (${relative(process.cwd(), controlPlane.dir) || controlPlane.dir})`,
+          );
         } catch (err) {
           // No control plane is a failure of the whole group, never a skip.
           console.error(err);

@@ -59,7 +59,10 @@ export async function run(): Promise<Record<string, unknown>> {
     await lab.attach(clientNs, { mac: '02:00:5e:20:00:99', addresses: ['192.0.2.100/24'] });
     const forwarder = await startApiForwarder(lab, cluster.kubeconfigPath);
     const kubeconfig = await forwarder.kubeconfigFor(nodeNs);
-    await cluster.kubeConfig().makeApiClient(CoreV1Api).createNode({ body: { metadata: { name: nodeName, labels: { ipcontroller: '' } } } });
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNode({ body: { metadata: { name: nodeName, labels: { ipcontroller: '' } } } });
     const capture = await startCapture(clientNs, 'eth0');
     const claim = (name: string, cidr: string): IpClaim => ({
       apiVersion: API_VERSION,
@@ -74,11 +77,18 @@ export async function run(): Promise<Record<string, unknown>> {
     };
 
     // ---- bulk
-    const bulk = [...Array.from({ length: BULK_V4 }, (_, i) => `${v4(i)}/32`), ...Array.from({ length: BULK_V6 }, (_, i) => `${v6(i)}/128`)];
+    const bulk = [
+      ...Array.from({ length: BULK_V4 }, (_, i) => `${v4(i)}/32`),
+      ...Array.from({ length: BULK_V6 }, (_, i) => `${v6(i)}/128`),
+    ];
     log(`creating ${bulk.length} claims`);
-    await inPool(bulk.map((cidr, i) => [cidr, `${runId}-b${i}`] as const), 32, async ([cidr, name]) => {
-      await clients.claims.create(claim(name, cidr));
-    });
+    await inPool(
+      bulk.map((cidr, i) => [cidr, `${runId}-b${i}`] as const),
+      32,
+      async ([cidr, name]) => {
+        await clients.claims.create(claim(name, cidr));
+      },
+    );
     const ips = new Set(bulk.map((c) => c.split('/')[0] as string));
     const firstFrame = new Map<string, number>();
     const tally = (): void => {
@@ -93,30 +103,53 @@ export async function run(): Promise<Record<string, unknown>> {
     await agent.ready(60_000);
     const readyAt = Date.now();
     let allUpAt = 0;
-    await waitFor('1,000 addresses on eth0', async () => {
-      const n = await countOnIface();
-      if (n >= bulk.length) allUpAt = Date.now();
-      return n >= bulk.length;
-    }, 120_000, 50);
-    await waitFor('1,000 addresses announced', async () => {
-      tally();
-      return firstFrame.size >= bulk.length;
-    }, 60_000, 50);
+    await waitFor(
+      '1,000 addresses on eth0',
+      async () => {
+        const n = await countOnIface();
+        if (n >= bulk.length) allUpAt = Date.now();
+        return n >= bulk.length;
+      },
+      120_000,
+      50,
+    );
+    await waitFor(
+      '1,000 addresses announced',
+      async () => {
+        tally();
+        return firstFrame.size >= bulk.length;
+      },
+      60_000,
+      50,
+    );
     const allAnnouncedAt = Math.max(...firstFrame.values());
     const firstAnnouncedAt = Math.min(...firstFrame.values());
     let allAssignedAt = 0;
-    await waitFor('1,000 claims Assigned', async () => {
-      const listed = await clients.claims.list(`${BENCH_LABEL}=${runId}`);
-      const done = listed.items.filter((c) => c.status?.phase === 'Assigned' && c.status.node === nodeName).length;
-      if (done >= bulk.length) allAssignedAt = Date.now();
-      return done >= bulk.length;
-    }, 120_000, 250);
+    await waitFor(
+      '1,000 claims Assigned',
+      async () => {
+        const listed = await clients.claims.list(`${BENCH_LABEL}=${runId}`);
+        const done = listed.items.filter((c) => c.status?.phase === 'Assigned' && c.status.node === nodeName).length;
+        if (done >= bulk.length) allAssignedAt = Date.now();
+        return done >= bulk.length;
+      },
+      120_000,
+      250,
+    );
     let metrics = '';
-    await waitFor('agent /metrics', async () => {
-      metrics = (await agent.get('/metrics')).body;
-      return metrics.includes('ipcontroller_agent_announcements_sent_total{');
-    }, 20_000, 500);
-    const framesSent = [...metrics.matchAll(/^ipcontroller_agent_announcements_sent_total\{kind="(\w+)"\} (\d+)/gm)].map((m) => [m[1], Number(m[2])]);
+    await waitFor(
+      'agent /metrics',
+      async () => {
+        metrics = (await agent.get('/metrics')).body;
+        return metrics.includes('ipcontroller_agent_announcements_sent_total{');
+      },
+      20_000,
+      500,
+    );
+    const framesSent = [...metrics.matchAll(/^ipcontroller_agent_announcements_sent_total\{kind="(\w+)"\} (\d+)/gm)].map((m) => [
+      m[1],
+      Number(m[2]),
+    ]);
     // The agent's own account: one reconcile that added every address and sent the first round.
     const bulkReconcile = readFileSync(agent.proc.logFile, 'utf8')
       .split('\n')
@@ -125,9 +158,13 @@ export async function run(): Promise<Record<string, unknown>> {
       .sort((a, b) => b.added - a.added)[0];
     log('deleting the claims');
     const deleteStart = Date.now();
-    await inPool(bulk.map((_, i) => `${runId}-b${i}`), 32, async (name) => {
-      await clients.claims.delete(name);
-    });
+    await inPool(
+      bulk.map((_, i) => `${runId}-b${i}`),
+      32,
+      async (name) => {
+        await clients.claims.delete(name);
+      },
+    );
     const deletesDoneAt = Date.now();
     await waitFor('every address removed', async () => (await countOnIface()) === 0, 120_000, 50);
     const allGoneAt = Date.now();
@@ -165,10 +202,15 @@ export async function run(): Promise<Record<string, unknown>> {
       upLatencies.push(Date.now() - written);
       await clients.claims.delete(name);
       // One claim at a time: the next write starts once this address is gone again.
-      await waitFor(`${ip} removed`, async () => {
-        const r = await lab.exec(nodeNs, ['ip', '-j', 'addr', 'show', 'dev', 'eth0']);
-        return !r.stdout.includes(`"${ip}"`);
-      }, 10_000, 20);
+      await waitFor(
+        `${ip} removed`,
+        async () => {
+          const r = await lab.exec(nodeNs, ['ip', '-j', 'addr', 'show', 'dev', 'eth0']);
+          return !r.stdout.includes(`"${ip}"`);
+        },
+        10_000,
+        20,
+      );
     }
     latencies.sort((a, b) => a - b);
     upLatencies.sort((a, b) => a - b);
@@ -193,7 +235,11 @@ export async function run(): Promise<Record<string, unknown>> {
   } finally {
     await cluster.kubectl(['delete', 'ipclaims', '-l', `${BENCH_LABEL}=${runId}`, '--wait=false']);
     await clients.nodes.delete(nodeName).catch(() => false);
-    await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNode({ name: nodeName }).catch(() => undefined);
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .deleteNode({ name: nodeName })
+      .catch(() => undefined);
     await lab.destroy();
     await cluster.release();
   }

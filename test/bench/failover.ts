@@ -20,12 +20,17 @@ const holder = (lab: TwoNodeLab, ip: string, not?: string): Promise<string> => l
 
 /** Waits until the leader's scheduler counts both agent nodes as candidates again. */
 async function bothCandidates(lab: TwoNodeLab): Promise<void> {
-  await waitFor('both agent nodes candidates', async () => {
-    const replica = await lab.leaderReplica();
-    if (!replica) return false;
-    const r = await lab.lab.exec(replica.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:9611/metrics']);
-    return /ipcontroller_scheduler_nodes\{state="candidate"\} 2\b/.test(r.stdout);
-  }, 20_000, 100);
+  await waitFor(
+    'both agent nodes candidates',
+    async () => {
+      const replica = await lab.leaderReplica();
+      if (!replica) return false;
+      const r = await lab.lab.exec(replica.ns, ['curl', '-s', '-m', '1', 'http://127.0.0.1:9611/metrics']);
+      return /ipcontroller_scheduler_nodes\{state="candidate"\} 2\b/.test(r.stdout);
+    },
+    20_000,
+    100,
+  );
 }
 
 async function hardFailures(lab: TwoNodeLab): Promise<number[]> {
@@ -98,7 +103,8 @@ export async function run(): Promise<Record<string, unknown>> {
     const graceful = await gracefulHandovers(lab);
     const create = await createToFirstAnswer(lab);
     return {
-      settings: 'defaults: probe 200ms x 3 failures, heartbeat 2s, monitor 4s, GARP at once then every 1.1s; client request every 20 ms, 250 ms timeout',
+      settings:
+        'defaults: probe 200ms x 3 failures, heartbeat 2s, monitor 4s, GARP at once then every 1.1s; client request every 20 ms, 250 ms timeout',
       hard_failover_downtime_ms: stats(hard),
       graceful_handover_downtime_ms: stats(graceful),
       service_create_to_first_answer_ms: stats(create),

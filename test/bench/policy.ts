@@ -14,7 +14,15 @@ import { API_VERSION } from '../../api/types.js';
 import { systemClock } from '../../lib/clock.js';
 import { waitFor } from '../controlplane/harness.js';
 import { AGENT_ACCOUNT } from '../e2e/twonode.js';
-import { AGENT_POLICY_MANIFEST, agentPod, applyManifest, deleteAgentPod, dryRunIpNode, kubeConfigForToken, podBoundToken } from '../support/agent-identity.js';
+import {
+  AGENT_POLICY_MANIFEST,
+  agentPod,
+  applyManifest,
+  deleteAgentPod,
+  dryRunIpNode,
+  kubeConfigForToken,
+  podBoundToken,
+} from '../support/agent-identity.js';
 import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
 import { fileURLToPath } from 'node:url';
 
@@ -35,7 +43,9 @@ async function vapAdmission(cluster: TestCluster): Promise<{ sum: number; count:
   const text = (await cluster.kubectl(['get', '--raw', '/metrics'])).stdout;
   const labels = 'name="ValidatingAdmissionPolicy",operation="UPDATE",rejected="false",type="validate"';
   const read = (suffix: string): number => {
-    const line = text.split('\n').find((l) => l.startsWith(`apiserver_admission_controller_admission_duration_seconds_${suffix}{${labels}}`));
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`apiserver_admission_controller_admission_duration_seconds_${suffix}{${labels}}`));
     return line ? Number(line.split(' ').pop()) : 0;
   };
   return { sum: read('sum'), count: read('count') };
@@ -88,9 +98,19 @@ export async function run(): Promise<Record<string, unknown>> {
     podName = pod.metadata?.name ?? '';
     const agentKc = kubeConfigForToken(admin, await podBoundToken(core, AGENT_ACCOUNT, pod));
     await ip.claims.delete(claim);
-    await ip.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: claim }, spec: { cidr: '203.0.113.250/32', nodeName } });
+    await ip.claims.create({
+      apiVersion: API_VERSION,
+      kind: 'IpClaim',
+      metadata: { name: claim },
+      spec: { cidr: '203.0.113.250/32', nodeName },
+    });
     await ip.nodes.delete(nodeName);
-    await ip.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name: nodeName }, spec: { probeAddress: '192.0.2.1', probePort: 9610 } });
+    await ip.nodes.create({
+      apiVersion: API_VERSION,
+      kind: 'IpNode',
+      metadata: { name: nodeName },
+      spec: { probeAddress: '192.0.2.1', probePort: 9610 },
+    });
     const port: KubePort = kubePort(agentKc, { clock: systemClock, logger: pino({ level: 'silent' }), relistMs: 60_000, nodeName });
     const writes = {
       ipNodeStatus: () => port.patchIpNodeStatus(nodeName, { renewTime: new Date().toISOString() }),
@@ -115,7 +135,17 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     const result: Record<string, unknown> = { rounds: ROUNDS, writesPerSeries: WRITES };
     for (const [key, all] of Object.entries(runs)) {
-      result[key] = { ...summary(all), p50PerRoundMs: all.map((s) => round(percentile([...s.latencies].sort((a, b) => a - b), 50))) };
+      result[key] = {
+        ...summary(all),
+        p50PerRoundMs: all.map((s) =>
+          round(
+            percentile(
+              [...s.latencies].sort((a, b) => a - b),
+              50,
+            ),
+          ),
+        ),
+      };
     }
     return result;
   } finally {

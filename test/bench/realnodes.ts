@@ -40,9 +40,14 @@ async function install(cluster: RealCluster): Promise<void> {
     ['apply', '-f', `${root}examples/auth.yaml`],
     ['label', 'node', 'node-1', 'node-2', 'ipcontroller='],
     ['apply', '-f', `${root}examples/claims/`],
-  ]) await cluster.mustKubectl(args);
+  ])
+    await cluster.mustKubectl(args);
   await cluster.mustKubectl(['apply', '-f', '-'], BACKEND);
-  for (const [kind, ns] of [['daemonset/ipcontroller-agent', AGENT_NAMESPACE], ['deployment/ipcontroller-scheduler', AGENT_NAMESPACE], ['deployment/bench-web', 'default']]) {
+  for (const [kind, ns] of [
+    ['daemonset/ipcontroller-agent', AGENT_NAMESPACE],
+    ['deployment/ipcontroller-scheduler', AGENT_NAMESPACE],
+    ['deployment/bench-web', 'default'],
+  ]) {
     await cluster.mustKubectl(['rollout', 'status', kind as string, '-n', ns as string, '--timeout=180s']);
   }
 }
@@ -52,10 +57,16 @@ export async function run(): Promise<Record<string, unknown>> {
   try {
     await install(cluster);
     const ip = ipClients(cluster.controlPlane.kubeConfig());
-    const bothAgentsReady = (): Promise<void> => waitFor('both IpNodes Ready', async () => {
-      const nodes = await ip.nodes.list();
-      return nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length === 2;
-    }, 60_000, 200);
+    const bothAgentsReady = (): Promise<void> =>
+      waitFor(
+        'both IpNodes Ready',
+        async () => {
+          const nodes = await ip.nodes.list();
+          return nodes.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).length === 2;
+        },
+        60_000,
+        200,
+      );
     const downtimes: number[] = [];
     // Failures that also took the scheduler leader's pod off the network wait for its Lease.
     const withLeader: number[] = [];
@@ -64,7 +75,9 @@ export async function run(): Promise<Record<string, unknown>> {
       for (let i = 0; i < FAILURES; i++) {
         await bothAgentsReady();
         const from = await cluster.servingNode(VIP);
-        const leader = (await cluster.kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', AGENT_NAMESPACE, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+        const leader = (
+          await cluster.kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', AGENT_NAMESPACE, '-o', 'jsonpath={.spec.holderIdentity}'])
+        ).stdout;
         const leaderNode = (await cluster.kubectl(['get', 'pod', leader, '-n', AGENT_NAMESPACE, '-o', 'jsonpath={.spec.nodeName}'])).stdout;
         await loop.steady(10);
         const at = Date.now();
@@ -80,14 +93,17 @@ export async function run(): Promise<Record<string, unknown>> {
         if (!downtime) throw new Error(`failure ${i}: no answer before or after the fault`);
         downtimes.push(downtime.downtimeMs);
         if (leaderNode === from) withLeader.push(downtime.downtimeMs);
-        process.stderr.write(`  real nodes: hard failure ${i + 1}/${FAILURES}: ${from} -> ${to}: ${downtime.downtimeMs} ms${leaderNode === from ? ' (the scheduler leader was on the cut node)' : ''}\n`);
+        process.stderr.write(
+          `  real nodes: hard failure ${i + 1}/${FAILURES}: ${from} -> ${to}: ${downtime.downtimeMs} ms${leaderNode === from ? ' (the scheduler leader was on the cut node)' : ''}\n`,
+        );
         await waitFor(`${from} drops ${VIP}`, async () => (await cluster.holders(VIP)).length === 1, 60_000, 100);
       }
     } finally {
       await loop.stop();
     }
     return {
-      settings: 'examples/claims as shipped (probe 200ms x 3 failures); schedulers are pods (possibly on the cut node); backend nginx pod on node-3; client request every 20 ms, 250 ms timeout',
+      settings:
+        'examples/claims as shipped (probe 200ms x 3 failures); schedulers are pods (possibly on the cut node); backend nginx pod on node-3; client request every 20 ms, 250 ms timeout',
       hard_failover_downtime_ms: stats(downtimes),
       hard_failover_with_scheduler_leader_on_cut_node_ms: stats(withLeader),
       lab_start_s: cluster.timings.total,

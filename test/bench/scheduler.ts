@@ -55,7 +55,8 @@ class Tracker {
     this.keep(`/api/v1/namespaces/${NS}/services`, (type, obj) => {
       const o = obj as { metadata?: { name?: string }; status?: { loadBalancer?: { ingress?: unknown[] } } };
       const key = `${NS}/${o.metadata?.name ?? ''}`;
-      if (type !== 'DELETED' && (o.status?.loadBalancer?.ingress?.length ?? 0) > 0 && !this.ingressAt.has(key)) this.ingressAt.set(key, performance.now());
+      if (type !== 'DELETED' && (o.status?.loadBalancer?.ingress?.length ?? 0) > 0 && !this.ingressAt.has(key))
+        this.ingressAt.set(key, performance.now());
     });
   }
 
@@ -94,7 +95,18 @@ class SchedulerProcess {
     const out = openSync(logFile, 'a');
     this.child = spawn(
       process.execPath,
-      [...(process.env.IPC_BENCH_SCHEDULER_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'cli.ts', 'scheduler', `--kubeconfig=${this.cp.kubeconfigPath}`, `--metrics-bind=127.0.0.1:${this.port}`, `--lease-namespace=${NS}`, '--identity=bench', `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`],
+      [
+        ...(process.env.IPC_BENCH_SCHEDULER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+        '--import',
+        'tsx',
+        'cli.ts',
+        'scheduler',
+        `--kubeconfig=${this.cp.kubeconfigPath}`,
+        `--metrics-bind=127.0.0.1:${this.port}`,
+        `--lease-namespace=${NS}`,
+        '--identity=bench',
+        `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`,
+      ],
       { cwd: ROOT, stdio: ['ignore', out, out] },
     );
     await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 60_000, 100);
@@ -132,7 +144,13 @@ async function createServices(core: CoreV1Api, names: string[]): Promise<void> {
       namespace: NS,
       body: {
         metadata: { name },
-        spec: { type: 'LoadBalancer', ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', allocateLoadBalancerNodePorts: false, ports: [{ port: 80, protocol: 'TCP' }] },
+        spec: {
+          type: 'LoadBalancer',
+          ipFamilies: ['IPv6'],
+          ipFamilyPolicy: 'SingleStack',
+          allocateLoadBalancerNodePorts: false,
+          ports: [{ port: 80, protocol: 'TCP' }],
+        },
       },
     }),
   );
@@ -144,7 +162,10 @@ async function wipe(kc: KubeConfig, clients: IpClients, core: CoreV1Api, service
   await clients.pools.patchStatus(POOL, { status: { allocations: null, used: 0 } });
   const { setHeaderOptions, PatchStrategy } = await import('@kubernetes/client-node');
   await inBatches(services, 16, (name) =>
-    core.patchNamespacedServiceStatus({ name, namespace: NS, body: { status: { loadBalancer: { ingress: null } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+    core.patchNamespacedServiceStatus(
+      { name, namespace: NS, body: { status: { loadBalancer: { ingress: null } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    ),
   );
   await waitFor('claims gone', async () => (await clients.claims.list()).items.length === 0, 60_000, 500);
 }
@@ -183,17 +204,32 @@ export async function run(): Promise<Record<string, unknown>> {
       const agent = await fakeAgent(name);
       agents.push(agent);
       await core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
-      await clients.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name }, spec: { probeAddress: '127.0.0.1', probePort: agent.port } });
+      await clients.nodes.create({
+        apiVersion: API_VERSION,
+        kind: 'IpNode',
+        metadata: { name },
+        spec: { probeAddress: '127.0.0.1', probePort: agent.port },
+      });
       const beat = (): Promise<unknown> => {
         const now = new Date().toISOString();
         return clients.nodes
-          .patchStatus(name, { status: { renewTime: now, conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now }] } })
+          .patchStatus(name, {
+            status: {
+              renewTime: now,
+              conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now }],
+            },
+          })
           .catch(() => undefined);
       };
       await beat();
       timers.push(setInterval(() => void beat(), 1000));
     }
-    await clients.pools.create({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: POOL }, spec: { cidr: '2001:db8:1::/112' } });
+    await clients.pools.create({
+      apiVersion: API_VERSION,
+      kind: 'IpClaimPool',
+      metadata: { name: POOL },
+      spec: { cidr: '2001:db8:1::/112' },
+    });
     await tracker.start();
 
     // 1. Create -> assigned, one Service at a time.
@@ -208,7 +244,12 @@ export async function run(): Promise<Record<string, unknown>> {
       latencies.push((tracker.placedAt.get(`${NS}/${name}`) as number) - t0);
     }
     latencies.sort((a, b) => a - b);
-    const createToAssigned = { services: latencyServices.length, p50Ms: +percentile(latencies, 50).toFixed(1), p99Ms: +percentile(latencies, 99).toFixed(1), maxMs: +(latencies.at(-1) ?? NaN).toFixed(1) };
+    const createToAssigned = {
+      services: latencyServices.length,
+      p50Ms: +percentile(latencies, 50).toFixed(1),
+      p99Ms: +percentile(latencies, 99).toFixed(1),
+      maxMs: +(latencies.at(-1) ?? NaN).toFixed(1),
+    };
     log(`create -> assigned p50 ${createToAssigned.p50Ms}ms p99 ${createToAssigned.p99Ms}ms`);
     await sched.stop();
     await inBatches(latencyServices, 16, (name) => core.deleteNamespacedService({ name, namespace: NS }));
@@ -244,7 +285,14 @@ export async function run(): Promise<Record<string, unknown>> {
       createToAssigned,
       coldStart1000: cold1k,
       coldStart5000: cold5k,
-      at5000: { claims, poolUsed: pool?.status?.used, schedulerRssMB: rss, schedulerHeapUsedMB: heapMB, reconcilePasses: passes, meanPassSeconds: +(passSeconds / Math.max(1, passes)).toFixed(3) },
+      at5000: {
+        claims,
+        poolUsed: pool?.status?.used,
+        schedulerRssMB: rss,
+        schedulerHeapUsedMB: heapMB,
+        reconcilePasses: passes,
+        meanPassSeconds: +(passSeconds / Math.max(1, passes)).toFixed(3),
+      },
       note: 'assigned = IpClaim.spec.nodeName written by the scheduler (no real agent confirms here); scheduler runs as its own process via cli.ts under tsx',
     };
   } finally {

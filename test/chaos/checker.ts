@@ -20,7 +20,15 @@ import type { TwoNodeLab } from '../e2e/twonode.js';
 import { startCapture, type Capture } from '../lab/index.js';
 import type { LabProcess } from '../lab/lab.js';
 import { Persistence, type StateViolation } from './persistence.js';
-import { addressChanges, checkSnapshot, deletedLiveClaim, parseAddresses, type Discrepancy, type IngressMemory, type Snapshot } from './state.js';
+import {
+  addressChanges,
+  checkSnapshot,
+  deletedLiveClaim,
+  parseAddresses,
+  type Discrepancy,
+  type IngressMemory,
+  type Snapshot,
+} from './state.js';
 import { WireJudge, type AllowedOverlap, type WireEpisode, type WireMove } from './wire.js';
 
 const PROBER = fileURLToPath(new URL('./prober.ts', import.meta.url));
@@ -53,8 +61,20 @@ export interface LiveClaimDelete {
 }
 
 export interface CheckerReport {
-  wire: { frames: number; moves: number; violations: (WireEpisode & { fault?: string | undefined })[]; overlaps: { ip: string; start: number; lengthMs: number }[]; pcap: string; dropped?: number };
-  state: { samples: number; sampleErrors: number; violations: (StateViolation & { fault?: string | undefined })[]; pendingAtEnd: Discrepancy[] };
+  wire: {
+    frames: number;
+    moves: number;
+    violations: (WireEpisode & { fault?: string | undefined })[];
+    overlaps: { ip: string; start: number; lengthMs: number }[];
+    pcap: string;
+    dropped?: number;
+  };
+  state: {
+    samples: number;
+    sampleErrors: number;
+    violations: (StateViolation & { fault?: string | undefined })[];
+    pendingAtEnd: Discrepancy[];
+  };
   liveClaimDeletes: (LiveClaimDelete & { fault?: string | undefined })[];
   leakedAtEnd: string[];
   faults: FaultWindow[];
@@ -117,7 +137,19 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
   });
   const prober: LabProcess = lab.lab.spawn(
     lab.client.ns,
-    [process.execPath, '--import', 'tsx', PROBER, lab.client.port.ifname, lab.client.port.mac, lab.client.ip4, lab.client.ip6, targetsFile, String(options.probeIntervalMs ?? 100), String(options.maxMs)],
+    [
+      process.execPath,
+      '--import',
+      'tsx',
+      PROBER,
+      lab.client.port.ifname,
+      lab.client.port.mac,
+      lab.client.ip4,
+      lab.client.ip6,
+      targetsFile,
+      String(options.probeIntervalMs ?? 100),
+      String(options.maxMs),
+    ],
     { label: 'chaos-prober', logFile: join(options.outDir, 'prober.log') },
   );
 
@@ -181,9 +213,14 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
     while (!stopped) {
       const ended = new Promise<void>((resolve) => {
         new Watch(lab.kc)
-          .watch('/apis/ipcontroller.ext/v1/ipclaims', { allowWatchBookmarks: false }, (phase: string, obj: unknown) => {
-            if (phase === 'DELETED') void onDeleted(obj);
-          }, () => resolve())
+          .watch(
+            '/apis/ipcontroller.ext/v1/ipclaims',
+            { allowWatchBookmarks: false },
+            (phase: string, obj: unknown) => {
+              if (phase === 'DELETED') void onDeleted(obj);
+            },
+            () => resolve(),
+          )
           .then((abort) => (watchAbort = abort))
           .catch(() => resolve());
       });
@@ -202,7 +239,12 @@ export async function startChecker(lab: TwoNodeLab, options: CheckerOptions): Pr
       pcap: pcapPath,
       ...(dropped !== undefined ? { dropped } : {}),
     },
-    state: { samples, sampleErrors, violations: persistence.violations.map((v) => ({ ...v, fault: faultAt(faults, v.since) })), pendingAtEnd },
+    state: {
+      samples,
+      sampleErrors,
+      violations: persistence.violations.map((v) => ({ ...v, fault: faultAt(faults, v.since) })),
+      pendingAtEnd,
+    },
     liveClaimDeletes: liveDeletes.map((d) => ({ ...d, fault: faultAt(faults, d.t) })),
     leakedAtEnd,
     faults,

@@ -12,7 +12,10 @@ export function externalIp(shape: 'ext-v4' | 'ext-v6', n: number): string {
 }
 
 export function churnService(name: string, shape: ChurnShape, n: number): V1Service {
-  const base: V1Service = { metadata: { name, namespace: 'default', labels: { [CHURN_LABEL]: shape } }, spec: { ports: [{ port: 80, targetPort: 80 }] } };
+  const base: V1Service = {
+    metadata: { name, namespace: 'default', labels: { [CHURN_LABEL]: shape } },
+    spec: { ports: [{ port: 80, targetPort: 80 }] },
+  };
   const spec = base.spec ?? {};
   if (shape === 'lb-v4') spec.type = 'LoadBalancer';
   if (shape === 'lb-v6') Object.assign(spec, { type: 'LoadBalancer', ipFamilies: ['IPv6'] });

@@ -83,7 +83,9 @@ async function burstCreate(env: ChaosEnv, n: number, midway: () => Promise<void>
   for (let i = 0; i < n; i += 10) {
     await Promise.all(
       names.slice(i, i + 10).map(async (name, j) => {
-        await env.lab.core.createNamespacedService({ namespace: 'default', body: burstService(name, i + j) }).catch((err: unknown) => env.log(`create ${name}: ${String(err)}`));
+        await env.lab.core
+          .createNamespacedService({ namespace: 'default', body: burstService(name, i + j) })
+          .catch((err: unknown) => env.log(`create ${name}: ${String(err)}`));
         done++;
       }),
     );
@@ -98,7 +100,9 @@ export async function deleteBursts(env: ChaosEnv, keep: string[] = []): Promise<
   const list = await env.lab.core.listNamespacedService({ namespace: 'default', labelSelector: 'chaos.ipcontroller.ext/burst=true' });
   const names = list.items.map((s) => s.metadata?.name ?? '').filter((n) => n && !keep.includes(n));
   for (let i = 0; i < names.length; i += 10) {
-    await Promise.all(names.slice(i, i + 10).map((name) => env.lab.core.deleteNamespacedService({ name, namespace: 'default' }).catch(() => undefined)));
+    await Promise.all(
+      names.slice(i, i + 10).map((name) => env.lab.core.deleteNamespacedService({ name, namespace: 'default' }).catch(() => undefined)),
+    );
   }
 }
 
@@ -116,14 +120,16 @@ const agentFreezeLinkDown: Fault = async (env, kind) => {
   });
 };
 
-const agentFreeze = (ms: number): Fault => async (env, kind) => {
-  const node = await servingNode(env);
-  return window(env, kind, node.name, async () => {
-    node.agent?.proc.signal('SIGSTOP');
-    await sleep(ms);
-    node.agent?.proc.signal('SIGCONT');
-  });
-};
+const agentFreeze =
+  (ms: number): Fault =>
+  async (env, kind) => {
+    const node = await servingNode(env);
+    return window(env, kind, node.name, async () => {
+      node.agent?.proc.signal('SIGSTOP');
+      await sleep(ms);
+      node.agent?.proc.signal('SIGCONT');
+    });
+  };
 
 const agentKill: Fault = async (env, kind) => {
   const node = await servingNode(env);
@@ -179,24 +185,30 @@ export function lossRules(percent: number, iface = 'eth0'): string {
   ].join('\n');
 }
 
-const loss = (percent: number, ms = 15_000): Fault => async (env, kind) => {
-  const node = await servingNode(env);
-  return window(env, kind, node.name, async () => {
-    const added = await env.lab.lab.exec(node.ns, ['nft', '-f', '-'], lossRules(percent));
-    if (added.code !== 0) throw new Error(`nft in ${node.ns.name}: ${added.stderr}`);
-    try {
-      await sleep(ms);
-    } finally {
-      await env.lab.lab.exec(node.ns, ['nft', 'delete', 'table', 'netdev', 'ipc_chaos_loss']);
-    }
-  });
-};
+const loss =
+  (percent: number, ms = 15_000): Fault =>
+  async (env, kind) => {
+    const node = await servingNode(env);
+    return window(env, kind, node.name, async () => {
+      const added = await env.lab.lab.exec(node.ns, ['nft', '-f', '-'], lossRules(percent));
+      if (added.code !== 0) throw new Error(`nft in ${node.ns.name}: ${added.stderr}`);
+      try {
+        await sleep(ms);
+      } finally {
+        await env.lab.lab.exec(node.ns, ['nft', 'delete', 'table', 'netdev', 'ipc_chaos_loss']);
+      }
+    });
+  };
 
 /** Probes blocked, API reachable: the node's agent port dropped for the scheduler replicas only. */
 const probesBlocked: Fault = async (env, kind) => {
   const node = await servingNode(env);
   const sources = env.lab.schedulers.map((s) => s.ip4).join(', ');
-  const rules = ['table inet ipc_chaos_probe {', `  chain in { type filter hook input priority 0; ip saddr { ${sources} } tcp dport 9610 drop; }`, '}'].join('\n');
+  const rules = [
+    'table inet ipc_chaos_probe {',
+    `  chain in { type filter hook input priority 0; ip saddr { ${sources} } tcp dport 9610 drop; }`,
+    '}',
+  ].join('\n');
   return window(env, kind, node.name, async (notes) => {
     const added = await env.lab.lab.exec(node.ns, ['nft', '-f', '-'], rules);
     if (added.code !== 0) throw new Error(`nft in ${node.ns.name}: ${added.stderr}`);
@@ -288,34 +300,38 @@ const leaderKillFailover: Fault = async (env, kind) => {
 };
 
 /** A burst of creates (and deletes of an earlier burst) with the leader frozen for ms a third of the way. */
-const leaderFreeze = (ms: number): Fault => async (env, kind) => {
-  const leader = await leaderReplica(env);
-  return window(env, kind, leader.identity, async (notes) => {
-    const deleting = deleteBursts(env);
-    const names = await burstCreate(env, env.burst, async () => {
-      leader.proc.signal('SIGSTOP');
-      await sleep(ms);
-      leader.proc.signal('SIGCONT');
+const leaderFreeze =
+  (ms: number): Fault =>
+  async (env, kind) => {
+    const leader = await leaderReplica(env);
+    return window(env, kind, leader.identity, async (notes) => {
+      const deleting = deleteBursts(env);
+      const names = await burstCreate(env, env.burst, async () => {
+        leader.proc.signal('SIGSTOP');
+        await sleep(ms);
+        leader.proc.signal('SIGCONT');
+      });
+      await deleting;
+      notes.push(`${names.length} creates beside deletes, leader frozen ${ms} ms`);
     });
-    await deleting;
-    notes.push(`${names.length} creates beside deletes, leader frozen ${ms} ms`);
-  });
-};
+  };
 
 /** The leader's API connection black-holed (its forwarder frozen) for ms during a burst. */
-const leaderApiCut = (ms: number): Fault => async (env, kind) => {
-  const leader = await leaderReplica(env);
-  return window(env, kind, leader.identity, async (notes) => {
-    const deleting = deleteBursts(env);
-    const names = await burstCreate(env, env.burst, async () => {
-      env.lab.api.pause(leader.ns);
-      await sleep(ms);
-      env.lab.api.resume(leader.ns);
+const leaderApiCut =
+  (ms: number): Fault =>
+  async (env, kind) => {
+    const leader = await leaderReplica(env);
+    return window(env, kind, leader.identity, async (notes) => {
+      const deleting = deleteBursts(env);
+      const names = await burstCreate(env, env.burst, async () => {
+        env.lab.api.pause(leader.ns);
+        await sleep(ms);
+        env.lab.api.resume(leader.ns);
+      });
+      await deleting;
+      notes.push(`${names.length} creates beside deletes, leader cut off ${ms} ms`);
     });
-    await deleting;
-    notes.push(`${names.length} creates beside deletes, leader cut off ${ms} ms`);
-  });
-};
+  };
 
 const schedulersDown: Fault = async (env, kind) =>
   window(env, kind, 'both', async () => {

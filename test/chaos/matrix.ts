@@ -9,7 +9,10 @@ import { startSession } from './session.js';
 import { byKind, violations, type Outcome } from './summary.js';
 
 const COUNT = Number(process.env.CHAOS_COUNT ?? 2);
-const KINDS = (process.env.CHAOS_FAULTS ?? Object.keys(FAULTS).join(',')).split(',').map((k) => k.trim()).filter(Boolean);
+const KINDS = (process.env.CHAOS_FAULTS ?? Object.keys(FAULTS).join(','))
+  .split(',')
+  .map((k) => k.trim())
+  .filter(Boolean);
 const SEED = Number(process.env.CHAOS_SEED ?? Date.now() % 100000);
 const log = (m: string): void => void process.stderr.write(`chaos: ${m}\n`);
 
@@ -44,7 +47,9 @@ try {
         await session.recover().catch((e: unknown) => log(`recover: ${String(e)}`));
         outcome = { kind, target: '?', start: Date.now(), downtimeMs: null, sentinelMoves: 0, notes: [], error: String(err) };
       }
-      log(`  downtime ${outcome.downtimeMs} ms, sentinel moved ${outcome.sentinelMoves}x, violations so far ${session.checker.violationCount()}`);
+      log(
+        `  downtime ${outcome.downtimeMs} ms, sentinel moved ${outcome.sentinelMoves}x, violations so far ${session.checker.violationCount()}`,
+      );
       outcomes.push(outcome);
       if (kind.startsWith('leader-')) await deleteBursts(session.env);
     }
@@ -59,7 +64,15 @@ try {
 }
 const report = await session.checker.stop();
 const result = {
-  settings: { count: COUNT, seed: SEED, burst: session.env.burst, grace_ms: 15_000, probe_interval_ms: 100, client_request_interval_ms: 20, sentinel: session.env.sentinel },
+  settings: {
+    count: COUNT,
+    seed: SEED,
+    burst: session.env.burst,
+    grace_ms: 15_000,
+    probe_interval_ms: 100,
+    client_request_interval_ms: 20,
+    sentinel: session.env.sentinel,
+  },
   duration_s: Math.round((Date.now() - started) / 1000),
   faults: byKind(outcomes, report),
   violations: violations(report),

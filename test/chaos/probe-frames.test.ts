@@ -5,10 +5,34 @@ import { arpRequest, neighbourSolicitation, probeFrame, solicitedNode } from './
 // Cross-checked once with `tcpdump -r -vv -e`: "Request who-has 192.0.2.50 tell 192.0.2.2" and
 // "2001:db8::2 > ff02::1:ff00:100: [icmp6 sum ok] ... neighbor solicitation, who has 2001:db8::100,
 // source link-address option 02:00:00:00:00:02", hlim 255.
-const GOLDEN_ARP = 'ffffffffffff' + '020000000002' + '0806' + '0001080006040001' + '020000000002' + 'c0000202' + '000000000000' + 'c0000232' + '00'.repeat(18);
+const GOLDEN_ARP =
+  'ffffffffffff' +
+  '020000000002' +
+  '0806' +
+  '0001080006040001' +
+  '020000000002' +
+  'c0000202' +
+  '000000000000' +
+  'c0000232' +
+  '00'.repeat(18);
 const GOLDEN_NS =
-  '3333ff000100' + '020000000002' + '86dd' + '60000000' + '0020' + '3a' + 'ff' + '20010db8000000000000000000000002' + 'ff0200000000000000000001ff000100' +
-  '87' + '00' + '1a29' + '00000000' + '20010db8000000000000000000000100' + '01' + '01' + '020000000002';
+  '3333ff000100' +
+  '020000000002' +
+  '86dd' +
+  '60000000' +
+  '0020' +
+  '3a' +
+  'ff' +
+  '20010db8000000000000000000000002' +
+  'ff0200000000000000000001ff000100' +
+  '87' +
+  '00' +
+  '1a29' +
+  '00000000' +
+  '20010db8000000000000000000000100' +
+  '01' +
+  '01' +
+  '020000000002';
 
 test('ARP request from the client for an external IP: broadcast, opcode 1, golden bytes', () => {
   const f = arpRequest('02:00:00:00:00:02', '192.0.2.2', '192.0.2.50');

@@ -31,7 +31,10 @@ function reload(): void {
     const mtime = statSync(targetsFile as string).mtimeMs;
     if (mtime === seenMtime) return;
     seenMtime = mtime;
-    targets = readFileSync(targetsFile as string, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    targets = readFileSync(targetsFile as string, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   } catch {
     targets = [];
   }

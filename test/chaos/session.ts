@@ -70,7 +70,12 @@ async function createPools(lab: TwoNodeLab): Promise<void> {
     [POOL_V4, '192.0.2.0/24', '192.0.2.100', '192.0.2.229'],
     [POOL_V6, '2001:db8::/64', '2001:db8::1:0', '2001:db8::1:ffff'],
   ] as const) {
-    await lab.ip.pools.create({ apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name }, spec: { cidr, ranges: [[first, last]] } });
+    await lab.ip.pools.create({
+      apiVersion: 'ipcontroller.ext/v1',
+      kind: 'IpClaimPool',
+      metadata: { name },
+      spec: { cidr, ranges: [[first, last]] },
+    });
   }
 }
 
@@ -82,15 +87,29 @@ export async function startSession(options: SessionOptions): Promise<Session> {
     lab = await startTwoNodeLab({ kubeconfigPath: cp.kubeconfigPath, handleSignals: true });
     const l = lab;
     await createPools(l);
-    for (const [name, ip] of [['chaos-sentinel', SENTINEL_V4], ['chaos-sentinel6', SENTINEL_V6]] as const) {
-      await l.core.createNamespacedService({ namespace: 'default', body: { metadata: { name }, spec: { externalIPs: [ip], ports: [{ port: 80, targetPort: 80 }] } } });
+    for (const [name, ip] of [
+      ['chaos-sentinel', SENTINEL_V4],
+      ['chaos-sentinel6', SENTINEL_V6],
+    ] as const) {
+      await l.core.createNamespacedService({
+        namespace: 'default',
+        body: { metadata: { name }, spec: { externalIPs: [ip], ports: [{ port: 80, targetPort: 80 }] } },
+      });
     }
     await l.servingNode(SENTINEL_V4);
     await l.servingNode(SENTINEL_V6);
     const checker = await startChecker(l, { maxMs: options.maxMs, outDir, graceMs: options.graceMs ?? 15_000, log: options.log });
     const loop = l.requestLoop(SENTINEL_V4, 20, options.maxMs);
     await loop.steady(10, 30_000);
-    const env: ChaosEnv = { lab: l, cp, checker, sentinel: SENTINEL_V4, burst: options.burst ?? 30, random: seeded(options.seed ?? Date.now()), log: options.log };
+    const env: ChaosEnv = {
+      lab: l,
+      cp,
+      checker,
+      sentinel: SENTINEL_V4,
+      burst: options.burst ?? 30,
+      random: seeded(options.seed ?? Date.now()),
+      log: options.log,
+    };
     const unexpectedRestarts: string[] = [];
 
     const recover = async (): Promise<void> => {
@@ -113,12 +132,19 @@ export async function startSession(options: SessionOptions): Promise<Session> {
       for (const node of l.nodes.filter((n) => n.labelled)) await node.agent?.ready(90_000);
       // Not just a Lease record (a killed leader's stays for its duration): a live leader that
       // counts both agent nodes as candidates, so probes flow before the next fault.
-      await waitFor('a live scheduler leader probing both agents', async () => {
-        const replica = await l.leaderReplica();
-        if (!replica) return false;
-        const r = await l.lab.exec(replica.ns, ['curl', '-s', '-m', '1', `http://127.0.0.1:${SCHEDULER_PORT}/metrics`]);
-        return /^ipcontroller_scheduler_leader 1\b/m.test(r.stdout) && /ipcontroller_scheduler_nodes\{state="candidate"\} 2\b/.test(r.stdout);
-      }, 90_000, 200);
+      await waitFor(
+        'a live scheduler leader probing both agents',
+        async () => {
+          const replica = await l.leaderReplica();
+          if (!replica) return false;
+          const r = await l.lab.exec(replica.ns, ['curl', '-s', '-m', '1', `http://127.0.0.1:${SCHEDULER_PORT}/metrics`]);
+          return (
+            /^ipcontroller_scheduler_leader 1\b/m.test(r.stdout) && /ipcontroller_scheduler_nodes\{state="candidate"\} 2\b/.test(r.stdout)
+          );
+        },
+        90_000,
+        200,
+      );
       await loop.steady(5, 90_000);
     };
 

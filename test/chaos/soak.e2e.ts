@@ -14,12 +14,17 @@ test('soak: churn and random faults for a few minutes leave no violation and no 
     ...(process.env.SOAK_FAULTS ? { faults: process.env.SOAK_FAULTS.split(',').map((s) => s.trim()) } : {}),
     log: (m) => void process.stderr.write(`  soak: ${m}\n`),
   });
-  process.stderr.write(`  soak: ${JSON.stringify({ faults: report.faults, downtime_ms_all: report.downtime_ms_all, churn: report.churn, memory_mib: report.memory_mib })}\n`);
+  process.stderr.write(
+    `  soak: ${JSON.stringify({ faults: report.faults, downtime_ms_all: report.downtime_ms_all, churn: report.churn, memory_mib: report.memory_mib })}\n`,
+  );
   assert.equal(report.violations.total, 0, `violations: ${JSON.stringify(report.violations, null, 1)}`);
   assert.equal(report.leaked_at_end, [], 'addresses leaked after the faults stopped');
   const errors = Object.entries(report.faults).flatMap(([kind, s]) => s.errors.map((e) => `${kind}: ${e}`));
   assert.equal(errors, [], 'every fault was injected and healed');
-  assert.ok(Object.values(report.faults).reduce((n, s) => n + s.injected, 0) >= Math.floor((report.minutes * 60) / 40), 'a fault every 20-40 s');
+  assert.ok(
+    Object.values(report.faults).reduce((n, s) => n + s.injected, 0) >= Math.floor((report.minutes * 60) / 40),
+    'a fault every 20-40 s',
+  );
   assert.ok(report.churn.creates >= report.minutes * 20, `churn kept going: ${JSON.stringify(report.churn)}`);
 });
 

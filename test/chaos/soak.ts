@@ -40,7 +40,11 @@ async function churnLoop(session: Session, until: () => boolean, counts: SoakRep
       if (step === 'create') {
         const shape = SHAPES[Math.floor(env.random() * SHAPES.length)] ?? 'lb-v4';
         const name = `churn-${(n++).toString(36)}`;
-        const used = new Set((await lab.core.listNamespacedService({ namespace: 'default', labelSelector: CHURN_LABEL })).items.flatMap((s) => s.spec?.externalIPs ?? []));
+        const used = new Set(
+          (await lab.core.listNamespacedService({ namespace: 'default', labelSelector: CHURN_LABEL })).items.flatMap(
+            (s) => s.spec?.externalIPs ?? [],
+          ),
+        );
         let k = n;
         while ((shape === 'ext-v4' || shape === 'ext-v6') && used.has(externalIp(shape, k)) && k < n + 300) k++;
         await lab.core.createNamespacedService({ namespace: 'default', body: churnService(name, shape, k) });

@@ -6,7 +6,11 @@ import { Persistence } from './persistence.js';
 import { addressChanges, asks, checkSnapshot, deletedLiveClaim, parseAddresses, type IngressMemory, type Snapshot } from './state.js';
 
 function svc(name: string, spec: V1Service['spec'], ingress: string[] = [], annotations: Record<string, string> = {}): V1Service {
-  return { metadata: { name, namespace: 'default', uid: `uid-${name}`, annotations }, spec, status: { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } } };
+  return {
+    metadata: { name, namespace: 'default', uid: `uid-${name}`, annotations },
+    spec,
+    status: { loadBalancer: { ingress: ingress.map((ip) => ({ ip })) } },
+  };
 }
 function claim(cidr: string, services: string[], node: string, pool?: string): IpClaim {
   return {
@@ -18,13 +22,22 @@ function claim(cidr: string, services: string[], node: string, pool?: string): I
   };
 }
 function pool(name: string, allocations: Record<string, string>): IpClaimPool {
-  return { apiVersion: 'ipcontroller.ext/v1', kind: 'IpClaimPool', metadata: { name }, spec: { cidr: '192.0.2.128/26' }, status: { allocations, used: Object.keys(allocations).length } };
+  return {
+    apiVersion: 'ipcontroller.ext/v1',
+    kind: 'IpClaimPool',
+    metadata: { name },
+    spec: { cidr: '192.0.2.128/26' },
+    status: { allocations, used: Object.keys(allocations).length },
+  };
 }
 
 const healthy = (): Snapshot => ({
   services: [
     svc('lb', { type: 'LoadBalancer' }, ['192.0.2.130']),
-    svc('dual', { type: 'LoadBalancer', ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'] }, ['2001:db8:1::1', '192.0.2.131']),
+    svc('dual', { type: 'LoadBalancer', ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'] }, [
+      '2001:db8:1::1',
+      '192.0.2.131',
+    ]),
     svc('ext', { type: 'ClusterIP', externalIPs: ['192.0.2.50'] }),
   ],
   claims: [
@@ -46,7 +59,10 @@ test('a converged lab has no discrepancy', () => {
 
 test('what a Service asks for: families by policy, requested addresses, other classes ignored', () => {
   assert.equal(asks(svc('a', { type: 'LoadBalancer', ipFamilies: ['IPv6'] })).required, ['ipv6']);
-  assert.equal(asks(svc('b', { type: 'LoadBalancer', ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'] })).allowed, ['ipv4', 'ipv6']);
+  assert.equal(asks(svc('b', { type: 'LoadBalancer', ipFamilyPolicy: 'PreferDualStack', ipFamilies: ['IPv4', 'IPv6'] })).allowed, [
+    'ipv4',
+    'ipv6',
+  ]);
   assert.equal(asks(svc('c', { type: 'LoadBalancer', loadBalancerClass: 'other' }, [], {})).required, []);
   assert.equal(asks(svc('d', { type: 'ClusterIP' }, [], { 'external-ip': 'auto' })).required, ['ipv4']);
   assert.equal(asks(svc('e', { type: 'LoadBalancer' }, [], { 'ipcontroller.ext/loadBalancerIPs': '2001:db8::5' })).required, ['ipv6']);
@@ -54,7 +70,9 @@ test('what a Service asks for: families by policy, requested addresses, other cl
 
 test('a dual-stack Service missing one family, and ingress that disagrees with the claims', () => {
   const snap = healthy();
-  snap.services[1] = svc('dual', { type: 'LoadBalancer', ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'] }, ['2001:db8:1::1']);
+  snap.services[1] = svc('dual', { type: 'LoadBalancer', ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv6', 'IPv4'] }, [
+    '2001:db8:1::1',
+  ]);
   const found = checkSnapshot(snap).map((d) => `${d.invariant} ${d.subject}`);
   assert.equal(found, ['service-address default/dual ipv4', 'ingress-mismatch default/dual']);
 });
@@ -65,7 +83,9 @@ test('an orphan claim, a double allocation, a pool count that is off, a leaked a
   snap.services.push(svc('thief', { type: 'LoadBalancer' }, ['192.0.2.130']));
   snap.nodeAddresses['node-2']?.push({ ip: '192.0.2.130', metric: 4242 }, { ip: '192.0.2.99' });
   snap.nodeAddresses['node-1'] = (snap.nodeAddresses['node-1'] ?? []).filter((a) => a.ip !== '2001:db8:1::1');
-  const found = checkSnapshot(snap).map((d) => `${d.invariant} ${d.subject}`).sort();
+  const found = checkSnapshot(snap)
+    .map((d) => `${d.invariant} ${d.subject}`)
+    .sort();
   assert.equal(found, [
     'address-not-up node-1 192.0.2.140',
     'address-not-up node-1 2001:db8:1::1',
@@ -93,13 +113,24 @@ test('a live Service whose pool address is replaced by another is caught; a new 
   assert.equal(addressChanges(memory, [lb([])]), []);
   assert.equal(addressChanges(memory, [lb(['192.0.2.130'])]), []);
   assert.equal(addressChanges(memory, [lb([])]), [], 'an empty ingress is left to the other checks');
-  assert.equal(addressChanges(memory, [lb(['192.0.2.131'])]).map((d) => d.detail), ['default/lb (uid uid-lb) had 192.0.2.130 and now has 192.0.2.131']);
+  assert.equal(
+    addressChanges(memory, [lb(['192.0.2.131'])]).map((d) => d.detail),
+    ['default/lb (uid uid-lb) had 192.0.2.130 and now has 192.0.2.131'],
+  );
   assert.equal(addressChanges(memory, []), []);
   assert.equal(memory.size, 0);
 });
 
 test('ip -j addr is read with the agent mark', () => {
-  const json = JSON.stringify([{ ifname: 'eth0', addr_info: [{ family: 'inet', local: '192.0.2.11', prefixlen: 24 }, { family: 'inet6', local: '2001:db8:0::100', prefixlen: 128, metric: 4242 }] }]);
+  const json = JSON.stringify([
+    {
+      ifname: 'eth0',
+      addr_info: [
+        { family: 'inet', local: '192.0.2.11', prefixlen: 24 },
+        { family: 'inet6', local: '2001:db8:0::100', prefixlen: 128, metric: 4242 },
+      ],
+    },
+  ]);
   assert.equal(parseAddresses(json), [{ ip: '192.0.2.11' }, { ip: '2001:db8::100', metric: 4242 }]);
 });
 

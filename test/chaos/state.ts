@@ -47,7 +47,9 @@ type Family = 'ipv4' | 'ipv6';
 export function canonical(text: string): string | null {
   try {
     const parsed = ipaddr.parse(text.trim());
-    return parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress() ? (parsed as ipaddr.IPv6).toIPv4Address().toString() : parsed.toString();
+    return parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()
+      ? (parsed as ipaddr.IPv6).toIPv4Address().toString()
+      : parsed.toString();
   } catch {
     return null;
   }
@@ -60,7 +62,11 @@ const keyOf = (s: V1Service): string => `${s.metadata?.namespace}/${s.metadata?.
 /** Parses `ip -j addr show dev X` into addresses with their metric. */
 export function parseAddresses(json: string): NodeAddress[] {
   const links = JSON.parse(json || '[]') as { addr_info?: { local?: string; metric?: number }[] }[];
-  return links.flatMap((l) => (l.addr_info ?? []).flatMap((a) => (a.local ? [{ ip: canonical(a.local) ?? a.local, ...(typeof a.metric === 'number' ? { metric: a.metric } : {}) }] : [])));
+  return links.flatMap((l) =>
+    (l.addr_info ?? []).flatMap((a) =>
+      a.local ? [{ ip: canonical(a.local) ?? a.local, ...(typeof a.metric === 'number' ? { metric: a.metric } : {}) }] : [],
+    ),
+  );
 }
 
 /** What one Service asks of us, read from the Service alone. */
@@ -82,7 +88,11 @@ export function asks(svc: V1Service): Ask {
   if (!wantsPool) return { ...none, externalIPs };
   const primary: Family = spec.ipFamilies?.[0] === 'IPv6' ? 'ipv6' : 'ipv4';
   const other: Family = primary === 'ipv4' ? 'ipv6' : 'ipv4';
-  const requested = (annotations['ipcontroller.ext/loadBalancerIPs'] ?? spec.loadBalancerIP ?? '').split(',').map(canonical).filter((ip): ip is string => ip !== null).map(familyOf);
+  const requested = (annotations['ipcontroller.ext/loadBalancerIPs'] ?? spec.loadBalancerIP ?? '')
+    .split(',')
+    .map(canonical)
+    .filter((ip): ip is string => ip !== null)
+    .map(familyOf);
   const policy = spec.ipFamilyPolicy;
   if (policy === 'RequireDualStack') return { externalIPs, required: [primary, other], allowed: [primary, other] };
   if (policy === 'PreferDualStack') return { externalIPs, required: requested.length ? requested : [primary], allowed: [primary, other] };
@@ -96,18 +106,41 @@ function serviceDiscrepancies(svc: V1Service, claimsByService: Map<string, IpCla
   const out: Discrepancy[] = [];
   for (const ip of ask.externalIPs) {
     const listed = (claimsByService.get(key) ?? []).some((c) => claimIp(c) === ip);
-    if (!listed) out.push({ invariant: 'service-address', subject: `${key} ${ip}`, detail: `${key} lists externalIP ${ip} but no claim names it${claimedIps.has(ip) ? ' (a claim for the address exists without it)' : ''}` });
+    if (!listed)
+      out.push({
+        invariant: 'service-address',
+        subject: `${key} ${ip}`,
+        detail: `${key} lists externalIP ${ip} but no claim names it${claimedIps.has(ip) ? ' (a claim for the address exists without it)' : ''}`,
+      });
   }
   if (ask.required.length === 0) return out;
   const ingress = (svc.status?.loadBalancer?.ingress ?? []).map((i) => canonical(i.ip ?? '')).filter((ip): ip is string => ip !== null);
   for (const family of ask.allowed) {
     const have = ingress.filter((ip) => familyOf(ip) === family);
-    if (have.length > 1) out.push({ invariant: 'service-address', subject: `${key} ${family}`, detail: `${key} has ${have.length} ${family} ingress addresses: ${have.join(', ')}` });
-    if (have.length === 0 && ask.required.includes(family)) out.push({ invariant: 'service-address', subject: `${key} ${family}`, detail: `${key} asked for an ${family} address and has none in status.loadBalancer.ingress` });
+    if (have.length > 1)
+      out.push({
+        invariant: 'service-address',
+        subject: `${key} ${family}`,
+        detail: `${key} has ${have.length} ${family} ingress addresses: ${have.join(', ')}`,
+      });
+    if (have.length === 0 && ask.required.includes(family))
+      out.push({
+        invariant: 'service-address',
+        subject: `${key} ${family}`,
+        detail: `${key} asked for an ${family} address and has none in status.loadBalancer.ingress`,
+      });
   }
-  const pooled = (claimsByService.get(key) ?? []).filter((c) => c.spec.pool !== undefined && !ask.externalIPs.includes(claimIp(c))).map(claimIp).sort();
+  const pooled = (claimsByService.get(key) ?? [])
+    .filter((c) => c.spec.pool !== undefined && !ask.externalIPs.includes(claimIp(c)))
+    .map(claimIp)
+    .sort();
   const shown = [...new Set(ingress)].sort();
-  if (pooled.join() !== shown.join()) out.push({ invariant: 'ingress-mismatch', subject: key, detail: `${key}: ingress [${shown.join(', ')}] but pool claims naming it [${pooled.join(', ')}]` });
+  if (pooled.join() !== shown.join())
+    out.push({
+      invariant: 'ingress-mismatch',
+      subject: key,
+      detail: `${key}: ingress [${shown.join(', ')}] but pool claims naming it [${pooled.join(', ')}]`,
+    });
   return out;
 }
 
@@ -116,7 +149,12 @@ function claimDiscrepancies(claims: IpClaim[], services: Map<string, V1Service>)
   const byIp = new Map<string, IpClaim[]>();
   for (const c of claims) byIp.set(claimIp(c), [...(byIp.get(claimIp(c)) ?? []), c]);
   for (const [ip, list] of byIp) {
-    if (list.length > 1) out.push({ invariant: 'double-claim', subject: ip, detail: `${ip} is in ${list.length} claims: ${list.map((c) => c.metadata.name).join(', ')}` });
+    if (list.length > 1)
+      out.push({
+        invariant: 'double-claim',
+        subject: ip,
+        detail: `${ip} is in ${list.length} claims: ${list.map((c) => c.metadata.name).join(', ')}`,
+      });
   }
   for (const c of claims) {
     if (c.metadata.deletionTimestamp) continue;
@@ -127,7 +165,12 @@ function claimDiscrepancies(claims: IpClaim[], services: Map<string, V1Service>)
       const ask = asks(svc);
       return ask.externalIPs.includes(ip) || (c.spec.pool !== undefined && ask.allowed.includes(familyOf(ip)));
     });
-    if (askers.length === 0) out.push({ invariant: 'orphan-claim', subject: c.metadata.name ?? ip, detail: `claim ${c.metadata.name} (${c.spec.cidr}) names [${(c.spec.services ?? []).join(', ')}], none of which exists and asks for it` });
+    if (askers.length === 0)
+      out.push({
+        invariant: 'orphan-claim',
+        subject: c.metadata.name ?? ip,
+        detail: `claim ${c.metadata.name} (${c.spec.cidr}) names [${(c.spec.services ?? []).join(', ')}], none of which exists and asks for it`,
+      });
   }
   return out;
 }
@@ -145,7 +188,12 @@ function allocationDiscrepancies(services: V1Service[]): Discrepancy[] {
   for (const [ip, list] of holders) {
     if (list.length < 2) continue;
     const keys = new Set(list.map((s) => s.metadata?.annotations?.['ipcontroller.ext/allow-shared-ip'] ?? `unshared:${keyOf(s)}`));
-    if (keys.size > 1) out.push({ invariant: 'double-allocation', subject: ip, detail: `${ip} is in the ingress of ${list.map(keyOf).join(' and ')}, which do not share a key` });
+    if (keys.size > 1)
+      out.push({
+        invariant: 'double-allocation',
+        subject: ip,
+        detail: `${ip} is in the ingress of ${list.map(keyOf).join(' and ')}, which do not share a key`,
+      });
   }
   return out;
 }
@@ -154,11 +202,20 @@ function poolDiscrepancies(pools: IpClaimPool[], claims: IpClaim[]): Discrepancy
   const out: Discrepancy[] = [];
   for (const pool of pools) {
     const name = pool.metadata.name ?? '';
-    const mine = claims.filter((c) => c.spec.pool === name && !c.metadata.deletionTimestamp).map(claimIp).sort();
-    const allocations = Object.keys(pool.status?.allocations ?? {}).map((ip) => canonical(ip) ?? ip).sort();
+    const mine = claims
+      .filter((c) => c.spec.pool === name && !c.metadata.deletionTimestamp)
+      .map(claimIp)
+      .sort();
+    const allocations = Object.keys(pool.status?.allocations ?? {})
+      .map((ip) => canonical(ip) ?? ip)
+      .sort();
     const used = pool.status?.used ?? 0;
     if (used !== mine.length || allocations.join() !== mine.join()) {
-      out.push({ invariant: 'pool-count', subject: name, detail: `pool ${name}: status used=${used} allocations [${allocations.join(', ')}] but claims from it [${mine.join(', ')}]` });
+      out.push({
+        invariant: 'pool-count',
+        subject: name,
+        detail: `pool ${name}: status used=${used} allocations [${allocations.join(', ')}] but claims from it [${mine.join(', ')}]`,
+      });
     }
   }
   return out;
@@ -170,14 +227,24 @@ function nodeDiscrepancies(claims: IpClaim[], nodeAddresses: Record<string, Node
     for (const a of addresses) {
       if (a.metric !== AGENT_MARK_METRIC) continue;
       const ok = claims.some((c) => claimIp(c) === a.ip && (c.spec.nodeName === node || c.status?.node === node));
-      if (!ok) out.push({ invariant: 'leaked-address', subject: `${node} ${a.ip}`, detail: `${node} holds marked address ${a.ip} (metric ${AGENT_MARK_METRIC}) and no claim assigns it there` });
+      if (!ok)
+        out.push({
+          invariant: 'leaked-address',
+          subject: `${node} ${a.ip}`,
+          detail: `${node} holds marked address ${a.ip} (metric ${AGENT_MARK_METRIC}) and no claim assigns it there`,
+        });
     }
   }
   for (const c of claims) {
     const node = c.spec.nodeName;
     const addresses = node ? nodeAddresses[node] : undefined;
     if (!node || !addresses || c.metadata.deletionTimestamp) continue;
-    if (!addresses.some((a) => a.ip === claimIp(c))) out.push({ invariant: 'address-not-up', subject: `${node} ${claimIp(c)}`, detail: `claim ${c.metadata.name} assigns ${claimIp(c)} to ${node}, whose interface lacks it` });
+    if (!addresses.some((a) => a.ip === claimIp(c)))
+      out.push({
+        invariant: 'address-not-up',
+        subject: `${node} ${claimIp(c)}`,
+        detail: `claim ${c.metadata.name} assigns ${claimIp(c)} to ${node}, whose interface lacks it`,
+      });
   }
   return out;
 }
@@ -237,7 +304,12 @@ export function addressChanges(memory: IngressMemory, services: V1Service[]): Di
       const ip = canonical(i.ip ?? '');
       if (!ip) continue;
       const before = seen[familyOf(ip)];
-      if (before && before !== ip) out.push({ invariant: 'address-changed', subject: `${keyOf(svc)} ${before}`, detail: `${keyOf(svc)} (uid ${uid}) had ${before} and now has ${ip}` });
+      if (before && before !== ip)
+        out.push({
+          invariant: 'address-changed',
+          subject: `${keyOf(svc)} ${before}`,
+          detail: `${keyOf(svc)} (uid ${uid}) had ${before} and now has ${ip}`,
+        });
       seen[familyOf(ip)] = ip;
     }
     memory.set(uid, seen);

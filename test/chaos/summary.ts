@@ -28,9 +28,18 @@ export interface KindSummary {
 export function byKind(outcomes: Outcome[], report: CheckerReport): Record<string, KindSummary> {
   const out: Record<string, KindSummary> = {};
   const violationsOf = (kind: string): number =>
-    report.wire.violations.filter((v) => v.fault === kind).length + report.state.violations.filter((v) => v.fault === kind).length + report.liveClaimDeletes.filter((d) => d.fault === kind).length;
+    report.wire.violations.filter((v) => v.fault === kind).length +
+    report.state.violations.filter((v) => v.fault === kind).length +
+    report.liveClaimDeletes.filter((d) => d.fault === kind).length;
   for (const o of outcomes) {
-    const s = (out[o.kind] ??= { injected: 0, errors: [], downtime_ms: stats([]), sentinel_moved: 0, violations: violationsOf(o.kind), notes: [] });
+    const s = (out[o.kind] ??= {
+      injected: 0,
+      errors: [],
+      downtime_ms: stats([]),
+      sentinel_moved: 0,
+      violations: violationsOf(o.kind),
+      notes: [],
+    });
     s.injected++;
     if (o.error) s.errors.push(o.error);
     if (o.sentinelMoves > 0) s.sentinel_moved++;
@@ -57,7 +66,14 @@ export function violations(report: CheckerReport): Record<string, unknown> {
       frames: v.frames,
       evidence: v.evidence,
     })),
-    state: report.state.violations.map((v) => ({ invariant: v.invariant, fault: v.fault ?? null, since: iso(v.since), until: iso(v.until), still_open: v.open, detail: v.detail })),
+    state: report.state.violations.map((v) => ({
+      invariant: v.invariant,
+      fault: v.fault ?? null,
+      since: iso(v.since),
+      until: iso(v.until),
+      still_open: v.open,
+      detail: v.detail,
+    })),
     live_claims_deleted: report.liveClaimDeletes.map((d) => ({ at: iso(d.t), fault: d.fault ?? null, detail: d.detail })),
   };
 }

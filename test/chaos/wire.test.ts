@@ -14,8 +14,15 @@ const VIP = '192.0.2.50';
 /** An ARP reply as a node's kernel sends it to the client's request: unicast, sender = VIP. */
 function kernelReply(mac: string, ip: string, t: number): CapturedFrame {
   const bytes = Buffer.from(
-    CLIENT.replace(/:/g, '') + mac.replace(/:/g, '') + '0806' + '0001080006040002' + mac.replace(/:/g, '') +
-      Buffer.from(ip.split('.').map(Number)).toString('hex') + CLIENT.replace(/:/g, '') + 'c0000202' + '00'.repeat(18),
+    CLIENT.replace(/:/g, '') +
+      mac.replace(/:/g, '') +
+      '0806' +
+      '0001080006040002' +
+      mac.replace(/:/g, '') +
+      Buffer.from(ip.split('.').map(Number)).toString('hex') +
+      CLIENT.replace(/:/g, '') +
+      'c0000202' +
+      '00'.repeat(18),
     'hex',
   );
   return decodeFrame(bytes, t);
@@ -44,18 +51,43 @@ test('frames are read as claims: kernel replies answer, GARP and unsolicited NA 
   assert.equal([na?.ip, na?.mac, na?.kind], ['2001:db8::100', B, 'announce']);
   // The checker's own question names the client as sender, never the VIP.
   assert.is(wireClaim(decodeFrame(arpRequest(CLIENT, '192.0.2.2', VIP).bytes, 5))?.ip, '192.0.2.2');
-  const rfc5227Probe = decodeFrame(Buffer.from('ffffffffffff' + A.replace(/:/g, '') + '0806' + '0001080006040001' + A.replace(/:/g, '') + '00000000' + '000000000000' + 'c0000232' + '00'.repeat(18), 'hex'), 6);
+  const rfc5227Probe = decodeFrame(
+    Buffer.from(
+      'ffffffffffff' +
+        A.replace(/:/g, '') +
+        '0806' +
+        '0001080006040001' +
+        A.replace(/:/g, '') +
+        '00000000' +
+        '000000000000' +
+        'c0000232' +
+        '00'.repeat(18),
+      'hex',
+    ),
+    6,
+  );
   assert.is(wireClaim(rfc5227Probe), null);
 });
 
 test('a hard failover: the old node falls silent, the new one announces and answers; one move, no violation', () => {
   const judge = judged([...answers(A, 0, 1000), garp(B, VIP, 1700), ...answers(B, 1750, 3000)]);
   assert.equal(judge.violations(), []);
-  assert.equal(judge.moves.map((m) => [m.from, m.to, m.t]), [[null, A, 0], [A, B, 1700]]);
+  assert.equal(
+    judge.moves.map((m) => [m.from, m.to, m.t]),
+    [
+      [null, A, 0],
+      [A, B, 1700],
+    ],
+  );
 });
 
 test('the frozen node comes back and its kernel answers beside the new owner: one episode with both MACs and the frames', () => {
-  const judge = judged([...answers(A, 0, 1000), garp(B, VIP, 1700), ...answers(B, 1750, 4000), ...[2501, 2601, 2701].map((t) => kernelReply(A, VIP, t))]);
+  const judge = judged([
+    ...answers(A, 0, 1000),
+    garp(B, VIP, 1700),
+    ...answers(B, 1750, 4000),
+    ...[2501, 2601, 2701].map((t) => kernelReply(A, VIP, t)),
+  ]);
   const [episode, ...rest] = judge.violations();
   assert.equal(rest, []);
   assert.equal(episode?.macs, [B, A]);
@@ -83,7 +115,7 @@ test('the same overlap outside a drain is a violation', () => {
   assert.is(judge.violations().length, 1);
 });
 
-test('the new node\'s kernel answering just before its agent announces is not a violation', () => {
+test("the new node's kernel answering just before its agent announces is not a violation", () => {
   const judge = judged([...answers(A, 0, 1000), kernelReply(B, VIP, 950), garp(B, VIP, 960), ...answers(B, 1050, 2000)]);
   assert.equal(judge.violations(), []);
 });
@@ -96,21 +128,37 @@ test('a node answering beside the owner without ever announcing is a violation f
 });
 
 test('a former owner taking the address back (a second handover) may answer just before it announces', () => {
-  const judge = judged([...answers(A, 0, 1000), garp(B, VIP, 950), ...answers(B, 1000, 4001), kernelReply(A, VIP, 4001), garp(A, VIP, 4020), ...answers(A, 4101, 6000)]);
-  assert.equal(judge.violations().filter((v) => v.start > 3000), []);
-  assert.equal(judge.moves.map((m) => m.to), [A, B, A]);
+  const judge = judged([
+    ...answers(A, 0, 1000),
+    garp(B, VIP, 950),
+    ...answers(B, 1000, 4001),
+    kernelReply(A, VIP, 4001),
+    garp(A, VIP, 4020),
+    ...answers(A, 4101, 6000),
+  ]);
+  assert.equal(
+    judge.violations().filter((v) => v.start > 3000),
+    [],
+  );
+  assert.equal(
+    judge.moves.map((m) => m.to),
+    [A, B, A],
+  );
 });
 
 test('one answer from the old node after it came back, never followed by its announcement, is a violation', () => {
   const judge = judged([...answers(A, 0, 1000), garp(B, VIP, 1700), ...answers(B, 1750, 4000), kernelReply(A, VIP, 2501)]);
-  assert.equal(judge.violations().map((v) => [v.start, v.frames, v.macs]), [[2501, 1, [B, A]]]);
+  assert.equal(
+    judge.violations().map((v) => [v.start, v.frames, v.macs]),
+    [[2501, 1, [B, A]]],
+  );
 });
 
 // Recorded in a lab of three namespaces (fixtures/two-macs.pcap, 232 frames, tcpdump on the
 // client's link): node A (02:..:11) holds 192.0.2.50 and 2001:db8::50 and sends a GARP; the
 // prober starts asking every 100 ms; node B (02:..:12) adds both addresses and sends a GARP for
 // the IPv4 one; both kernels answer every question until the end of the recording.
-test('recorded: two kernels answering after the new node\'s announcement are caught for both families', () => {
+test("recorded: two kernels answering after the new node's announcement are caught for both families", () => {
   const frames = new PcapReader().push(readFileSync(new URL('./fixtures/two-macs.pcap', import.meta.url)));
   assert.is(frames.length, 232);
   const judge = judged(frames);
@@ -123,7 +171,13 @@ test('recorded: two kernels answering after the new node\'s announcement are cau
   // No announcement for the IPv6 address: both answered from the first question on, so the
   // second MAC counts once it has answered beside the first for longer than the newcomer grace.
   assert.equal(v6?.macs, [B, A]);
-  assert.equal(judge.violations().map((v) => v.ip).sort(), ['192.0.2.50', '2001:db8::50']);
+  assert.equal(
+    judge
+      .violations()
+      .map((v) => v.ip)
+      .sort(),
+    ['192.0.2.50', '2001:db8::50'],
+  );
 });
 
 test.run();

@@ -37,18 +37,36 @@ export function wireClaim(f: CapturedFrame): WireClaim | null {
     if (senderIp === '0.0.0.0') return null; // an RFC 5227 probe: asks, claims nothing
     if (op === 'request') {
       const gratuitous = senderIp === targetIp;
-      return { t: f.time, ip: senderIp, mac: senderMac, kind: gratuitous ? 'announce' : 'answer', what: gratuitous ? `garp request ${senderIp} from ${senderMac}` : `arp request with sender ${senderIp} from ${senderMac}` };
+      return {
+        t: f.time,
+        ip: senderIp,
+        mac: senderMac,
+        kind: gratuitous ? 'announce' : 'answer',
+        what: gratuitous ? `garp request ${senderIp} from ${senderMac}` : `arp request with sender ${senderIp} from ${senderMac}`,
+      };
     }
     if (op === 'reply') {
       const gratuitous = senderIp === targetIp || targetMac === senderMac || f.dstMac === 'ff:ff:ff:ff:ff:ff';
-      return { t: f.time, ip: senderIp, mac: senderMac, kind: gratuitous ? 'announce' : 'answer', what: `${gratuitous ? 'garp reply' : 'arp reply'} ${senderIp} is-at ${senderMac}` };
+      return {
+        t: f.time,
+        ip: senderIp,
+        mac: senderMac,
+        kind: gratuitous ? 'announce' : 'answer',
+        what: `${gratuitous ? 'garp reply' : 'arp reply'} ${senderIp} is-at ${senderMac}`,
+      };
     }
     return null;
   }
   if (f.na) {
     const mac = f.na.targetMac ?? f.srcMac;
     const kind: WireKind = f.na.solicited ? 'answer' : 'announce';
-    return { t: f.time, ip: f.na.target, mac, kind, what: `${f.na.solicited ? 'solicited' : 'unsolicited'} na ${f.na.target} is-at ${mac}` };
+    return {
+      t: f.time,
+      ip: f.na.target,
+      mac,
+      kind,
+      what: `${f.na.solicited ? 'solicited' : 'unsolicited'} na ${f.na.target} is-at ${mac}`,
+    };
   }
   return null;
 }
@@ -205,6 +223,8 @@ export class WireJudge {
 
   /** Allowed make-before-break overlaps: from the new owner's announcement to the old owner's last answer (ms). */
   overlaps(): { ip: string; start: number; lengthMs: number }[] {
-    return this.episodes.filter((e) => e.allowed).map((e) => ({ ip: e.ip, start: e.ownerSince, lengthMs: Math.round(e.end - e.ownerSince) }));
+    return this.episodes
+      .filter((e) => e.allowed)
+      .map((e) => ({ ip: e.ip, start: e.ownerSince, lengthMs: Math.round(e.end - e.ownerSince) }));
   }
 }

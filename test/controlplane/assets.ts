@@ -16,8 +16,7 @@ const buildScript = fileURLToPath(new URL('./build.sh', import.meta.url));
 
 function fromEnv(): Partial<ControlPlaneAssets> {
   const dir = process.env.KUBEBUILDER_ASSETS;
-  const pick = (envName: string, file: string): string | undefined =>
-    process.env[envName] || (dir ? join(dir, file) : undefined);
+  const pick = (envName: string, file: string): string | undefined => process.env[envName] || (dir ? join(dir, file) : undefined);
   const found: Partial<ControlPlaneAssets> = {};
   const apiserver = pick('TEST_ASSET_KUBE_APISERVER', 'kube-apiserver');
   const etcd = pick('TEST_ASSET_ETCD', 'etcd');
@@ -33,7 +32,11 @@ export function resolveAssets(): ControlPlaneAssets {
   let built: string | undefined;
   const builtDir = (): string => {
     // build.sh prints the assets folder on its last line; its progress goes to stderr.
-    built ??= execFileSync('bash', [buildScript], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KUBEBUILDER_ASSETS: '' } })
+    built ??= execFileSync('bash', [buildScript], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, KUBEBUILDER_ASSETS: '' },
+    })
       .trim()
       .split('\n')
       .pop();

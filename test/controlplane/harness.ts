@@ -108,15 +108,11 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 function httpGetOk(url: string, headers: Record<string, string>, ca?: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
-    const req = (u.protocol === 'https:' ? request : httpRequest)(
-      u,
-      { headers, ...(ca ? { ca } : {}), timeout: 2000 },
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`))));
-      },
-    );
+    const req = (u.protocol === 'https:' ? request : httpRequest)(u, { headers, ...(ca ? { ca } : {}), timeout: 2000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: ${res.statusCode} ${body}`))));
+    });
     req.on('timeout', () => req.destroy(new Error(`${url}: timeout`)));
     req.on('error', reject);
     req.end();
@@ -232,10 +228,17 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     for (const child of processes.slice().reverse()) await stopProcess(child);
   };
   try {
-    await waitFor('etcd /health', async () => (await httpGetOk(`http://127.0.0.1:${etcdPort}/health`, {})).includes('"health":"true"'), 30_000);
+    await waitFor(
+      'etcd /health',
+      async () => (await httpGetOk(`http://127.0.0.1:${etcdPort}/health`, {})).includes('"health":"true"'),
+      30_000,
+    );
 
     const adminToken = randomBytes(16).toString('hex');
-    const tokens: TokenUser[] = [{ token: adminToken, user: 'test-admin', uid: 'test-admin', groups: ['system:masters'] }, ...(options.extraTokens ?? [])];
+    const tokens: TokenUser[] = [
+      { token: adminToken, user: 'test-admin', uid: 'test-admin', groups: ['system:masters'] },
+      ...(options.extraTokens ?? []),
+    ];
     writeFileSync(join(dir, 'tokens.csv'), tokens.map((t) => `${t.token},${t.user},${t.uid},"${t.groups.join(',')}"`).join('\n') + '\n');
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     writeFileSync(serviceAccountKeyPath(dir), privateKey.export({ type: 'pkcs1', format: 'pem' }));
@@ -288,7 +291,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       if (waited.code !== 0) throw new Error(`CRDs not established: ${waited.stderr}`);
       // Established is not yet servable: until the watch cache of a new resource has
       // initialised, lists answer 429 "storage is (re)initializing".
-      await waitFor('custom resources servable', async () => (await kubectl(['get', 'ipclaims,ipnodes,ipclaimpools'])).code === 0, 30_000, 100);
+      await waitFor(
+        'custom resources servable',
+        async () => (await kubectl(['get', 'ipclaims,ipnodes,ipclaimpools'])).code === 0,
+        30_000,
+        100,
+      );
     }
 
     return {

@@ -23,20 +23,31 @@ test.before(async () => {
     lab = await startTwoNodeLab({ kubeconfigPath: cluster.kubeconfigPath });
     const foreign = await lab.lab.addNamespace('fx');
     await lab.lab.attach(foreign, { ifname: 'eth0', mac: FOREIGN_MAC, addresses: [`${TAKEN}/24`] });
-    await lab.ip.pools.create({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: POOL }, spec: { cidr: '192.0.2.200/29', ranges: [['192.0.2.201', '192.0.2.206']] } });
+    await lab.ip.pools.create({
+      apiVersion: API_VERSION,
+      kind: 'IpClaimPool',
+      metadata: { name: POOL },
+      spec: { cidr: '192.0.2.200/29', ranges: [['192.0.2.201', '192.0.2.206']] },
+    });
   } catch (err) {
     console.error('the e2e conflict lab did not start:', err);
     throw err;
   }
 });
 test.after(async () => {
-  for (const name of ['conflict-auto', 'conflict-requested']) await lab?.core.deleteNamespacedService({ name, namespace: 'default' }).catch(() => undefined);
+  for (const name of ['conflict-auto', 'conflict-requested'])
+    await lab?.core.deleteNamespacedService({ name, namespace: 'default' }).catch(() => undefined);
   // Let the scheduler delete their claims before the lab goes, so none is left on node-1 / node-2
   // for the next scenario file (it reuses the node names and counts claims per node).
-  await waitFor('the scheduler deleted the claims of this file', async () => {
-    const left = (await lab.ip.claims.list()).items.filter((c) => (c.spec.services ?? []).some((s) => s.startsWith('default/conflict-')));
-    return left.length === 0;
-  }, 15_000, 100).catch((err: unknown) => console.error(String(err)));
+  await waitFor(
+    'the scheduler deleted the claims of this file',
+    async () => {
+      const left = (await lab.ip.claims.list()).items.filter((c) => (c.spec.services ?? []).some((s) => s.startsWith('default/conflict-')));
+      return left.length === 0;
+    },
+    15_000,
+    100,
+  ).catch((err: unknown) => console.error(String(err)));
   await lab?.ip.pools.delete(POOL).catch(() => undefined);
   await lab?.destroy();
   await cluster?.release();
@@ -46,16 +57,24 @@ async function events(name: string): Promise<Array<{ reason?: string; message?: 
   return (await lab.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${name}` })).items;
 }
 
-test('a Service that would get the foreign host\'s address gets the next one, with an Event, and the client reaches it there', async () => {
+test("a Service that would get the foreign host's address gets the next one, with an Event, and the client reaches it there", async () => {
   const start = Date.now();
   await lab.core.createNamespacedService({
     namespace: 'default',
-    body: { metadata: { name: 'conflict-auto', annotations: { 'ipcontroller.ext/pool': POOL } }, spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, targetPort: 80 }] } },
+    body: {
+      metadata: { name: 'conflict-auto', annotations: { 'ipcontroller.ext/pool': POOL } },
+      spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, targetPort: 80 }] },
+    },
   });
-  await waitFor(`ingress moves to ${NEXT}`, async () => {
-    const svc = await lab.core.readNamespacedService({ name: 'conflict-auto', namespace: 'default' });
-    return svc.status?.loadBalancer?.ingress?.[0]?.ip === NEXT;
-  }, 20_000, 50);
+  await waitFor(
+    `ingress moves to ${NEXT}`,
+    async () => {
+      const svc = await lab.core.readNamespacedService({ name: 'conflict-auto', namespace: 'default' });
+      return svc.status?.loadBalancer?.ingress?.[0]?.ip === NEXT;
+    },
+    20_000,
+    50,
+  );
   const node = await lab.servingNode(NEXT);
   await waitFor(`client reaches ${NEXT}`, async () => (await lab.clientGet(NEXT, 1)).ok, 10_000, 20);
   log(`Service create -> first answer on ${NEXT} after the conflict on ${TAKEN}: ${Date.now() - start} ms (node ${node})`);
@@ -75,9 +94,20 @@ test('a Service that would get the foreign host\'s address gets the next one, wi
 test('a requested conflicting address stays pending with the reason', async () => {
   await lab.core.createNamespacedService({
     namespace: 'default',
-    body: { metadata: { name: 'conflict-requested', annotations: { 'ipcontroller.ext/loadBalancerIPs': TAKEN } }, spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, targetPort: 80 }] } },
+    body: {
+      metadata: { name: 'conflict-requested', annotations: { 'ipcontroller.ext/loadBalancerIPs': TAKEN } },
+      spec: { type: 'LoadBalancer', ports: [{ name: 'http', port: 80, targetPort: 80 }] },
+    },
   });
-  await waitFor('AllocationFailed AddressConflict', async () => (await events('conflict-requested')).some((e) => e.reason === 'AllocationFailed' && /AddressConflict: requested address 192\.0\.2\.201/.test(e.message ?? '')), 20_000, 100);
+  await waitFor(
+    'AllocationFailed AddressConflict',
+    async () =>
+      (await events('conflict-requested')).some(
+        (e) => e.reason === 'AllocationFailed' && /AddressConflict: requested address 192\.0\.2\.201/.test(e.message ?? ''),
+      ),
+    20_000,
+    100,
+  );
   const svc = await lab.core.readNamespacedService({ name: 'conflict-requested', namespace: 'default' });
   assert.equal(svc.status?.loadBalancer?.ingress ?? [], []);
   assert.is(await lab.ip.claims.get(claimName(TAKEN)), null);

@@ -25,7 +25,10 @@ const log = (message: string): void => void process.stderr.write(`  e2e: ${messa
 test.before(async () => {
   try {
     cluster = await testCluster();
-    lab = await startTwoNodeLab({ kubeconfigPath: cluster.kubeconfigPath, ...(process.env.TESTLINK ? { testlink: process.env.TESTLINK } : {}) });
+    lab = await startTwoNodeLab({
+      kubeconfigPath: cluster.kubeconfigPath,
+      ...(process.env.TESTLINK ? { testlink: process.env.TESTLINK } : {}),
+    });
     prometheus = await startPrometheus(lab.lab, '192.0.2.30/24', {
       'ipcontroller-agent': lab.nodes.filter((n) => n.labelled).map((n) => `${n.ip4}:${AGENT_PORT}`),
       'ipcontroller-scheduler': lab.schedulers.map((s) => `${s.ip4}:${SCHEDULER_PORT}`),
@@ -64,14 +67,21 @@ const assignedNode = (ip: string, timeoutMs?: number, not?: string): Promise<str
   lab.servingNode(ip, { ...(timeoutMs ? { timeoutMs } : {}), ...(not ? { not } : {}) });
 
 async function servedBy(ip: string, node: string, timeoutMs = 10_000): Promise<void> {
-  await waitFor(`client reaches ${ip} on ${node}`, async () => {
-    const r = await lab.clientGet(ip, 1);
-    return r.ok && r.body === node;
-  }, timeoutMs, 100);
+  await waitFor(
+    `client reaches ${ip} on ${node}`,
+    async () => {
+      const r = await lab.clientGet(ip, 1);
+      return r.ok && r.body === node;
+    },
+    timeoutMs,
+    100,
+  );
 }
 
-const isAnnouncementFrom = (ip: string, mac: string) => (f: CapturedFrame): boolean =>
-  f.srcMac === mac && ((f.arp?.senderIp === ip && f.arp.targetIp === ip) || f.na?.target === ip);
+const isAnnouncementFrom =
+  (ip: string, mac: string) =>
+  (f: CapturedFrame): boolean =>
+    f.srcMac === mac && ((f.arp?.senderIp === ip && f.arp.targetIp === ip) || f.na?.target === ip);
 
 const other = (node: string): LabNode => lab.nodes.find((n) => n.labelled && n.name !== node) as LabNode;
 
@@ -87,7 +97,11 @@ async function hardFailover(ip: string, capture: Capture): Promise<{ from: strin
   assert.is(downtime?.servedAfter, to);
   // The client learnt the new MAC from the announcement, not from its own cache timing out:
   // the new node's announcement is on the wire before the first answer after the fault.
-  const announced = await capture.waitFor(`announcement of ${ip} from ${to}`, (f) => f.time >= faultAt && isAnnouncementFrom(ip, survivor.port.mac)(f), 5_000);
+  const announced = await capture.waitFor(
+    `announcement of ${ip} from ${to}`,
+    (f) => f.time >= faultAt && isAnnouncementFrom(ip, survivor.port.mac)(f),
+    5_000,
+  );
   assert.ok(announced.time <= (downtime?.firstAfter ?? 0), 'announcement precedes recovery');
   const entry = await neighbour(lab.lab, lab.client.ns, ip);
   assert.is(entry?.mac, survivor.port.mac, `client neighbour entry for ${ip} points at ${to}`);
@@ -100,7 +114,8 @@ function summarise(results: { t: number; ok: boolean; body?: string; error?: str
   for (const r of results) {
     const key = r.ok ? `ok:${r.body}` : `fail:${r.error}`;
     const last = runs[runs.length - 1];
-    if (last?.startsWith(`${key} x`)) runs[runs.length - 1] = `${key} x${Number(last.split(' x')[1]?.split(' ')[0]) + 1} ${last.split(' ').slice(2).join(' ')}`;
+    if (last?.startsWith(`${key} x`))
+      runs[runs.length - 1] = `${key} x${Number(last.split(' x')[1]?.split(' ')[0]) + 1} ${last.split(' ').slice(2).join(' ')}`;
     else runs.push(`${key} x1 from ${r.t}`);
   }
   return `${results.length} requests: ${runs.join('; ')}`;
@@ -125,11 +140,16 @@ test('2. the example pool and nginx LoadBalancer Service: allocated, ingress wri
     assert.is(applied.code, 0, applied.stderr);
   }
   let ingress: { ip?: string; ipMode?: string } | undefined;
-  await waitFor('nginx status.loadBalancer.ingress', async () => {
-    const svc = await lab.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
-    ingress = svc.status?.loadBalancer?.ingress?.[0];
-    return Boolean(ingress?.ip);
-  }, 20_000, 100);
+  await waitFor(
+    'nginx status.loadBalancer.ingress',
+    async () => {
+      const svc = await lab.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
+      ingress = svc.status?.loadBalancer?.ingress?.[0];
+      return Boolean(ingress?.ip);
+    },
+    20_000,
+    100,
+  );
   const ip = ingress?.ip ?? '';
   const last = Number(ip.split('.')[3]);
   assert.ok(ip.startsWith('192.0.2.') && last >= 100 && last <= 150, `${ip} is from the example pool's range`);
@@ -142,18 +162,25 @@ test('2. the example pool and nginx LoadBalancer Service: allocated, ingress wri
 
 test('3. ten Services with the fair node filter split five and five, never on the unlabelled node', async () => {
   const names = Array.from({ length: 10 }, (_, i) => `fair-${i}`);
-  await Promise.all(names.map((name) => createService(service(name, { type: 'LoadBalancer' }, { 'ipcontroller.ext/pool': 'example-pool' }))));
+  await Promise.all(
+    names.map((name) => createService(service(name, { type: 'LoadBalancer' }, { 'ipcontroller.ext/pool': 'example-pool' }))),
+  );
   try {
     const ips: string[] = [];
-    await waitFor('ten addresses allocated', async () => {
-      ips.length = 0;
-      for (const name of names) {
-        const svc = await lab.core.readNamespacedService({ name, namespace: 'default' });
-        const ip = svc.status?.loadBalancer?.ingress?.[0]?.ip;
-        if (ip) ips.push(ip);
-      }
-      return ips.length === 10;
-    }, 30_000, 200);
+    await waitFor(
+      'ten addresses allocated',
+      async () => {
+        ips.length = 0;
+        for (const name of names) {
+          const svc = await lab.core.readNamespacedService({ name, namespace: 'default' });
+          const ip = svc.status?.loadBalancer?.ingress?.[0]?.ip;
+          if (ip) ips.push(ip);
+        }
+        return ips.length === 10;
+      },
+      30_000,
+      200,
+    );
     const placed = await Promise.all(ips.map((ip) => assignedNode(ip)));
     const count = (node: string) => placed.filter((n) => n === node).length;
     assert.is(count('node-3'), 0);
@@ -194,15 +221,26 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
       await new Promise((r) => setTimeout(r, 500)); // the 0.5 s frozen with its link up is the fault itself
       resumedAt = Date.now();
       failed.agent?.proc.signal('SIGCONT');
-      await waitFor(`${from} drops ${WEB_IP} after coming back, before it can reach the API`, async () => (await lab.holders(WEB_IP)).join() === to, 15_000, 50);
+      await waitFor(
+        `${from} drops ${WEB_IP} after coming back, before it can reach the API`,
+        async () => (await lab.holders(WEB_IP)).join() === to,
+        15_000,
+        50,
+      );
       await asking;
-      oldAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === failed.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).map((f) => Math.round(f.time));
+      oldAnswers = capture.frames
+        .filter((f) => f.time >= backAt && f.srcMac === failed.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP)
+        .map((f) => Math.round(f.time));
     } finally {
       lab.api.resume(failed.ns);
     }
     const lastOld = oldAnswers.length ? Math.max(...oldAnswers) : backAt;
-    const survivorAnswers = capture.frames.filter((f) => f.time >= backAt && f.srcMac === survivor.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP).length;
-    log(`frozen node back: ${survivorAnswers} ARP answers for ${WEB_IP} from ${to}; ${oldAnswers.length} from ${from}, the last ${lastOld - backAt} ms after its link came back and ${lastOld - resumedAt} ms after its agent resumed`);
+    const survivorAnswers = capture.frames.filter(
+      (f) => f.time >= backAt && f.srcMac === survivor.port.mac && f.arp?.op === 'reply' && f.arp.senderIp === WEB_IP,
+    ).length;
+    log(
+      `frozen node back: ${survivorAnswers} ARP answers for ${WEB_IP} from ${to}; ${oldAnswers.length} from ${from}, the last ${lastOld - backAt} ms after its link came back and ${lastOld - resumedAt} ms after its agent resumed`,
+    );
     assert.ok(survivorAnswers > 0, 'the client asked and the survivor answered');
     // While frozen its kernel does not answer either: the agent's dead-man switch (nftables
     // sets that only the running agent refreshes, --deadman 400ms) expired long before the
@@ -222,9 +260,19 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     assert.equal(await lab.holders(WEB_IP), [to]);
     await servedBy(WEB_IP, to);
     const fromOld = capture.frames.filter((f) => f.time >= backAt && isAnnouncementFrom(WEB_IP, failed.port.mac)(f));
-    assert.equal(fromOld.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`), [], `${from} announced ${WEB_IP} after coming back`);
-    const lateAnswers = capture.frames.filter((f) => f.time > resumedAt + 1000 && f.srcMac === failed.port.mac && (f.arp?.senderIp === WEB_IP || f.na?.target === WEB_IP));
-    assert.equal(lateAnswers.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`), [], `${from} answered for ${WEB_IP} after it resumed`);
+    assert.equal(
+      fromOld.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`),
+      [],
+      `${from} announced ${WEB_IP} after coming back`,
+    );
+    const lateAnswers = capture.frames.filter(
+      (f) => f.time > resumedAt + 1000 && f.srcMac === failed.port.mac && (f.arp?.senderIp === WEB_IP || f.na?.target === WEB_IP),
+    );
+    assert.equal(
+      lateAnswers.map((f) => `${f.arp?.op ?? 'na'} ${f.time}`),
+      [],
+      `${from} answered for ${WEB_IP} after it resumed`,
+    );
   } finally {
     await capture.stop();
     // Leave the lab whole for the next scenario even when this one failed half-way.
@@ -234,11 +282,16 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
 
 test('4c. a real Prometheus scrapes agents and schedulers; after the failover its counter and histogram moved', async () => {
   await prometheus.targetsUp();
-  await waitFor('failover counter and histogram scraped', async () => {
-    const failovers = await prometheus.query('sum(ipcontroller_scheduler_failovers_total)');
-    const observed = await prometheus.query('sum(ipcontroller_scheduler_failover_duration_seconds_count)');
-    return (failovers[0]?.value ?? 0) >= 1 && (observed[0]?.value ?? 0) >= 1;
-  }, 15_000, 500);
+  await waitFor(
+    'failover counter and histogram scraped',
+    async () => {
+      const failovers = await prometheus.query('sum(ipcontroller_scheduler_failovers_total)');
+      const observed = await prometheus.query('sum(ipcontroller_scheduler_failover_duration_seconds_count)');
+      return (failovers[0]?.value ?? 0) >= 1 && (observed[0]?.value ?? 0) >= 1;
+    },
+    15_000,
+    500,
+  );
   const held = await prometheus.query('sum(ipcontroller_agent_addresses_held)');
   assert.ok((held[0]?.value ?? 0) >= 1, 'agents report the addresses they hold');
 });
@@ -256,7 +309,8 @@ test('4d. every metric the dashboard and the alerts read is exported by the runn
   if (leader) await scrape(leader.ns, SCHEDULER_PORT);
   const read = (file: string) => readFileSync(fileURLToPath(new URL(`../../monitoring/${file}`, import.meta.url)), 'utf8');
   const queries = [...dashboardQueries(JSON.parse(read('dashboard.json'))), ...ruleQueries(parse(read('alerts.yaml')))];
-  for (const q of queries) for (const name of q.exprs.flatMap(metricNames)) assert.ok(names.has(name), `${q.title} reads ${name}, not on any /metrics`);
+  for (const q of queries)
+    for (const name of q.exprs.flatMap(metricNames)) assert.ok(names.has(name), `${q.title} reads ${name}, not on any /metrics`);
 });
 
 test('6. graceful: SIGTERM on the serving agent hands the IP over with downtime below one probe interval', async () => {
@@ -307,10 +361,15 @@ test('8. a deleted Service leaves no address on any node and frees its pool slot
     await waitFor(`${ip} gone from every node`, async () => (await lab.holders(ip)).length === 0, 15_000, 50);
     await waitFor(`claim for ${ip} deleted`, async () => (await lab.ip.claims.get(claimName(ip))) === null, 15_000, 50);
   }
-  await waitFor('pool slot freed', async () => {
-    const pool = await lab.ip.pools.get('example-pool');
-    return pool !== null && !Object.keys(pool.status?.allocations ?? {}).includes(nginxIp);
-  }, 15_000, 100);
+  await waitFor(
+    'pool slot freed',
+    async () => {
+      const pool = await lab.ip.pools.get('example-pool');
+      return pool !== null && !Object.keys(pool.status?.allocations ?? {}).includes(nginxIp);
+    },
+    15_000,
+    100,
+  );
   const failed = await lab.clientGet(nginxIp, 1);
   assert.not.ok(failed.ok, `${nginxIp} no longer answers`);
 });

@@ -44,7 +44,13 @@ export async function startPrometheus(lab: Lab, address: string, jobs: Record<st
   writeFileSync(join(dir, 'prometheus.yml'), YAML.stringify(config));
   const proc = lab.spawn(
     ns,
-    ['prometheus', `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${PORT}`, '--log.level=warn'],
+    [
+      'prometheus',
+      `--config.file=${join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${PORT}`,
+      '--log.level=warn',
+    ],
     { label: 'prometheus' },
   );
   const query = async (expr: string): Promise<PromSample[]> => {
@@ -59,11 +65,16 @@ export async function startPrometheus(lab: Lab, address: string, jobs: Record<st
     proc,
     query,
     async targetsUp(timeoutMs = 30_000) {
-      await waitFor(`${expected} Prometheus targets up`, async () => {
-        if (proc.child.exitCode !== null) throw new Error(`prometheus exited; log ${proc.logFile}`);
-        const up = await query('sum(up)');
-        return up[0]?.value === expected;
-      }, timeoutMs, 250);
+      await waitFor(
+        `${expected} Prometheus targets up`,
+        async () => {
+          if (proc.child.exitCode !== null) throw new Error(`prometheus exited; log ${proc.logFile}`);
+          const up = await query('sum(up)');
+          return up[0]?.value === expected;
+        },
+        timeoutMs,
+        250,
+      );
     },
   };
 }

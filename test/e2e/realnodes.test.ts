@@ -30,7 +30,11 @@ test.before(async () => {
     ip = ipClients(cluster.controlPlane.kubeConfig());
     capture = await startCapture(cluster.client.ns, cluster.client.port.ifname);
     const t = cluster.timings;
-    log(`cluster up in ${t.total?.toFixed(1)} s (${Object.entries(t).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')})`);
+    log(
+      `cluster up in ${t.total?.toFixed(1)} s (${Object.entries(t)
+        .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+        .join(', ')})`,
+    );
   } catch (err) {
     // uvu counts a failed before-hook against every test but does not print it.
     console.error('the real-node lab did not start:', err);
@@ -48,7 +52,12 @@ const holders = (address: string): Promise<string[]> => cluster.holders(address)
 const servingNode = (address: string, not?: string, timeoutMs?: number): Promise<string> => cluster.servingNode(address, not, timeoutMs);
 
 async function nginxThrough(address: string, timeoutMs = 30_000): Promise<void> {
-  await waitFor(`nginx's page through ${address}`, async () => (await cluster.clientGet(`http://${address}/`, 1)).body.includes(NGINX_PAGE), timeoutMs, 200);
+  await waitFor(
+    `nginx's page through ${address}`,
+    async () => (await cluster.clientGet(`http://${address}/`, 1)).body.includes(NGINX_PAGE),
+    timeoutMs,
+    200,
+  );
 }
 
 async function rollout(kind: string, namespace: string): Promise<void> {
@@ -74,10 +83,15 @@ test('real nodes 1. the README install sequence: kubectl get svc shows the exter
   log(`agents, schedulers and nginx rolled out ${((Date.now() - t0) / 1000).toFixed(1)} s after the last kubectl apply`);
 
   let external = '';
-  await waitFor('nginx external IP', async () => {
-    external = (await cluster.kubectl(['get', 'svc', 'nginx', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}'])).stdout;
-    return external !== '';
-  }, 30_000, 200);
+  await waitFor(
+    'nginx external IP',
+    async () => {
+      external = (await cluster.kubectl(['get', 'svc', 'nginx', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}'])).stdout;
+      return external !== '';
+    },
+    30_000,
+    200,
+  );
   const table = await cluster.mustKubectl(['get', 'svc', 'nginx']);
   assert.match(table, new RegExp(`nginx\\s+LoadBalancer\\s+\\S+\\s+${external.replace(/\./g, '\\.')}\\s+80:`), table);
   const node = await servingNode(external);
@@ -86,24 +100,40 @@ test('real nodes 1. the README install sequence: kubectl get svc shows the exter
   await nginxThrough(external);
   // The agent's announcement (NET_RAW) reached the client, and its ARP entry names the node.
   const mac = NODE_PLAN.find((p) => p.name === node)?.mac;
-  await capture.waitFor(`announcement of ${external}`, (f) => f.srcMac === mac && f.arp?.senderIp === external && f.arp.targetIp === external, 15_000);
+  await capture.waitFor(
+    `announcement of ${external}`,
+    (f) => f.srcMac === mac && f.arp?.senderIp === external && f.arp.targetIp === external,
+    15_000,
+  );
   assert.is((await neighbour(cluster.lab, cluster.client.ns, external))?.mac, mac);
 
   // The agent pods run with exactly the manifest's security context, and are Ready.
   const manifest = YAML.parseAllDocuments(readFileSync(`${root}examples/claims/controller.yaml`, 'utf8'))[0]?.toJS() as {
     spec: { template: { spec: { hostNetwork: boolean; containers: { securityContext: unknown }[] } } };
   };
-  const pods = JSON.parse(await cluster.mustKubectl(['get', 'pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/component=agent', '-o', 'json'])) as {
-    items: { spec: { nodeName: string; hostNetwork?: boolean; containers: { securityContext: unknown }[] }; status: { conditions?: { type: string; status: string }[] } }[];
+  const pods = JSON.parse(
+    await cluster.mustKubectl(['get', 'pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/component=agent', '-o', 'json']),
+  ) as {
+    items: {
+      spec: { nodeName: string; hostNetwork?: boolean; containers: { securityContext: unknown }[] };
+      status: { conditions?: { type: string; status: string }[] };
+    }[];
   };
   assert.equal(pods.items.map((p) => p.spec.nodeName).sort(), ['node-1', 'node-2']);
   for (const pod of pods.items) {
     assert.is(pod.spec.hostNetwork, manifest.spec.template.spec.hostNetwork);
     assert.equal(pod.spec.containers[0]?.securityContext, manifest.spec.template.spec.containers[0]?.securityContext);
-    assert.ok(pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), `agent on ${pod.spec.nodeName} Ready`);
+    assert.ok(
+      pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+      `agent on ${pod.spec.nodeName} Ready`,
+    );
   }
   log(`nginx at ${external} served through ${node}`);
-  log(`memory (RSS MiB): ${Object.entries(cluster.memory()).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  log(
+    `memory (RSS MiB): ${Object.entries(cluster.memory())
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
 });
 
 // A backend on the unlabelled node-3, so cutting the serving node never cuts the backend.
@@ -135,7 +165,9 @@ test('real nodes 4. hard failure of the serving node (agent container frozen, li
   await rollout('deployment/web', 'default');
   const from = await servingNode(WEB_IP);
   await nginxThrough(WEB_IP);
-  const leader = (await cluster.kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}'])).stdout;
+  const leader = (
+    await cluster.kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}'])
+  ).stdout;
   const leaderNode = (await cluster.kubectl(['get', 'pod', leader, '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.nodeName}'])).stdout;
 
   const loop = cluster.requestLoop(WEB_IP, 20, 120_000);
@@ -156,7 +188,9 @@ test('real nodes 4. hard failure of the serving node (agent container frozen, li
   assert.ok(['node-1', 'node-2'].includes(to) && to !== from);
   assert.equal(await holders(WEB_IP).then((h) => h.filter((n) => n === to)), [to]);
   assert.is((await neighbour(cluster.lab, cluster.client.ns, WEB_IP))?.mac, NODE_PLAN.find((p) => p.name === to)?.mac);
-  log(`hard failover ${WEB_IP}: ${from} -> ${to}, client downtime ${downtime?.downtimeMs} ms (scheduler leader on ${leaderNode}${leaderNode === from ? ', the cut node' : ''})`);
+  log(
+    `hard failover ${WEB_IP}: ${from} -> ${to}, client downtime ${downtime?.downtimeMs} ms (scheduler leader on ${leaderNode}${leaderNode === from ? ', the cut node' : ''})`,
+  );
   // The old node's agent comes back: it withdraws the address it no longer owns.
   await waitFor(`${from} no longer holds ${WEB_IP}`, async () => !(await holders(WEB_IP)).includes(from), 60_000, 200);
   await rollout('daemonset/ipcontroller-agent', SYSTEM_NS);
@@ -199,29 +233,47 @@ test('real nodes 5. kubectl rollout restart of the agents: no downtime; at most 
     longestGap = Math.max(longestGap, r.t - lastOk);
     lastOk = r.t;
   }
-  log(`rollout restart: ${((Date.now() - t0) / 1000).toFixed(1)} s, ${results.length - failed.length} of ${results.length} requests answered, ` +
-    `${handovers} handover(s) ${seen.join(' -> ')}, longest gap between answers ${longestGap} ms, failures: ${JSON.stringify(failed.map((f) => f.error))}`);
+  log(
+    `rollout restart: ${((Date.now() - t0) / 1000).toFixed(1)} s, ${results.length - failed.length} of ${results.length} requests answered, ` +
+      `${handovers} handover(s) ${seen.join(' -> ')}, longest gap between answers ${longestGap} ms, failures: ${JSON.stringify(failed.map((f) => f.error))}`,
+  );
   assert.ok(handovers >= 1, 'the serving agent was restarted, so the address was handed over');
   // A connection open at the moment the client's ARP entry moves to the new node is reset
   // there (the new node has no state for it): L2 failover cannot keep it. Anything more is a fault.
   assert.ok(failed.length <= handovers, `at most one reset per handover: ${JSON.stringify(failed)}`);
-  assert.ok(failed.every((f) => f.error === 'read ECONNRESET'), `only connections reset in flight: ${JSON.stringify(failed)}`);
+  assert.ok(
+    failed.every((f) => f.error === 'read ECONNRESET'),
+    `only connections reset in flight: ${JSON.stringify(failed)}`,
+  );
   // No window without service: the new node answered before the old one let go (the bound
   // leaves room for a busy machine; a hard failover here leaves about 1 s).
   assert.ok(longestGap < 500, `longest gap between answers ${longestGap} ms: no outage (a hard failover leaves about 1 s)`);
 });
 
 test('real nodes 6. the scheduler leader pod deleted: the standby takes over and a Service created meanwhile gets its address', async () => {
-  const lease = (): Promise<string> => cluster.kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}']).then((r) => r.stdout);
+  const lease = (): Promise<string> =>
+    cluster
+      .kubectl(['get', 'lease', 'ipcontroller-scheduler', '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.holderIdentity}'])
+      .then((r) => r.stdout);
   const leader = await lease();
   assert.ok(leader, 'a scheduler leader');
   await cluster.mustKubectl(['delete', 'pod', leader, '-n', SYSTEM_NS, '--wait=false']);
   const address = '192.0.2.61';
-  await cluster.mustKubectl(['apply', '-f', '-'], WEB.split('---')[1]?.replace(/name: web/, 'name: web-late').replace(WEB_IP, address));
-  await waitFor('a new scheduler leader', async () => {
-    const now = await lease();
-    return now !== '' && now !== leader;
-  }, 60_000, 200);
+  await cluster.mustKubectl(
+    ['apply', '-f', '-'],
+    WEB.split('---')[1]
+      ?.replace(/name: web/, 'name: web-late')
+      .replace(WEB_IP, address),
+  );
+  await waitFor(
+    'a new scheduler leader',
+    async () => {
+      const now = await lease();
+      return now !== '' && now !== leader;
+    },
+    60_000,
+    200,
+  );
   await servingNode(address);
   await nginxThrough(address);
   log(`leader ${leader} deleted; ${await lease()} took over; web-late at ${address} served`);
@@ -230,7 +282,9 @@ test('real nodes 6. the scheduler leader pod deleted: the standby takes over and
 
 const WEB6_IP = '2001:db8::100';
 test('real nodes 7. IPv6: an externalIPs address from 2001:db8::/64 on an IPv6 Service reaches nginx through kube-proxy', async () => {
-  await cluster.mustKubectl(['apply', '-f', '-'], `apiVersion: v1
+  await cluster.mustKubectl(
+    ['apply', '-f', '-'],
+    `apiVersion: v1
 kind: Service
 metadata: { name: web6, namespace: default }
 spec:
@@ -239,7 +293,8 @@ spec:
   ipFamilies: [IPv6]
   externalIPs: ["${WEB6_IP}"]
   ports: [{ name: http, port: 80, targetPort: 80 }]
-`);
+`,
+  );
   const node = await servingNode(WEB6_IP);
   assert.ok(['node-1', 'node-2'].includes(node));
   assert.equal(await holders(WEB6_IP), [node]);
@@ -276,7 +331,10 @@ spec:
 `;
 
 test('real nodes 3. externalTrafficPolicy: Local: the address goes to the node with the nginx pod, and follows the pod', async () => {
-  for (const [node, not] of [['node-1', undefined], ['node-2', 'node-1']] as const) {
+  for (const [node, not] of [
+    ['node-1', undefined],
+    ['node-2', 'node-1'],
+  ] as const) {
     await cluster.mustKubectl(['apply', '-f', '-'], localWeb(node));
     await rollout('deployment/local-web', 'default');
     const serving = await servingNode(LOCAL_IP, not);
@@ -287,7 +345,11 @@ test('real nodes 3. externalTrafficPolicy: Local: the address goes to the node w
 });
 
 test('real nodes 2. the Helm chart installed for real in place of the kubectl install: agents as the chart says, nginx served again', async () => {
-  const helm = execFileSync('bash', [`${root}test/controlplane/build-helm.sh`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop() ?? '';
+  const helm =
+    execFileSync('bash', [`${root}test/controlplane/build-helm.sh`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+      .trim()
+      .split('\n')
+      .pop() ?? '';
   // Out with the kubectl install (the CRDs, the pool and nginx stay, as a user switching would keep them).
   await cluster.mustKubectl(['delete', '-f', `${root}examples/claims/`, '--wait=true']);
   await cluster.mustKubectl(['delete', '-f', `${root}examples/agent-policy.yaml`, '--wait=true']);
@@ -297,18 +359,40 @@ test('real nodes 2. the Helm chart installed for real in place of the kubectl in
   // already there, and a second pool over the whole segment would overlap it and hold the lab's
   // own node and client addresses, so the chart's pool is left out.
   const installed = await run(helm, [
-    'install', 'ipc', `${root}examples/helm/ipcontroller`, '-n', SYSTEM_NS, '--create-namespace',
-    '--set', 'agent.iface=eth0', '--wait', '--timeout', '3m', '--kubeconfig', cluster.controlPlane.kubeconfigPath,
+    'install',
+    'ipc',
+    `${root}examples/helm/ipcontroller`,
+    '-n',
+    SYSTEM_NS,
+    '--create-namespace',
+    '--set',
+    'agent.iface=eth0',
+    '--wait',
+    '--timeout',
+    '3m',
+    '--kubeconfig',
+    cluster.controlPlane.kubeconfigPath,
   ]);
   assert.is(installed.code, 0, installed.stderr);
   log(`helm install --wait: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   await rollout('daemonset/ipc-agent', SYSTEM_NS);
   await rollout('deployment/ipc-scheduler', SYSTEM_NS);
-  const external = (await cluster.mustKubectl(['get', 'svc', 'nginx', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}']));
+  const external = await cluster.mustKubectl(['get', 'svc', 'nginx', '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}']);
   assert.ok(external, 'nginx keeps its external IP');
   const node = await servingNode(external);
   await nginxThrough(external);
-  const pods = JSON.parse(await cluster.mustKubectl(['get', 'pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/instance=ipc,app.kubernetes.io/component=agent', '-o', 'json'])) as {
+  const pods = JSON.parse(
+    await cluster.mustKubectl([
+      'get',
+      'pods',
+      '-n',
+      SYSTEM_NS,
+      '-l',
+      'app.kubernetes.io/instance=ipc,app.kubernetes.io/component=agent',
+      '-o',
+      'json',
+    ]),
+  ) as {
     items: { spec: { nodeName: string; containers: { image: string; securityContext: unknown }[] } }[];
   };
   const manifest = YAML.parseAllDocuments(readFileSync(`${root}examples/claims/controller.yaml`, 'utf8'))[0]?.toJS() as {

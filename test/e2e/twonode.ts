@@ -13,10 +13,27 @@ import { ipClients, type IpClients } from '../../api/client.js';
 import { claimName } from '../../api/names.js';
 import { AGENT_NODE_LABEL } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
-import { Lab, startAgentProcess, startApiForwarder, type AgentProcess, type ApiForwarder, type LabProcess, type Netns, type Port } from '../lab/index.js';
+import {
+  Lab,
+  startAgentProcess,
+  startApiForwarder,
+  type AgentProcess,
+  type ApiForwarder,
+  type LabProcess,
+  type Netns,
+  type Port,
+} from '../lab/index.js';
 import { downtimeAround, type Downtime, type RequestResult } from '../support/downtime.js';
 import { startRequestLoop, type RequestLoop } from '../lab/requestloop.js';
-import { AGENT_POLICY_MANIFEST, agentPod, agentPolicyInForce, applyManifest, kubeConfigForToken, podBoundToken, serviceAccountTokenBound } from '../support/agent-identity.js';
+import {
+  AGENT_POLICY_MANIFEST,
+  agentPod,
+  agentPolicyInForce,
+  applyManifest,
+  kubeConfigForToken,
+  podBoundToken,
+  serviceAccountTokenBound,
+} from '../support/agent-identity.js';
 
 const CLI = fileURLToPath(new URL('../../cli.ts', import.meta.url));
 const ECHO = fileURLToPath(new URL('./echo-server.ts', import.meta.url));
@@ -182,7 +199,16 @@ async function registerNode(core: CoreV1Api, plan: (typeof NODE_PLAN)[number]): 
           { type: 'InternalIP', address: plan.ip4 },
           { type: 'Hostname', address: plan.name },
         ],
-        conditions: [{ type: 'Ready', status: 'True', reason: 'LabNode', message: 'network-namespace node', lastHeartbeatTime: new Date(), lastTransitionTime: new Date() }],
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'LabNode',
+            message: 'network-namespace node',
+            lastHeartbeatTime: new Date(),
+            lastTransitionTime: new Date(),
+          },
+        ],
       },
     },
   });
@@ -217,14 +243,19 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
     };
 
     const clientNs = await lab.addNamespace('client');
-    const clientPort = await lab.attach(clientNs, { ifname: options.testlink ?? 'testlink', mac: CLIENT.mac, addresses: [`${CLIENT.ip4}/24`, `${CLIENT.ip6}/64`] });
+    const clientPort = await lab.attach(clientNs, {
+      ifname: options.testlink ?? 'testlink',
+      mac: CLIENT.mac,
+      addresses: [`${CLIENT.ip4}/24`, `${CLIENT.ip6}/64`],
+    });
 
     const nodes: LabNode[] = [];
     for (const plan of NODE_PLAN) {
       const ns = await lab.addNamespace(plan.name.replace('node-', 'n'), NODE_SYSCTLS);
       const port = await lab.attach(ns, { ifname: 'eth0', mac: plan.mac, addresses: [`${plan.ip4}/24`, `${plan.ip6}/64`] });
       await registerNode(core, plan);
-      if (useAccounts && plan.labelled) agentTokens.set(plan.name, await podBoundToken(core, AGENT_ACCOUNT, await agentPod(core, AGENT_ACCOUNT, plan.name)));
+      if (useAccounts && plan.labelled)
+        agentTokens.set(plan.name, await podBoundToken(core, AGENT_ACCOUNT, await agentPod(core, AGENT_ACCOUNT, plan.name)));
       const echo = lab.spawn(ns, [process.execPath, '--import', 'tsx', ECHO, plan.name, String(ECHO_PORT)], { label: 'echo' });
       nodes.push({ name: plan.name, ns, port, ip4: plan.ip4, ip6: plan.ip6, labelled: plan.labelled, echo });
     }
@@ -253,12 +284,21 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       replica.proc = lab.spawn(
         replica.ns,
         [
-          process.execPath, '--import', 'tsx', CLI, 'scheduler',
-          '--kubeconfig', schedulerKubeconfigs.get(replica.identity) ?? '',
-          '--identity', replica.identity,
-          '--lease-namespace', LEASE_NAMESPACE,
-          '--lease-name', LEASE_NAME,
-          '--metrics-bind', `0.0.0.0:${SCHEDULER_PORT}`,
+          process.execPath,
+          '--import',
+          'tsx',
+          CLI,
+          'scheduler',
+          '--kubeconfig',
+          schedulerKubeconfigs.get(replica.identity) ?? '',
+          '--identity',
+          replica.identity,
+          '--lease-namespace',
+          LEASE_NAMESPACE,
+          '--lease-name',
+          LEASE_NAME,
+          '--metrics-bind',
+          `0.0.0.0:${SCHEDULER_PORT}`,
           ...(options.schedulerArgs ?? []),
         ],
         { label: `scheduler-${Date.now().toString(36)}` },
@@ -283,11 +323,16 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       }
     };
     await waitFor('a scheduler leader', async () => (await leader()) !== undefined, 30_000, 200);
-    await waitFor('both agents Ready as seen by the scheduler', async () => {
-      const listed = await ip.nodes.list();
-      const fresh = listed.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-      return fresh.length >= 2;
-    }, 30_000, 200);
+    await waitFor(
+      'both agents Ready as seen by the scheduler',
+      async () => {
+        const listed = await ip.nodes.list();
+        const fresh = listed.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return fresh.length >= 2;
+      },
+      30_000,
+      200,
+    );
 
     const holders = async (address: string): Promise<string[]> => {
       const found: string[] = [];
@@ -326,12 +371,17 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       holders,
       async servingNode(address, { not, timeoutMs = 20_000 } = {}) {
         let node = '';
-        await waitFor(`claim for ${address} assigned${not ? ` away from ${not}` : ''}`, async () => {
-          const claim = await ip.claims.get(claimName(address));
-          const confirmed = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName;
-          node = confirmed ? (claim?.status?.node ?? '') : '';
-          return node !== '' && node !== not;
-        }, timeoutMs, 20);
+        await waitFor(
+          `claim for ${address} assigned${not ? ` away from ${not}` : ''}`,
+          async () => {
+            const claim = await ip.claims.get(claimName(address));
+            const confirmed = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName;
+            node = confirmed ? (claim?.status?.node ?? '') : '';
+            return node !== '' && node !== not;
+          },
+          timeoutMs,
+          20,
+        );
         return node;
       },
       async leaderReplica() {

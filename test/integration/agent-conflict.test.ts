@@ -8,7 +8,16 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, type IpClaim } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
-import { Lab, startAgentProcess, startApiForwarder, startCapture, type AgentProcess, type ApiForwarder, type Capture, type Netns } from '../lab/index.js';
+import {
+  Lab,
+  startAgentProcess,
+  startApiForwarder,
+  startCapture,
+  type AgentProcess,
+  type ApiForwarder,
+  type Capture,
+  type Netns,
+} from '../lab/index.js';
 import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
 
 const NODE_MAC = '02:00:5e:12:00:01';
@@ -35,13 +44,19 @@ async function has(ip: string): Promise<boolean> {
 
 async function createClaim(cidr: string, pool?: string): Promise<string> {
   const name = uniqueName('cfl');
-  await clients.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name }, spec: { cidr, nodeName, ...(pool ? { pool } : {}) } });
+  await clients.claims.create({
+    apiVersion: API_VERSION,
+    kind: 'IpClaim',
+    metadata: { name },
+    spec: { cidr, nodeName, ...(pool ? { pool } : {}) },
+  });
   claims.add(name);
   return name;
 }
 
 const announced = async (name: string): Promise<IpClaim['status'] | undefined> => (await clients.claims.get(name))?.status;
-const conflictOf = (status: IpClaim['status'] | undefined) => status?.conditions?.find((c) => c.type === 'Announced' && c.reason === 'AddressConflict');
+const conflictOf = (status: IpClaim['status'] | undefined) =>
+  status?.conditions?.find((c) => c.type === 'Announced' && c.reason === 'AddressConflict');
 
 test.before(async () => {
   cluster = await testCluster();
@@ -56,9 +71,17 @@ test.before(async () => {
     await lab.attach(foreignNs, { mac: FOREIGN_MAC, addresses: ['192.0.2.70/24', '2001:db8:c::70/64'] });
     await lab.attach(clientNs, { mac: CLIENT_MAC, addresses: ['192.0.2.100/24'] });
     forwarder = await startApiForwarder(lab, cluster.kubeconfigPath);
-    await cluster.kubeConfig().makeApiClient(CoreV1Api).createNode({ body: { metadata: { name: nodeName, labels: { ipcontroller: '' } } } });
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNode({ body: { metadata: { name: nodeName, labels: { ipcontroller: '' } } } });
     capture = await startCapture(clientNs, 'eth0');
-    agent = startAgentProcess(lab, nodeNs, { kubeconfig: await forwarder.kubeconfigFor(nodeNs), hostname: nodeName, iface: 'eth0', args: ['--drain-timeout', '2s', '--log-level', 'debug'] });
+    agent = startAgentProcess(lab, nodeNs, {
+      kubeconfig: await forwarder.kubeconfigFor(nodeNs),
+      hostname: nodeName,
+      iface: 'eth0',
+      args: ['--drain-timeout', '2s', '--log-level', 'debug'],
+    });
     await agent.ready();
   } catch (err) {
     await lab.destroy();
@@ -71,7 +94,11 @@ test.after(async () => {
     await agent?.proc.stop();
     for (const name of claims) await clients.claims.delete(name).catch(() => false);
     await clients.nodes.delete(nodeName).catch(() => false);
-    await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNode({ name: nodeName }).catch(() => undefined);
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .deleteNode({ name: nodeName })
+      .catch(() => undefined);
     await capture?.stop();
     await forwarder?.close();
   } finally {
@@ -80,7 +107,7 @@ test.after(async () => {
   }
 });
 
-test('the IpNode carries the agent\'s MAC', async () => {
+test("the IpNode carries the agent's MAC", async () => {
   await waitFor('IpNode status.macs', async () => ((await clients.nodes.get(nodeName))?.status?.macs ?? []).includes(NODE_MAC), 10_000);
 });
 
@@ -93,9 +120,19 @@ test('a new address a foreign host holds is not brought up: Failed, Announced=Fa
   assert.is(conflictOf(status)?.status, 'False');
   assert.match(conflictOf(status)?.message ?? '', FOREIGN_MAC);
   assert.not.ok(await has('192.0.2.70'), 'never put on the interface');
-  const probes = capture.frames.filter((f) => f.time >= since - 1000 && f.srcMac === NODE_MAC && f.arp?.op === 'request' && f.arp.senderIp === '0.0.0.0' && f.arp.targetIp === '192.0.2.70');
+  const probes = capture.frames.filter(
+    (f) =>
+      f.time >= since - 1000 &&
+      f.srcMac === NODE_MAC &&
+      f.arp?.op === 'request' &&
+      f.arp.senderIp === '0.0.0.0' &&
+      f.arp.targetIp === '192.0.2.70',
+  );
   assert.ok(probes.length >= 1, 'an ARP probe with sender 0.0.0.0 went out');
-  assert.not.ok(capture.frames.some((f) => f.time >= since - 1000 && f.srcMac === NODE_MAC && f.arp?.senderIp === '192.0.2.70'), 'no announcement for it');
+  assert.not.ok(
+    capture.frames.some((f) => f.time >= since - 1000 && f.srcMac === NODE_MAC && f.arp?.senderIp === '192.0.2.70'),
+    'no announcement for it',
+  );
   const metrics = await agent!.get('/metrics');
   assert.match(metrics.body, /ipcontroller_agent_address_conflicts_total\{pool="lab-pool",when="probe"\} 1\b/);
 });
@@ -120,22 +157,43 @@ test('a free new address goes up after the probe window, quickly', async () => {
 test('a move from another of our nodes goes up without a probe', async () => {
   const name = uniqueName('cfl');
   // As the scheduler leaves it after a failover: status still says the old node had it up.
-  await clients.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name }, spec: { cidr: '192.0.2.72/32', nodeName: 'old-node' } });
+  await clients.claims.create({
+    apiVersion: API_VERSION,
+    kind: 'IpClaim',
+    metadata: { name },
+    spec: { cidr: '192.0.2.72/32', nodeName: 'old-node' },
+  });
   claims.add(name);
   const c = await clients.claims.get(name);
   await clients.claims.patchStatus(name, {
     metadata: { resourceVersion: c?.metadata.resourceVersion ?? '' },
-    status: { phase: 'Assigned', node: 'old-node', conditions: [{ type: 'Announced', status: 'True', reason: 'AddressUp', message: 'up on old-node', lastTransitionTime: new Date().toISOString() }] },
+    status: {
+      phase: 'Assigned',
+      node: 'old-node',
+      conditions: [
+        { type: 'Announced', status: 'True', reason: 'AddressUp', message: 'up on old-node', lastTransitionTime: new Date().toISOString() },
+      ],
+    },
   });
   const since = Date.now();
   await clients.claims.patch(name, { spec: { nodeName } });
   await waitFor('192.0.2.72 on eth0', () => has('192.0.2.72'), 10_000, 10);
-  assert.not.ok(capture.frames.some((f) => f.time >= since - 50 && f.srcMac === NODE_MAC && f.arp?.senderIp === '0.0.0.0' && f.arp.targetIp === '192.0.2.72'), 'no probe for a move');
+  assert.not.ok(
+    capture.frames.some(
+      (f) => f.time >= since - 50 && f.srcMac === NODE_MAC && f.arp?.senderIp === '0.0.0.0' && f.arp.targetIp === '192.0.2.72',
+    ),
+    'no probe for a move',
+  );
 });
 
 test('a foreign host that takes an address we serve: defended once, then reported; we keep serving', async () => {
   const name = await createClaim('192.0.2.73/32');
-  await waitFor('192.0.2.73 up and Assigned', async () => (await has('192.0.2.73')) && (await announced(name))?.phase === 'Assigned', 10_000, 50);
+  await waitFor(
+    '192.0.2.73 up and Assigned',
+    async () => (await has('192.0.2.73')) && (await announced(name))?.phase === 'Assigned',
+    10_000,
+    50,
+  );
   const since = Date.now();
   // The foreign host is configured by hand after us and announces itself (bounded: 4 GARPs, 1 s apart).
   await lab.exec(foreignNs, ['ip', 'addr', 'add', '192.0.2.73/32', 'dev', 'eth0']);
@@ -144,7 +202,9 @@ test('a foreign host that takes an address we serve: defended once, then reporte
   const status = await announced(name);
   assert.is(status?.phase, 'Failed');
   assert.match(conflictOf(status)?.message ?? '', new RegExp(`claimed by ${FOREIGN_MAC}`));
-  const defence = capture.frames.filter((f) => f.time >= since && f.srcMac === NODE_MAC && f.arp?.senderIp === '192.0.2.73' && f.arp.targetIp === '192.0.2.73');
+  const defence = capture.frames.filter(
+    (f) => f.time >= since && f.srcMac === NODE_MAC && f.arp?.senderIp === '192.0.2.73' && f.arp.targetIp === '192.0.2.73',
+  );
   assert.ok(defence.length >= 1, 'a defence announcement went out');
   assert.ok(await has('192.0.2.73'), 'still serving (no --conflict-withdraw)');
   const metrics = await agent!.get('/metrics');

@@ -4,7 +4,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Lab, neighbour, run } from '../lab/index.js';
 
-const namespaces = async (): Promise<string[]> => (await run('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter(Boolean);
+const namespaces = async (): Promise<string[]> =>
+  (await run('ip', ['netns', 'list'])).stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter(Boolean);
 
 test('namespaces on one bridge with chosen MACs, addresses and per-namespace sysctls; all deleted by name', async () => {
   const lab = Lab.create();

@@ -9,7 +9,18 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, type IpClaim } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
-import { Lab, neighbour, startAgentProcess, startApiForwarder, startCapture, type AgentProcess, type ApiForwarder, type Capture, type Netns, type Port } from '../lab/index.js';
+import {
+  Lab,
+  neighbour,
+  startAgentProcess,
+  startApiForwarder,
+  startCapture,
+  type AgentProcess,
+  type ApiForwarder,
+  type Capture,
+  type Netns,
+  type Port,
+} from '../lab/index.js';
 import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
 
 const NODE_MAC = '02:00:5e:10:00:01';
@@ -72,9 +83,12 @@ test.before(async () => {
     await lab.attach(clientNs, { mac: CLIENT_MAC, addresses: ['192.0.2.100/24', '2001:db8:a::100/64'] });
     forwarder = await startApiForwarder(lab, cluster.kubeconfigPath);
     kubeconfig = await forwarder.kubeconfigFor(nodeNs);
-    await cluster.kubeConfig().makeApiClient(CoreV1Api).createNode({
-      body: { metadata: { name: nodeName, labels: { ipcontroller: '' } } },
-    });
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .createNode({
+        body: { metadata: { name: nodeName, labels: { ipcontroller: '' } } },
+      });
     capture = await startCapture(clientNs, 'eth0');
     await startAgent().ready();
   } catch (err) {
@@ -88,7 +102,11 @@ test.after(async () => {
     await agent?.proc.stop(); // first, so it cannot re-create what is deleted below
     for (const name of claims) await clients.claims.delete(name).catch(() => false);
     await clients.nodes.delete(nodeName).catch(() => false);
-    await cluster.kubeConfig().makeApiClient(CoreV1Api).deleteNode({ name: nodeName }).catch(() => undefined);
+    await cluster
+      .kubeConfig()
+      .makeApiClient(CoreV1Api)
+      .deleteNode({ name: nodeName })
+      .catch(() => undefined);
     await capture?.stop();
     await forwarder?.close();
   } finally {
@@ -98,10 +116,14 @@ test.after(async () => {
 });
 
 test('the agent registers its IpNode with probe address and port, heartbeats, and answers probes', async () => {
-  await waitFor('IpNode Ready', async () => {
-    const node = await clients.nodes.get(nodeName);
-    return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-  }, 15_000);
+  await waitFor(
+    'IpNode Ready',
+    async () => {
+      const node = await clients.nodes.get(nodeName);
+      return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+    },
+    15_000,
+  );
   const node = await clients.nodes.get(nodeName);
   assert.is(node?.spec.probeAddress, '192.0.2.11');
   assert.is(node?.spec.probePort, 9610);
@@ -128,8 +150,14 @@ test('a claim for this node: address on eth0, gratuitous ARP on the wire, client
   const mine = (await addresses()).find((a) => a.local === ip);
   assert.is(mine?.metric, 4242, 'the agent marks its own addresses');
 
-  const fromAgent = (op: string) => (f: { time: number; srcMac: string; arp?: { op: unknown; senderIp: string; targetIp: string; senderMac: string } }) =>
-    f.time >= since - 1000 && f.srcMac === NODE_MAC && f.arp?.op === op && f.arp.senderIp === ip && f.arp.targetIp === ip && f.arp.senderMac === NODE_MAC;
+  const fromAgent =
+    (op: string) => (f: { time: number; srcMac: string; arp?: { op: unknown; senderIp: string; targetIp: string; senderMac: string } }) =>
+      f.time >= since - 1000 &&
+      f.srcMac === NODE_MAC &&
+      f.arp?.op === op &&
+      f.arp.senderIp === ip &&
+      f.arp.targetIp === ip &&
+      f.arp.senderMac === NODE_MAC;
   const request = await capture.waitFor('GARP request', fromAgent('request'), 5000);
   const reply = await capture.waitFor('GARP reply', fromAgent('reply'), 5000);
   assert.is(request.dstMac, 'ff:ff:ff:ff:ff:ff');
@@ -140,14 +168,22 @@ test('a claim for this node: address on eth0, gratuitous ARP on the wire, client
   const ping = await lab.exec(clientNs, ['ping', '-c', '1', '-W', '2', ip]);
   assert.is(ping.code, 0, ping.stdout + ping.stderr);
 
-  await waitFor('claim status Assigned', async () => {
-    const c = await clients.claims.get(name);
-    return c?.status?.phase === 'Assigned' && c.status.node === nodeName;
-  }, 10_000);
+  await waitFor(
+    'claim status Assigned',
+    async () => {
+      const c = await clients.claims.get(name);
+      return c?.status?.phase === 'Assigned' && c.status.node === nodeName;
+    },
+    10_000,
+  );
   const c = await clients.claims.get(name);
   assert.is(c?.status?.conditions?.[0]?.type, 'Announced');
   assert.is(c?.status?.conditions?.[0]?.status, 'True');
-  await waitFor('IpNode lists the address', async () => ((await clients.nodes.get(nodeName))?.status?.addresses ?? []).includes(`${ip}/32`), 6000);
+  await waitFor(
+    'IpNode lists the address',
+    async () => ((await clients.nodes.get(nodeName))?.status?.addresses ?? []).includes(`${ip}/32`),
+    6000,
+  );
   const later = Date.now();
   await waitFor('repeated announcements', async () => capture.frames.filter(fromAgent('request')).length >= 3, 5000, 100);
   assert.ok(Date.now() - later < 5000);
@@ -164,7 +200,11 @@ test('the claim moves to another node: address gone; an address added by hand st
   assert.ok(await has('192.0.2.77'), 'hand-added address untouched');
   // A claim for the hand-added address: served as it is, and still not removed when it goes.
   const hand = await createClaim('192.0.2.77/32');
-  await waitFor('claim for the hand-added address Assigned', async () => (await clients.claims.get(hand))?.status?.phase === 'Assigned', 10_000);
+  await waitFor(
+    'claim for the hand-added address Assigned',
+    async () => (await clients.claims.get(hand))?.status?.phase === 'Assigned',
+    10_000,
+  );
   await deleteClaim(hand);
   await deleteClaim(name);
   await agentReconciled();
@@ -174,8 +214,15 @@ test('the claim moves to another node: address gone; an address added by hand st
 /** Waits until the agent has finished work for everything so far (IpNode address list settles). */
 async function agentReconciled(): Promise<void> {
   const held = async (): Promise<string[]> => (await clients.nodes.get(nodeName))?.status?.addresses ?? [];
-  const want = (await addresses()).filter((a) => a.metric === 4242).map((a) => `${a.local}/${a.prefixlen}`).sort();
-  await waitFor('IpNode addresses match the interface', async () => JSON.stringify((await held()).slice().sort()) === JSON.stringify(want), 6000);
+  const want = (await addresses())
+    .filter((a) => a.metric === 4242)
+    .map((a) => `${a.local}/${a.prefixlen}`)
+    .sort();
+  await waitFor(
+    'IpNode addresses match the interface',
+    async () => JSON.stringify((await held()).slice().sort()) === JSON.stringify(want),
+    6000,
+  );
 }
 
 test('an address deleted by an operator is put back at once, with a log line', async () => {
@@ -185,7 +232,11 @@ test('an address deleted by an operator is put back at once, with a log line', a
   const deleted = Date.now();
   await waitFor('192.0.2.52 back', () => has('192.0.2.52'), 3000, 20);
   assert.ok(Date.now() - deleted < 2000, 'put back well before a resync');
-  await waitFor('log line', async () => readFileSync(agent!.proc.logFile, 'utf8').includes('removed from the interface by someone else'), 3000);
+  await waitFor(
+    'log line',
+    async () => readFileSync(agent!.proc.logFile, 'utf8').includes('removed from the interface by someone else'),
+    3000,
+  );
   await deleteClaim(name);
   await waitFor('192.0.2.52 gone', async () => !(await has('192.0.2.52')), 10_000, 50);
 });
@@ -235,7 +286,12 @@ test('agent restart: kept addresses once, stale ones of its own removed, hand-ad
   const keep = await createClaim('192.0.2.60/32');
   const stale = await createClaim('192.0.2.61/32');
   const keep6 = await createClaim('2001:db8:a::60/128');
-  await waitFor('three addresses up', async () => (await has('192.0.2.60')) && (await has('192.0.2.61')) && (await has('2001:db8:a::60')), 10_000, 50);
+  await waitFor(
+    'three addresses up',
+    async () => (await has('192.0.2.60')) && (await has('192.0.2.61')) && (await has('2001:db8:a::60')),
+    10_000,
+    50,
+  );
   agent!.proc.signal('SIGKILL'); // a crash: addresses stay
   await agent!.proc.exited;
   await deleteClaim(stale); // goes away while no agent runs
@@ -245,8 +301,14 @@ test('agent restart: kept addresses once, stale ones of its own removed, hand-ad
   const all = await addresses();
   assert.is(all.filter((a) => a.local === '192.0.2.60').length, 1);
   assert.is(all.filter((a) => a.local === '2001:db8:a::60').length, 1);
-  assert.ok(all.some((a) => a.local === '192.0.2.77'), 'hand-added address untouched');
-  assert.ok(all.some((a) => a.local === '192.0.2.11'), 'node address untouched');
+  assert.ok(
+    all.some((a) => a.local === '192.0.2.77'),
+    'hand-added address untouched',
+  );
+  assert.ok(
+    all.some((a) => a.local === '192.0.2.11'),
+    'node address untouched',
+  );
   await deleteClaim(keep);
   await deleteClaim(keep6);
   await waitFor('claims gone -> addresses gone', async () => !(await has('192.0.2.60')) && !(await has('2001:db8:a::60')), 10_000, 50);
@@ -294,10 +356,14 @@ test('fencing: cut off from the API and not probed -> addresses withdrawn; probe
     forwarder.resume(nodeNs);
   }
   await waitFor('address restored once the API answers', () => has('192.0.2.80'), 15_000, 50);
-  await waitFor('Fenced=False again', async () => {
-    const n = await clients.nodes.get(nodeName);
-    return n?.status?.conditions?.some((c) => c.type === 'Fenced' && c.status === 'False') === true;
-  }, 10_000);
+  await waitFor(
+    'Fenced=False again',
+    async () => {
+      const n = await clients.nodes.get(nodeName);
+      return n?.status?.conditions?.some((c) => c.type === 'Fenced' && c.status === 'False') === true;
+    },
+    10_000,
+  );
   await deleteClaim(name);
   await waitFor('192.0.2.80 gone', async () => !(await has('192.0.2.80')), 10_000, 50);
 });
@@ -306,10 +372,15 @@ test('SIGTERM: reports Draining, waits for the claim to move, removes the addres
   const name = await createClaim('192.0.2.70/32');
   await waitFor('192.0.2.70 up', () => has('192.0.2.70'), 10_000, 50);
   agent!.proc.signal('SIGTERM');
-  await waitFor('IpNode Draining=True', async () => {
-    const n = await clients.nodes.get(nodeName);
-    return n?.status?.conditions?.some((c) => c.type === 'Draining' && c.status === 'True') === true;
-  }, 5000, 50);
+  await waitFor(
+    'IpNode Draining=True',
+    async () => {
+      const n = await clients.nodes.get(nodeName);
+      return n?.status?.conditions?.some((c) => c.type === 'Draining' && c.status === 'True') === true;
+    },
+    5000,
+    50,
+  );
   const probe = await agent!.get('/healthz', { 'x-ipcontroller-probe': 'test-scheduler' });
   assert.equal(JSON.parse(probe.body), { ok: true, node: nodeName, draining: true });
   assert.ok(await has('192.0.2.70'), 'address kept until the claim moves');

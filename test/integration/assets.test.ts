@@ -46,7 +46,10 @@ test('TEST_ASSET_ETCD overrides one binary of KUBEBUILDER_ASSETS', () => {
 test('a folder missing a binary is refused with the path it looked at', () => {
   const dir = assetsFolder(['kube-apiserver']);
   process.env.KUBEBUILDER_ASSETS = dir;
-  assert.throws(() => resolveAssets(), (err: Error) => err.message === `control plane binary etcd not found at ${join(dir, 'etcd')}`);
+  assert.throws(
+    () => resolveAssets(),
+    (err: Error) => err.message === `control plane binary etcd not found at ${join(dir, 'etcd')}`,
+  );
 });
 
 test.run();

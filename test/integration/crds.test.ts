@@ -27,7 +27,13 @@ function claim(cidr: string, extra: Partial<IpClaim['spec']> = {}): IpClaim {
 
 test('the three CRDs are Established', async () => {
   for (const crd of ['ipclaims', 'ipnodes', 'ipclaimpools']) {
-    const got = await cluster.kubectl(['get', 'crd', `${crd}.ipcontroller.ext`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
+    const got = await cluster.kubectl([
+      'get',
+      'crd',
+      `${crd}.ipcontroller.ext`,
+      '-o',
+      'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+    ]);
     assert.is(got.stdout, 'True', `${crd}: ${got.stderr}`);
   }
 });
@@ -37,7 +43,9 @@ test('kubectl get ipclaims shows IP, NODE, SERVICE(S) as text and AGE', async ()
   await clients.claims.create(c);
   try {
     // What the agent writes with its status (agent/status.ts): the Service list as text.
-    await clients.claims.patchStatus(c.metadata.name ?? '', { status: { phase: 'Assigned', node: 'node-a', serviceList: 'default/web, shop/front' } });
+    await clients.claims.patchStatus(c.metadata.name ?? '', {
+      status: { phase: 'Assigned', node: 'node-a', serviceList: 'default/web, shop/front' },
+    });
     const out = await cluster.kubectl(['get', 'ipclaims', c.metadata.name ?? '']);
     assert.is(out.code, 0, out.stderr);
     const [header, row] = out.stdout.trim().split('\n');
@@ -49,9 +57,23 @@ test('kubectl get ipclaims shows IP, NODE, SERVICE(S) as text and AGE', async ()
 });
 
 test('every field of the three CRDs has a description; kubectl explain says what ranges are', async () => {
-  const crds = await cluster.kubectl(['get', 'crd', 'ipclaims.ipcontroller.ext', 'ipnodes.ipcontroller.ext', 'ipclaimpools.ipcontroller.ext', '-o', 'json']);
+  const crds = await cluster.kubectl([
+    'get',
+    'crd',
+    'ipclaims.ipcontroller.ext',
+    'ipnodes.ipcontroller.ext',
+    'ipclaimpools.ipcontroller.ext',
+    '-o',
+    'json',
+  ]);
   assert.is(crds.code, 0, crds.stderr);
-  type Schema = { type?: string; description?: string; properties?: Record<string, Schema>; items?: Schema; additionalProperties?: Schema | boolean };
+  type Schema = {
+    type?: string;
+    description?: string;
+    properties?: Record<string, Schema>;
+    items?: Schema;
+    additionalProperties?: Schema | boolean;
+  };
   const missing: string[] = [];
   const walk = (s: Schema, path: string): void => {
     // metadata is the one field the apiserver forbids describing (it is ObjectMeta's own schema).
@@ -60,24 +82,42 @@ test('every field of the three CRDs has a description; kubectl explain says what
     if (s.items) walk(s.items, `${path}[]`);
     if (typeof s.additionalProperties === 'object') walk(s.additionalProperties, `${path}{}`);
   };
-  const list = JSON.parse(crds.stdout) as { items: Array<{ spec: { names: { kind: string }; versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }> };
+  const list = JSON.parse(crds.stdout) as {
+    items: Array<{ spec: { names: { kind: string }; versions: Array<{ schema: { openAPIV3Schema: Schema } }> } }>;
+  };
   for (const crd of list.items) walk(crd.spec.versions[0]?.schema.openAPIV3Schema ?? {}, crd.spec.names.kind);
   assert.equal(missing, []);
   let explained = '';
-  await waitFor('kubectl explain serves the published schema', async () => {
-    const out = await cluster.kubectl(['explain', 'ipclaimpool.spec.ranges']);
-    explained = out.stdout.replace(/\s+/g, ' '); // kubectl wraps long descriptions
-    return out.code === 0 && /inclusive \[first, last\]/.test(explained);
-  }, 30_000, 500);
+  await waitFor(
+    'kubectl explain serves the published schema',
+    async () => {
+      const out = await cluster.kubectl(['explain', 'ipclaimpool.spec.ranges']);
+      explained = out.stdout.replace(/\s+/g, ' '); // kubectl wraps long descriptions
+      return out.code === 0 && /inclusive \[first, last\]/.test(explained);
+    },
+    30_000,
+    500,
+  );
   assert.match(explained, /outside cidr, of the other family or backwards makes the pool invalid/);
 });
 
 test('kubectl get ipnodes shows the probe round trip and the claims held', async () => {
   const name = uniqueName('node');
-  await clients.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name }, spec: { probeAddress: '192.0.2.1', probePort: 9610 } });
+  await clients.nodes.create({
+    apiVersion: API_VERSION,
+    kind: 'IpNode',
+    metadata: { name },
+    spec: { probeAddress: '192.0.2.1', probePort: 9610 },
+  });
   try {
     const now = new Date().toISOString();
-    await clients.nodes.patchStatus(name, { status: { renewTime: now, claimsHeld: 3, probe: { by: 's', observedAt: now, rttMs: 0.42, consecutiveFailures: 0, failureThreshold: 3, monitorMs: 4000, draining: false } } });
+    await clients.nodes.patchStatus(name, {
+      status: {
+        renewTime: now,
+        claimsHeld: 3,
+        probe: { by: 's', observedAt: now, rttMs: 0.42, consecutiveFailures: 0, failureThreshold: 3, monitorMs: 4000, draining: false },
+      },
+    });
     const out = await cluster.kubectl(['get', 'ipnodes', name]);
     assert.is(out.code, 0, out.stderr);
     const [header, row] = out.stdout.trim().split('\n');
@@ -95,7 +135,12 @@ test('kubectl get ipclaimpools shows CIDR, USED, FREE and the EXCLUDED addresses
   try {
     const excluded = [
       { address: '198.51.100.5', reason: 'NodeAddress', message: 'InternalIP of Node n1' },
-      { address: '198.51.100.9', reason: 'AddressConflict', message: '198.51.100.9 is answered by 02:00:5e:00:53:99', seenAt: new Date().toISOString() },
+      {
+        address: '198.51.100.9',
+        reason: 'AddressConflict',
+        message: '198.51.100.9 is answered by 02:00:5e:00:53:99',
+        seenAt: new Date().toISOString(),
+      },
     ];
     await clients.pools.patchStatus(name, { status: { used: 3, free: 249, allocations: {}, excluded, excludedCount: 2 } });
     const out = await cluster.kubectl(['get', 'ipclaimpools', name]);
@@ -115,7 +160,12 @@ test('a pool whose cidr is not an IP prefix is rejected at admission with a clea
   const out = await applyJson(manifest);
   assert.is.not(out.code, 0);
   assert.match(out.stderr, /spec\.cidr: Invalid value.*cidr must be an IP prefix, such as 192\.0\.2\.0\/24/);
-  const range = JSON.stringify({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name }, spec: { cidr: '192.0.2.0/24', ranges: [['192.0.2.1', 'nope']] } });
+  const range = JSON.stringify({
+    apiVersion: API_VERSION,
+    kind: 'IpClaimPool',
+    metadata: { name },
+    spec: { cidr: '192.0.2.0/24', ranges: [['192.0.2.1', 'nope']] },
+  });
   const rangeOut = await applyJson(range);
   assert.is.not(rangeOut.code, 0);
   assert.match(rangeOut.stderr, /each end of a range must be an IP address/);
@@ -123,7 +173,12 @@ test('a pool whose cidr is not an IP prefix is rejected at admission with a clea
 });
 
 test('a claim without cidr is rejected at admission', async () => {
-  const manifest = JSON.stringify({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: uniqueName('nocidr') }, spec: { nodeName: 'node-a' } });
+  const manifest = JSON.stringify({
+    apiVersion: API_VERSION,
+    kind: 'IpClaim',
+    metadata: { name: uniqueName('nocidr') },
+    spec: { nodeName: 'node-a' },
+  });
   const out = await applyJson(manifest);
   assert.is.not(out.code, 0);
   assert.match(out.stderr, /spec\.cidr: Required value/);

@@ -40,17 +40,59 @@ for (const manifest of manifests) {
 
 test('the Helm chart renders and every object passes server-side dry run', async () => {
   // build-helm.sh returns the cached binary at once (make get-deps built it).
-  const helm = execFileSync('bash', [fileURLToPath(new URL('../controlplane/build-helm.sh', import.meta.url))], { encoding: 'utf8' }).trim().split('\n').pop() ?? 'helm';
+  const helm =
+    execFileSync('bash', [fileURLToPath(new URL('../controlplane/build-helm.sh', import.meta.url))], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .pop() ?? 'helm';
   const chart = join(examples, 'helm', 'ipcontroller');
-  const rendered = execFileSync(helm, ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '--include-crds', '--set', 'pool.cidr=192.0.2.0/24', '--set', 'agent.iface=eth1', '--set', 'scheduler.rebalance=true'], { encoding: 'utf8' });
+  const rendered = execFileSync(
+    helm,
+    [
+      'template',
+      'ipc',
+      chart,
+      '--namespace',
+      'ipcontroller-system',
+      '--include-crds',
+      '--set',
+      'pool.cidr=192.0.2.0/24',
+      '--set',
+      'agent.iface=eth1',
+      '--set',
+      'scheduler.rebalance=true',
+    ],
+    { encoding: 'utf8' },
+  );
   const kinds = [...rendered.matchAll(/^kind: (\w+)$/gm)].map((m) => m[1]).sort();
-  assert.equal(kinds, ['ClusterRole', 'ClusterRole', 'ClusterRoleBinding', 'ClusterRoleBinding', 'CustomResourceDefinition', 'CustomResourceDefinition', 'CustomResourceDefinition', 'DaemonSet', 'Deployment', 'IpClaimPool', 'Role', 'RoleBinding', 'ServiceAccount', 'ServiceAccount', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
+  assert.equal(kinds, [
+    'ClusterRole',
+    'ClusterRole',
+    'ClusterRoleBinding',
+    'ClusterRoleBinding',
+    'CustomResourceDefinition',
+    'CustomResourceDefinition',
+    'CustomResourceDefinition',
+    'DaemonSet',
+    'Deployment',
+    'IpClaimPool',
+    'Role',
+    'RoleBinding',
+    'ServiceAccount',
+    'ServiceAccount',
+    'ValidatingAdmissionPolicy',
+    'ValidatingAdmissionPolicyBinding',
+  ]);
   assert.match(rendered, /- --iface=eth1/);
   assert.match(rendered, /- --rebalance/);
   // The agent policy names the release's own agent account, and its binding the release's policy.
   assert.match(rendered, /expression: "request\.userInfo\.username == 'system:serviceaccount:ipcontroller-system:ipc-agent'"/);
   assert.match(rendered, /policyName: ipc-agent-own-node/);
-  const without = execFileSync(helm, ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '--set', 'agent.ownNodePolicy=false'], { encoding: 'utf8' });
+  const without = execFileSync(
+    helm,
+    ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '--set', 'agent.ownNodePolicy=false'],
+    { encoding: 'utf8' },
+  );
   assert.not.match(without, /ValidatingAdmissionPolicy/);
   const out = await cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], rendered);
   assert.is(out.code, 0, out.stderr);
@@ -61,7 +103,15 @@ test('the agent DaemonSet adds only NET_ADMIN and NET_RAW and is not privileged'
   const out = await cluster.kubectl(['apply', '--dry-run=server', '-o', 'json', '-f', join(examples, 'claims', 'controller.yaml')]);
   assert.is(out.code, 0, out.stderr);
   const ds = JSON.parse(out.stdout) as {
-    spec: { template: { spec: { hostNetwork: boolean; nodeSelector: Record<string, string>; containers: { securityContext: { privileged?: boolean; capabilities: { add: string[]; drop: string[] } } }[] } } };
+    spec: {
+      template: {
+        spec: {
+          hostNetwork: boolean;
+          nodeSelector: Record<string, string>;
+          containers: { securityContext: { privileged?: boolean; capabilities: { add: string[]; drop: string[] } } }[];
+        };
+      };
+    };
   };
   const pod = ds.spec.template.spec;
   assert.is(pod.hostNetwork, true);

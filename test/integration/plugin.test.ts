@@ -64,7 +64,12 @@ test('each pending reason: why says what the scheduler wrote in the Service cond
     const first = await f.service('full-a', {}, { 'ipcontroller.ext/pool': pool });
     const second = await f.service('full-b', {}, { 'ipcontroller.ext/pool': pool });
     await f.scheduler();
-    await waitFor('the pool is full', async () => (await serviceCondition(f, first))?.reason === 'Ready' && (await serviceCondition(f, second))?.reason === 'Ready', 20_000, 200);
+    await waitFor(
+      'the pool is full',
+      async () => (await serviceCondition(f, first))?.reason === 'Ready' && (await serviceCondition(f, second))?.reason === 'Ready',
+      20_000,
+      200,
+    );
     const cases: Array<[string, Record<string, unknown>, Record<string, string>]> = [
       ['PoolExhausted', {}, { 'ipcontroller.ext/pool': pool }],
       ['AddressOutsidePool', {}, { 'ipcontroller.ext/loadBalancerIPs': '198.51.100.77' }],
@@ -79,7 +84,12 @@ test('each pending reason: why says what the scheduler wrote in the Service cond
     const names: Array<[string, string]> = [];
     for (const [reason, spec, annotations] of cases) names.push([reason, await f.service(reason.toLowerCase(), spec, annotations)]);
     for (const [reason, name] of names) {
-      await waitFor(`${name}: the scheduler's condition says ${reason}`, async () => (await serviceCondition(f, name))?.reason === reason, 20_000, 200);
+      await waitFor(
+        `${name}: the scheduler's condition says ${reason}`,
+        async () => (await serviceCondition(f, name))?.reason === reason,
+        20_000,
+        200,
+      );
       const written = await serviceCondition(f, name);
       const why = await pluginJson<Explanation>(f, ['why', name, '-n', f.namespace]);
       assert.is(written?.status, 'False');
@@ -94,11 +104,18 @@ test('each pending reason: why says what the scheduler wrote in the Service cond
     }
     // `kubectl wait` on the False condition works as well.
     const [, full] = names[0] ?? ['', ''];
-    const waited = await kubectl(f, ['wait', `--for=condition=${SERVICE_CONDITION}=False`, `svc/${full}`, '-n', f.namespace, '--timeout=20s']);
+    const waited = await kubectl(f, [
+      'wait',
+      `--for=condition=${SERVICE_CONDITION}=False`,
+      `svc/${full}`,
+      '-n',
+      f.namespace,
+      '--timeout=20s',
+    ]);
     assert.is(waited.code, 0, waited.stderr);
   }));
 
-test('no candidate node: both agents fail their probes; why names each node\'s reason, as the scheduler does', () =>
+test("no candidate node: both agents fail their probes; why names each node's reason, as the scheduler does", () =>
   withFixture(async (f) => {
     const [a, b] = await agents(f);
     await f.pool('203.0.113.0/24', [['203.0.113.20', '203.0.113.21']], 'pnone');
@@ -106,14 +123,26 @@ test('no candidate node: both agents fail their probes; why names each node\'s r
     b.mode = 'fail';
     const name = await f.service('nocand');
     await f.scheduler();
-    await waitFor('NoCandidateNode on the Service', async () => (await serviceCondition(f, name))?.reason === 'NoCandidateNode', 20_000, 200);
-    await waitFor('the leader published its probe view of both nodes', async () => {
-      const nodes = await Promise.all([a, b].map((x) => f.clients.nodes.get(x.node)));
-      return nodes.every((n) => (n?.status?.probe?.consecutiveFailures ?? 0) >= 3);
-    }, 20_000, 200);
+    await waitFor(
+      'NoCandidateNode on the Service',
+      async () => (await serviceCondition(f, name))?.reason === 'NoCandidateNode',
+      20_000,
+      200,
+    );
+    await waitFor(
+      'the leader published its probe view of both nodes',
+      async () => {
+        const nodes = await Promise.all([a, b].map((x) => f.clients.nodes.get(x.node)));
+        return nodes.every((n) => (n?.status?.probe?.consecutiveFailures ?? 0) >= 3);
+      },
+      20_000,
+      200,
+    );
     const why = await pluginJson<Explanation>(f, ['why', name]);
     assert.is(why.condition?.reason, 'NoCandidateNode');
-    const verdicts = Object.fromEntries((why.addresses[0]?.nodes ?? []).filter((n) => n.node === a.node || n.node === b.node).map((n) => [n.node, n.reason]));
+    const verdicts = Object.fromEntries(
+      (why.addresses[0]?.nodes ?? []).filter((n) => n.node === a.node || n.node === b.node).map((n) => [n.node, n.reason]),
+    );
     assert.equal(verdicts, { [a.node]: 'probe', [b.node]: 'probe' });
   }));
 
@@ -132,9 +161,19 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
     assert.equal(before.addresses[0]?.decision, { kind: 'keep', node: a.node }, 'why agrees with where the scheduler put it');
 
     a.mode = 'silent';
-    await waitFor('IPMoved with the duration, once b reported the address up', async () => (await f.events(name)).some((e) => e.reason === 'IPMoved' && / took \d+\.\d{3}s/.test(e.message ?? '')), 20_000, 200);
+    await waitFor(
+      'IPMoved with the duration, once b reported the address up',
+      async () => (await f.events(name)).some((e) => e.reason === 'IPMoved' && / took \d+\.\d{3}s/.test(e.message ?? '')),
+      20_000,
+      200,
+    );
     const moved = (await f.events(name)).find((e) => e.reason === 'IPMoved');
-    assert.match(moved?.message ?? '', new RegExp(`^203\\.0\\.113\\.30 moved from node ${a.node} to ${b.node}: probe; took \\d+\\.\\d{3}s \\(failure detected -> claim written \\d+\\.\\d{3}s -> address up on ${b.node} \\d+\\.\\d{3}s\\)$`));
+    assert.match(
+      moved?.message ?? '',
+      new RegExp(
+        `^203\\.0\\.113\\.30 moved from node ${a.node} to ${b.node}: probe; took \\d+\\.\\d{3}s \\(failure detected -> claim written \\d+\\.\\d{3}s -> address up on ${b.node} \\d+\\.\\d{3}s\\)$`,
+      ),
+    );
     const after = (await f.claimsOf(name))[0];
     assert.is(after?.status?.lastMove?.from, a.node);
     assert.is(after?.status?.lastMove?.to, b.node);
@@ -144,7 +183,11 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
 
     const afterWhy = await pluginJson<Explanation>(f, ['why', name]);
     assert.equal(afterWhy.addresses[0]?.decision, { kind: 'keep', node: b.node });
-    assert.is(afterWhy.addresses[0]?.nodes.find((n) => n.node === a.node)?.reason, after?.status?.lastMove?.reason, 'why gives the reason the scheduler moved for');
+    assert.is(
+      afterWhy.addresses[0]?.nodes.find((n) => n.node === a.node)?.reason,
+      after?.status?.lastMove?.reason,
+      'why gives the reason the scheduler moved for',
+    );
 
     const history = await pluginJson<History>(f, ['history', name, '-n', f.namespace]);
     const reasons = history.entries.map((e) => e.reason);
@@ -165,7 +208,7 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
     assert.is(nodeA?.candidate, false);
     assert.is(nodeA?.reason, 'probe', 'status says what the scheduler moved for');
     const nodeB = status.nodes.find((n) => n.name === b.node);
-    assert.ok(nodeB?.candidate && nodeB.rttMs !== undefined, 'RTT from the leader\'s probe report');
+    assert.ok(nodeB?.candidate && nodeB.rttMs !== undefined, "RTT from the leader's probe report");
     const text = await kubectl(f, ['ipcontroller', 'status']);
     assert.match(text.stdout, new RegExp(`203\\.0\\.113\\.30\\s+${f.namespace}/${name}\\s+\\S+\\s+${b.node}\\s+Assigned`));
     const yaml = await kubectl(f, ['ipcontroller', 'status', '-o', 'yaml', `--kubeconfig=${f.cluster.kubeconfigPath}`]);
@@ -188,10 +231,19 @@ test('before the scheduler runs, why predicts the address and node it will give 
     }
     assert.is(new Set([...predicted.values()].map((p) => p.node)).size, 2, 'fair: both nodes get claims');
     await f.scheduler();
-    await waitFor('all four placed', async () => (await Promise.all(names.map((n) => f.claimsOf(n)))).every((c) => c[0]?.spec.nodeName), 20_000, 200);
+    await waitFor(
+      'all four placed',
+      async () => (await Promise.all(names.map((n) => f.claimsOf(n)))).every((c) => c[0]?.spec.nodeName),
+      20_000,
+      200,
+    );
     for (const name of names) {
       const [claim] = await f.claimsOf(name);
-      assert.equal({ address: claim?.spec.cidr.split('/')[0], node: claim?.spec.nodeName }, predicted.get(name), `${name}: the scheduler did what why said`);
+      assert.equal(
+        { address: claim?.spec.cidr.split('/')[0], node: claim?.spec.nodeName },
+        predicted.get(name),
+        `${name}: the scheduler did what why said`,
+      );
     }
   }));
 
@@ -201,13 +253,21 @@ test('status -w prints again when something changes', () =>
     await f.pool('203.0.113.0/24', [['203.0.113.50', '203.0.113.51']], 'pwatch');
     await f.scheduler();
     const env = plugin.env(f.cluster.kubeconfigPath);
-    const child = spawn(process.env.IPC_TEST_KUBECTL ?? 'kubectl', ['ipcontroller', 'status', '-w', '--interval', '300ms'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.env.IPC_TEST_KUBECTL ?? 'kubectl', ['ipcontroller', 'status', '-w', '--interval', '300ms'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     try {
       await waitFor('the first screen', async () => out.includes('ADDRESSES'), 20_000, 100);
       const name = await f.service('watched');
-      await waitFor('a second screen with the new address', async () => out.split('Scheduler leader:').length >= 3 && out.includes(`${f.namespace}/${name}`), 20_000, 100);
+      await waitFor(
+        'a second screen with the new address',
+        async () => out.split('Scheduler leader:').length >= 3 && out.includes(`${f.namespace}/${name}`),
+        20_000,
+        100,
+      );
     } finally {
       child.kill('SIGINT');
     }

@@ -70,7 +70,12 @@ async function outcome(call: () => Promise<unknown>): Promise<{ code: number; me
   }
 }
 
-const ipNode = (name: string): IpNode => ({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name }, spec: { probeAddress: '192.0.2.1', probePort: 9610 } });
+const ipNode = (name: string): IpNode => ({
+  apiVersion: API_VERSION,
+  kind: 'IpNode',
+  metadata: { name },
+  spec: { probeAddress: '192.0.2.1', probePort: 9610 },
+});
 
 /** A claim on nodeName, made by the admin (as the scheduler would). */
 async function claimOn(address: string, nodeName: string): Promise<string> {
@@ -87,7 +92,13 @@ const assigned = (node: string): { status: IpClaimStatus } => ({ status: assigne
 
 test.before(async () => {
   cluster = await testCluster();
-  const applied = await cluster.kubectl(['apply', '-f', fileURLToPath(new URL('../../examples/auth.yaml', import.meta.url)), '-f', AGENT_POLICY_MANIFEST]);
+  const applied = await cluster.kubectl([
+    'apply',
+    '-f',
+    fileURLToPath(new URL('../../examples/auth.yaml', import.meta.url)),
+    '-f',
+    AGENT_POLICY_MANIFEST,
+  ]);
   assert.is(applied.code, 0, applied.stderr);
   admin = cluster.kubeConfig();
   const core = admin.makeApiClient(CoreV1Api);
@@ -126,7 +137,9 @@ test('the agent reads claims but cannot create them, touch Services or pools, or
   assert.is(await status(() => ip.pools.list()), 403);
   assert.is(await status(() => ip.pools.patchStatus('any', { status: { used: 0 } })), 403);
   assert.is(
-    await status(() => ip.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: '192-0-2-99-32' }, spec: { cidr: '192.0.2.99/32' } })),
+    await status(() =>
+      ip.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: '192-0-2-99-32' }, spec: { cidr: '192.0.2.99/32' } }),
+    ),
     403,
   );
   assert.is(await status(() => ip.claims.delete('192-0-2-99-32')), 403);
@@ -141,7 +154,14 @@ test('the scheduler cannot read Secrets, write IpNodes, or take Leases outside i
   assert.is(await status(() => core.readNamespacedSecret({ name: 'x', namespace: 'default' })), 403);
   assert.is(await status(() => ip.nodes.list()), 200);
   assert.is(
-    await status(() => ip.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name: 'forged' }, spec: { probeAddress: '192.0.2.1', probePort: 1 } })),
+    await status(() =>
+      ip.nodes.create({
+        apiVersion: API_VERSION,
+        kind: 'IpNode',
+        metadata: { name: 'forged' },
+        spec: { probeAddress: '192.0.2.1', probePort: 1 },
+      }),
+    ),
     403,
   );
   const lease = (namespace: string) => ({
@@ -159,11 +179,29 @@ test('the scheduler cannot read Secrets, write IpNodes, or take Leases outside i
     assert.is(await status(() => ip.pools.patch(pool, { metadata: { finalizers: ['ipcontroller.ext/pool-protection'] } })), 200);
     assert.is(await status(() => ip.pools.patch(pool, { metadata: { finalizers: null } })), 200);
     assert.is(await status(() => ip.pools.delete(pool)), 403);
-    assert.is(await status(() => ip.pools.create({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: uniqueName('forged') }, spec: { cidr: '192.0.2.0/24' } })), 403);
+    assert.is(
+      await status(() =>
+        ip.pools.create({
+          apiVersion: API_VERSION,
+          kind: 'IpClaimPool',
+          metadata: { name: uniqueName('forged') },
+          spec: { cidr: '192.0.2.0/24' },
+        }),
+      ),
+      403,
+    );
   } finally {
     await admin.pools.delete(pool);
   }
-  assert.is(await status(() => core.createNamespacedService({ namespace: 'default', body: { metadata: { name: uniqueName('svc') }, spec: { ports: [{ port: 80 }] } } })), 403);
+  assert.is(
+    await status(() =>
+      core.createNamespacedService({
+        namespace: 'default',
+        body: { metadata: { name: uniqueName('svc') }, spec: { ports: [{ port: 80 }] } },
+      }),
+    ),
+    403,
+  );
 });
 
 test('an agent with the Pod-bound token of a Pod on node A writes IpNode A and the status of claims on A', async () => {
@@ -222,7 +260,12 @@ test('after the scheduler moves a claim from A to B, A can no longer write its s
   const port = kubePort(agentA, { clock: systemClock, logger: pino({ level: 'silent' }), relistMs: 60_000, nodeName: nodeA });
   const watching = new AbortController();
   port.claims.run(() => undefined, watching.signal);
-  await waitFor('the agent lists the claim', async () => port.claims.entries().some((e) => e.ok && e.claim.metadata.name === name && e.claim.spec.nodeName === nodeA), 10_000, 50);
+  await waitFor(
+    'the agent lists the claim',
+    async () => port.claims.entries().some((e) => e.ok && e.claim.metadata.name === name && e.claim.spec.nodeName === nodeA),
+    10_000,
+    50,
+  );
   watching.abort();
   await port.patchClaimStatus(name, assignedStatus(nodeA));
 
@@ -232,13 +275,19 @@ test('after the scheduler moves a claim from A to B, A can no longer write its s
   assert.match(refused.message, new RegExp(`${name} is on ${nodeB}`));
   const denials = async (): Promise<number> => policyDenials((await cluster.kubectl(['get', '--raw', '/metrics'])).stdout);
   const before = await denials();
-  const first = await port.patchClaimStatus(name, assignedStatus(nodeA)).then(() => null, (err: unknown) => err);
+  const first = await port.patchClaimStatus(name, assignedStatus(nodeA)).then(
+    () => null,
+    (err: unknown) => err,
+  );
   assert.instance(first, ClaimNotOnThisNode);
   assert.is((first as ClaimNotOnThisNode).nodeName, nodeB);
   const afterFirst = await denials();
   assert.is(afterFirst, before + 1, 'the write reached the apiserver once');
   for (let i = 0; i < 3; i++) {
-    const again = await port.patchClaimStatus(name, assignedStatus(nodeA)).then(() => null, (err: unknown) => err);
+    const again = await port.patchClaimStatus(name, assignedStatus(nodeA)).then(
+      () => null,
+      (err: unknown) => err,
+    );
     assert.instance(again, ClaimNotOnThisNode);
   }
   assert.is(await denials(), afterFirst, 'the same refused write is not sent again while the claim looks the same');
@@ -270,7 +319,11 @@ test('tokens that name no Pod on a node are refused every agent write, with the 
   const tokens: [string, string, RegExp][] = [
     ['plain TokenRequest', await serviceAccountTokenBound(core, AGENT_ACCOUNT, undefined), /no pod binding/],
     ['Node-bound', await serviceAccountTokenBound(core, AGENT_ACCOUNT, { kind: 'Node', name: nodeA, uid: nodeUid }), /no pod binding/],
-    ['Secret-bound', await serviceAccountTokenBound(core, AGENT_ACCOUNT, { kind: 'Secret', name: secretName, uid: legacy.secretUid }), /no pod binding/],
+    [
+      'Secret-bound',
+      await serviceAccountTokenBound(core, AGENT_ACCOUNT, { kind: 'Secret', name: secretName, uid: legacy.secretUid }),
+      /no pod binding/,
+    ],
     ['legacy Secret token', legacy.token, /no pod binding/],
     ['bound to a Pod on no node', await podBoundToken(core, AGENT_ACCOUNT, unscheduled), /no node binding/],
   ];
@@ -303,11 +356,19 @@ test('a token with no user extra at all is refused by the policy itself, never l
   const user = (JSON.parse(whoami.stdout) as { status: { userInfo: { username: string; extra?: unknown } } }).status.userInfo;
   assert.is(user.username, 'system:serviceaccount:ipcontroller-system:ipcontroller-agent');
   assert.is(user.extra, undefined, 'this token carries no extra');
-  const refused = await outcome(() => ipClients(asToken(admin, token)).nodes.patchStatus(nodeA, { status: { renewTime: new Date().toISOString() } }));
+  const refused = await outcome(() =>
+    ipClients(asToken(admin, token)).nodes.patchStatus(nodeA, { status: { renewTime: new Date().toISOString() } }),
+  );
   assert.is(refused.code, 403, refused.message);
-  assert.match(refused.message, new RegExp(`ValidatingAdmissionPolicy '${AGENT_POLICY_NAME}' .*denied request: ipcontroller-agent must use the Pod-bound token`));
+  assert.match(
+    refused.message,
+    new RegExp(`ValidatingAdmissionPolicy '${AGENT_POLICY_NAME}' .*denied request: ipcontroller-agent must use the Pod-bound token`),
+  );
   const policy = await cluster.kubectl(['get', 'validatingadmissionpolicy', AGENT_POLICY_NAME, '-o', 'json']);
-  const spec = (JSON.parse(policy.stdout) as { spec: { failurePolicy: string }; status?: { typeChecking?: { expressionWarnings?: unknown[] } } });
+  const spec = JSON.parse(policy.stdout) as {
+    spec: { failurePolicy: string };
+    status?: { typeChecking?: { expressionWarnings?: unknown[] } };
+  };
   assert.is(spec.spec.failurePolicy, 'Fail');
   assert.equal(spec.status?.typeChecking?.expressionWarnings ?? [], [], 'the expressions type-check against the CRD schemas');
 });
@@ -317,7 +378,8 @@ function policyDenials(metrics: string): number {
   let total = 0;
   for (const line of metrics.split('\n')) {
     if (!line.startsWith('apiserver_validating_admission_policy_check_total{')) continue;
-    if (line.includes(`policy="${AGENT_POLICY_NAME}"`) && line.includes('enforcement_action="deny"')) total += Number(line.split(' ').pop());
+    if (line.includes(`policy="${AGENT_POLICY_NAME}"`) && line.includes('enforcement_action="deny"'))
+      total += Number(line.split(' ').pop());
   }
   return total;
 }

@@ -12,17 +12,35 @@ const withFixture = fixtureRunner(test);
 test('a pool overlapping a Node InternalIP: those addresses are never handed out, the rest of the pool works', () =>
   withFixture(async (f) => {
     const agent = await f.node();
-    await f.core.patchNodeStatus(
-      { name: agent.node, body: [{ op: 'add', path: '/status/addresses', value: [{ type: 'InternalIP', address: '198.51.100.65' }, { type: 'Hostname', address: agent.node }] }] },
-    );
+    await f.core.patchNodeStatus({
+      name: agent.node,
+      body: [
+        {
+          op: 'add',
+          path: '/status/addresses',
+          value: [
+            { type: 'InternalIP', address: '198.51.100.65' },
+            { type: 'Hostname', address: agent.node },
+          ],
+        },
+      ],
+    });
     const pool = await f.pool('198.51.100.64/29');
     await f.scheduler({ resyncMs: 1000 });
     const first = await f.service('node-ip-a');
     const second = await f.service('node-ip-b');
-    await waitFor('both Services have an address', async () => (await f.ingress(first)).length === 1 && (await f.ingress(second)).length === 1, 15_000);
+    await waitFor(
+      'both Services have an address',
+      async () => (await f.ingress(first)).length === 1 && (await f.ingress(second)).length === 1,
+      15_000,
+    );
     const got = [(await f.ingress(first))[0]?.ip, (await f.ingress(second))[0]?.ip].sort();
     assert.equal(got, ['198.51.100.66', '198.51.100.67'], 'the node address 198.51.100.65 is skipped');
-    await waitFor('pool status lists the excluded address', async () => (await f.clients.pools.get(pool))?.status?.excluded?.length === 1, 15_000);
+    await waitFor(
+      'pool status lists the excluded address',
+      async () => (await f.clients.pools.get(pool))?.status?.excluded?.length === 1,
+      15_000,
+    );
     const status = (await f.clients.pools.get(pool))?.status;
     assert.equal(status?.excluded, [{ address: '198.51.100.65', reason: 'NodeAddress', message: `InternalIP of Node ${agent.node}` }]);
     const condition = status?.conditions?.find((c) => c.type === 'AddressesExcluded');
@@ -31,7 +49,11 @@ test('a pool overlapping a Node InternalIP: those addresses are never handed out
     assert.is(status?.free, 3, '6 addresses less 2 used and 1 excluded');
 
     const requested = await f.service('node-ip-req', {}, { 'ipcontroller.ext/loadBalancerIPs': '198.51.100.65' });
-    await f.waitEvent(requested, 'AllocationFailed', new RegExp(`NodeAddress: requested address 198\\.51\\.100\\.65 cannot be used: InternalIP of Node ${agent.node}`));
+    await f.waitEvent(
+      requested,
+      'AllocationFailed',
+      new RegExp(`NodeAddress: requested address 198\\.51\\.100\\.65 cannot be used: InternalIP of Node ${agent.node}`),
+    );
     assert.equal(await f.ingress(requested), []);
     assert.is(await f.clients.claims.get('198-51-100-65-32'), null);
   }));
@@ -64,7 +86,11 @@ test('an address a foreign host answered for: the Service gets the next one with
     await f.waitEvent(requested, 'AllocationFailed', /AddressConflict: requested address 198\.51\.100\.73 cannot be used/);
     assert.equal(await f.ingress(requested), []);
     agent.conflicts.clear(); // the other host went away: the next probe finds the address free
-    await waitFor('after --conflict-retry the requested address is allocated again', async () => (await f.ingress(requested))[0]?.ip === '198.51.100.73', 20_000);
+    await waitFor(
+      'after --conflict-retry the requested address is allocated again',
+      async () => (await f.ingress(requested))[0]?.ip === '198.51.100.73',
+      20_000,
+    );
     await waitFor('and the pool no longer lists it', async () => (await f.clients.pools.get(pool))?.status?.excluded === undefined, 15_000);
   }));
 

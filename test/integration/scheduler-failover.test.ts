@@ -44,10 +44,14 @@ test('a node that stops answering probes: its claims move within a second or two
   withFixture(async (f) => {
     const { a, b, pool, services } = await setup(f, 4);
     const sched = await f.scheduler();
-    await waitFor('4 claims placed on both nodes', async () => {
-      const p = await placement(f, pool);
-      return (p.get(a.node)?.length ?? 0) + (p.get(b.node)?.length ?? 0) === 4 && (p.get(a.node)?.length ?? 0) > 0;
-    }, 20_000);
+    await waitFor(
+      '4 claims placed on both nodes',
+      async () => {
+        const p = await placement(f, pool);
+        return (p.get(a.node)?.length ?? 0) + (p.get(b.node)?.length ?? 0) === 4 && (p.get(a.node)?.length ?? 0) > 0;
+      },
+      20_000,
+    );
     const onA = (await placement(f, pool)).get(a.node) ?? [];
     const movedService = onA[0]?.spec.services?.[0]?.split('/')[1] ?? '';
     const started = Date.now();
@@ -57,16 +61,31 @@ test('a node that stops answering probes: its claims move within a second or two
     assert.ok(seconds < 3, `moved in ${seconds}s`);
     // The test can read the moved claims before the scheduler has handled its own write's
     // answer (and counted the failover): wait for the count rather than read it once.
-    await waitFor('failovers counted with reason probe', async () => (await metricValue(sched, 'ipcontroller_scheduler_failovers_total', { reason: 'probe' })) >= onA.length, 5_000, 50);
-    await waitFor('failover durations observed', async () => (await metricValue(sched, 'ipcontroller_scheduler_failover_duration_seconds_count')) >= onA.length, 5_000, 50);
+    await waitFor(
+      'failovers counted with reason probe',
+      async () => (await metricValue(sched, 'ipcontroller_scheduler_failovers_total', { reason: 'probe' })) >= onA.length,
+      5_000,
+      50,
+    );
+    await waitFor(
+      'failover durations observed',
+      async () => (await metricValue(sched, 'ipcontroller_scheduler_failover_duration_seconds_count')) >= onA.length,
+      5_000,
+      50,
+    );
     const sum = await metricValue(sched, 'ipcontroller_scheduler_failover_duration_seconds_sum');
     assert.ok(sum / onA.length < 2, `mean failover ${sum / onA.length}s`);
-    assert.ok(await metricValue(sched, 'ipcontroller_scheduler_probe_failures_total', { node: a.node }) >= 3);
+    assert.ok((await metricValue(sched, 'ipcontroller_scheduler_probe_failures_total', { node: a.node })) >= 3);
     await f.waitEvent(movedService, 'IPMoved', new RegExp(`from node ${a.node} to ${b.node}: probe`));
     assert.ok(services.length === 4);
     // a comes back: a candidate again, but nothing moves back without --rebalance.
     a.mode = 'ok';
-    await waitFor('a is a candidate again', async () => (await metricValue(sched, 'ipcontroller_scheduler_nodes', { state: 'candidate' })) >= 2, 10_000, 50);
+    await waitFor(
+      'a is a candidate again',
+      async () => (await metricValue(sched, 'ipcontroller_scheduler_nodes', { state: 'candidate' })) >= 2,
+      10_000,
+      50,
+    );
     const fresh = await f.service('fo-after');
     await waitFor('the new claim goes to the emptier node a', async () => (await f.claimsOf(fresh))[0]?.spec.nodeName === a.node, 10_000);
     assert.is((await placement(f, pool)).get(b.node)?.length, 4, 'no churn back');
@@ -85,7 +104,7 @@ test('a draining agent has its claims moved at once', () =>
     // A drain never waits for a failure timer (the heartbeat monitor is 4 s); the bound leaves
     // room for a busy machine (2 s was exceeded at a load average of 11).
     assert.ok(Date.now() - started < 3500, `drain handled in ${Date.now() - started}ms`);
-    assert.ok(await metricValue(sched, 'ipcontroller_scheduler_failovers_total', { reason: 'draining' }) >= 2);
+    assert.ok((await metricValue(sched, 'ipcontroller_scheduler_failovers_total', { reason: 'draining' })) >= 2);
   }));
 
 test('a stale heartbeat while probes pass: the node keeps its claims (its agent keeps serving them) and gets no new ones; once probes fail too they move', () =>
@@ -98,13 +117,28 @@ test('a stale heartbeat while probes pass: the node keeps its claims (its agent 
     // The agent cannot reach the API server but still answers probes: by its fencing rule it
     // keeps serving, so moving its claims would make two nodes answer for them.
     f.stopHeartbeat(first);
-    await waitFor('the scheduler sees the heartbeat stale', async () => (await metricValue(sched, 'ipcontroller_scheduler_nodes', { state: 'heartbeat' })) >= 1, 10_000, 100);
+    await waitFor(
+      'the scheduler sees the heartbeat stale',
+      async () => (await metricValue(sched, 'ipcontroller_scheduler_nodes', { state: 'heartbeat' })) >= 1,
+      10_000,
+      100,
+    );
     assert.is((await placement(f, pool)).get(first.node)?.length, 2, 'its claims stay');
     const fresh = await f.service('fo-hold');
-    await waitFor('a new claim goes to the other node', async () => (await f.claimsOf(fresh))[0]?.spec.nodeName === second.node, 10_000, 100);
+    await waitFor(
+      'a new claim goes to the other node',
+      async () => (await f.claimsOf(fresh))[0]?.spec.nodeName === second.node,
+      10_000,
+      100,
+    );
     assert.is((await placement(f, pool)).get(first.node)?.length, 2, 'still held');
     first.mode = 'silent'; // now its probes fail too
-    await waitFor('both moved once probes failed as well', async () => (await placement(f, pool)).get(second.node)?.length === 3, 10_000, 100);
+    await waitFor(
+      'both moved once probes failed as well',
+      async () => (await placement(f, pool)).get(second.node)?.length === 3,
+      10_000,
+      100,
+    );
     const moved = (await placement(f, pool)).get(second.node)?.find((c) => !c.spec.services?.some((k) => k.endsWith(`/${fresh}`)));
     const svc = moved?.spec.services?.[0]?.split('/')[1] ?? '';
     await f.waitEvent(svc, 'IPMoved', /: heartbeat/);

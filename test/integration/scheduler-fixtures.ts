@@ -29,7 +29,15 @@ export interface FakeAgent {
 }
 
 export async function fakeAgent(node: string): Promise<FakeAgent> {
-  const agent = { node, port: 0, mode: 'ok' as AgentMode, probedBy: new Set<string>(), probes: 0, conflicts: new Map<string, string>(), close: async () => {} };
+  const agent = {
+    node,
+    port: 0,
+    mode: 'ok' as AgentMode,
+    probedBy: new Set<string>(),
+    probes: 0,
+    conflicts: new Map<string, string>(),
+    close: async () => {},
+  };
   const server: Server = createServer((req, res) => {
     agent.probes++;
     const who = (req.headers as IncomingHttpHeaders)['x-ipcontroller-probe'];
@@ -72,13 +80,24 @@ export class Fixture {
     const agent = await fakeAgent(name);
     await this.core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
     this.cleanups.push(() => this.core.deleteNode({ name }).catch(() => undefined));
-    await this.clients.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name }, spec: { probeAddress: '127.0.0.1', probePort: agent.port, iface: 'lo' } });
+    await this.clients.nodes.create({
+      apiVersion: API_VERSION,
+      kind: 'IpNode',
+      metadata: { name },
+      spec: { probeAddress: '127.0.0.1', probePort: agent.port, iface: 'lo' },
+    });
     this.cleanups.push(() => this.clients.nodes.delete(name).catch(() => undefined));
     this.cleanups.push(() => agent.close());
     const beat = async (): Promise<void> => {
       const now = new Date().toISOString();
       const ready = { type: 'Ready', status: 'True', reason: 'Ready', message: 'test agent', lastTransitionTime: now };
-      const draining = { type: 'Draining', status: agent.mode === 'draining' ? 'True' : 'False', reason: 'Test', message: '', lastTransitionTime: now };
+      const draining = {
+        type: 'Draining',
+        status: agent.mode === 'draining' ? 'True' : 'False',
+        reason: 'Test',
+        message: '',
+        lastTransitionTime: now,
+      };
       await this.clients.nodes.patchStatus(name, { status: { renewTime: now, conditions: [ready, draining] } }).catch(() => undefined);
     };
     await beat();
@@ -97,7 +116,10 @@ export class Fixture {
     for (const claim of (await this.clients.claims.list()).items) {
       if (claim.spec.nodeName !== agent.node) continue;
       const conflict = agent.conflicts.get(claim.metadata.name ?? '');
-      const outcome: ClaimOutcome = conflict !== undefined ? { kind: 'failed', reason: 'AddressConflict', message: conflict } : { kind: 'up', ip: claim.spec.cidr.split('/')[0] ?? '', iface: 'lo' };
+      const outcome: ClaimOutcome =
+        conflict !== undefined
+          ? { kind: 'failed', reason: 'AddressConflict', message: conflict }
+          : { kind: 'up', ip: claim.spec.cidr.split('/')[0] ?? '', iface: 'lo' };
       const status = claimStatusUpdate(claim.status, outcome, agent.node, new Date().toISOString(), claim);
       if (status) await this.clients.claims.patchStatus(claim.metadata.name ?? '', { status });
     }
@@ -109,7 +131,12 @@ export class Fixture {
 
   async pool(cidr: string, ranges?: IpRange[], prefix = 'pool'): Promise<string> {
     const name = uniqueName(prefix);
-    const pool: IpClaimPool = { apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name }, spec: { cidr, ...(ranges ? { ranges } : {}) } };
+    const pool: IpClaimPool = {
+      apiVersion: API_VERSION,
+      kind: 'IpClaimPool',
+      metadata: { name },
+      spec: { cidr, ...(ranges ? { ranges } : {}) },
+    };
     await this.clients.pools.create(pool);
     this.cleanups.push(() => this.deletePoolNow(name));
     return name;

@@ -26,29 +26,89 @@ interface ServiceRow {
 /** Services and annotations: accepted by the apiserver, refused by the scheduler with an Event. */
 function serviceRows(goodPool: string, v6Pool: string): ServiceRow[] {
   return [
-    { what: 'annotation with a leading 0 (octal to ipaddr.js)', annotations: { [LB_IPS]: '192.0.2.010' }, event: /InvalidRequest: .*"192.0.2.010" must not have leading 0s .*write 192.0.2.10/ },
-    { what: 'annotation as one 32-bit integer', annotations: { [LB_IPS]: '3221226001' }, event: /InvalidRequest: .*"3221226001" is not an IP address/ },
-    { what: 'annotation with three parts', annotations: { [LB_IPS]: '192.0.2' }, event: /InvalidRequest: .*"192.0.2" is not an IP address/ },
+    {
+      what: 'annotation with a leading 0 (octal to ipaddr.js)',
+      annotations: { [LB_IPS]: '192.0.2.010' },
+      event: /InvalidRequest: .*"192.0.2.010" must not have leading 0s .*write 192.0.2.10/,
+    },
+    {
+      what: 'annotation as one 32-bit integer',
+      annotations: { [LB_IPS]: '3221226001' },
+      event: /InvalidRequest: .*"3221226001" is not an IP address/,
+    },
+    {
+      what: 'annotation with three parts',
+      annotations: { [LB_IPS]: '192.0.2' },
+      event: /InvalidRequest: .*"192.0.2" is not an IP address/,
+    },
     {
       what: 'annotation with an IPv6 zone inside a pool',
       spec: { ipFamilyPolicy: 'PreferDualStack' },
       annotations: { [LB_IPS]: '2001:db8:1::5%eth0', [POOL]: v6Pool },
       event: /InvalidRequest: .*"2001:db8:1::5%eth0" must not have an IPv6 zone/,
     },
-    { what: 'annotation naming a loopback address', annotations: { [LB_IPS]: '127.0.0.1' }, event: /InvalidRequest: .*"127.0.0.1" is a loopback address/ },
-    { what: 'annotation naming two IPv4 addresses', annotations: { [LB_IPS]: '192.0.2.131, 192.0.2.132' }, event: /InvalidRequest: .*names two IPv4 addresses/ },
-    { what: 'empty annotation', annotations: { [LB_IPS]: ' ' }, event: /InvalidRequest: annotation ipcontroller.ext\/loadBalancerIPs is empty/ },
+    {
+      what: 'annotation naming a loopback address',
+      annotations: { [LB_IPS]: '127.0.0.1' },
+      event: /InvalidRequest: .*"127.0.0.1" is a loopback address/,
+    },
+    {
+      what: 'annotation naming two IPv4 addresses',
+      annotations: { [LB_IPS]: '192.0.2.131, 192.0.2.132' },
+      event: /InvalidRequest: .*names two IPv4 addresses/,
+    },
+    {
+      what: 'empty annotation',
+      annotations: { [LB_IPS]: ' ' },
+      event: /InvalidRequest: annotation ipcontroller.ext\/loadBalancerIPs is empty/,
+    },
     // The apiserver does not validate spec.loadBalancerIP at all.
-    { what: 'spec.loadBalancerIP with three parts', spec: { loadBalancerIP: '192.0.2' }, event: /InvalidRequest: spec.loadBalancerIP: "192.0.2" is not an IP address/ },
-    { what: 'spec.loadBalancerIP that is not an address', spec: { loadBalancerIP: 'auto' }, event: /InvalidRequest: spec.loadBalancerIP: "auto" is not an IP address/ },
-    { what: 'requested address in no pool', annotations: { [LB_IPS]: '203.0.113.250' }, event: /AddressOutsidePool: requested address 203.0.113.250 is not in any IpClaimPool/ },
-    { what: 'pool annotation naming no pool', annotations: { [POOL]: 'no-such-pool' }, event: /PoolNotFound: IpClaimPool no-such-pool named in ipcontroller.ext\/pool does not exist/ },
+    {
+      what: 'spec.loadBalancerIP with three parts',
+      spec: { loadBalancerIP: '192.0.2' },
+      event: /InvalidRequest: spec.loadBalancerIP: "192.0.2" is not an IP address/,
+    },
+    {
+      what: 'spec.loadBalancerIP that is not an address',
+      spec: { loadBalancerIP: 'auto' },
+      event: /InvalidRequest: spec.loadBalancerIP: "auto" is not an IP address/,
+    },
+    {
+      what: 'requested address in no pool',
+      annotations: { [LB_IPS]: '203.0.113.250' },
+      event: /AddressOutsidePool: requested address 203.0.113.250 is not in any IpClaimPool/,
+    },
+    {
+      what: 'pool annotation naming no pool',
+      annotations: { [POOL]: 'no-such-pool' },
+      event: /PoolNotFound: IpClaimPool no-such-pool named in ipcontroller.ext\/pool does not exist/,
+    },
     // The 1.35 apiserver keeps accepting these legacy forms in spec.externalIPs (StrictIPCIDRValidation is alpha).
-    { what: 'externalIPs with a leading 0', spec: { type: 'ClusterIP', externalIPs: ['192.0.2.010'] }, event: /InvalidExternalIP: spec.externalIPs holds "192.0.2.010", which must not have leading 0s/ },
-    { what: 'externalIPs with IPv4-mapped IPv6', spec: { type: 'ClusterIP', externalIPs: ['::ffff:192.0.2.7'] }, event: /InvalidExternalIP: .*"::ffff:192.0.2.7", which must not be an IPv4-mapped IPv6 address: write 192.0.2.7/ },
-    { what: 'externalIPs with a multicast address', spec: { type: 'ClusterIP', externalIPs: ['239.1.2.3'] }, event: /InvalidExternalIP: .*"239.1.2.3", which is a multicast address/ },
-    { what: 'externalIPs with the broadcast address', spec: { type: 'ClusterIP', externalIPs: ['255.255.255.255'] }, event: /InvalidExternalIP: .*"255.255.255.255", which is a broadcast address/ },
-    { what: 'pool annotation naming an existing pool and an address outside it', annotations: { [POOL]: goodPool, [LB_IPS]: '192.0.2.200' }, event: new RegExp(`AddressOutsidePool: requested address 192.0.2.200 is not in IpClaimPool ${goodPool}`) },
+    {
+      what: 'externalIPs with a leading 0',
+      spec: { type: 'ClusterIP', externalIPs: ['192.0.2.010'] },
+      event: /InvalidExternalIP: spec.externalIPs holds "192.0.2.010", which must not have leading 0s/,
+    },
+    {
+      what: 'externalIPs with IPv4-mapped IPv6',
+      spec: { type: 'ClusterIP', externalIPs: ['::ffff:192.0.2.7'] },
+      event: /InvalidExternalIP: .*"::ffff:192.0.2.7", which must not be an IPv4-mapped IPv6 address: write 192.0.2.7/,
+    },
+    {
+      what: 'externalIPs with a multicast address',
+      spec: { type: 'ClusterIP', externalIPs: ['239.1.2.3'] },
+      event: /InvalidExternalIP: .*"239.1.2.3", which is a multicast address/,
+    },
+    {
+      what: 'externalIPs with the broadcast address',
+      spec: { type: 'ClusterIP', externalIPs: ['255.255.255.255'] },
+      event: /InvalidExternalIP: .*"255.255.255.255", which is a broadcast address/,
+    },
+    {
+      what: 'pool annotation naming an existing pool and an address outside it',
+      annotations: { [POOL]: goodPool, [LB_IPS]: '192.0.2.200' },
+      event: new RegExp(`AddressOutsidePool: requested address 192.0.2.200 is not in IpClaimPool ${goodPool}`),
+    },
   ];
 }
 
@@ -63,7 +123,11 @@ async function refusal(create: () => Promise<unknown>): Promise<string> {
   }
 }
 
-async function condition(f: Fixture, pool: string, type: string): Promise<{ status?: string; reason?: string; message?: string } | undefined> {
+async function condition(
+  f: Fixture,
+  pool: string,
+  type: string,
+): Promise<{ status?: string; reason?: string; message?: string } | undefined> {
   return (await f.clients.pools.get(pool))?.status?.conditions?.find((c) => c.type === type);
 }
 
@@ -81,7 +145,11 @@ test('bad addresses in Services and annotations: an AllocationFailed Event each,
       const event = await f.waitEvent(name, 'AllocationFailed', row.event);
       assert.is(event.type, 'Warning', row.what);
     }
-    await waitFor('the good Service gets the first address of its pool', async () => (await f.ingress(fine))[0]?.ip === '192.0.2.129', 15_000);
+    await waitFor(
+      'the good Service gets the first address of its pool',
+      async () => (await f.ingress(fine))[0]?.ip === '192.0.2.129',
+      15_000,
+    );
     for (const [i, row] of rows.entries()) {
       const name = names[i] as string;
       assert.equal(await f.ingress(name), [], `${row.what}: no ingress`);
@@ -93,9 +161,17 @@ test('bad addresses in Services and annotations: an AllocationFailed Event each,
     assert.equal(v6Pool?.status?.allocations ?? {}, {}, 'the zone address left no phantom entry');
     assert.is(v6Pool?.status?.used, 0);
     for (const stage of ['claim-write', 'claim-status', 'pool-status', 'pool-finalizer', 'service-status']) {
-      assert.is(await metricValue(sched, 'ipcontroller_scheduler_reconcile_errors_total', { stage }), 0, `no ${stage} write failed (no 422 loop)`);
+      assert.is(
+        await metricValue(sched, 'ipcontroller_scheduler_reconcile_errors_total', { stage }),
+        0,
+        `no ${stage} write failed (no 422 loop)`,
+      );
     }
-    assert.is(await metricValue(sched, 'ipcontroller_scheduler_allocation_failures_total', { reason: 'InvalidRequest' }), rows.filter((r) => /InvalidRequest/.test(r.event.source)).length, 'each failure counted once, not once per pass');
+    assert.is(
+      await metricValue(sched, 'ipcontroller_scheduler_allocation_failures_total', { reason: 'InvalidRequest' }),
+      rows.filter((r) => /InvalidRequest/.test(r.event.source)).length,
+      'each failure counted once, not once per pass',
+    );
     assert.is((await f.claimsOf(fine))[0]?.spec.nodeName, agent.node);
   }));
 
@@ -118,18 +194,31 @@ test('bad pools: a condition each; special-purpose addresses never handed out; t
       [family, /is not IPv4 like cidr/],
     ];
     for (const [pool, reason] of invalid) {
-      await waitFor(`${pool}: Valid=False with the reason`, async () => {
-        const c = await condition(f, pool, 'Valid');
-        return c?.status === 'False' && c.reason === 'InvalidSpec' && reason.test(c.message ?? '');
-      }, 15_000);
+      await waitFor(
+        `${pool}: Valid=False with the reason`,
+        async () => {
+          const c = await condition(f, pool, 'Valid');
+          return c?.status === 'False' && c.reason === 'InvalidSpec' && reason.test(c.message ?? '');
+        },
+        15_000,
+      );
       const svc = await f.service('to-invalid', {}, { [POOL]: pool });
       await f.waitEvent(svc, 'AllocationFailed', new RegExp(`PoolInvalid: IpClaimPool ${pool} named in ipcontroller.ext/pool is invalid`));
     }
     // 0.0.0.0/0 is valid but never gives out 0.0.0.x (this network), loopback, link-local, multicast or broadcast.
-    await waitFor('the 0.0.0.0/0 pool says what it withholds', async () => {
-      const c = await condition(f, everything, 'Valid');
-      return c?.status === 'True' && /never handed out: .*unspecified 0.0.0.0\/8, loopback 127.0.0.0\/8, link-local 169.254.0.0\/16, multicast 224.0.0.0\/4/.test(c.message ?? '');
-    }, 15_000);
+    await waitFor(
+      'the 0.0.0.0/0 pool says what it withholds',
+      async () => {
+        const c = await condition(f, everything, 'Valid');
+        return (
+          c?.status === 'True' &&
+          /never handed out: .*unspecified 0.0.0.0\/8, loopback 127.0.0.0\/8, link-local 169.254.0.0\/16, multicast 224.0.0.0\/4/.test(
+            c.message ?? '',
+          )
+        );
+      },
+      15_000,
+    );
     const wide = await f.service('wide', {}, { [POOL]: everything });
     await waitFor('a Service from 0.0.0.0/0 gets 1.0.0.0, not 0.0.0.1', async () => (await f.ingress(wide))[0]?.ip === '1.0.0.0', 15_000);
     const asked = await f.service('asks-loopback', {}, { [POOL]: everything, [LB_IPS]: '127.0.0.7' });
@@ -144,14 +233,26 @@ test('a pool edited into an invalid spec: Valid=False says it keeps its addresse
     const pool = await f.pool('198.51.100.64/29', undefined, 'zz-edit');
     await f.scheduler();
     const held = await Promise.all([1, 2].map(() => f.service('edit', {}, { [POOL]: pool })));
-    await waitFor('both have addresses', async () => (await Promise.all(held.map((s) => f.ingress(s)))).every((i) => i.length === 1), 15_000);
+    await waitFor(
+      'both have addresses',
+      async () => (await Promise.all(held.map((s) => f.ingress(s)))).every((i) => i.length === 1),
+      15_000,
+    );
     const before = await Promise.all(held.map(async (s) => (await f.ingress(s))[0]?.ip));
     await f.clients.pools.patch(pool, { spec: { ranges: [['198.51.100.70', '198.51.100.65']] } });
-    await waitFor('Valid=False: ends before it starts; keeps the 2 addresses', async () => {
-      const c = await condition(f, pool, 'Valid');
-      const p = await f.clients.pools.get(pool);
-      return c?.status === 'False' && /ends before it starts; it keeps the 2 address\(es\) it gave out/.test(c.message ?? '') && p?.status?.used === 2;
-    }, 15_000);
+    await waitFor(
+      'Valid=False: ends before it starts; keeps the 2 addresses',
+      async () => {
+        const c = await condition(f, pool, 'Valid');
+        const p = await f.clients.pools.get(pool);
+        return (
+          c?.status === 'False' &&
+          /ends before it starts; it keeps the 2 address\(es\) it gave out/.test(c.message ?? '') &&
+          p?.status?.used === 2
+        );
+      },
+      15_000,
+    );
     const late = await f.service('edit-late', {}, { [POOL]: pool });
     await f.waitEvent(late, 'AllocationFailed', /PoolInvalid/);
     assert.equal(await Promise.all(held.map(async (s) => (await f.ingress(s))[0]?.ip)), before, 'nothing released by the bad edit');
@@ -162,18 +263,53 @@ test('a pool edited into an invalid spec: Valid=False says it keeps its addresse
 
 test('hand-written IpClaimPools, IpClaims and IpNodes with ambiguous addresses are refused by the apiserver with the reason', () =>
   withFixture(async (f) => {
-    const pool = (cidr: string, ranges?: Array<[string, string]>): IpClaimPool => ({ apiVersion: API_VERSION, kind: 'IpClaimPool', metadata: { name: uniqueName('hand-pool') }, spec: { cidr, ...(ranges ? { ranges } : {}) } });
-    const claim = (cidr: string): IpClaim => ({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: uniqueName('hand-claim') }, spec: { cidr } });
-    const node = (probeAddress: string, probePort = 9610): IpNode => ({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name: uniqueName('hand-node') }, spec: { probeAddress, probePort } });
+    const pool = (cidr: string, ranges?: Array<[string, string]>): IpClaimPool => ({
+      apiVersion: API_VERSION,
+      kind: 'IpClaimPool',
+      metadata: { name: uniqueName('hand-pool') },
+      spec: { cidr, ...(ranges ? { ranges } : {}) },
+    });
+    const claim = (cidr: string): IpClaim => ({
+      apiVersion: API_VERSION,
+      kind: 'IpClaim',
+      metadata: { name: uniqueName('hand-claim') },
+      spec: { cidr },
+    });
+    const node = (probeAddress: string, probePort = 9610): IpNode => ({
+      apiVersion: API_VERSION,
+      kind: 'IpNode',
+      metadata: { name: uniqueName('hand-node') },
+      spec: { probeAddress, probePort },
+    });
     const rows: Array<[string, () => Promise<unknown>, RegExp]> = [
       ['pool cidr with a leading 0', () => f.clients.pools.create(pool('192.0.2.010/29')), /cidr must be an IP prefix/],
       ['pool cidr with three parts', () => f.clients.pools.create(pool('192.0.2/24')), /cidr must be an IP prefix/],
       ['pool cidr with a zone', () => f.clients.pools.create(pool('2001:db8::%eth0/64')), /cidr must be an IP prefix/],
-      ['pool range end with a leading 0', () => f.clients.pools.create(pool('192.0.2.0/24', [['192.0.2.010', '192.0.2.20']])), /each end of a range must be an IP address/],
-      ['pool range end as an integer', () => f.clients.pools.create(pool('192.0.2.0/24', [['3221225985', '192.0.2.20']])), /each end of a range must be an IP address/],
-      ['claim cidr with a leading 0', () => f.clients.claims.create(claim('192.0.2.010/32')), /cidr must be an IP address with a prefix length/],
-      ['claim cidr with a zone', () => f.clients.claims.create(claim('2001:db8:1::5%eth0/128')), /cidr must be an IP address with a prefix length/],
-      ['claim cidr as IPv4-mapped IPv6', () => f.clients.claims.create(claim('::ffff:192.0.2.1/128')), /cidr must be an IP address with a prefix length/],
+      [
+        'pool range end with a leading 0',
+        () => f.clients.pools.create(pool('192.0.2.0/24', [['192.0.2.010', '192.0.2.20']])),
+        /each end of a range must be an IP address/,
+      ],
+      [
+        'pool range end as an integer',
+        () => f.clients.pools.create(pool('192.0.2.0/24', [['3221225985', '192.0.2.20']])),
+        /each end of a range must be an IP address/,
+      ],
+      [
+        'claim cidr with a leading 0',
+        () => f.clients.claims.create(claim('192.0.2.010/32')),
+        /cidr must be an IP address with a prefix length/,
+      ],
+      [
+        'claim cidr with a zone',
+        () => f.clients.claims.create(claim('2001:db8:1::5%eth0/128')),
+        /cidr must be an IP address with a prefix length/,
+      ],
+      [
+        'claim cidr as IPv4-mapped IPv6',
+        () => f.clients.claims.create(claim('::ffff:192.0.2.1/128')),
+        /cidr must be an IP address with a prefix length/,
+      ],
       ['IpNode probe address with three parts', () => f.clients.nodes.create(node('127.1')), /probeAddress must be an IP address/],
       ['IpNode probe address with a zone', () => f.clients.nodes.create(node('fe80::1%eth0')), /probeAddress must be an IP address/],
       ['IpNode probe port 0', () => f.clients.nodes.create(node('192.0.2.1', 0)), /probePort/],
@@ -192,24 +328,50 @@ test('hand-written objects the apiserver accepts: a stray claim is removed, a bo
     // An IpNode whose Node does not exist, and a Node labelled for exclusion with the value "false"
     // (Kubernetes excludes on the label's presence, whatever its value).
     const ghost = uniqueName('ghost');
-    await f.clients.nodes.create({ apiVersion: API_VERSION, kind: 'IpNode', metadata: { name: ghost }, spec: { probeAddress: '127.0.0.1', probePort: agent.port } });
+    await f.clients.nodes.create({
+      apiVersion: API_VERSION,
+      kind: 'IpNode',
+      metadata: { name: ghost },
+      spec: { probeAddress: '127.0.0.1', probePort: agent.port },
+    });
     const excluded = await f.node('excluded');
-    await f.core.patchNode({ name: excluded.node, body: [{ op: 'add', path: '/metadata/labels/node.kubernetes.io~1exclude-from-external-load-balancers', value: 'false' }] });
+    await f.core.patchNode({
+      name: excluded.node,
+      body: [{ op: 'add', path: '/metadata/labels/node.kubernetes.io~1exclude-from-external-load-balancers', value: 'false' }],
+    });
     // A claim nobody asked for, naming a Service that does not exist; and one named unlike its address.
     const stray = '192-0-2-150-32';
-    await f.clients.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: stray }, spec: { cidr: '192.0.2.150/32', services: ['default/nobody'], pool: good, nodeName: agent.node } });
-    await f.clients.claims.create({ apiVersion: API_VERSION, kind: 'IpClaim', metadata: { name: uniqueName('misnamed') }, spec: { cidr: '192.0.2.151/32', nodeName: agent.node } });
+    await f.clients.claims.create({
+      apiVersion: API_VERSION,
+      kind: 'IpClaim',
+      metadata: { name: stray },
+      spec: { cidr: '192.0.2.150/32', services: ['default/nobody'], pool: good, nodeName: agent.node },
+    });
+    await f.clients.claims.create({
+      apiVersion: API_VERSION,
+      kind: 'IpClaim',
+      metadata: { name: uniqueName('misnamed') },
+      spec: { cidr: '192.0.2.151/32', nodeName: agent.node },
+    });
     try {
       await f.scheduler();
       const svcs = await Promise.all([1, 2, 3].map(() => f.service('fine', {}, { [POOL]: good })));
-      await waitFor('every Service placed on the one real candidate', async () => {
-        const claims = (await Promise.all(svcs.map((s) => f.claimsOf(s)))).flat();
-        return claims.length === 3 && claims.every((c) => c.spec.nodeName === agent.node);
-      }, 15_000);
-      await waitFor('the stray and misnamed claims are removed', async () => {
-        const names = (await f.clients.claims.list()).items.map((c) => c.spec.cidr);
-        return !names.includes('192.0.2.150/32') && !names.includes('192.0.2.151/32');
-      }, 15_000);
+      await waitFor(
+        'every Service placed on the one real candidate',
+        async () => {
+          const claims = (await Promise.all(svcs.map((s) => f.claimsOf(s)))).flat();
+          return claims.length === 3 && claims.every((c) => c.spec.nodeName === agent.node);
+        },
+        15_000,
+      );
+      await waitFor(
+        'the stray and misnamed claims are removed',
+        async () => {
+          const names = (await f.clients.claims.list()).items.map((c) => c.spec.cidr);
+          return !names.includes('192.0.2.150/32') && !names.includes('192.0.2.151/32');
+        },
+        15_000,
+      );
       const used = (await f.clients.pools.get(good))?.status?.used;
       assert.is(used, 3, 'the pool counts the three real Services only');
     } finally {
@@ -225,13 +387,21 @@ test('overlapping pools: each counts every address in use inside it; the conditi
     await f.scheduler();
     const fromWide = await Promise.all(Array.from({ length: 5 }, () => f.service('ov-wide', {}, { [POOL]: wide })));
     const fromNarrow = await Promise.all(Array.from({ length: 3 }, () => f.service('ov-narrow', {}, { [POOL]: narrow })));
-    await waitFor('all eight have addresses', async () => (await Promise.all([...fromWide, ...fromNarrow].map((s) => f.ingress(s)))).every((i) => i.length === 1), 20_000);
+    await waitFor(
+      'all eight have addresses',
+      async () => (await Promise.all([...fromWide, ...fromNarrow].map((s) => f.ingress(s)))).every((i) => i.length === 1),
+      20_000,
+    );
     const ips = (await Promise.all([...fromWide, ...fromNarrow].map(async (s) => (await f.ingress(s))[0]?.ip))).filter(Boolean);
     assert.is(new Set(ips).size, 8, 'no address given twice');
-    await waitFor('both pools count all eight (every address lies in both)', async () => {
-      const [a, b] = await Promise.all([f.clients.pools.get(wide), f.clients.pools.get(narrow)]);
-      return a?.status?.used === 8 && a.status.free === 126 - 8 && b?.status?.used === 8 && b.status.free === 62 - 8;
-    }, 15_000);
+    await waitFor(
+      'both pools count all eight (every address lies in both)',
+      async () => {
+        const [a, b] = await Promise.all([f.clients.pools.get(wide), f.clients.pools.get(narrow)]);
+        return a?.status?.used === 8 && a.status.free === 126 - 8 && b?.status?.used === 8 && b.status.free === 62 - 8;
+      },
+      15_000,
+    );
     const c = await condition(f, narrow, 'Overlapping');
     assert.is(c?.status, 'True');
     assert.match(c?.message ?? '', new RegExp(`shares addresses with IpClaimPool .*${wide}`));
@@ -245,29 +415,61 @@ test('deleting a pool in use: Terminating with a condition and Events naming the
     await f.scheduler();
     const a = await f.service('del-a', {}, { [POOL]: pool });
     const b = await f.service('del-b', {}, { [POOL]: pool });
-    await waitFor('both have addresses and the pool its finalizer', async () => {
-      const p = await f.clients.pools.get(pool);
-      return (await f.ingress(a)).length === 1 && (await f.ingress(b)).length === 1 && (p?.metadata.finalizers ?? []).includes('ipcontroller.ext/pool-protection');
-    }, 15_000);
+    await waitFor(
+      'both have addresses and the pool its finalizer',
+      async () => {
+        const p = await f.clients.pools.get(pool);
+        return (
+          (await f.ingress(a)).length === 1 &&
+          (await f.ingress(b)).length === 1 &&
+          (p?.metadata.finalizers ?? []).includes('ipcontroller.ext/pool-protection')
+        );
+      },
+      15_000,
+    );
     const before = [(await f.ingress(a))[0]?.ip, (await f.ingress(b))[0]?.ip];
     await f.clients.pools.delete(pool);
-    await waitFor('Deleting=True/InUse names both Services', async () => {
-      const c = await condition(f, pool, 'Deleting');
-      return c?.status === 'True' && c.reason === 'InUse' && c.message?.includes(`default/${a}`) === true && c.message.includes(`default/${b}`);
-    }, 15_000);
-    const events = await f.core.listNamespacedEvent({ namespace: 'default', fieldSelector: `involvedObject.name=${pool},involvedObject.kind=IpClaimPool` });
-    assert.ok(events.items.some((e) => e.reason === 'PoolInUse' && e.message?.includes(`default/${a}`)), 'a PoolInUse Event on the pool');
+    await waitFor(
+      'Deleting=True/InUse names both Services',
+      async () => {
+        const c = await condition(f, pool, 'Deleting');
+        return (
+          c?.status === 'True' && c.reason === 'InUse' && c.message?.includes(`default/${a}`) === true && c.message.includes(`default/${b}`)
+        );
+      },
+      15_000,
+    );
+    const events = await f.core.listNamespacedEvent({
+      namespace: 'default',
+      fieldSelector: `involvedObject.name=${pool},involvedObject.kind=IpClaimPool`,
+    });
+    assert.ok(
+      events.items.some((e) => e.reason === 'PoolInUse' && e.message?.includes(`default/${a}`)),
+      'a PoolInUse Event on the pool',
+    );
     await f.waitEvent(a, 'PoolDeleting', new RegExp(`IpClaimPool ${pool} is being deleted; this Service keeps`));
     const late = await f.service('del-late', {}, { [POOL]: pool });
     await f.waitEvent(late, 'AllocationFailed', /PoolTerminating/);
     assert.equal([(await f.ingress(a))[0]?.ip, (await f.ingress(b))[0]?.ip], before, 'nothing released');
     assert.ok(await f.clients.pools.get(pool), 'still there, Terminating');
     // a lets go (moves to the other pool); b is released only when the user says so.
-    await f.core.patchNamespacedService({ name: a, namespace: f.namespace, body: [{ op: 'replace', path: `/metadata/annotations/${POOL.replace('/', '~1')}`, value: other }] });
-    await waitFor('a moved to the other pool', async () => (await f.ingress(a))[0]?.ip?.startsWith('203.0.113.2') === true && (await f.ingress(a))[0]?.ip !== before[0], 15_000);
+    await f.core.patchNamespacedService({
+      name: a,
+      namespace: f.namespace,
+      body: [{ op: 'replace', path: `/metadata/annotations/${POOL.replace('/', '~1')}`, value: other }],
+    });
+    await waitFor(
+      'a moved to the other pool',
+      async () => (await f.ingress(a))[0]?.ip?.startsWith('203.0.113.2') === true && (await f.ingress(a))[0]?.ip !== before[0],
+      15_000,
+    );
     assert.ok(await f.clients.pools.get(pool), 'b still holds it');
     await f.clients.pools.patch(pool, { metadata: { annotations: { 'ipcontroller.ext/release-on-delete': 'true' } } });
-    await waitFor('the pool is gone and b released', async () => (await f.clients.pools.get(pool)) === null && (await f.ingress(b)).length === 0, 15_000);
+    await waitFor(
+      'the pool is gone and b released',
+      async () => (await f.clients.pools.get(pool)) === null && (await f.ingress(b)).length === 0,
+      15_000,
+    );
     await f.waitEvent(b, 'IPReleased', /released/);
   }));
 

@@ -10,7 +10,8 @@ import { fixtureRunner, metricValue } from './scheduler-fixtures.js';
 
 const withFixture = fixtureRunner(test);
 
-const passes = (h: Parameters<typeof metricValue>[0]): Promise<number> => metricValue(h, 'ipcontroller_scheduler_reconcile_duration_seconds_count');
+const passes = (h: Parameters<typeof metricValue>[0]): Promise<number> =>
+  metricValue(h, 'ipcontroller_scheduler_reconcile_duration_seconds_count');
 
 test('two schedulers: one leader, only it writes; killing it hands over within the lease', () =>
   withFixture(async (f) => {

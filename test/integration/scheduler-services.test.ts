@@ -27,7 +27,11 @@ test('spec.externalIPs: one claim per address on a healthy node; shared by two S
     assert.is(claim?.spec.cidr, '203.0.113.40/32');
     assert.ok(agent.probedBy.size > 0, 'the agent was probed with the scheduler identity header');
     await f.deleteService(a);
-    await waitFor('claim keeps only b', async () => (await f.clients.claims.get('203-0-113-40-32'))?.spec.services?.join() === `default/${b}`, 15_000);
+    await waitFor(
+      'claim keeps only b',
+      async () => (await f.clients.claims.get('203-0-113-40-32'))?.spec.services?.join() === `default/${b}`,
+      15_000,
+    );
     await f.deleteService(b);
     await waitFor('claim removed', async () => (await f.clients.claims.get('203-0-113-40-32')) === null, 15_000);
   }));
@@ -57,10 +61,18 @@ test('LoadBalancer Service: address allocated, written to status with ipMode VIP
     assert.is(await metricValue(sched, 'ipcontroller_scheduler_pool_addresses', { pool }), 6);
 
     await f.deleteService(svc);
-    await waitFor('claim deleted and allocation freed', async () => {
-      const p = await f.clients.pools.get(pool);
-      return (await f.clients.claims.get('198-51-100-1-32')) === null && Object.keys(p?.status?.allocations ?? {}).length === 0 && p?.status?.used === 0;
-    }, 15_000);
+    await waitFor(
+      'claim deleted and allocation freed',
+      async () => {
+        const p = await f.clients.pools.get(pool);
+        return (
+          (await f.clients.claims.get('198-51-100-1-32')) === null &&
+          Object.keys(p?.status?.allocations ?? {}).length === 0 &&
+          p?.status?.used === 0
+        );
+      },
+      15_000,
+    );
   }));
 
 test('type change away from LoadBalancer frees the address and clears the status', () =>
@@ -71,9 +83,11 @@ test('type change away from LoadBalancer frees the address and clears the status
     const svc = await f.service('retype');
     await waitFor('ingress written', async () => (await f.ingress(svc)).length === 1, 15_000);
     const ip = (await f.ingress(svc))[0]?.ip;
-    await f.core.patchNamespacedService(
-      { name: svc, namespace: f.namespace, body: [{ op: 'replace', path: '/spec/type', value: 'ClusterIP' }] },
-    );
+    await f.core.patchNamespacedService({
+      name: svc,
+      namespace: f.namespace,
+      body: [{ op: 'replace', path: '/spec/type', value: 'ClusterIP' }],
+    });
     await waitFor('claim removed', async () => (await f.claimsOf(svc)).length === 0, 15_000);
     await f.waitEvent(svc, 'IPReleased', new RegExp(`${ip?.replace(/\./g, '\\.')} released`));
     await waitFor('ingress cleared', async () => (await f.ingress(svc)).length === 0, 15_000);
@@ -89,14 +103,25 @@ test('annotation external-ip: auto gives a ClusterIP Service a pool address in s
     await waitFor('address added to spec.externalIPs', async () => (await f.readService(svc)).spec?.externalIPs?.length === 2, 15_000);
     assert.equal((await f.readService(svc)).spec?.externalIPs, ['203.0.113.41', '198.51.100.49']);
     const claims = await f.claimsOf(svc);
-    assert.equal(claims.map((c) => [c.spec.cidr, c.spec.pool ?? '']).sort(), [['198.51.100.49/32', pool], ['203.0.113.41/32', '']]);
+    assert.equal(claims.map((c) => [c.spec.cidr, c.spec.pool ?? '']).sort(), [
+      ['198.51.100.49/32', pool],
+      ['203.0.113.41/32', ''],
+    ]);
     await f.waitEvent(svc, 'IPAllocated', /198\.51\.100\.49/);
-    await f.core.patchNamespacedService({ name: svc, namespace: f.namespace, body: [{ op: 'remove', path: '/metadata/annotations/external-ip' }] });
-    await waitFor('pool address out of the spec and the pool; the user address kept', async () => {
-      const spec = (await f.readService(svc)).spec?.externalIPs ?? [];
-      const used = (await f.clients.pools.get(pool))?.status?.used;
-      return spec.join() === '203.0.113.41' && used === 0 && (await f.claimsOf(svc)).length === 1;
-    }, 15_000);
+    await f.core.patchNamespacedService({
+      name: svc,
+      namespace: f.namespace,
+      body: [{ op: 'remove', path: '/metadata/annotations/external-ip' }],
+    });
+    await waitFor(
+      'pool address out of the spec and the pool; the user address kept',
+      async () => {
+        const spec = (await f.readService(svc)).spec?.externalIPs ?? [];
+        const used = (await f.clients.pools.get(pool))?.status?.used;
+        return spec.join() === '203.0.113.41' && used === 0 && (await f.claimsOf(svc)).length === 1;
+      },
+      15_000,
+    );
   }));
 
 test('externalTrafficPolicy: Local puts the address on a node with a serving endpoint, or says why not', () =>
@@ -145,10 +170,20 @@ test('bad input is explained and breaks nothing else', () =>
     await f.waitEvent(outside, 'AllocationFailed', /AddressOutsidePool: requested address 203\.0\.113\.250 is not in any IpClaimPool/);
     await f.waitEvent(garbage, 'AllocationFailed', /InvalidRequest: .*"two hundred" is not an IP address/);
     await waitFor('the good Service still gets its address', async () => (await f.ingress(fine))[0]?.ip === '192.0.2.129', 15_000);
-    await waitFor('the broken pool says why', async () => {
-      const list = await f.cluster.kubectl(['get', 'ipclaimpool', broken, '-o', 'jsonpath={.status.conditions[?(@.type=="Valid")].message}']);
-      return /ends before it starts/.test(list.stdout);
-    }, 15_000);
+    await waitFor(
+      'the broken pool says why',
+      async () => {
+        const list = await f.cluster.kubectl([
+          'get',
+          'ipclaimpool',
+          broken,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Valid")].message}',
+        ]);
+        return /ends before it starts/.test(list.stdout);
+      },
+      15_000,
+    );
     for (const s of [toBroken, missing, outside, garbage]) assert.equal(await f.ingress(s), [], `${s} stays pending`);
   }));
 
@@ -158,7 +193,11 @@ test('restart: a new scheduler keeps every address; nothing leaked or allocated 
     const pool = await f.pool('192.0.2.64/28');
     const first = await f.scheduler();
     const services = await Promise.all([1, 2, 3, 4].map(() => f.service('restart')));
-    await waitFor('all four have addresses', async () => (await Promise.all(services.map((s) => f.ingress(s)))).every((i) => i.length === 1), 20_000);
+    await waitFor(
+      'all four have addresses',
+      async () => (await Promise.all(services.map((s) => f.ingress(s)))).every((i) => i.length === 1),
+      20_000,
+    );
     const before = await Promise.all(services.map(async (s) => (await f.ingress(s))[0]?.ip));
     await first.stop();
     // While no scheduler runs: one Service goes away, one comes.
@@ -166,7 +205,11 @@ test('restart: a new scheduler keeps every address; nothing leaked or allocated 
     const late = await f.service('late');
     const second = await f.scheduler();
     await waitFor('the new Service has an address', async () => (await f.ingress(late)).length === 1, 20_000);
-    await waitFor('the deleted Service freed its address', async () => Object.keys((await f.clients.pools.get(pool))?.status?.allocations ?? {}).length === 4, 15_000);
+    await waitFor(
+      'the deleted Service freed its address',
+      async () => Object.keys((await f.clients.pools.get(pool))?.status?.allocations ?? {}).length === 4,
+      15_000,
+    );
     const after = await Promise.all(services.slice(1).map(async (s) => (await f.ingress(s))[0]?.ip));
     assert.equal(after, before.slice(1), 'the surviving Services kept their addresses');
     const lateIp = (await f.ingress(late))[0]?.ip;

@@ -97,7 +97,24 @@ async function childScheduler(kubeconfig: string, leaseName: string, identity: s
   const out = openSync(logFile, 'a');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', CLI, 'scheduler', '--kubeconfig', kubeconfig, '--lease-namespace', 'default', '--lease-name', leaseName, '--identity', identity, '--metrics-bind', `127.0.0.1:${metricsPort}`, '--log-level', 'info'],
+    [
+      '--import',
+      'tsx',
+      CLI,
+      'scheduler',
+      '--kubeconfig',
+      kubeconfig,
+      '--lease-namespace',
+      'default',
+      '--lease-name',
+      leaseName,
+      '--identity',
+      identity,
+      '--metrics-bind',
+      `127.0.0.1:${metricsPort}`,
+      '--log-level',
+      'info',
+    ],
     { stdio: ['ignore', out, out] },
   );
   const leading = async (): Promise<boolean> => {
@@ -118,14 +135,22 @@ async function childScheduler(kubeconfig: string, leaseName: string, identity: s
 /** Records every claim deletion with the Services the claim named. */
 async function watchDeletions(kc: KubeConfig): Promise<{ deleted: IpClaim[]; stop(): void }> {
   const deleted: IpClaim[] = [];
-  const ctl = await new Watch(kc).watch('/apis/ipcontroller.ext/v1/ipclaims', {}, (type, obj) => {
-    if (type === 'DELETED') deleted.push(obj as IpClaim);
-  }, () => undefined);
+  const ctl = await new Watch(kc).watch(
+    '/apis/ipcontroller.ext/v1/ipclaims',
+    {},
+    (type, obj) => {
+      if (type === 'DELETED') deleted.push(obj as IpClaim);
+    },
+    () => undefined,
+  );
   return { deleted, stop: () => ctl.abort() };
 }
 
 async function holder(f: Fixture, leaseName: string): Promise<string | undefined> {
-  const lease = await f.kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: leaseName, namespace: 'default' }).catch(() => undefined);
+  const lease = await f.kc
+    .makeApiClient(CoordinationV1Api)
+    .readNamespacedLease({ name: leaseName, namespace: 'default' })
+    .catch(() => undefined);
   return lease?.spec?.holderIdentity ?? undefined;
 }
 
@@ -134,7 +159,12 @@ async function holder(f: Fixture, leaseName: string): Promise<string | undefined
  * partition); the in-process standby takes over and serves churn made meanwhile; `heal` brings
  * the child back. Then no claim of a live Service may be deleted and no address may change.
  */
-async function staleLeaderStory(f: Fixture, kubeconfigFor: (path: string) => Promise<string>, cut: (c: ChildScheduler) => void, heal: (c: ChildScheduler) => void): Promise<void> {
+async function staleLeaderStory(
+  f: Fixture,
+  kubeconfigFor: (path: string) => Promise<string>,
+  cut: (c: ChildScheduler) => void,
+  heal: (c: ChildScheduler) => void,
+): Promise<void> {
   await f.node();
   await f.node();
   await f.pool('198.51.100.0/26');
@@ -142,9 +172,19 @@ async function staleLeaderStory(f: Fixture, kubeconfigFor: (path: string) => Pro
   const frozen = await childScheduler(await kubeconfigFor(f.cluster.kubeconfigPath), leaseName, 'stale-one');
   let passed = false;
   try {
-    await waitFor('the child scheduler leads', async () => (await holder(f, leaseName)) === 'stale-one' && (await frozen.leading().catch(() => false)), 30_000, 100);
+    await waitFor(
+      'the child scheduler leads',
+      async () => (await holder(f, leaseName)) === 'stale-one' && (await frozen.leading().catch(() => false)),
+      30_000,
+      100,
+    );
     const before = await Promise.all([1, 2, 3, 4].map(() => f.service('stale')));
-    await waitFor('first Services served', async () => (await Promise.all(before.map((s) => f.ingress(s)))).every((i) => i.length === 1), 20_000, 100);
+    await waitFor(
+      'first Services served',
+      async () => (await Promise.all(before.map((s) => f.ingress(s)))).every((i) => i.length === 1),
+      20_000,
+      100,
+    );
     const standby = await f.scheduler({ leaseName, identity: 'standby' });
     await standby.synced();
     const gone = before.slice(0, 2);
@@ -154,21 +194,35 @@ async function staleLeaderStory(f: Fixture, kubeconfigFor: (path: string) => Pro
     const cutAt = Date.now();
     // The child must give up on its own clock before the standby can take over.
     let childStoppedAt = 0;
-    await waitFor('the cut-off leader stops leading (own clock)', async () => {
-      const leading = await frozen.leading().catch(() => null);
-      if (leading === false) childStoppedAt = Date.now();
-      // A frozen process cannot answer: its leadership is read from its own clock later.
-      return leading === false || leading === null;
-    }, 15_000, 50);
+    await waitFor(
+      'the cut-off leader stops leading (own clock)',
+      async () => {
+        const leading = await frozen.leading().catch(() => null);
+        if (leading === false) childStoppedAt = Date.now();
+        // A frozen process cannot answer: its leadership is read from its own clock later.
+        return leading === false || leading === null;
+      },
+      15_000,
+      50,
+    );
     await waitFor('the standby leads', async () => standby.isLeader(), 20_000, 50);
     const standbyAt = Date.now();
-    if (childStoppedAt) assert.ok(childStoppedAt <= standbyAt, `the old leader stopped ${childStoppedAt - cutAt} ms after the cut, the standby led after ${standbyAt - cutAt} ms`);
+    if (childStoppedAt)
+      assert.ok(
+        childStoppedAt <= standbyAt,
+        `the old leader stopped ${childStoppedAt - cutAt} ms after the cut, the standby led after ${standbyAt - cutAt} ms`,
+      );
 
     // Churn while the old leader is away: new Services, deleted Services.
     const during = await Promise.all([1, 2, 3, 4, 5, 6].map(() => f.service('stale')));
     for (const s of gone) await f.deleteService(s);
     const live = [...kept, ...during];
-    await waitFor('the standby served the churn', async () => (await Promise.all(live.map((s) => f.ingress(s)))).every((i) => i.length === 1), 20_000, 100);
+    await waitFor(
+      'the standby served the churn',
+      async () => (await Promise.all(live.map((s) => f.ingress(s)))).every((i) => i.length === 1),
+      20_000,
+      100,
+    );
     const addresses = new Map<string, string>();
     for (const s of live) addresses.set(s, (await f.ingress(s))[0]?.ip ?? '');
 
@@ -180,7 +234,11 @@ async function staleLeaderStory(f: Fixture, kubeconfigFor: (path: string) => Pro
       await new Promise((r) => setTimeout(r, 4_000)); // an observation window, not a wait for a condition
       const liveKeys = new Set(live.map((s) => `default/${s}`));
       const wrong = deletions.deleted.filter((c) => (c.spec.services ?? []).some((k) => liveKeys.has(k)));
-      assert.equal(wrong.map((c) => `${c.metadata.name} (${(c.spec.services ?? []).join(',')})`), [], `claims of live Services were deleted; see ${frozen.logFile}`);
+      assert.equal(
+        wrong.map((c) => `${c.metadata.name} (${(c.spec.services ?? []).join(',')})`),
+        [],
+        `claims of live Services were deleted; see ${frozen.logFile}`,
+      );
       for (const s of live) assert.is((await f.ingress(s))[0]?.ip, addresses.get(s), `${s} kept its address`);
       const log = readFileSync(frozen.logFile, 'utf8');
       assert.not.match(log, /"msg":"claim deleted"/, 'the old leader deleted no claim after it lost the Lease');

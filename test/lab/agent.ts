@@ -30,10 +30,17 @@ export interface AgentProcess {
 export function startAgentProcess(lab: Lab, ns: Netns, options: AgentProcessOptions): AgentProcess {
   const port = options.port ?? 9610;
   const args = [
-    process.execPath, '--import', 'tsx', CLI, 'agent',
-    '--kubeconfig', options.kubeconfig,
-    '--hostname', options.hostname,
-    '--metrics-bind', `127.0.0.1:${port}`,
+    process.execPath,
+    '--import',
+    'tsx',
+    CLI,
+    'agent',
+    '--kubeconfig',
+    options.kubeconfig,
+    '--hostname',
+    options.hostname,
+    '--metrics-bind',
+    `127.0.0.1:${port}`,
     ...(options.iface ? ['--iface', options.iface] : []),
     ...(options.args ?? []),
   ];
@@ -51,10 +58,15 @@ export function startAgentProcess(lab: Lab, ns: Netns, options: AgentProcessOpti
     port,
     get,
     async ready(timeoutMs = 30_000) {
-      await waitFor(`agent ${options.hostname} /readyz`, async () => {
-        if (proc.child.exitCode !== null) throw new Error(`agent exited ${proc.child.exitCode}; log ${proc.logFile}`);
-        return (await get('/readyz')).status === 200;
-      }, timeoutMs, 200);
+      await waitFor(
+        `agent ${options.hostname} /readyz`,
+        async () => {
+          if (proc.child.exitCode !== null) throw new Error(`agent exited ${proc.child.exitCode}; log ${proc.logFile}`);
+          return (await get('/readyz')).status === 200;
+        },
+        timeoutMs,
+        200,
+      );
     },
   };
 }

@@ -15,7 +15,16 @@ export interface CapturedFrame {
   dstMac: string;
   ethertype: number;
   arp?: { op: 'request' | 'reply' | number; senderMac: string; senderIp: string; targetMac: string; targetIp: string };
-  na?: { target: string; source: string; destination: string; hopLimit: number; override: boolean; solicited: boolean; router: boolean; targetMac?: string };
+  na?: {
+    target: string;
+    source: string;
+    destination: string;
+    hopLimit: number;
+    override: boolean;
+    solicited: boolean;
+    router: boolean;
+    targetMac?: string;
+  };
   bytes: Buffer;
 }
 
@@ -26,7 +35,7 @@ function ipv6(b: Buffer, at: number): string {
   for (let i = 0; i < 8; i++) groups.push(b.readUInt16BE(at + i * 2).toString(16));
   // Compress the longest run of zero groups (RFC 5952).
   let best = { start: -1, len: 0 };
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;
@@ -45,7 +54,13 @@ export function decodeFrame(bytes: Buffer, time: number): CapturedFrame {
   const frame: CapturedFrame = { time, dstMac: mac(bytes, 0), srcMac: mac(bytes, 6), ethertype: bytes.readUInt16BE(12), bytes };
   if (frame.ethertype === 0x0806 && bytes.length >= 42) {
     const op = bytes.readUInt16BE(20);
-    frame.arp = { op: op === 1 ? 'request' : op === 2 ? 'reply' : op, senderMac: mac(bytes, 22), senderIp: ipv4(bytes, 28), targetMac: mac(bytes, 32), targetIp: ipv4(bytes, 38) };
+    frame.arp = {
+      op: op === 1 ? 'request' : op === 2 ? 'reply' : op,
+      senderMac: mac(bytes, 22),
+      senderIp: ipv4(bytes, 28),
+      targetMac: mac(bytes, 32),
+      targetIp: ipv4(bytes, 38),
+    };
   } else if (frame.ethertype === 0x86dd && bytes.length >= 78 && bytes[20] === 58 && bytes[54] === 136) {
     const flags = bytes.readUInt32BE(58);
     frame.na = {
@@ -111,9 +126,13 @@ export interface CaptureOptions {
 
 /** Starts tcpdump on iface inside ns and resolves once it is capturing. */
 export async function startCapture(ns: Netns, iface: string, filter = ANNOUNCEMENT_FILTER, options: CaptureOptions = {}): Promise<Capture> {
-  const child: ChildProcess = spawn('ip', ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-B', '32768', '-s', '262144', '-w', '-', filter], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    'ip',
+    ['netns', 'exec', ns.name, 'tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-B', '32768', '-s', '262144', '-w', '-', filter],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const frames: CapturedFrame[] = [];
   const waiters = new Set<{ match: (f: CapturedFrame) => boolean; resolve: (f: CapturedFrame) => void }>();
   const reader = new PcapReader();

@@ -188,7 +188,10 @@ export class Lab {
   /** Starts a long-lived process inside ns, in its own process group, output to a log file. */
   spawn(ns: Netns, command: string[], options: SpawnOptions = {}): LabProcess {
     const label = options.label ?? (command[0] ?? 'proc').replace(/[^a-zA-Z0-9]/g, '_');
-    return this.spawnRaw(['ip', 'netns', 'exec', ns.name, ...command], { ...options, logFile: options.logFile ?? join(this.dir, `${ns.short}-${label}.log`) });
+    return this.spawnRaw(['ip', 'netns', 'exec', ns.name, ...command], {
+      ...options,
+      logFile: options.logFile ?? join(this.dir, `${ns.short}-${label}.log`),
+    });
   }
 
   /**

@@ -59,7 +59,12 @@ export function resolveRealNodeAssets(): RealNodeAssets {
   const nodes = lastLine(join(CONTROLPLANE_DIR, 'build.sh'), ['nodes']);
   const containerdDir = lastLine(join(CONTROLPLANE_DIR, 'build-containerd.sh'));
   const imageLines = execFileSync('bash', [IMAGE_SCRIPT], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const images = Object.fromEntries(imageLines.trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
+  const images = Object.fromEntries(
+    imageLines
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=', 2) as [string, string]),
+  );
   if (!images.ipcontroller || !images.nginx || !images.pause) throw new Error(`${IMAGE_SCRIPT} did not print every image: ${imageLines}`);
   return {
     kubelet: join(nodes, 'kubelet'),
@@ -117,9 +122,33 @@ export type { RequestLoop };
 export const AGENT_NAMESPACE = 'ipcontroller-system';
 
 export const NODE_PLAN = [
-  { name: 'node-1', short: 'n1', ip4: '192.0.2.11', ip6: '2001:db8::11', mac: '02:00:00:00:01:11', podCidr: '198.51.100.0/26', podCidr6: '2001:db8:1:1::/64' },
-  { name: 'node-2', short: 'n2', ip4: '192.0.2.12', ip6: '2001:db8::12', mac: '02:00:00:00:01:12', podCidr: '198.51.100.64/26', podCidr6: '2001:db8:1:2::/64' },
-  { name: 'node-3', short: 'n3', ip4: '192.0.2.13', ip6: '2001:db8::13', mac: '02:00:00:00:01:13', podCidr: '198.51.100.128/26', podCidr6: '2001:db8:1:3::/64' },
+  {
+    name: 'node-1',
+    short: 'n1',
+    ip4: '192.0.2.11',
+    ip6: '2001:db8::11',
+    mac: '02:00:00:00:01:11',
+    podCidr: '198.51.100.0/26',
+    podCidr6: '2001:db8:1:1::/64',
+  },
+  {
+    name: 'node-2',
+    short: 'n2',
+    ip4: '192.0.2.12',
+    ip6: '2001:db8::12',
+    mac: '02:00:00:00:01:12',
+    podCidr: '198.51.100.64/26',
+    podCidr6: '2001:db8:1:2::/64',
+  },
+  {
+    name: 'node-3',
+    short: 'n3',
+    ip4: '192.0.2.13',
+    ip6: '2001:db8::13',
+    mac: '02:00:00:00:01:13',
+    podCidr: '198.51.100.128/26',
+    podCidr6: '2001:db8:1:3::/64',
+  },
 ];
 const CLIENT = { ip4: '192.0.2.2', ip6: '2001:db8::2', mac: '02:00:00:00:01:02' };
 
@@ -143,13 +172,18 @@ function rssKiB(pid: number): number {
 
 /** PIDs whose command line has an argument containing text. */
 function pidsWithArg(text: string): number[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((e) => {
-    try {
-      return readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').some((a) => a.includes(text));
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        return readFileSync(`/proc/${e}/cmdline`, 'utf8')
+          .split('\0')
+          .some((a) => a.includes(text));
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 function token(user: string, groups: string[]): TokenUser {
@@ -226,86 +260,117 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
     const apiNs = await lab.addNamespace('api');
     await lab.attach(apiNs, { ifname: 'eth0', addresses: [`${API_IP}/24`] });
     await addRoutes(lab, apiNs, undefined, false);
-    lab.spawn(apiNs, ['socat', `TCP-LISTEN:${API_PORT},bind=${API_IP},fork,reuseaddr`, `UNIX-CONNECT:${forwarder.socketPath}`], { label: 'socat' });
-    await mustKubectl(['apply', '-f', '-'], YAML.stringify({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: {
-        name: 'kubernetes-lab',
-        namespace: 'default',
-        labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'ipcontroller-lab' },
-      },
-      addressType: 'IPv4',
-      endpoints: [{ addresses: [API_IP], conditions: { ready: true } }],
-      ports: [{ name: 'https', port: API_PORT, protocol: 'TCP' }],
-    }));
+    lab.spawn(apiNs, ['socat', `TCP-LISTEN:${API_PORT},bind=${API_IP},fork,reuseaddr`, `UNIX-CONNECT:${forwarder.socketPath}`], {
+      label: 'socat',
+    });
+    await mustKubectl(
+      ['apply', '-f', '-'],
+      YAML.stringify({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          name: 'kubernetes-lab',
+          namespace: 'default',
+          labels: { 'kubernetes.io/service-name': 'kubernetes', 'endpointslice.kubernetes.io/managed-by': 'ipcontroller-lab' },
+        },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [API_IP], conditions: { ready: true } }],
+        ports: [{ name: 'https', port: API_PORT, protocol: 'TCP' }],
+      }),
+    );
 
     const clientNs = await lab.addNamespace('client');
-    const clientPort = await lab.attach(clientNs, { ifname: options.testlink ?? 'testlink', mac: CLIENT.mac, addresses: [`${CLIENT.ip4}/24`, `${CLIENT.ip6}/64`] });
+    const clientPort = await lab.attach(clientNs, {
+      ifname: options.testlink ?? 'testlink',
+      mac: CLIENT.mac,
+      addresses: [`${CLIENT.ip4}/24`, `${CLIENT.ip6}/64`],
+    });
 
     // Controllers in the root namespace, on the apiserver's loopback address.
     const kcmKubeconfig = controlPlane.kubeconfigFor(kcmToken);
     const schedulerKubeconfig = controlPlane.kubeconfigFor(schedulerToken);
-    lab.spawnRaw([
-      assets.kubeControllerManager,
-      `--kubeconfig=${kcmKubeconfig}`,
-      '--use-service-account-credentials=true',
-      `--root-ca-file=${join(controlPlane.dir, 'pki', 'apiserver.crt')}`,
-      `--service-account-private-key-file=${join(controlPlane.dir, 'sa.key')}`,
-      `--service-cluster-ip-range=${SERVICE_CIDR},${SERVICE_CIDR6}`,
-      '--leader-elect=false',
-      '--secure-port=0',
-      // Pods on a node whose kubelet stops reporting are evicted after the default 5 minutes;
-      // the lab never cuts a kubelet off the API, so this does not come up.
-    ], { label: 'kube-controller-manager' });
-    lab.spawnRaw([
-      assets.kubeScheduler,
-      `--kubeconfig=${schedulerKubeconfig}`,
-      '--leader-elect=false',
-      '--secure-port=0',
-    ], { label: 'kube-scheduler' });
+    lab.spawnRaw(
+      [
+        assets.kubeControllerManager,
+        `--kubeconfig=${kcmKubeconfig}`,
+        '--use-service-account-credentials=true',
+        `--root-ca-file=${join(controlPlane.dir, 'pki', 'apiserver.crt')}`,
+        `--service-account-private-key-file=${join(controlPlane.dir, 'sa.key')}`,
+        `--service-cluster-ip-range=${SERVICE_CIDR},${SERVICE_CIDR6}`,
+        '--leader-elect=false',
+        '--secure-port=0',
+        // Pods on a node whose kubelet stops reporting are evicted after the default 5 minutes;
+        // the lab never cuts a kubelet off the API, so this does not come up.
+      ],
+      { label: 'kube-controller-manager' },
+    );
+    lab.spawnRaw([assets.kubeScheduler, `--kubeconfig=${schedulerKubeconfig}`, '--leader-elect=false', '--secure-port=0'], {
+      label: 'kube-scheduler',
+    });
 
-    const nodes = await Promise.all(NODE_PLAN.map(async (plan) => {
-      const ns = await lab.addNamespace(plan.short, NODE_SYSCTLS);
-      await lab.attach(ns, { ifname: 'eth0', mac: plan.mac, addresses: [`${plan.ip4}/24`, `${plan.ip6}/64`] });
-      await addRoutes(lab, ns, plan.name);
-      const base = await forwarder.kubeconfigFor(ns);
-      const nodeToken = nodeTokens.get(plan.name) as TokenUser;
-      return startRealNode(lab, {
-        name: plan.name,
-        ns,
-        ip4: plan.ip4,
-        ip6: plan.ip6,
-        podCidr: plan.podCidr,
-        podCidr6: plan.podCidr6,
-        clusterCidr: `${CLUSTER_CIDR},${CLUSTER_CIDR6}`,
-        kubeletKubeconfig: withToken(base, nodeToken.token, `${base}-kubelet`),
-        proxyKubeconfig: withToken(base, proxyToken.token, `${base}-kube-proxy`),
-        labels: options.nodeLabels?.[plan.name] ?? {},
-        binaries: { kubelet: assets.kubelet, kubeProxy: assets.kubeProxy, containerdDir: assets.containerdDir, cniDir: assets.cniDir },
-        images: [assets.images.pause, assets.images.ipcontroller, assets.images.nginx],
-        sandboxImage: PAUSE_IMAGE,
-        ...(options.proxyMode ? { proxyMode: options.proxyMode } : {}),
-      });
-    }));
+    const nodes = await Promise.all(
+      NODE_PLAN.map(async (plan) => {
+        const ns = await lab.addNamespace(plan.short, NODE_SYSCTLS);
+        await lab.attach(ns, { ifname: 'eth0', mac: plan.mac, addresses: [`${plan.ip4}/24`, `${plan.ip6}/64`] });
+        await addRoutes(lab, ns, plan.name);
+        const base = await forwarder.kubeconfigFor(ns);
+        const nodeToken = nodeTokens.get(plan.name) as TokenUser;
+        return startRealNode(lab, {
+          name: plan.name,
+          ns,
+          ip4: plan.ip4,
+          ip6: plan.ip6,
+          podCidr: plan.podCidr,
+          podCidr6: plan.podCidr6,
+          clusterCidr: `${CLUSTER_CIDR},${CLUSTER_CIDR6}`,
+          kubeletKubeconfig: withToken(base, nodeToken.token, `${base}-kubelet`),
+          proxyKubeconfig: withToken(base, proxyToken.token, `${base}-kube-proxy`),
+          labels: options.nodeLabels?.[plan.name] ?? {},
+          binaries: { kubelet: assets.kubelet, kubeProxy: assets.kubeProxy, containerdDir: assets.containerdDir, cniDir: assets.cniDir },
+          images: [assets.images.pause, assets.images.ipcontroller, assets.images.nginx],
+          sandboxImage: PAUSE_IMAGE,
+          ...(options.proxyMode ? { proxyMode: options.proxyMode } : {}),
+        });
+      }),
+    );
     lap('nodes started');
     for (const node of nodes) for (const [step, s] of Object.entries(node.timings)) timings[`${node.name} ${step}`] = s;
 
     const alive = (proc: LabProcess, what: string): void => {
       if (proc.child.exitCode !== null) throw new Error(`${what} exited; see ${proc.logFile}`);
     };
-    await waitFor('three nodes Ready', async () => {
-      for (const node of nodes) {
-        alive(node.kubelet, `kubelet of ${node.name}`);
-        alive(node.kubeProxy, `kube-proxy of ${node.name}`);
-      }
-      const out = await kubectl(['get', 'nodes', '-o', 'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}']);
-      return out.stdout.split('\n').filter((l) => l.endsWith('=True')).length === nodes.length;
-    }, 120_000, 250);
+    await waitFor(
+      'three nodes Ready',
+      async () => {
+        for (const node of nodes) {
+          alive(node.kubelet, `kubelet of ${node.name}`);
+          alive(node.kubeProxy, `kube-proxy of ${node.name}`);
+        }
+        const out = await kubectl([
+          'get',
+          'nodes',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{"\\n"}{end}',
+        ]);
+        return out.stdout.split('\n').filter((l) => l.endsWith('=True')).length === nodes.length;
+      },
+      120_000,
+      250,
+    );
     lap('nodes Ready');
     // Pods need the cluster's CA (published by the controller manager) and a token.
-    await waitFor('kube-root-ca.crt in default', async () => (await kubectl(['get', 'configmap', 'kube-root-ca.crt', '-n', 'default'])).code === 0, 60_000, 250);
-    await waitFor('ServiceAccount default', async () => (await kubectl(['get', 'serviceaccount', 'default', '-n', 'default'])).code === 0, 60_000, 250);
+    await waitFor(
+      'kube-root-ca.crt in default',
+      async () => (await kubectl(['get', 'configmap', 'kube-root-ca.crt', '-n', 'default'])).code === 0,
+      60_000,
+      250,
+    );
+    await waitFor(
+      'ServiceAccount default',
+      async () => (await kubectl(['get', 'serviceaccount', 'default', '-n', 'default'])).code === 0,
+      60_000,
+      250,
+    );
     lap('cluster ready');
     timings.total = (Date.now() - started) / 1000;
 
@@ -331,11 +396,16 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       },
       async servingNode(address, not, timeoutMs = 60_000) {
         let serving = '';
-        await waitFor(`claim for ${address} assigned${not ? ` away from ${not}` : ''}`, async () => {
-          const claim = await ip.claims.get(claimName(address));
-          serving = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
-          return serving !== '' && serving !== not;
-        }, timeoutMs, 20);
+        await waitFor(
+          `claim for ${address} assigned${not ? ` away from ${not}` : ''}`,
+          async () => {
+            const claim = await ip.claims.get(claimName(address));
+            serving = claim?.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName ? (claim.status.node ?? '') : '';
+            return serving !== '' && serving !== not;
+          },
+          timeoutMs,
+          20,
+        );
         return serving;
       },
       requestLoop(address, intervalMs, maxMs) {
@@ -344,7 +414,12 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
       async fail(name) {
         const n = node(name);
         const listed = await n.ctr(['tasks', 'list']);
-        const running = new Set(listed.stdout.split('\n').filter((l) => l.includes('RUNNING')).map((l) => l.split(/\s+/)[0]));
+        const running = new Set(
+          listed.stdout
+            .split('\n')
+            .filter((l) => l.includes('RUNNING'))
+            .map((l) => l.split(/\s+/)[0]),
+        );
         const container = (await n.containers(AGENT_NAMESPACE, 'agent')).find((id) => running.has(id));
         if (!container) throw new Error(`no running agent container on ${name}`);
         const paused = await n.ctr(['tasks', 'pause', container]);
@@ -374,7 +449,11 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         const mib = (pids: number[]): number => Math.round(pids.reduce((sum, pid) => sum + rssKiB(pid), 0) / 1024);
         const report: Record<string, number> = {
           'etcd + kube-apiserver': mib(pidsWithArg(controlPlane.dir)),
-          'controller-manager, scheduler, lab helpers': mib([...lab.processes].filter((p) => !nodes.some((n) => [n.containerd, n.kubelet, n.kubeProxy].includes(p))).map((p) => p.child.pid ?? 0)),
+          'controller-manager, scheduler, lab helpers': mib(
+            [...lab.processes]
+              .filter((p) => !nodes.some((n) => [n.containerd, n.kubelet, n.kubeProxy].includes(p)))
+              .map((p) => p.child.pid ?? 0),
+          ),
         };
         for (const node of nodes) {
           report[`${node.name} containerd`] = mib([node.containerd.child.pid ?? 0]);

@@ -137,7 +137,10 @@ function thawTree(dir: string): void {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     if (entry.isDirectory()) thawTree(join(dir, entry.name));
   }
-  for (const [file, value] of [['freezer.state', 'THAWED'], ['cgroup.freeze', '0']]) {
+  for (const [file, value] of [
+    ['freezer.state', 'THAWED'],
+    ['cgroup.freeze', '0'],
+  ]) {
     try {
       if (existsSync(join(dir, file as string))) writeFileSync(join(dir, file as string), value as string);
     } catch {
@@ -232,74 +235,89 @@ state = ${toml(join(dir, 'containerd', 'state'))}
 }
 
 function cniConfig(dir: string, podCidr: string, podCidr6: string | undefined): string {
-  return JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'lab',
-    plugins: [
-      {
-        type: 'bridge',
-        bridge: 'cni0',
-        isGateway: true,
-        hairpinMode: true,
-        ipMasq: false,
-        ipam: { type: 'host-local', dataDir: join(dir, 'cni-ipam'), ranges: [[{ subnet: podCidr }], ...(podCidr6 ? [[{ subnet: podCidr6 }]] : [])],
-          routes: [{ dst: '0.0.0.0/0' }, ...(podCidr6 ? [{ dst: '::/0' }] : [])],
+  return JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name: 'lab',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: 'cni0',
+          isGateway: true,
+          hairpinMode: true,
+          ipMasq: false,
+          ipam: {
+            type: 'host-local',
+            dataDir: join(dir, 'cni-ipam'),
+            ranges: [[{ subnet: podCidr }], ...(podCidr6 ? [[{ subnet: podCidr6 }]] : [])],
+            routes: [{ dst: '0.0.0.0/0' }, ...(podCidr6 ? [{ dst: '::/0' }] : [])],
+          },
         },
-      },
-      { type: 'portmap', capabilities: { portMappings: true } },
-    ],
-  }, null, 2);
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    },
+    null,
+    2,
+  );
 }
 
 function kubeletConfig(dir: string, options: RealNodeOptions, cgroupRoot: string, lowerOom: boolean): string {
   const socket = `unix://${join(dir, 'containerd.sock')}`;
-  return JSON.stringify({
-    apiVersion: 'kubelet.config.k8s.io/v1beta1',
-    kind: 'KubeletConfiguration',
-    // cgroup v1 is refused since 1.35 unless this says otherwise.
-    ...(cgroupV1() ? { failCgroupV1: false } : {}),
-    cgroupDriver: 'cgroupfs',
-    cgroupRoot,
-    containerRuntimeEndpoint: socket,
-    imageServiceEndpoint: socket,
-    staticPodPath: join(dir, 'manifests'),
-    podLogsDir: join(dir, 'pod-logs'),
-    address: options.ip4,
-    readOnlyPort: 0,
-    healthzBindAddress: '127.0.0.1',
-    authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
-    authorization: { mode: 'AlwaysAllow' },
-    failSwapOn: false,
-    // Read the (masked) kernel tunables, never write them.
-    protectKernelDefaults: true,
-    ...(lowerOom ? {} : { oomScoreAdj: 0 }),
-    podCIDR: options.podCidr,
-    clusterDomain: 'cluster.local',
-    // The lab shares one disk with the host: no eviction of the lab's pods for its usage, and no
-    // image garbage collection of the imported images (there is no registry to pull them again).
-    evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
-    imageGCHighThresholdPercent: 100,
-    imageGCLowThresholdPercent: 99,
-    // Pods are reported Ready/NotReady quickly to the scenarios that wait on them.
-    nodeStatusUpdateFrequency: '4s',
-    syncFrequency: '10s',
-  }, null, 2);
+  return JSON.stringify(
+    {
+      apiVersion: 'kubelet.config.k8s.io/v1beta1',
+      kind: 'KubeletConfiguration',
+      // cgroup v1 is refused since 1.35 unless this says otherwise.
+      ...(cgroupV1() ? { failCgroupV1: false } : {}),
+      cgroupDriver: 'cgroupfs',
+      cgroupRoot,
+      containerRuntimeEndpoint: socket,
+      imageServiceEndpoint: socket,
+      staticPodPath: join(dir, 'manifests'),
+      podLogsDir: join(dir, 'pod-logs'),
+      address: options.ip4,
+      readOnlyPort: 0,
+      healthzBindAddress: '127.0.0.1',
+      authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
+      authorization: { mode: 'AlwaysAllow' },
+      failSwapOn: false,
+      // Read the (masked) kernel tunables, never write them.
+      protectKernelDefaults: true,
+      ...(lowerOom ? {} : { oomScoreAdj: 0 }),
+      podCIDR: options.podCidr,
+      clusterDomain: 'cluster.local',
+      // The lab shares one disk with the host: no eviction of the lab's pods for its usage, and no
+      // image garbage collection of the imported images (there is no registry to pull them again).
+      evictionHard: { 'memory.available': '1Mi', 'nodefs.available': '1%', 'imagefs.available': '1%', 'nodefs.inodesFree': '1%' },
+      imageGCHighThresholdPercent: 100,
+      imageGCLowThresholdPercent: 99,
+      // Pods are reported Ready/NotReady quickly to the scenarios that wait on them.
+      nodeStatusUpdateFrequency: '4s',
+      syncFrequency: '10s',
+    },
+    null,
+    2,
+  );
 }
 
 function kubeProxyConfig(options: RealNodeOptions): string {
-  return JSON.stringify({
-    apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
-    kind: 'KubeProxyConfiguration',
-    clientConnection: { kubeconfig: options.proxyKubeconfig },
-    hostnameOverride: options.name,
-    mode: options.proxyMode ?? 'iptables',
-    clusterCIDR: options.clusterCidr,
-    bindAddress: options.ip4,
-    metricsBindAddress: '127.0.0.1:10249',
-    healthzBindAddress: '127.0.0.1:10256',
-    // 0: leave the host's global nf_conntrack_max alone.
-    conntrack: { maxPerCore: 0, min: 0 },
-  }, null, 2);
+  return JSON.stringify(
+    {
+      apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
+      kind: 'KubeProxyConfiguration',
+      clientConnection: { kubeconfig: options.proxyKubeconfig },
+      hostnameOverride: options.name,
+      mode: options.proxyMode ?? 'iptables',
+      clusterCIDR: options.clusterCidr,
+      bindAddress: options.ip4,
+      metricsBindAddress: '127.0.0.1:10249',
+      healthzBindAddress: '127.0.0.1:10256',
+      // 0: leave the host's global nf_conntrack_max alone.
+      conntrack: { maxPerCore: 0, min: 0 },
+    },
+    null,
+    2,
+  );
 }
 
 /** The script containerd starts through: the node's mount namespace, then exec containerd. */
@@ -346,7 +364,8 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
     t = Date.now();
   };
   const dir = join(lab.dir, options.ns.short);
-  for (const sub of ['manifests', 'pod-logs', 'cni', 'cni-ipam', 'pki', 'kubelet', 'sysctl']) mkdirSync(join(dir, sub), { recursive: true });
+  for (const sub of ['manifests', 'pod-logs', 'cni', 'cni-ipam', 'pki', 'kubelet', 'sysctl'])
+    mkdirSync(join(dir, sub), { recursive: true });
   // Mount points for the node's own copies (what a kubelet would create on a real host).
   for (const path of ['/var/lib/kubelet', '/var/log/containers']) mkdirSync(path, { recursive: true });
   const socket = join(dir, 'containerd.sock');
@@ -371,10 +390,15 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
     label: `${options.ns.short}-containerd`,
   });
   const ctr = (args: string[]): ReturnType<typeof run> => run(ctrBin, ['--address', socket, '--namespace', 'k8s.io', ...args]);
-  await waitFor(`containerd of ${options.name}`, async () => {
-    if (containerd.child.exitCode !== null) throw new Error(`containerd exited; see ${containerd.logFile}`);
-    return (await ctr(['version'])).code === 0;
-  }, 30_000, 100);
+  await waitFor(
+    `containerd of ${options.name}`,
+    async () => {
+      if (containerd.child.exitCode !== null) throw new Error(`containerd exited; see ${containerd.logFile}`);
+      return (await ctr(['version'])).code === 0;
+    },
+    30_000,
+    100,
+  );
   lap('containerd');
 
   for (const archive of options.images) {
@@ -383,10 +407,14 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
   }
   lap('images');
 
-  const labels = Object.entries(options.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+  const labels = Object.entries(options.labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
   const kubelet = lab.spawnRaw(
     [
-      'nsenter', `--mount=/proc/${containerd.child.pid}/ns/mnt`, netns,
+      'nsenter',
+      `--mount=/proc/${containerd.child.pid}/ns/mnt`,
+      netns,
       options.binaries.kubelet,
       `--config=${join(dir, 'kubelet.json')}`,
       `--kubeconfig=${options.kubeletKubeconfig}`,
@@ -414,10 +442,25 @@ export async function startRealNode(lab: Lab, options: RealNodeOptions): Promise
     kubeProxy,
     ctr,
     async containers(podNamespace, container) {
-      const r = await ctr(['containers', 'list', '--quiet', `labels."io.kubernetes.pod.namespace"==${podNamespace},labels."io.kubernetes.container.name"==${container}`]);
-      return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+      const r = await ctr([
+        'containers',
+        'list',
+        '--quiet',
+        `labels."io.kubernetes.pod.namespace"==${podNamespace},labels."io.kubernetes.container.name"==${container}`,
+      ]);
+      return r.stdout
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean);
     },
-    podPids: () => [...new Set([...shimPids(socket), ...cgroupHierarchies().filter((h) => h.endsWith('/memory')).flatMap((h) => cgroupPids(join(h, cgroupName)))])],
+    podPids: () => [
+      ...new Set([
+        ...shimPids(socket),
+        ...cgroupHierarchies()
+          .filter((h) => h.endsWith('/memory'))
+          .flatMap((h) => cgroupPids(join(h, cgroupName))),
+      ]),
+    ],
     timings,
   };
 }

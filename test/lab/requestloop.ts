@@ -17,7 +17,14 @@ export interface RequestLoop {
   stop(): Promise<RequestResult[]>;
 }
 
-export function startRequestLoop(lab: Lab, ns: Netns, url: string, intervalMs: number, maxMs: number, steadyTimeoutMs: number): RequestLoop {
+export function startRequestLoop(
+  lab: Lab,
+  ns: Netns,
+  url: string,
+  intervalMs: number,
+  maxMs: number,
+  steadyTimeoutMs: number,
+): RequestLoop {
   const proc = lab.spawn(ns, [process.execPath, '--import', 'tsx', REQUEST_LOOP, url, String(intervalMs), String(maxMs)], {
     label: `requests-${Date.now().toString(36)}`,
   });
@@ -25,10 +32,15 @@ export function startRequestLoop(lab: Lab, ns: Netns, url: string, intervalMs: n
   return {
     results,
     async steady(n = 10, timeoutMs = steadyTimeoutMs) {
-      await waitFor(`${n} answers in a row from ${url}`, async () => {
-        const tail = results().slice(-n);
-        return tail.length === n && tail.every((r) => r.ok);
-      }, timeoutMs, 50);
+      await waitFor(
+        `${n} answers in a row from ${url}`,
+        async () => {
+          const tail = results().slice(-n);
+          return tail.length === n && tail.every((r) => r.ok);
+        },
+        timeoutMs,
+        50,
+      );
     },
     async stop() {
       proc.signal('SIGTERM');

@@ -7,7 +7,15 @@ import { createSign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, type KubernetesObject, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+  type V1Pod,
+} from '@kubernetes/client-node';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 
@@ -26,7 +34,12 @@ export const LAB_TOKEN_SECONDS = 24 * 3600;
  * Creates (or re-creates) a Pod of account's ServiceAccount bound to nodeName (none: a Pod not
  * yet scheduled). It never runs: there is no kubelet. A Pod on a node needs a forced delete (grace 0) or it waits for a kubelet.
  */
-export async function agentPod(core: CoreV1Api, account: Account, nodeName: string | undefined, name = `${account.name}-${nodeName ?? 'unscheduled'}`): Promise<V1Pod> {
+export async function agentPod(
+  core: CoreV1Api,
+  account: Account,
+  nodeName: string | undefined,
+  name = `${account.name}-${nodeName ?? 'unscheduled'}`,
+): Promise<V1Pod> {
   try {
     await core.deleteNamespacedPod({ name, namespace: account.namespace, gracePeriodSeconds: 0 });
   } catch (err) {
@@ -36,7 +49,11 @@ export async function agentPod(core: CoreV1Api, account: Account, nodeName: stri
     namespace: account.namespace,
     body: {
       metadata: { name, labels: { 'app.kubernetes.io/name': 'ipcontroller', 'app.kubernetes.io/component': 'agent' } },
-      spec: { ...(nodeName ? { nodeName } : {}), serviceAccountName: account.name, containers: [{ name: 'agent', image: 'ipcontroller/ipcontroller:lab' }] },
+      spec: {
+        ...(nodeName ? { nodeName } : {}),
+        serviceAccountName: account.name,
+        containers: [{ name: 'agent', image: 'ipcontroller/ipcontroller:lab' }],
+      },
     },
   });
 }
@@ -54,7 +71,12 @@ export async function deleteAgentPod(core: CoreV1Api, namespace: string, name: s
 export type TokenBinding = { kind: 'Pod' | 'Node' | 'Secret'; name: string; uid: string } | undefined;
 
 /** A token for account from the TokenRequest API, bound to binding when given. */
-export async function serviceAccountTokenBound(core: CoreV1Api, account: Account, binding: TokenBinding, expirationSeconds = LAB_TOKEN_SECONDS): Promise<string> {
+export async function serviceAccountTokenBound(
+  core: CoreV1Api,
+  account: Account,
+  binding: TokenBinding,
+  expirationSeconds = LAB_TOKEN_SECONDS,
+): Promise<string> {
   const request = await core.createNamespacedServiceAccountToken({
     name: account.name,
     namespace: account.namespace,
@@ -77,7 +99,12 @@ export async function serviceAccountTokenBound(core: CoreV1Api, account: Account
  * token controller made them before 1.24 (there is none here, so the test makes it). Such a
  * token authenticates as the account with no user extra at all.
  */
-export async function legacySecretToken(core: CoreV1Api, account: Account, signingKeyPath: string, secretName: string): Promise<{ token: string; secretUid: string }> {
+export async function legacySecretToken(
+  core: CoreV1Api,
+  account: Account,
+  signingKeyPath: string,
+  secretName: string,
+): Promise<{ token: string; secretUid: string }> {
   const sa = await core.readNamespacedServiceAccount({ name: account.name, namespace: account.namespace });
   const saUid = sa.metadata?.uid ?? '';
   const part = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
@@ -93,7 +120,10 @@ export async function legacySecretToken(core: CoreV1Api, account: Account, signi
   const secret = await core.createNamespacedSecret({
     namespace: account.namespace,
     body: {
-      metadata: { name: secretName, annotations: { 'kubernetes.io/service-account.name': account.name, 'kubernetes.io/service-account.uid': saUid } },
+      metadata: {
+        name: secretName,
+        annotations: { 'kubernetes.io/service-account.name': account.name, 'kubernetes.io/service-account.uid': saUid },
+      },
       type: 'kubernetes.io/service-account-token',
       data: { token: Buffer.from(token).toString('base64') },
     },
@@ -125,15 +155,24 @@ export function kubeConfigForToken(admin: KubeConfig, token: string): KubeConfig
 
 /** Creates every object of a manifest, replacing those that exist (kubectl apply, roughly). */
 export async function applyManifest(kc: KubeConfig, path: string): Promise<void> {
-  const objects = YAML.parseAllDocuments(readFileSync(path, 'utf8')).map((d) => d.toJS() as KubernetesObject | null).filter((o): o is KubernetesObject => o !== null);
+  const objects = YAML.parseAllDocuments(readFileSync(path, 'utf8'))
+    .map((d) => d.toJS() as KubernetesObject | null)
+    .filter((o): o is KubernetesObject => o !== null);
   const client = KubernetesObjectApi.makeApiClient(kc);
   for (const obj of objects) {
     try {
       await client.create(obj);
     } catch (err) {
       if (!(err instanceof ApiException && err.code === 409)) throw err;
-      const existing = await client.read({ apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', metadata: { name: obj.metadata?.name ?? '', ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}) } });
-      await client.replace({ ...obj, metadata: { ...obj.metadata, resourceVersion: existing.metadata?.resourceVersion ?? '' } } as KubernetesObject);
+      const existing = await client.read({
+        apiVersion: obj.apiVersion ?? '',
+        kind: obj.kind ?? '',
+        metadata: { name: obj.metadata?.name ?? '', ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}) },
+      });
+      await client.replace({
+        ...obj,
+        metadata: { ...obj.metadata, resourceVersion: existing.metadata?.resourceVersion ?? '' },
+      } as KubernetesObject);
     }
   }
 }
@@ -161,5 +200,10 @@ export async function dryRunIpNode(agent: KubeConfig, name: string): Promise<num
  * of IpNode otherNode. Dry run: admission runs, nothing is stored.
  */
 export async function agentPolicyInForce(agent: KubeConfig, otherNode: string, timeoutMs = 20_000): Promise<void> {
-  await waitFor(`ValidatingAdmissionPolicy ${AGENT_POLICY_NAME} in force`, async () => (await dryRunIpNode(agent, otherNode)) === 403, timeoutMs, 100);
+  await waitFor(
+    `ValidatingAdmissionPolicy ${AGENT_POLICY_NAME} in force`,
+    async () => (await dryRunIpNode(agent, otherNode)) === 403,
+    timeoutMs,
+    100,
+  );
 }

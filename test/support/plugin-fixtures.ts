@@ -8,15 +8,32 @@ import type { Snapshot } from '../../plugin/snapshot.js';
 export const NOW = Date.parse('2026-01-01T12:00:00Z');
 export const iso = (ms: number): string => new Date(ms).toISOString();
 
-export function svc(name: string, spec: Record<string, unknown> = {}, annotations: Record<string, string> = {}, created = '2026-01-01T00:00:00Z'): ServiceView {
-  const parsed = parseServiceEntry({ metadata: { name, namespace: 'ns', uid: name, resourceVersion: '1', creationTimestamp: created, annotations }, spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ports: [{ port: 80, protocol: 'TCP' }], ...spec } });
+export function svc(
+  name: string,
+  spec: Record<string, unknown> = {},
+  annotations: Record<string, string> = {},
+  created = '2026-01-01T00:00:00Z',
+): ServiceView {
+  const parsed = parseServiceEntry({
+    metadata: { name, namespace: 'ns', uid: name, resourceVersion: '1', creationTimestamp: created, annotations },
+    spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'], ports: [{ port: 80, protocol: 'TCP' }], ...spec },
+  });
   if (!parsed) throw new Error('bad service');
   return parsed.value;
 }
 
-export function ipNode(name: string, opts: { beatAgoMs?: number; ready?: boolean; draining?: boolean; probe?: Partial<ProbeReport>; held?: number } = {}): IpNode {
+export function ipNode(
+  name: string,
+  opts: { beatAgoMs?: number; ready?: boolean; draining?: boolean; probe?: Partial<ProbeReport>; held?: number } = {},
+): IpNode {
   const beat = iso(NOW - (opts.beatAgoMs ?? 500));
-  const cond = (type: string, on: boolean) => ({ type, status: on ? ('True' as const) : ('False' as const), reason: 'R', message: '', lastTransitionTime: beat });
+  const cond = (type: string, on: boolean) => ({
+    type,
+    status: on ? ('True' as const) : ('False' as const),
+    reason: 'R',
+    message: '',
+    lastTransitionTime: beat,
+  });
   return {
     apiVersion: API_VERSION,
     kind: 'IpNode',
@@ -26,7 +43,19 @@ export function ipNode(name: string, opts: { beatAgoMs?: number; ready?: boolean
       renewTime: beat,
       conditions: [cond('Ready', opts.ready ?? true), cond('Draining', opts.draining ?? false), cond('Fenced', false)],
       ...(opts.held !== undefined ? { claimsHeld: opts.held } : {}),
-      ...(opts.probe ? { probe: { by: 'sched-1', observedAt: iso(NOW), consecutiveFailures: 0, failureThreshold: 3, monitorMs: 4000, draining: false, ...opts.probe } } : {}),
+      ...(opts.probe
+        ? {
+            probe: {
+              by: 'sched-1',
+              observedAt: iso(NOW),
+              consecutiveFailures: 0,
+              failureThreshold: 3,
+              monitorMs: 4000,
+              draining: false,
+              ...opts.probe,
+            },
+          }
+        : {}),
     },
   };
 }

@@ -31,7 +31,11 @@ export function pluginPath(): PluginPath {
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
   writeFileSync(join(dir, 'kubectl-ipcontroller'), `#!/bin/sh\nexec "${process.execPath}" --import "${tsx}" "${entry}" "$@"\n`);
   chmodSync(join(dir, 'kubectl-ipcontroller'), 0o755);
-  const env = (kubeconfigPath: string): NodeJS.ProcessEnv => ({ ...process.env, PATH: `${dir}:${process.env.PATH ?? ''}`, KUBECONFIG: kubeconfigPath });
+  const env = (kubeconfigPath: string): NodeJS.ProcessEnv => ({
+    ...process.env,
+    PATH: `${dir}:${process.env.PATH ?? ''}`,
+    KUBECONFIG: kubeconfigPath,
+  });
   return {
     dir,
     env,
