@@ -352,6 +352,51 @@ const apiserverDown: Fault = async (env, kind) =>
     }
   });
 
+const etcdDown: Fault = async (env, kind) =>
+  window(env, kind, 'etcd', async () => {
+    await env.cp.stopEtcd();
+    try {
+      await sleep(30_000);
+    } finally {
+      await env.cp.startEtcd();
+    }
+  });
+
+/**
+ * A slow node rather than a dead one: the serving node's API connection delayed 1 s each way
+ * (its forwarder holds every chunk; no netem here) for 15 s. Heartbeats and watch events come
+ * late, probes are on time: nothing may move.
+ */
+const nodeApiSlow: Fault = async (env, kind) => {
+  const node = await servingNode(env);
+  return window(env, kind, node.name, async (notes) => {
+    await env.lab.api.setSlow(node.ns, true);
+    try {
+      await sleep(15_000);
+    } finally {
+      await env.lab.api.setSlow(node.ns, false);
+    }
+    notes.push('API connection delayed 1 s each way for 15 s');
+  });
+};
+
+/** The leader's API connection delayed 1 s each way for 15 s during a burst: it may lose the Lease, nothing may be lost. */
+const leaderApiSlow: Fault = async (env, kind) => {
+  const leader = await leaderReplica(env);
+  return window(env, kind, leader.identity, async (notes) => {
+    const names = await burstCreate(env, env.burst, async () => {
+      await env.lab.api.setSlow(leader.ns, true);
+      try {
+        await sleep(15_000);
+      } finally {
+        await env.lab.api.setSlow(leader.ns, false);
+      }
+    });
+    const after = await env.lab.leaderReplica();
+    notes.push(`${names.length} creates, leader's API path delayed 1 s each way for 15 s; leader after: ${after?.identity ?? 'none yet'}`);
+  });
+};
+
 /** Every fault kind, in the order of issue 9's list. */
 export const FAULTS: Record<string, Fault> = {
   'agent-freeze-link-down': agentFreezeLinkDown,
@@ -372,6 +417,9 @@ export const FAULTS: Record<string, Fault> = {
   'leader-api-cut-60s': leaderApiCut(60_000),
   'schedulers-down-30s': schedulersDown,
   'apiserver-down-30s': apiserverDown,
+  'etcd-down-30s': etcdDown,
+  'node-api-slow-1s-15s': nodeApiSlow,
+  'leader-api-slow-1s-15s': leaderApiSlow,
   'node-api-blocked-15s': nodeApiBlocked,
   'node-probes-blocked': probesBlocked,
   'cpu-starve-5pct-20s': cpuStarve,

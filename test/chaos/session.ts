@@ -1,7 +1,7 @@
 // One chaos session: a dual-stack control plane, the two-node lab, the pools, two sentinel
 // Services (v4 with a client request loop every 20 ms, and v6), and the invariant checker.
 // Shared by `make chaos` (matrix.ts), `make soak` (soak.ts) and the soak e2e test.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
@@ -171,6 +171,8 @@ export async function startSession(options: SessionOptions): Promise<Session> {
       unexpectedRestarts,
       async close({ keepEvidence = true } = {}) {
         await loop.stop().catch(() => undefined);
+        // The processes' logs (schedulers, agents, forwarders) are the evidence a violation needs.
+        if (keepEvidence) cpSync(l.lab.dir, join(outDir, 'lab'), { recursive: true, filter: (src) => !src.endsWith('.sock') });
         await l.destroy();
         await cp.stop();
         if (!keepEvidence && !options.outDir) rmSync(outDir, { recursive: true, force: true });

@@ -68,6 +68,10 @@ export interface ControlPlane {
   stopApiserver(): Promise<void>;
   /** Starts it again on the same port, certificates and etcd, and waits until it is ready. */
   startApiserver(): Promise<void>;
+  /** Stops etcd alone (kube-apiserver keeps running and answers errors), as an outage of the store. */
+  stopEtcd(): Promise<void>;
+  /** Starts etcd again on the same ports and data directory, and waits for /health. */
+  startEtcd(): Promise<void>;
   /** Seconds from spawn to /readyz ok and CRDs established. */
   startSeconds: number;
   stop(): Promise<void>;
@@ -208,31 +212,35 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   mkdirSync(join(dir, 'pki'), { recursive: true });
   const [etcdPort, peerPort, securePort] = [await freePort(), await freePort(), await freePort()];
 
-  const etcd = startProcess(
-    assets.etcd,
-    [
-      '--name=ipc-test',
-      `--data-dir=${join(dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
-      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
-      `--initial-cluster=ipc-test=http://127.0.0.1:${peerPort}`,
-      '--unsafe-no-fsync',
-      '--log-level=warn',
-    ],
-    join(dir, 'etcd.log'),
-  );
-  const processes: ChildProcess[] = [etcd];
+  const etcdArgs = [
+    '--name=ipc-test',
+    `--data-dir=${join(dir, 'etcd')}`,
+    `--listen-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--advertise-client-urls=http://127.0.0.1:${etcdPort}`,
+    `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+    `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+    `--initial-cluster=ipc-test=http://127.0.0.1:${peerPort}`,
+    '--unsafe-no-fsync',
+    '--log-level=warn',
+  ];
+  const processes: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
     for (const child of processes.slice().reverse()) await stopProcess(child);
   };
-  try {
+  /** Starts etcd (again, on the same ports and data) first in the stop order's tail, and waits for /health. */
+  const launchEtcd = async (): Promise<ChildProcess> => {
+    const child = startProcess(assets.etcd, etcdArgs, join(dir, 'etcd.log'));
+    processes.unshift(child);
     await waitFor(
       'etcd /health',
       async () => (await httpGetOk(`http://127.0.0.1:${etcdPort}/health`, {})).includes('"health":"true"'),
       30_000,
     );
+    return child;
+  };
+  let etcd: ChildProcess | undefined;
+  try {
+    etcd = await launchEtcd();
 
     const adminToken = randomBytes(16).toString('hex');
     const tokens: TokenUser[] = [
@@ -324,6 +332,15 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       async startApiserver() {
         if (apiserver.exitCode === null && apiserver.signalCode === null) return;
         apiserver = await launchApiserver();
+      },
+      async stopEtcd() {
+        if (!etcd) return;
+        await stopProcess(etcd);
+        processes.splice(processes.indexOf(etcd), 1);
+      },
+      async startEtcd() {
+        if (etcd && etcd.exitCode === null && etcd.signalCode === null) return;
+        etcd = await launchEtcd();
       },
       async stop() {
         await stop();

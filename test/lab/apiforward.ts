@@ -25,6 +25,8 @@ export interface ApiForwarder {
    */
   pause(ns: Netns): void;
   resume(ns: Netns): void;
+  /** Turns the forwarder's delay (1 s each way per chunk) on or off: a slow API path, not a cut one. Resolves once the forwarder says so. */
+  setSlow(ns: Netns, slow: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,6 +51,15 @@ async function waitForLine(proc: LabProcess, line: string, timeoutMs: number): P
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`forwarder did not start: ${readFileSync(proc.logFile, 'utf8')}`);
+}
+
+async function waitForLines(proc: LabProcess, pattern: RegExp, count: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((readFileSync(proc.logFile, 'utf8').match(pattern) ?? []).length >= count) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`forwarder did not switch its delay: ${readFileSync(proc.logFile, 'utf8')}`);
 }
 
 /** Starts the root-side socket; kubeconfigPath is the (root namespace) kubeconfig of the control plane. */
@@ -95,6 +106,17 @@ export async function startApiForwarder(lab: Lab, kubeconfigPath: string): Promi
     },
     resume(ns) {
       forwarderOf(ns).signal('SIGCONT');
+    },
+    async setSlow(ns, slow) {
+      const proc = forwarderOf(ns);
+      const lastState = (): string =>
+        readFileSync(proc.logFile, 'utf8')
+          .match(/^(slow \d+|fast)$/gm)
+          ?.at(-1) ?? 'fast';
+      if (lastState().startsWith('slow') === slow) return;
+      const seen = (readFileSync(proc.logFile, 'utf8').match(/^(slow \d+|fast)$/gm) ?? []).length;
+      proc.signal('SIGUSR2');
+      await waitForLines(proc, /^(slow \d+|fast)$/gm, seen + 1, 10_000);
     },
     async close() {
       for (const p of procs) p.signal('SIGCONT');
