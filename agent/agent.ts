@@ -292,7 +292,9 @@ class Agent {
     const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.deps.net.defaultRoutes()]);
     lap('listed');
     // A held address a foreign host keeps claiming comes down only with --conflict-withdraw.
-    const serving = this.guard ? wanted.filter((w) => !this.guard?.withdraw(w.claim)) : wanted;
+    const serving = this.guard
+      ? wanted.filter((w) => !this.guard?.withdraw(w.claim, byName.get(w.claim)?.metadata.resourceVersion))
+      : wanted;
     const plan = planReconcile(withdraw ? [] : serving, {
       links,
       defaultRoute,
@@ -324,7 +326,7 @@ class Agent {
     for (const f of plan.failed) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
     for (const f of invalid) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
     for (const w of wanted)
-      if (this.guard?.withdraw(w.claim))
+      if (this.guard?.conflictWithdraw(w.claim))
         gate.conflicts.set(w.claim, conflictMessage(this.guard.conflict(w.claim) ?? { ip: w.ip, mac: '?', at: 0, holding: true }));
     const held = new Map<string, HeldAddress>();
     for (const [claim, { iface, want }] of plan.placement) {
@@ -448,7 +450,14 @@ class Agent {
     for (const [claim, h] of held) {
       const link = links.find((l) => l.name === h.iface);
       if (link?.mac)
-        targets.push({ claim, ip: h.ip, ifindex: link.ifindex, mac: parseMac(link.mac), pool: byName.get(claim)?.spec.pool ?? '' });
+        targets.push({
+          claim,
+          ip: h.ip,
+          ifindex: link.ifindex,
+          mac: parseMac(link.mac),
+          pool: byName.get(claim)?.spec.pool ?? '',
+          resourceVersion: byName.get(claim)?.metadata.resourceVersion,
+        });
       const c = this.guard.conflict(claim);
       if (c?.holding) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message: conflictMessage(c) });
     }

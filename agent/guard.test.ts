@@ -106,10 +106,34 @@ test('holding: the first foreign claim is defended with an announcement, a secon
     t.inbox.push({ kind: 'claims', address: '192.0.2.10', mac: FOREIGN });
     await t.clock.advance(60, 10);
     assert.equal(t.guard.conflict('c1')?.holding, true);
-    assert.is(t.guard.withdraw('c1'), withdraw);
+    assert.is(t.guard.withdraw('c1', undefined), withdraw);
     assert.is(t.sent.length, 2, 'defended once');
     t.abort.abort();
   }
+});
+
+test('holding: another agent of ours claiming the address means the claim moved: it comes down at once, without a conflict, until the claim changes', async () => {
+  const t = setup();
+  t.guard.setHeld([{ claim: 'c1', ip: '192.0.2.10', ifindex: 2, mac: OUR_MAC, pool: 'p', resourceVersion: '7' }]);
+  t.inbox.push({ kind: 'claims', address: '192.0.2.10', mac: '02:00:5e:00:53:02' });
+  await t.clock.advance(60, 10);
+  assert.is(t.changes(), 1, 'the agent reconciles at once');
+  assert.ok(t.guard.withdraw('c1', '7'), 'down while the claim is as it was when the peer claimed it');
+  assert.not.ok(t.guard.conflictWithdraw('c1'), 'not reported as a conflict');
+  assert.is(t.guard.conflict('c1'), undefined);
+  assert.is(t.sent.length, 0, 'not defended against our own agent');
+  assert.not.ok(t.guard.withdraw('c1', '8'), 'a newer version still naming this node: up again');
+
+  t.inbox.push({ kind: 'claims', address: '192.0.2.10', mac: '02:00:5e:00:53:02' });
+  await t.clock.advance(60, 10);
+  assert.ok(t.guard.withdraw('c1', '7'));
+  await t.clock.advance(2000, 100);
+  assert.not.ok(t.guard.withdraw('c1', '7'), 'no news of the claim for the hold: up again (the peer was stale)');
+
+  t.inbox.push({ kind: 'claims', address: '192.0.2.10', mac: '02:00:5e:00:53:01' });
+  await t.clock.advance(60, 10);
+  assert.not.ok(t.guard.withdraw('c1', '7'), "this node's own announcement is not a peer's");
+  t.abort.abort();
 });
 
 test.run();

@@ -9,9 +9,13 @@ import { ADDRESS_CONFLICT, Defence, isConflict, needsProbe, ProbeRun, retryDue, 
 import type { FrameSender } from './frames.js';
 import type { AgentMetrics } from './metrics.js';
 import { announcementFrames, type Frame } from './packets.js';
-import { probeFrame } from './probes.js';
+import { probeFrame, type Sighting } from './probes.js';
 import type { SightingReceiver, SightingSource } from './receiver.js';
 import type { IpClaimStatus } from '../api/types.js';
+import { isPeerClaim, YieldBook } from './yielding.js';
+
+/** How long an address yielded to another agent of ours stays down without news of its claim (yielding.ts). */
+export const YIELD_HOLD_MS = 2000;
 
 export interface GuardConfig extends ProbeConfig {
   /** How long a conflict found by a probe keeps the address down before it is probed again. */
@@ -38,6 +42,8 @@ export interface HeldTarget {
   ifindex: number;
   mac: Uint8Array;
   pool: string;
+  /** The claim's resourceVersion: a yield ends when a newer one still names this node. */
+  resourceVersion?: string | undefined;
 }
 
 export interface Conflict {
@@ -70,6 +76,9 @@ export class ConflictGuard {
   private readonly defence = new Defence();
   private held = new Map<string, HeldTarget>();
   private ownMacs = new Set<string>();
+  /** This node's MACs (of the interfaces holding addresses); the rest of ownMacs are the other agents'. */
+  private nodeMacs = new Set<string>();
+  private readonly yields = new YieldBook(YIELD_HOLD_MS);
   private readonly log: Logger;
 
   constructor(
@@ -89,6 +98,7 @@ export class ConflictGuard {
   /** Addresses up on this node now, watched for foreign claims. */
   setHeld(targets: HeldTarget[]): void {
     this.held = new Map(targets.map((t) => [t.ip, t]));
+    for (const t of targets) this.nodeMacs.add(macText(t.mac));
     for (const t of targets) this.receiver(t.ifindex);
     for (const [claim, c] of this.conflicts) if (c.holding && !targets.some((t) => t.claim === claim)) this.conflicts.delete(claim);
   }
@@ -98,8 +108,17 @@ export class ConflictGuard {
     return this.conflicts.get(claim);
   }
 
-  /** Whether a held address must come down (a conflict while holding, and --conflict-withdraw). */
-  withdraw(claim: string): boolean {
+  /**
+   * Whether a wanted address must stay down now: yielded to another agent of ours that claimed
+   * it (until a newer version of the claim, at resourceVersion, still names this node), or a
+   * conflict while holding with --conflict-withdraw.
+   */
+  withdraw(claim: string, resourceVersion: string | undefined): boolean {
+    return this.yields.holds(claim, resourceVersion, this.deps.clock.now()) || this.conflictWithdraw(claim);
+  }
+
+  /** A conflict while holding, and --conflict-withdraw: reported as AddressConflict. */
+  conflictWithdraw(claim: string): boolean {
     return this.cfg.withdrawOnConflict && this.conflicts.get(claim)?.holding === true;
   }
 
@@ -136,6 +155,7 @@ export class ConflictGuard {
     for (const k of this.cleared.keys()) if (!claims.has(k)) this.cleared.delete(k);
     for (const k of this.probes.keys()) if (!claims.has(k)) this.probes.delete(k);
     for (const k of this.conflicts.keys()) if (!claims.has(k)) this.conflicts.delete(k);
+    this.yields.retain(claims);
   }
 
   close(): void {
@@ -212,6 +232,7 @@ export class ConflictGuard {
       for (const s of r.drain()) {
         for (const p of this.probes.values()) p.run.observe(s, this.ownMacs);
         const held = this.held.get(s.address);
+        if (held && this.yieldTo(s, held)) continue;
         if (!held || !isConflict(s, held.ip, this.ownMacs, 'holding')) continue;
         const action = this.defence.observe(held.ip, this.deps.clock.now());
         if (action === 'defend') {
@@ -223,6 +244,21 @@ export class ConflictGuard {
         }
       }
     }
+  }
+
+  /** Another agent of ours claims an address held here: the claim moved (yielding.ts); true when s was that. */
+  private yieldTo(s: Sighting, held: HeldTarget): boolean {
+    const peers = new Set([...this.ownMacs].filter((m) => !this.nodeMacs.has(m)));
+    if (!isPeerClaim(s, held.ip, this.nodeMacs, peers)) return false;
+    const entry = { ip: held.ip, mac: s.mac.toLowerCase(), at: this.deps.clock.now(), resourceVersion: held.resourceVersion };
+    if (this.yields.note(held.claim, entry)) {
+      this.log.warn(
+        { claim: held.claim, ip: held.ip, mac: entry.mac },
+        'another agent of ours claims an address held here (the claim moved); withdrawing it now, before the claims watch says so',
+      );
+      this.deps.changed();
+    }
+    return true;
   }
 
   private async pollLoop(): Promise<void> {
@@ -254,3 +290,5 @@ export function conflictMessage(c: Conflict): string {
     ? `${c.ip} is claimed by ${c.mac}, a host that is not ours, after a defence (RFC 5227 2.4)`
     : `${c.ip} is answered by ${c.mac}, a host that is not ours (probe before first use, RFC 5227)`;
 }
+
+const macText = (b: Uint8Array): string => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
