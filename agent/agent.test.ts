@@ -339,6 +339,23 @@ test('fencing: API down and no probes for longer than --fence-after withdraws; p
   await r.agent.stop();
 });
 
+test('a probe answered through answerProbe (the method every probe transport calls) keeps the agent unfenced like an HTTP probe', async () => {
+  const r = await rig({ fenceAfterMs: 3000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  r.kube.apiDown = true;
+  for (let t = 0; t < 6000; t += 200) {
+    assert.equal(r.agent.answerProbe('sched-1'), { ok: true, node: 'node-a', draining: false });
+    await r.clock.advance(200);
+  }
+  assert.not.ok(r.agent.fenced());
+  assert.ok(r.net.has('192.0.2.50'));
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_probes_total'), / 30$/m);
+  await r.clock.advance(3200);
+  assert.ok(r.agent.fenced(), 'no probe and no API server for longer than --fence-after');
+  await r.agent.stop();
+});
+
 test('an agent frozen past --fence-after (SIGSTOP, long pause) withdraws before it announces anything again', async () => {
   const r = await rig({ fenceAfterMs: 3000, garpRefreshMs: 5000 });
   r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
