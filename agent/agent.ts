@@ -5,17 +5,13 @@
 // (reconcile.ts, addresses.ts), status.ts, strictarp.ts, drain.ts. This file wires them to the
 // ports passed in (Kubernetes, iproute2, frame sender, clock) and applies the gate's
 // transitions in one place (applyTransitions).
-import type { IpClaim } from '../api/types.js';
-import { isNotFound } from '../api/client.js';
 import type { Clock } from '../lib/clock.js';
 import { every } from '../lib/every.js';
 import { startStatusServer, type HealthReport, type HealthRequest, type StatusServer, type StatusServerOptions } from '../lib/http.js';
 import type { Logger } from '../lib/logger.js';
-import { forEachLimit } from '../lib/concurrency.js';
 import { batchLines, planReconcile, type AddressOp, type Family, type HostLink } from './addresses.js';
 import { Announcer, type AnnounceTarget } from './announcer.js';
 import type { AgentConfig } from './config.js';
-import { ADDRESS_CONFLICT } from './conflict.js';
 import type { DeadmanPort } from './deadman.js';
 import { claimsAssignedHere, handingOver, waitForClaimsToMove } from './drain.js';
 import type { FrameSender } from './frames.js';
@@ -32,7 +28,8 @@ import {
   type GateState,
   type Transition,
 } from './gate.js';
-import { ConflictGuard, conflictMessage, type HeldTarget } from './guard.js';
+import { ConflictWatch } from './conflictwatch.js';
+import { ConflictGuard } from './guard.js';
 import { Heartbeat, type NodeReport } from './heartbeat.js';
 import type { KubePort } from './kube.js';
 import type { AgentMetrics } from './metrics.js';
@@ -40,13 +37,12 @@ import type { NetPort } from './net.js';
 import { parseMac } from './packets.js';
 import type { SightingSource } from './receiver.js';
 import { addressChanges, claimOutcomes, tallyOps, wantedClaims, type HeldAddress, type OpTally, type WantedClaims } from './reconcile.js';
-import { ClaimNotOnThisNode } from './refusals.js';
-import { claimStatusUpdate, type ClaimOutcome } from './status.js';
+import type { ClaimOutcome } from './status.js';
+import { ClaimStatusWriter } from './statuswriter.js';
 import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
 
 /** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
 export const PROBE_HEADER = 'x-ipcontroller-probe';
-const STATUS_WRITE_CONCURRENCY = 16;
 /** The gate loop runs at least this often; a gap over gate.ts STALL_MS means the process was frozen or starved. */
 const STALL_TICK_MS = 100;
 
@@ -102,12 +98,12 @@ class Agent {
   private readonly log: Logger;
   private readonly announcer: Announcer;
   private readonly heartbeat: Heartbeat;
-  private readonly guard: ConflictGuard | undefined;
+  private readonly conflicts: ConflictWatch;
+  private readonly statuses: ClaimStatusWriter;
   private server: StatusServer | undefined;
   private heldByClaim = new Map<string, HeldAddress>();
   /** claim -> cidr and when the agent first saw it assigned here, for the latency histogram. */
   private readonly assignedAt = new Map<string, { cidr: string; at: number }>();
-  private readonly statusWritten = new Map<string, { key: string; at: number }>();
   // The gate's memory and the facts it reads that only this class observes.
   private gateMemory: GateMemory;
   private gateReason: GateReason | undefined;
@@ -120,9 +116,6 @@ class Agent {
   private dirty = false;
   private running: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
-  /** MACs of this node's interfaces (IpNode.status.macs) and of the other agents, by node. */
-  private ownMacs: string[] = [];
-  private readonly peerMacs = new Map<string, { macs: string[]; at: number }>();
 
   constructor(
     private readonly config: Readonly<AgentConfig>,
@@ -146,7 +139,8 @@ class Agent {
       this.abort.signal,
       () => this.step().announce,
     );
-    this.guard = this.conflictGuard();
+    this.conflicts = new ConflictWatch(this.conflictGuard(), config, { ...deps, logger: this.log });
+    this.statuses = new ClaimStatusWriter(config.nodeName, { ...deps, logger: this.log });
   }
 
   private conflictGuard(): ConflictGuard | undefined {
@@ -330,7 +324,7 @@ class Agent {
       conditions: this.step().conditions,
       addresses: [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort(),
       claimsHeld: this.heldByClaim.size,
-      macs: this.ownMacs,
+      macs: this.conflicts.ownMacs,
     };
   }
 
@@ -401,7 +395,7 @@ class Agent {
     }
     this.heldByClaim = held;
     this.updateHeldGauge();
-    this.watchForConflicts(view, held, { outcomes, conflicts });
+    this.conflicts.watch({ links, byName: claims.byName, held }, { outcomes, conflicts });
     if (!this.firstReconcileDone && this.heartbeat.registered) void this.heartbeat.beat(); // Ready=True now, not one --hb later
     this.firstReconcileDone = true;
     lap('announced');
@@ -411,7 +405,7 @@ class Agent {
         'addresses changed',
       );
     }
-    if (!view.withdraw) await this.writeClaimStatuses(outcomes, claims.byName);
+    if (!view.withdraw) await this.statuses.write(outcomes, claims.byName);
     lap('status written');
     await this.checkStrictArp(links);
   }
@@ -428,21 +422,17 @@ class Agent {
     conflicts: Map<string, string>;
   }> {
     const { links } = view;
-    // A held address a foreign host keeps claiming comes down only with --conflict-withdraw.
-    const serving = this.guard ? view.wanted.filter((w) => !this.guard?.withdraw(w.claim)) : view.wanted;
-    const plan = planReconcile(view.withdraw ? [] : serving, {
+    const plan = planReconcile(view.withdraw ? [] : this.conflicts.serving(view.wanted), {
       links,
       defaultRoute,
       ...(this.config.iface ? { flagIface: this.config.iface } : {}),
     });
-    const guarded = this.guardAdds(plan.ops, links, view.byName);
+    const guarded = this.conflicts.holdAdds(plan.ops, links, view.byName);
     const errors = await this.deps.net.apply(batchLines(guarded.ops));
     this.reportOps(guarded.ops, errors);
     for (const r of plan.recovered)
       this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
-    for (const w of view.wanted)
-      if (this.guard?.withdraw(w.claim))
-        guarded.conflicts.set(w.claim, conflictMessage(this.guard.conflict(w.claim) ?? { ip: w.ip, mac: '?', at: 0, holding: true }));
+    this.conflicts.addWithdrawn(view.wanted, guarded.conflicts);
     const tally = tallyOps(guarded.ops, errors);
     const { waiting, conflicts } = guarded;
     const { held, outcomes } = claimOutcomes({ plan, invalid: view.invalid, links, tally, waiting, conflicts, lingering: view.lingering });
@@ -491,121 +481,11 @@ class Agent {
     }
   }
 
-  /**
-   * Issue 12: adds of addresses no agent of ours held wait for a probe (the guard runs it and
-   * asks for another reconcile when it ends); those a foreign host answered for stay down.
-   * A failover move or a restart is never held back (conflict.ts needsProbe).
-   */
-  private guardAdds(
-    ops: AddressOp[],
-    links: HostLink[],
-    byName: Map<string, IpClaim>,
-  ): { ops: AddressOp[]; waiting: Set<string>; conflicts: Map<string, string> } {
-    const waiting = new Set<string>();
-    const conflicts = new Map<string, string>();
-    this.ownMacs = [...new Set(links.map((l) => l.mac).filter((m): m is string => !!m && m !== '00:00:00:00:00:00'))].sort();
-    if (!this.guard) return { ops, waiting, conflicts };
-    const kept = ops.filter((op) => {
-      if (op.op !== 'add' || !op.claim) return true;
-      const link = links.find((l) => l.name === op.iface);
-      if (!link?.mac || link.noArp) return true;
-      const claim = byName.get(op.claim);
-      const g = this.guard?.gate({
-        claim: op.claim,
-        ip: op.ip,
-        ifindex: link.ifindex,
-        mac: parseMac(link.mac),
-        status: claim?.status,
-        pool: claim?.spec.pool ?? '',
-      }) ?? { kind: 'up' };
-      if (g.kind === 'wait') waiting.add(op.claim);
-      if (g.kind === 'conflict') conflicts.set(op.claim, g.message);
-      return g.kind === 'up';
-    });
-    return { ops: kept, waiting, conflicts };
-  }
-
-  /** Hands the held addresses and our MACs to the guard, and reports conflicts found while holding. */
-  private watchForConflicts(
-    view: ReconcileView,
-    held: Map<string, HeldAddress>,
-    { outcomes, conflicts }: { outcomes: Map<string, ClaimOutcome>; conflicts: Map<string, string> },
-  ): void {
-    if (!this.guard) return;
-    const targets: HeldTarget[] = [];
-    for (const [claim, h] of held) {
-      const link = view.links.find((l) => l.name === h.iface);
-      if (link?.mac)
-        targets.push({ claim, ip: h.ip, ifindex: link.ifindex, mac: parseMac(link.mac), pool: view.byName.get(claim)?.spec.pool ?? '' });
-      const c = this.guard.conflict(claim);
-      if (c?.holding) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message: conflictMessage(c) });
-    }
-    for (const [claim, message] of conflicts) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message });
-    this.guard.setHeld(targets);
-    this.guard.retain(new Set(view.byName.keys()));
-    void this.refreshPeerMacs();
-    this.guard.setOwnMacs([...this.ownMacs, ...[...this.peerMacs.values()].flatMap((p) => p.macs)]);
-  }
-
-  /**
-   * The other agents' MACs, from the IpNodes of the nodes our claims name (spec.nodeName,
-   * status.node): the agent may get IpNodes but not list them. Read again every --resync.
-   */
-  private async refreshPeerMacs(): Promise<void> {
-    const now = this.deps.clock.now();
-    const names = new Set<string>();
-    for (const e of this.deps.kube.claims.entries()) {
-      if (!e.ok) continue;
-      if (e.claim.spec.nodeName) names.add(e.claim.spec.nodeName);
-      if (e.claim.status?.node) names.add(e.claim.status.node);
-    }
-    names.delete(this.config.nodeName);
-    const due = [...names].filter((n) => now - (this.peerMacs.get(n)?.at ?? -Infinity) >= this.config.resyncMs);
-    for (const name of due) this.peerMacs.set(name, { macs: this.peerMacs.get(name)?.macs ?? [], at: now });
-    await forEachLimit(due, 4, async (name) => {
-      try {
-        const node = await this.deps.kube.getIpNode(name);
-        this.peerMacs.set(name, { macs: node?.status?.macs ?? [], at: now });
-      } catch (err) {
-        this.log.debug({ node: name, err: errText(err) }, 'could not read the MACs of another agent');
-      }
-    });
-  }
-
   private updateHeldGauge(): void {
     const count: Record<Family, number> = { inet: 0, inet6: 0 };
     for (const h of this.heldByClaim.values()) count[h.family] += 1;
     this.deps.metrics.addressesHeld('inet', count.inet);
     this.deps.metrics.addressesHeld('inet6', count.inet6);
-  }
-
-  private async writeClaimStatuses(outcomes: Map<string, ClaimOutcome>, byName: Map<string, IpClaim>): Promise<void> {
-    const now = this.deps.clock.now();
-    const nowIso = new Date(now).toISOString();
-    const writes: { name: string; status: NonNullable<ReturnType<typeof claimStatusUpdate>>; key: string; outcome: ClaimOutcome }[] = [];
-    for (const [name, outcome] of outcomes) {
-      const status = claimStatusUpdate(byName.get(name)?.status, outcome, this.config.nodeName, nowIso, byName.get(name));
-      if (!status) continue;
-      const key = JSON.stringify([outcome, byName.get(name)?.spec.cidr]);
-      const last = this.statusWritten.get(name);
-      if (last && last.key === key && now - last.at < 10_000) continue; // written; the watch has not caught up yet
-      writes.push({ name, status, key, outcome });
-    }
-    await forEachLimit(writes, STATUS_WRITE_CONCURRENCY, async (w) => {
-      try {
-        await this.deps.kube.patchClaimStatus(w.name, w.status);
-        this.statusWritten.set(w.name, { key: w.key, at: now });
-        if (w.outcome.kind === 'failed') {
-          this.deps.metrics.claimFailed(w.outcome.reason);
-          this.log.warn({ claim: w.name, reason: w.outcome.reason, message: w.outcome.message }, 'claim failed on this node');
-        }
-      } catch (err) {
-        // Moved away between our last look and this write: refused, expected, not retried.
-        if (err instanceof ClaimNotOnThisNode) this.log.debug({ claim: w.name, now: err.nodeName }, err.message);
-        else if (!isNotFound(err)) this.log.warn({ claim: w.name, err: errText(err) }, 'could not write claim status');
-      }
-    });
-    for (const name of this.statusWritten.keys()) if (!outcomes.has(name)) this.statusWritten.delete(name);
   }
 
   private async checkStrictArp(links: HostLink[]): Promise<void> {
