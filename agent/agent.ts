@@ -2,9 +2,11 @@
 // announces them, reports back, heartbeats its IpNode, fences itself when cut off and drains
 // on request. Decisions live in pure modules: the gate (gate.ts: announce, withdraw everything,
 // ready, conditions; it composes fencing.ts and the stall rule), the reconcile's steps
-// (reconcile.ts, addresses.ts), status.ts, strictarp.ts, drain.ts. This file wires them to the
-// ports passed in (Kubernetes, iproute2, frame sender, clock) and applies the gate's
-// transitions in one place (applyTransitions).
+// (reconcile.ts, addresses.ts), status.ts, strictarp.ts, drain.ts; the IpNode heartbeat, the
+// claim status writes and the conflict guard's wiring are their own modules (heartbeat.ts,
+// statuswriter.ts, conflictwatch.ts). This file wires them to the ports passed in (Kubernetes,
+// iproute2, frame sender, clock), runs the reconcile and applies the gate's transitions in one
+// place (applyTransitions).
 import type { Clock } from '../lib/clock.js';
 import { every } from '../lib/every.js';
 import { startStatusServer, type HealthReport, type HealthRequest, type StatusServer, type StatusServerOptions } from '../lib/http.js';
