@@ -103,7 +103,12 @@ class FakeKube implements KubePort {
       this.onChange?.();
     },
   };
-  setClaim(name: string, cidr: string, nodeName: string, extra: Partial<IpClaim['spec']> = {}, status?: IpClaimStatus): void {
+  setClaim(
+    name: string,
+    cidr: string,
+    nodeName: string,
+    { spec: extra = {}, status }: { spec?: Partial<IpClaim['spec']>; status?: IpClaimStatus } = {},
+  ): void {
     this.entries_.set(name, {
       ok: true,
       claim: {
@@ -290,7 +295,7 @@ test('a status write refused because the claim just moved away is logged at debu
 
 test('a claim for a missing interface is Failed with its reason; the next claim still works', async () => {
   const r = await rig();
-  r.kube.setClaim('bad', '192.0.2.51/32', 'node-a', { link: 'nosuch0' });
+  r.kube.setClaim('bad', '192.0.2.51/32', 'node-a', { spec: { link: 'nosuch0' } });
   r.kube.setClaim('good', '192.0.2.52/32', 'node-a');
   await r.agent.reconcileNow();
   const bad = r.kube.statuses.find((s) => s.name === 'bad')?.status;
@@ -331,6 +336,23 @@ test('fencing: API down and no probes for longer than --fence-after withdraws; p
   assert.not.ok(r.agent.fenced());
   await r.agent.reconcileNow();
   assert.ok(r.net.has('192.0.2.50'));
+  await r.agent.stop();
+});
+
+test('a probe answered through answerProbe (the method every probe transport calls) keeps the agent unfenced like an HTTP probe', async () => {
+  const r = await rig({ fenceAfterMs: 3000 });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  r.kube.apiDown = true;
+  for (let t = 0; t < 6000; t += 200) {
+    assert.equal(r.agent.answerProbe('sched-1'), { ok: true, node: 'node-a', draining: false });
+    await r.clock.advance(200);
+  }
+  assert.not.ok(r.agent.fenced());
+  assert.ok(r.net.has('192.0.2.50'));
+  assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_probes_total'), / 30$/m);
+  await r.clock.advance(3200);
+  assert.ok(r.agent.fenced(), 'no probe and no API server for longer than --fence-after');
   await r.agent.stop();
 });
 
@@ -494,7 +516,7 @@ test('drain: Draining reported and on /healthz, waits for the claims to move, th
   assert.is(c1Frames.length, 0, 'no longer announced from here');
   assert.ok(r.sender.sent.length > sentAfterMove, 'the address still assigned here is announced on schedule');
   assert.is(r.kube.statuses.slice(statusesBefore).filter((s) => s.name === 'c1').length, 0, 'its status is no longer ours to write');
-  r.kube.setClaim('c1', '192.0.2.50/32', 'node-b', {}, { phase: 'Assigned', node: 'node-b' }); // node-b's agent confirms
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-b', { status: { phase: 'Assigned', node: 'node-b' } }); // node-b's agent confirms
   await r.clock.advance(200);
   assert.not.ok(r.net.has('192.0.2.50'), 'removed once the new node confirmed it');
   assert.ok(r.net.has('192.0.2.51'), 'the other stays until the timeout');

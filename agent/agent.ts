@@ -1,46 +1,54 @@
 // The agent: keeps the addresses of the claims assigned to this node on its interfaces,
 // announces them, reports back, heartbeats its IpNode, fences itself when cut off and drains
-// on request. Decisions live in pure modules (addresses, fencing, status, strictarp); this file
-// wires them to the ports passed in (Kubernetes, iproute2, frame sender, clock).
-import { API_VERSION, NodeCondition, type Condition, type IpClaim, type IpNode, type IpNodeSpec } from '../api/types.js';
-import { isNotFound } from '../api/client.js';
+// on request. Decisions live in pure modules: the gate (gate.ts: announce, withdraw everything,
+// ready, conditions; it composes fencing.ts and the stall rule), the reconcile's steps
+// (reconcile.ts, addresses.ts), status.ts, strictarp.ts, drain.ts; the IpNode heartbeat, the
+// claim status writes and the conflict guard's wiring are their own modules (heartbeat.ts,
+// statuswriter.ts, conflictwatch.ts). This file wires them to the ports passed in (Kubernetes,
+// iproute2, frame sender, clock), runs the reconcile and applies the gate's transitions in one
+// place (applyTransitions).
 import type { Clock } from '../lib/clock.js';
-import { startStatusServer, type HealthRequest, type StatusServer, type StatusServerOptions } from '../lib/http.js';
+import { every } from '../lib/every.js';
+import { startStatusServer, type HealthReport, type HealthRequest, type StatusServer, type StatusServerOptions } from '../lib/http.js';
 import type { Logger } from '../lib/logger.js';
-import {
-  batchLines,
-  isUp,
-  planReconcile,
-  primaryAddress,
-  wantedAddress,
-  type AddressOp,
-  type Family,
-  type HostLink,
-  type WantedAddress,
-} from './addresses.js';
+import { batchLines, planReconcile, type AddressOp, type Family, type HostLink } from './addresses.js';
 import { Announcer, type AnnounceTarget } from './announcer.js';
 import type { AgentConfig } from './config.js';
-import { fenceDecision } from './fencing.js';
+import type { DeadmanPort } from './deadman.js';
+import { claimsAssignedHere, handingOver, waitForClaimsToMove } from './drain.js';
 import type { FrameSender } from './frames.js';
+import {
+  deadmanPeriod,
+  deadmanRound,
+  gate,
+  gatePeriod,
+  initialMemory,
+  stallCleared,
+  type GateDecision,
+  type GateMemory,
+  type GateReason,
+  type GateState,
+  type Transition,
+} from './gate.js';
+import { ConflictWatch } from './conflictwatch.js';
+import { ConflictGuard } from './guard.js';
+import { Heartbeat, type NodeReport } from './heartbeat.js';
 import type { KubePort } from './kube.js';
 import type { AgentMetrics } from './metrics.js';
 import type { NetPort } from './net.js';
 import { parseMac } from './packets.js';
-import { ClaimNotOnThisNode } from './refusals.js';
-import type { DeadmanPort } from './deadman.js';
-import { claimStatusUpdate, setCondition, type ClaimOutcome } from './status.js';
-import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
-import { forEachLimit } from '../lib/concurrency.js';
-import { ADDRESS_CONFLICT } from './conflict.js';
-import { ConflictGuard, conflictMessage, type HeldTarget } from './guard.js';
 import type { SightingSource } from './receiver.js';
+import { addressChanges, claimOutcomes, tallyOps, wantedClaims, type HeldAddress, type OpTally, type WantedClaims } from './reconcile.js';
+import type { ClaimOutcome } from './status.js';
+import { ClaimStatusWriter } from './statuswriter.js';
+import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
 
 /** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
 export const PROBE_HEADER = 'x-ipcontroller-probe';
-const STATUS_WRITE_CONCURRENCY = 16;
-/** The stall ticker runs this often; a gap over STALL_MS means the process was frozen or starved. */
+/** The gate loop runs at least this often; a gap over gate.ts STALL_MS means the process was frozen or starved. */
 const STALL_TICK_MS = 100;
-const STALL_MS = 1000;
+
+export type { AddressOp, HeldAddress };
 
 export interface AgentDeps {
   kube: KubePort;
@@ -57,8 +65,11 @@ export interface AgentDeps {
   serve?: (options: StatusServerOptions) => Promise<StatusServer>;
 }
 
-export interface HeldAddress extends WantedAddress {
-  iface: string;
+/** The answer to a scheduler's probe, whatever transport carried it. */
+export interface ProbeAnswer {
+  ok: true;
+  node: string;
+  draining: boolean;
 }
 
 export interface RunningAgent {
@@ -70,83 +81,91 @@ export interface RunningAgent {
   stop(options?: { removeAddresses?: boolean }): Promise<void>;
   /** Runs a reconcile now and resolves when it is done. */
   reconcileNow(): Promise<void>;
+  /** A scheduler probe arrived (see Agent.answerProbe). */
+  answerProbe(identity: string): ProbeAnswer;
   held(): HeldAddress[];
   fenced(): boolean;
 }
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/** What one reconcile works on after listing the interfaces. */
+interface ReconcileView extends WantedClaims {
+  links: HostLink[];
+  withdraw: boolean;
+}
+
 class Agent {
   private readonly abort = new AbortController();
   private readonly log: Logger;
   private readonly announcer: Announcer;
+  private readonly heartbeat: Heartbeat;
+  private readonly conflicts: ConflictWatch;
+  private readonly statuses: ClaimStatusWriter;
   private server: StatusServer | undefined;
   private heldByClaim = new Map<string, HeldAddress>();
   /** claim -> cidr and when the agent first saw it assigned here, for the latency histogram. */
   private readonly assignedAt = new Map<string, { cidr: string; at: number }>();
-  private readonly statusWritten = new Map<string, { key: string; at: number }>();
-  private nodeConditions: Condition[] = [];
-  private lastApiContact: number;
+  // The gate's memory and the facts it reads that only this class observes.
+  private gateMemory: GateMemory;
+  private gateReason: GateReason | undefined;
   private lastProbe: number;
-  private isFenced = false;
-  /** After fencing, addresses stay withdrawn until claims were listed again after this time. */
-  private unfencedAt = 0;
-  /** Last time the event loop ran the stall ticker; a long gap means the process was frozen. */
-  private lastTick: number;
-  /** Set when a stall is detected; cleared by the first reconcile on claims listed after it. */
-  private stalledAt = 0;
-  /** After a stall past --stall-withdraw, addresses stay withdrawn until claims were listed after this time. */
-  private stallWithdrawAt = 0;
-  private draining = false;
+  private firstReconcileDone = false;
+  private strictArp: StrictArpResult = { missing: false };
+  private readonly drainState = { draining: false, drained: false };
   /** Claims moved away while draining whose new node has not confirmed them yet. */
   private lingering = new Set<string>();
-  private drained = false;
-  private heartbeatFailing = 0;
-  private strictArp: StrictArpResult = { missing: false };
-  private firstReconcileDone = false;
   private dirty = false;
   private running: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
-  private ipNodeReady = false;
-  private readonly guard: ConflictGuard | undefined;
-  /** MACs of this node's interfaces (IpNode.status.macs) and of the other agents, by node. */
-  private ownMacs: string[] = [];
-  private readonly peerMacs = new Map<string, { macs: string[]; at: number }>();
 
   constructor(
     private readonly config: Readonly<AgentConfig>,
     private readonly deps: AgentDeps,
   ) {
     this.log = deps.logger.child({ node: config.nodeName });
-    this.lastApiContact = deps.clock.now();
     this.lastProbe = deps.clock.now();
-    this.lastTick = deps.clock.now();
+    this.gateMemory = initialMemory(deps.clock.now());
+    this.heartbeat = new Heartbeat(
+      config,
+      { ...deps, logger: this.log },
+      {
+        report: () => this.nodeReport(),
+        recovered: (failures) => this.applyTransitions([{ kind: 'heartbeatRecovered', failures }]),
+        probePort: () => this.server?.port ?? this.config.metricsPort,
+      },
+    );
     this.announcer = new Announcer(
       { sender: deps.sender, clock: deps.clock, metrics: deps.metrics, logger: this.log },
       { count: config.garpCount, intervalMs: config.garpIntervalMs, refreshMs: config.garpRefreshMs },
       this.abort.signal,
-      () => !this.evaluateFence() && !this.drained && !this.stalled(),
+      () => this.step().announce,
     );
-    if (deps.sightings && config.conflictProbes > 0) {
-      this.guard = new ConflictGuard(
-        {
-          count: config.conflictProbes,
-          windowMs: config.conflictWindowMs,
-          retryMs: config.conflictRetryMs,
-          withdrawOnConflict: config.conflictWithdraw,
-          pollMs: 50,
-        },
-        {
-          source: deps.sightings,
-          sender: deps.sender,
-          clock: deps.clock,
-          logger: this.log,
-          metrics: deps.metrics,
-          changed: () => this.requestReconcile(),
-        },
-        this.abort.signal,
-      );
-    }
+    this.conflicts = new ConflictWatch(this.conflictGuard(), config, { ...deps, logger: this.log });
+    this.statuses = new ClaimStatusWriter(config.nodeName, { ...deps, logger: this.log });
+  }
+
+  private conflictGuard(): ConflictGuard | undefined {
+    const { deps, config } = this;
+    if (!deps.sightings || config.conflictProbes <= 0) return undefined;
+    return new ConflictGuard(
+      {
+        count: config.conflictProbes,
+        windowMs: config.conflictWindowMs,
+        retryMs: config.conflictRetryMs,
+        withdrawOnConflict: config.conflictWithdraw,
+        pollMs: 50,
+      },
+      {
+        source: deps.sightings,
+        sender: deps.sender,
+        clock: deps.clock,
+        logger: this.log,
+        metrics: deps.metrics,
+        changed: () => this.requestReconcile(),
+      },
+      this.abort.signal,
+    );
   }
 
   get signal(): AbortSignal {
@@ -159,7 +178,7 @@ class Agent {
       port: this.config.metricsPort,
       registry: this.deps.metrics.registry,
       healthz: (req) => this.healthz(req),
-      readyz: () => ({ ok: this.ready(), detail: { node: this.config.nodeName, fenced: this.isFenced, draining: this.draining } }),
+      readyz: () => this.readyz(),
     });
     this.log.info({ port: this.server.port, iface: this.config.iface }, 'agent status server listening');
     this.deps.net.watchAddresses((line) => {
@@ -167,28 +186,148 @@ class Agent {
       this.requestReconcile();
     }, this.signal);
     this.deps.kube.claims.run(() => this.requestReconcile(), this.signal);
-    this.loops.push(this.registerAndHeartbeat(), this.fenceLoop(), this.stallTicker(), this.deadmanLoop());
-    const agent = this;
+    this.loops.push(this.heartbeat.run(this.signal), this.gateLoop(), this.deadmanLoop());
     return {
       port: this.server.port,
-      drain: () => agent.drain(),
-      stop: (o) => agent.stop(o),
-      reconcileNow: () => agent.reconcileNow(),
-      held: () => [...agent.heldByClaim.values()],
-      fenced: () => agent.isFenced,
+      drain: () => this.drain(),
+      stop: (o) => this.stop(o),
+      reconcileNow: () => this.reconcileNow(),
+      answerProbe: (identity) => this.answerProbe(identity),
+      held: () => [...this.heldByClaim.values()],
+      fenced: () => this.gateMemory.fenced,
     };
   }
 
-  private healthz(req: HealthRequest): { ok: boolean; detail: Record<string, unknown> } {
-    if (req.headers[PROBE_HEADER] !== undefined) {
-      this.lastProbe = this.deps.clock.now();
-      this.deps.metrics.probed();
-    }
-    return { ok: true, detail: { node: this.config.nodeName, draining: this.draining } };
+  // ---- the gate: evaluated here, its transitions applied here, nowhere else.
+
+  private gateState(): GateState {
+    const { claims } = this.deps.kube;
+    return {
+      memory: this.gateMemory,
+      config: { fenceAfterMs: this.config.fenceAfterMs, stallWithdrawMs: this.config.stallWithdrawMs },
+      lastApiContact: this.heartbeat.lastApiContact,
+      lastProbe: this.lastProbe,
+      listedAt: claims.listedAt(),
+      synced: claims.synced(),
+      ipNodeReady: this.heartbeat.registered,
+      firstReconcileDone: this.firstReconcileDone,
+      draining: this.drainState.draining,
+      drained: this.drainState.drained,
+      strictArp: this.strictArp,
+      nodeConditions: this.heartbeat.conditions,
+    };
   }
 
-  private ready(): boolean {
-    return this.ipNodeReady && this.deps.kube.claims.synced() && this.firstReconcileDone && !this.isFenced && !this.draining;
+  /**
+   * Evaluates the gate now, stores what it remembers and applies its transitions; returns the
+   * decision as it stands after them. The memory is stored before anything acts, so a
+   * transition that starts a reconcile (which evaluates the gate again) sees nothing new.
+   */
+  private step(): GateDecision {
+    const decision = gate(this.gateState(), this.deps.clock.now());
+    this.gateMemory = decision.memory;
+    if (decision.reason !== this.gateReason) {
+      this.log.debug({ from: this.gateReason, to: decision.reason }, 'gate');
+      this.gateReason = decision.reason;
+    }
+    if (decision.transitions.length === 0) return decision;
+    this.applyTransitions(decision.transitions);
+    return this.step();
+  }
+
+  private applyTransitions(transitions: Transition[]): void {
+    for (const t of transitions) {
+      switch (t.kind) {
+        case 'fenced':
+          this.deps.metrics.setFenced(true);
+          this.log.error(
+            { isolatedForMs: t.isolatedForMs },
+            'fenced: no API server contact and no scheduler probe; withdrawing all addresses',
+          );
+          this.requestReconcile();
+          break;
+        case 'unfenced':
+          this.deps.metrics.setFenced(false);
+          this.deps.kube.claims.relist();
+          this.log.warn({ reason: t.reason }, 'unfenced; taking claims back once they are listed again');
+          this.requestReconcile();
+          break;
+        case 'stalled':
+          this.stalled(t.stalledMs, t.withdraw);
+          break;
+        case 'stallCleared':
+          this.log.info('claims listed again after the stall; announcing again');
+          break;
+        case 'heartbeatRecovered':
+          this.log.info({ failures: t.failures }, 'heartbeat works again');
+          this.deps.kube.claims.relist(); // the watch may have hung through the outage
+          this.requestReconcile(); // status writes that failed meanwhile
+          break;
+      }
+    }
+  }
+
+  private stalled(stalledMs: number, withdraw: boolean): void {
+    if (withdraw) {
+      // Long enough for the scheduler to have moved our claims: the kernel would keep
+      // answering ARP for them until the relist, so everything goes now and comes back only
+      // as the fresh list says.
+      this.log.warn(
+        { stalledMs },
+        'the process did not run for longer than --stall-withdraw; withdrawing every address until the claims are listed again',
+      );
+      this.deps.metrics.stallWithdrawal();
+    } else {
+      this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
+    }
+    this.deps.kube.claims.relist();
+    this.requestReconcile();
+  }
+
+  /** Evaluates the gate a few times per --fence-after, and often enough to notice a stall. */
+  private gateLoop(): Promise<void> {
+    return every(this.deps.clock, gatePeriod(this.config.fenceAfterMs, STALL_TICK_MS), this.signal, () => void this.step());
+  }
+
+  // ---- status server: probes, readiness
+
+  /**
+   * Answers a scheduler's probe: records when it came (being probed keeps the agent unfenced
+   * through an API outage, fencing.ts) and says whether this node is draining. The HTTP
+   * /healthz handler calls this for requests carrying PROBE_HEADER; the UDP probe transport
+   * calls this same method, so both count alike. `identity` is the prober's (its header value).
+   */
+  answerProbe(identity: string): ProbeAnswer {
+    this.lastProbe = this.deps.clock.now();
+    this.deps.metrics.probed();
+    this.log.trace({ prober: identity }, 'probed');
+    return { ok: true, node: this.config.nodeName, draining: this.drainState.draining };
+  }
+
+  private healthz(req: HealthRequest): HealthReport {
+    const prober = req.headers[PROBE_HEADER];
+    const { ok, ...detail } =
+      prober !== undefined
+        ? this.answerProbe(Array.isArray(prober) ? prober.join(',') : prober)
+        : { ok: true, node: this.config.nodeName, draining: this.drainState.draining };
+    return { ok, detail };
+  }
+
+  private readyz(): HealthReport {
+    const decision = this.step();
+    return {
+      ok: decision.ready,
+      detail: { node: this.config.nodeName, fenced: decision.memory.fenced, draining: this.drainState.draining },
+    };
+  }
+
+  private nodeReport(): NodeReport {
+    return {
+      conditions: this.step().conditions,
+      addresses: [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort(),
+      claimsHeld: this.heldByClaim.size,
+      macs: this.conflicts.ownMacs,
+    };
   }
 
   // ---- reconcile, serialized: one runs at a time, requests during a run cause one more run.
@@ -217,178 +356,119 @@ class Agent {
     while (this.running) await this.running;
   }
 
-  private withdrawAll(): boolean {
-    const listedAt = this.deps.kube.claims.listedAt();
-    const relisted = listedAt > this.unfencedAt && listedAt > this.stallWithdrawAt;
-    return this.isFenced || this.drained || !relisted;
-  }
-
   /** Claims assigned to this node, as wanted addresses, plus the ones that cannot be served. */
-  private wanted(): {
-    wanted: WantedAddress[];
-    invalid: { claim: string; reason: string; message: string }[];
-    byName: Map<string, IpClaim>;
-    lingering: Set<string>;
-  } {
-    const wanted: WantedAddress[] = [];
-    const lingering = new Set<string>();
-    const invalid: { claim: string; reason: string; message: string }[] = [];
-    const byName = new Map<string, IpClaim>();
-    const seen = new Set<string>();
-    for (const entry of this.deps.kube.claims.entries()) {
-      if (!entry.ok) {
-        if (entry.nodeName === this.config.nodeName) invalid.push({ claim: entry.name, reason: 'InvalidClaim', message: entry.reason });
-        continue;
-      }
-      const claim = entry.claim;
-      const name = claim.metadata.name ?? '';
-      if (claim.spec.nodeName !== this.config.nodeName) {
-        if (this.handingOver(name, claim)) {
-          const w = wantedAddress(name, claim.spec.cidr, claim.spec.link, this.config.mask);
-          if (w.ok) wanted.push(w.value);
-          lingering.add(name);
-        }
-        continue;
-      }
-      byName.set(name, claim);
-      const w = wantedAddress(name, claim.spec.cidr, claim.spec.link, this.config.mask);
-      if (!w.ok) {
-        invalid.push({ claim: name, reason: w.reason, message: w.message });
-        continue;
-      }
-      wanted.push(w.value);
-      seen.add(name);
-      if (this.assignedAt.get(name)?.cidr !== claim.spec.cidr)
-        this.assignedAt.set(name, { cidr: claim.spec.cidr, at: this.deps.clock.now() });
-    }
-    for (const key of this.assignedAt.keys()) if (!seen.has(key)) this.assignedAt.delete(key);
-    return { wanted, invalid, byName, lingering };
-  }
-
-  /**
-   * Make-before-break on a planned handover: while draining, an address whose claim the
-   * scheduler moved stays here until the new node's agent has confirmed it (status.node is the
-   * new node), so no request arrives between this node letting go and the new one announcing.
-   * It is no longer announced from here, and its status is no longer ours to write.
-   */
-  private handingOver(name: string, claim: IpClaim): boolean {
-    if (!this.draining || this.drained || !this.heldByClaim.has(name) || !claim.spec.nodeName) return false;
-    const confirmed = claim.status?.phase === 'Assigned' && claim.status.node === claim.spec.nodeName;
-    return !confirmed;
+  private wanted(): WantedClaims {
+    const claims = wantedClaims(this.deps.kube.claims.entries(), { name: this.config.nodeName, mask: this.config.mask }, (name, claim) =>
+      handingOver(this.drainState, this.heldByClaim.has(name), claim),
+    );
+    const invalid = new Set(claims.invalid.map((i) => i.claim));
+    const now = this.deps.clock.now();
+    for (const [name, claim] of claims.byName)
+      if (!invalid.has(name) && this.assignedAt.get(name)?.cidr !== claim.spec.cidr)
+        this.assignedAt.set(name, { cidr: claim.spec.cidr, at: now });
+    for (const key of this.assignedAt.keys()) if (!claims.byName.has(key) || invalid.has(key)) this.assignedAt.delete(key);
+    return claims;
   }
 
   private async reconcileOnce(): Promise<void> {
+    const decision = this.step();
     // Before the first list nothing is known, except when fenced or drained: then everything goes.
-    if (!this.deps.kube.claims.synced() && !this.drained && !this.evaluateFence()) return;
-    this.evaluateFence();
-    const stallBefore = this.stalled() ? this.stalledAt : 0;
-    const listedAfterStall = stallBefore > 0 && this.deps.kube.claims.listedAt() > stallBefore;
+    if (!this.deps.kube.claims.synced() && !this.drainState.drained && !decision.memory.fenced) return;
+    const seen = { stalledAt: decision.memory.stalledAt, listedAt: this.deps.kube.claims.listedAt() };
     const t0 = this.deps.clock.now();
     const lap = (step: string): void => this.log.trace({ step, ms: this.deps.clock.now() - t0 }, 'reconcile');
-    const { wanted, invalid, byName, lingering } = this.wanted();
-    this.lingering = lingering;
-    const withdraw = this.withdrawAll();
+    const claims = this.wanted();
+    this.lingering = claims.lingering;
     // The default route only matters without --iface (a claim's spec.link never needs it).
     const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.deps.net.defaultRoutes()]);
     lap('listed');
-    // A held address a foreign host keeps claiming comes down only with --conflict-withdraw.
-    const serving = this.guard
-      ? wanted.filter((w) => !this.guard?.withdraw(w.claim, byName.get(w.claim)?.metadata.resourceVersion))
-      : wanted;
-    const plan = planReconcile(withdraw ? [] : serving, {
-      links,
-      defaultRoute,
-      ...(this.config.iface ? { flagIface: this.config.iface } : {}),
-    });
-    const gate = this.gateAdds(plan.ops, links, byName);
-    const ops = gate.ops;
-    const errors = await this.deps.net.apply(batchLines(ops));
+    const view: ReconcileView = { ...claims, links, withdraw: decision.withdrawAll };
+    const { held, outcomes, tally, errors, conflicts } = await this.applyPlan(view, defaultRoute);
     lap('applied');
-    const addedOk = new Set<string>();
-    const addErrors = new Map<string, string>();
-    let removed = 0;
-    ops.forEach((op, i) => {
-      const error = errors.get(i);
-      this.deps.metrics.addressOperation(op.op, error !== undefined);
-      if (error !== undefined) {
-        this.log.warn({ op: op.op, ip: `${op.ip}/${op.prefixLength}`, iface: op.iface, error }, 'address operation failed');
-        if (op.op === 'add' && op.claim) addErrors.set(op.claim, error);
-      } else if (op.op === 'remove') {
-        removed += 1;
-        this.log.info({ ip: `${op.ip}/${op.prefixLength}`, iface: op.iface }, 'address removed');
-      } else if (op.claim) addedOk.add(op.claim);
-    });
-    for (const r of plan.recovered)
-      this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
-    // ip -batch reports every failed line, so what is up follows from the listing plus the ops
-    // that worked: no second listing before announcing (the next resync checks anyway).
-    const outcomes = new Map<string, ClaimOutcome>();
-    for (const f of plan.failed) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
-    for (const f of invalid) outcomes.set(f.claim, { kind: 'failed', reason: f.reason, message: f.message });
-    for (const w of wanted)
-      if (this.guard?.conflictWithdraw(w.claim))
-        gate.conflicts.set(w.claim, conflictMessage(this.guard.conflict(w.claim) ?? { ip: w.ip, mac: '?', at: 0, holding: true }));
-    const held = new Map<string, HeldAddress>();
-    for (const [claim, { iface, want }] of plan.placement) {
-      if (gate.waiting.has(claim) || gate.conflicts.has(claim)) continue;
-      const error = addErrors.get(claim);
-      if (error === undefined && (addedOk.has(claim) || isUp(links, iface, want.ip))) {
-        held.set(claim, { ...want, iface });
-        outcomes.set(claim, { kind: 'up', ip: want.ip, iface });
-      } else {
-        outcomes.set(claim, { kind: 'failed', reason: 'AddFailed', message: error ?? `${want.ip} is not usable on ${iface}` });
-      }
+    const cleared = stallCleared(this.gateMemory, seen); // this plan rests on claims listed after the stall
+    if (cleared) {
+      this.gateMemory = cleared;
+      this.applyTransitions([{ kind: 'stallCleared' }]);
     }
-    if (listedAfterStall && this.stalledAt === stallBefore) {
-      this.stalledAt = 0; // this plan rests on claims listed after the stall
-      this.log.info('claims listed again after the stall; announcing again');
-    }
-    this.announceChanges(held, addedOk, links);
-    for (const name of lingering) {
+    this.announceChanges(held, tally.addedOk, links);
+    for (const name of claims.lingering) {
       const h = held.get(name);
       if (h) this.announcer.withdraw(h.ip);
-      outcomes.delete(name);
     }
     this.heldByClaim = held;
     this.updateHeldGauge();
-    this.watchForConflicts(held, links, byName, gate.conflicts, outcomes);
-    if (!this.firstReconcileDone && this.ipNodeReady) void this.heartbeatOnce(); // Ready=True now, not one --hb later
+    this.conflicts.watch({ links, byName: claims.byName, held }, { outcomes, conflicts });
+    if (!this.firstReconcileDone && this.heartbeat.registered) void this.heartbeat.beat(); // Ready=True now, not one --hb later
     this.firstReconcileDone = true;
     lap('announced');
-    if (addedOk.size || removed || errors.size) {
+    if (tally.addedOk.size || tally.removed || errors) {
       this.log.info(
-        { added: addedOk.size, removed, failed: errors.size, held: held.size, ms: this.deps.clock.now() - t0 },
+        { added: tally.addedOk.size, removed: tally.removed, failed: errors, held: held.size, ms: this.deps.clock.now() - t0 },
         'addresses changed',
       );
     }
-    if (!withdraw) await this.writeClaimStatuses(outcomes, byName);
+    if (!view.withdraw) await this.statuses.write(outcomes, claims.byName);
     lap('status written');
     await this.checkStrictArp(links);
   }
 
+  /** Plans the address changes, runs them in one batch and reads what is held and each claim's outcome. */
+  private async applyPlan(
+    view: ReconcileView,
+    defaultRoute: Awaited<ReturnType<NetPort['defaultRoutes']>>,
+  ): Promise<{
+    held: Map<string, HeldAddress>;
+    outcomes: Map<string, ClaimOutcome>;
+    tally: OpTally;
+    errors: number;
+    conflicts: Map<string, string>;
+  }> {
+    const { links } = view;
+    const plan = planReconcile(view.withdraw ? [] : this.conflicts.serving(view.wanted, view.byName), {
+      links,
+      defaultRoute,
+      ...(this.config.iface ? { flagIface: this.config.iface } : {}),
+    });
+    const guarded = this.conflicts.holdAdds(plan.ops, links, view.byName);
+    const errors = await this.deps.net.apply(batchLines(guarded.ops));
+    this.reportOps(guarded.ops, errors);
+    for (const r of plan.recovered)
+      this.log.warn({ claim: r.claim, ip: r.ip, iface: r.iface }, 'address was in DAD-failed state; added it back without DAD');
+    this.conflicts.addWithdrawn(view.wanted, guarded.conflicts);
+    const tally = tallyOps(guarded.ops, errors);
+    const { waiting, conflicts } = guarded;
+    const { held, outcomes } = claimOutcomes({ plan, invalid: view.invalid, links, tally, waiting, conflicts, lingering: view.lingering });
+    return { held, outcomes, tally, errors: errors.size, conflicts };
+  }
+
+  private reportOps(ops: AddressOp[], errors: Map<number, string>): void {
+    ops.forEach((op, i) => {
+      const error = errors.get(i);
+      this.deps.metrics.addressOperation(op.op, error !== undefined);
+      if (error !== undefined)
+        this.log.warn({ op: op.op, ip: `${op.ip}/${op.prefixLength}`, iface: op.iface, error }, 'address operation failed');
+      else if (op.op === 'remove') this.log.info({ ip: `${op.ip}/${op.prefixLength}`, iface: op.iface }, 'address removed');
+    });
+  }
+
   private announceChanges(held: Map<string, HeldAddress>, addedOk: Set<string>, links: HostLink[]): void {
     const now = this.deps.clock.now();
+    const { changed, withdrawn } = addressChanges(this.heldByClaim, held, addedOk);
     const targets: AnnounceTarget[] = [];
     const fresh: HeldAddress[] = [];
-    for (const [claim, h] of held) {
-      const prev = this.heldByClaim.get(claim);
-      const moved = !prev || prev.ip !== h.ip || prev.iface !== h.iface;
-      if (!moved && !addedOk.has(claim)) continue;
-      if (!moved) {
+    for (const { address: h, restored } of changed) {
+      if (restored) {
         this.deps.metrics.addressRestored();
-        this.log.warn({ claim, ip: h.ip, iface: h.iface }, 'address was removed from the interface by someone else; put it back');
+        this.log.warn({ claim: h.claim, ip: h.ip, iface: h.iface }, 'address was removed from the interface by someone else; put it back');
       } else fresh.push(h);
       const link = links.find((l) => l.name === h.iface);
       if (!link?.mac || link.noArp) {
-        this.log.warn({ claim, iface: h.iface }, 'interface has no Ethernet address or is NOARP; not announcing');
+        this.log.warn({ claim: h.claim, iface: h.iface }, 'interface has no Ethernet address or is NOARP; not announcing');
         continue;
       }
       targets.push({ ip: h.ip, iface: h.iface, ifindex: link.ifindex, mac: parseMac(link.mac) });
     }
-    for (const [claim, prev] of this.heldByClaim) {
-      const now2 = held.get(claim);
-      if (!now2 || now2.ip !== prev.ip || now2.iface !== prev.iface) this.announcer.withdraw(prev.ip);
-    }
+    for (const ip of withdrawn) this.announcer.withdraw(ip);
     // One line per address normally; a bulk change (start-up with many claims) logs them at
     // debug and the reconcile's summary line says how many.
     const level = fresh.length <= 50 ? 'info' : 'debug';
@@ -403,130 +483,11 @@ class Agent {
     }
   }
 
-  /**
-   * Issue 12: adds of addresses no agent of ours held wait for a probe (the guard runs it and
-   * asks for another reconcile when it ends); those a foreign host answered for stay down.
-   * A failover move or a restart is never held back (conflict.ts needsProbe).
-   */
-  private gateAdds(
-    ops: AddressOp[],
-    links: HostLink[],
-    byName: Map<string, IpClaim>,
-  ): { ops: AddressOp[]; waiting: Set<string>; conflicts: Map<string, string> } {
-    const waiting = new Set<string>();
-    const conflicts = new Map<string, string>();
-    this.ownMacs = [...new Set(links.map((l) => l.mac).filter((m): m is string => !!m && m !== '00:00:00:00:00:00'))].sort();
-    if (!this.guard) return { ops, waiting, conflicts };
-    const kept = ops.filter((op) => {
-      if (op.op !== 'add' || !op.claim) return true;
-      const link = links.find((l) => l.name === op.iface);
-      if (!link?.mac || link.noArp) return true;
-      const claim = byName.get(op.claim);
-      const g = this.guard?.gate({
-        claim: op.claim,
-        ip: op.ip,
-        ifindex: link.ifindex,
-        mac: parseMac(link.mac),
-        status: claim?.status,
-        pool: claim?.spec.pool ?? '',
-      }) ?? { kind: 'up' };
-      if (g.kind === 'wait') waiting.add(op.claim);
-      if (g.kind === 'conflict') conflicts.set(op.claim, g.message);
-      return g.kind === 'up';
-    });
-    return { ops: kept, waiting, conflicts };
-  }
-
-  /** Hands the held addresses and our MACs to the guard, and reports conflicts found while holding. */
-  private watchForConflicts(
-    held: Map<string, HeldAddress>,
-    links: HostLink[],
-    byName: Map<string, IpClaim>,
-    conflicts: Map<string, string>,
-    outcomes: Map<string, ClaimOutcome>,
-  ): void {
-    if (!this.guard) return;
-    const targets: HeldTarget[] = [];
-    for (const [claim, h] of held) {
-      const link = links.find((l) => l.name === h.iface);
-      if (link?.mac)
-        targets.push({
-          claim,
-          ip: h.ip,
-          ifindex: link.ifindex,
-          mac: parseMac(link.mac),
-          pool: byName.get(claim)?.spec.pool ?? '',
-          resourceVersion: byName.get(claim)?.metadata.resourceVersion,
-        });
-      const c = this.guard.conflict(claim);
-      if (c?.holding) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message: conflictMessage(c) });
-    }
-    for (const [claim, message] of conflicts) outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message });
-    this.guard.setHeld(targets);
-    this.guard.retain(new Set(byName.keys()));
-    void this.refreshPeerMacs();
-    this.guard.setOwnMacs([...this.ownMacs, ...[...this.peerMacs.values()].flatMap((p) => p.macs)]);
-  }
-
-  /**
-   * The other agents' MACs, from the IpNodes of the nodes our claims name (spec.nodeName,
-   * status.node): the agent may get IpNodes but not list them. Read again every --resync.
-   */
-  private async refreshPeerMacs(): Promise<void> {
-    const now = this.deps.clock.now();
-    const names = new Set<string>();
-    for (const e of this.deps.kube.claims.entries()) {
-      if (!e.ok) continue;
-      if (e.claim.spec.nodeName) names.add(e.claim.spec.nodeName);
-      if (e.claim.status?.node) names.add(e.claim.status.node);
-    }
-    names.delete(this.config.nodeName);
-    const due = [...names].filter((n) => now - (this.peerMacs.get(n)?.at ?? -Infinity) >= this.config.resyncMs);
-    for (const name of due) this.peerMacs.set(name, { macs: this.peerMacs.get(name)?.macs ?? [], at: now });
-    await forEachLimit(due, 4, async (name) => {
-      try {
-        const node = await this.deps.kube.getIpNode(name);
-        this.peerMacs.set(name, { macs: node?.status?.macs ?? [], at: now });
-      } catch (err) {
-        this.log.debug({ node: name, err: errText(err) }, 'could not read the MACs of another agent');
-      }
-    });
-  }
-
   private updateHeldGauge(): void {
     const count: Record<Family, number> = { inet: 0, inet6: 0 };
     for (const h of this.heldByClaim.values()) count[h.family] += 1;
     this.deps.metrics.addressesHeld('inet', count.inet);
     this.deps.metrics.addressesHeld('inet6', count.inet6);
-  }
-
-  private async writeClaimStatuses(outcomes: Map<string, ClaimOutcome>, byName: Map<string, IpClaim>): Promise<void> {
-    const now = this.deps.clock.now();
-    const nowIso = new Date(now).toISOString();
-    const writes: { name: string; status: NonNullable<ReturnType<typeof claimStatusUpdate>>; key: string; outcome: ClaimOutcome }[] = [];
-    for (const [name, outcome] of outcomes) {
-      const status = claimStatusUpdate(byName.get(name)?.status, outcome, this.config.nodeName, nowIso, byName.get(name));
-      if (!status) continue;
-      const key = JSON.stringify([outcome, byName.get(name)?.spec.cidr]);
-      const last = this.statusWritten.get(name);
-      if (last && last.key === key && now - last.at < 10_000) continue; // written; the watch has not caught up yet
-      writes.push({ name, status, key, outcome });
-    }
-    await forEachLimit(writes, STATUS_WRITE_CONCURRENCY, async (w) => {
-      try {
-        await this.deps.kube.patchClaimStatus(w.name, w.status);
-        this.statusWritten.set(w.name, { key: w.key, at: now });
-        if (w.outcome.kind === 'failed') {
-          this.deps.metrics.claimFailed(w.outcome.reason);
-          this.log.warn({ claim: w.name, reason: w.outcome.reason, message: w.outcome.message }, 'claim failed on this node');
-        }
-      } catch (err) {
-        // Moved away between our last look and this write: refused, expected, not retried.
-        if (err instanceof ClaimNotOnThisNode) this.log.debug({ claim: w.name, now: err.nodeName }, err.message);
-        else if (!isNotFound(err)) this.log.warn({ claim: w.name, err: errText(err) }, 'could not write claim status');
-      }
-    });
-    for (const name of this.statusWritten.keys()) if (!outcomes.has(name)) this.statusWritten.delete(name);
   }
 
   private async checkStrictArp(links: HostLink[]): Promise<void> {
@@ -543,284 +504,55 @@ class Agent {
     this.deps.metrics.setStrictArpMissing(result.missing);
   }
 
-  // ---- IpNode: register, then heartbeat every --hb.
+  // ---- dead-man switch
 
-  private async probeAddress(): Promise<string> {
-    if (this.config.probeAddress) return this.config.probeAddress;
-    const links = await this.deps.net.links();
-    const fromIface = primaryAddress(links, this.config.iface);
-    if (fromIface) return fromIface;
-    const internal = await this.deps.kube.nodeInternalIp(this.config.nodeName);
-    if (internal) return internal;
-    const routes = await this.deps.net.defaultRoutes();
-    const fromRoute = primaryAddress(links, routes.inet) ?? primaryAddress(links, routes.inet6);
-    if (fromRoute) return fromRoute;
-    throw new Error('no probe address: give --probe-address, or --iface with an address, or set the Node InternalIP');
-  }
-
-  private async registerIpNode(): Promise<void> {
-    const spec: IpNodeSpec = { probeAddress: await this.probeAddress(), probePort: this.server?.port ?? this.config.metricsPort };
-    if (this.config.iface) spec.iface = this.config.iface;
-    const existing = await this.deps.kube.getIpNode(this.config.nodeName);
-    if (!existing) {
-      const node: IpNode = { apiVersion: API_VERSION, kind: 'IpNode', metadata: { name: this.config.nodeName }, spec };
-      await this.deps.kube.createIpNode(node);
-      this.log.info({ spec }, 'IpNode created');
-    } else if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
-      await this.deps.kube.patchIpNodeSpec(this.config.nodeName, spec);
-      this.log.info({ spec }, 'IpNode spec updated');
-    }
-    this.nodeConditions = existing?.status?.conditions ?? [];
-    this.ipNodeReady = true;
-  }
-
-  private conditions(nowIso: string): Condition[] {
-    let list = this.nodeConditions;
-    const ready = this.deps.kube.claims.synced() && this.firstReconcileDone && !this.isFenced && !this.draining;
-    const readyReason = this.draining ? 'Draining' : this.isFenced ? 'Fenced' : ready ? 'Serving' : 'Starting';
-    list = setCondition(
-      list,
-      {
-        type: NodeCondition.Ready,
-        status: ready ? 'True' : 'False',
-        reason: readyReason,
-        message: ready ? 'agent is holding its claims' : `agent is ${readyReason.toLowerCase()}`,
-      },
-      nowIso,
-    );
-    list = setCondition(
-      list,
-      {
-        type: NodeCondition.Draining,
-        status: this.draining ? 'True' : 'False',
-        reason: this.draining ? 'ShuttingDown' : 'Running',
-        message: this.draining ? 'agent is shutting down; move its claims' : '',
-      },
-      nowIso,
-    );
-    list = setCondition(
-      list,
-      {
-        type: NodeCondition.Fenced,
-        status: this.isFenced ? 'True' : 'False',
-        reason: this.isFenced ? 'Isolated' : 'Connected',
-        message: this.isFenced ? 'addresses withdrawn: neither API server nor scheduler probes reached this agent' : '',
-      },
-      nowIso,
-    );
-    list = setCondition(
-      list,
-      {
-        type: NodeCondition.StrictARPMissing,
-        status: this.strictArp.missing ? 'True' : 'False',
-        reason: this.strictArp.missing ? 'IPVSWithoutStrictARP' : 'NotNeeded',
-        message: this.strictArp.missing ? this.strictArp.message : '',
-      },
-      nowIso,
-    );
-    return list;
-  }
-
-  async heartbeatOnce(): Promise<boolean> {
-    const now = this.deps.clock.now();
-    const nowIso = new Date(now).toISOString();
-    const conditions = this.conditions(nowIso);
-    const addresses = [...this.heldByClaim.values()].map((h) => `${h.ip}/${h.prefixLength}`).sort();
-    try {
-      await this.deps.kube.patchIpNodeStatus(this.config.nodeName, {
-        renewTime: nowIso,
-        addresses,
-        claimsHeld: this.heldByClaim.size,
-        conditions,
-        ...(this.ownMacs.length ? { macs: this.ownMacs } : {}),
-      });
-      this.nodeConditions = conditions;
-      this.lastApiContact = this.deps.clock.now();
-      if (this.heartbeatFailing) {
-        this.log.info({ failures: this.heartbeatFailing }, 'heartbeat works again');
-        this.heartbeatFailing = 0;
-        this.deps.kube.claims.relist(); // the watch may have hung through the outage
-        this.requestReconcile(); // status writes that failed meanwhile
-      }
-      return true;
-    } catch (err) {
-      this.deps.metrics.heartbeatFailed();
-      this.heartbeatFailing += 1;
-      if (this.heartbeatFailing === 1 || this.heartbeatFailing % 10 === 0)
-        this.log.warn({ err: errText(err), failures: this.heartbeatFailing }, 'heartbeat failed');
-      if (isNotFound(err)) this.ipNodeReady = false;
-      return false;
-    }
-  }
-
-  private async registerAndHeartbeat(): Promise<void> {
-    let backoff = 250;
-    while (!this.signal.aborted) {
-      try {
-        if (!this.ipNodeReady) {
-          await this.registerIpNode();
-          this.lastApiContact = this.deps.clock.now();
-        }
-        await this.heartbeatOnce();
-        backoff = 250;
-        await this.deps.clock.sleep(this.config.hbMs, this.signal);
-      } catch (err) {
-        if (this.signal.aborted) return;
-        this.deps.metrics.heartbeatFailed();
-        this.log.warn({ err: errText(err), backoffMs: backoff }, 'could not register IpNode; retrying');
-        await this.deps.clock.sleep(backoff, this.signal).catch(() => undefined);
-        backoff = Math.min(backoff * 2, this.config.hbMs);
-      }
-    }
-  }
-
-  // ---- fencing: evaluated a few times per --fence-after.
-
-  /**
-   * Applies the fencing rule now; returns whether the agent is fenced. Called by the loop, at
-   * the start of every reconcile and before every announcement round, so a process that was
-   * frozen (SIGSTOP, a long GC pause) withdraws before it acts on anything it knew before.
-   */
-  private evaluateFence(): boolean {
-    const decision = fenceDecision({
-      now: this.deps.clock.now(),
-      lastApiContact: this.lastApiContact,
-      lastProbe: this.lastProbe,
-      fenceAfterMs: this.config.fenceAfterMs,
-    });
-    if (decision.fenced !== this.isFenced) {
-      this.isFenced = decision.fenced;
-      this.deps.metrics.setFenced(decision.fenced);
-      if (decision.fenced)
-        this.log.error(
-          { isolatedForMs: decision.isolatedForMs },
-          'fenced: no API server contact and no scheduler probe; withdrawing all addresses',
-        );
-      else {
-        this.unfencedAt = this.deps.clock.now();
-        this.deps.kube.claims.relist();
-        this.log.warn({ reason: decision.reason }, 'unfenced; taking claims back once they are listed again');
-      }
-      this.requestReconcile();
-    }
-    return this.isFenced;
-  }
-
-  /**
-   * A process frozen (SIGSTOP, a VM pause) for less than --fence-after is not fenced, but what it
-   * knew may be stale: on resume its timers fire before the queued watch events are read, so an
-   * announcement round due then would claim an address the scheduler already moved. After a
-   * stall no round goes out until a reconcile has run on claims listed after it.
-   */
-  private stalled(): boolean {
-    const now = this.deps.clock.now();
-    const stalledMs = now - this.lastTick;
-    // Record the tick first: requestReconcile() starts a reconcile synchronously, which calls
-    // back in here, and must not see the same stall again (that recursed without end).
-    this.lastTick = now;
-    const withdraw = this.config.stallWithdrawMs > 0 && stalledMs > this.config.stallWithdrawMs;
-    if (withdraw) {
-      // Long enough for the scheduler to have moved our claims: the kernel would keep
-      // answering ARP for them until the relist, so everything goes now and comes back only
-      // as the fresh list says.
-      this.log.warn(
-        { stalledMs },
-        'the process did not run for longer than --stall-withdraw; withdrawing every address until the claims are listed again',
-      );
-      this.stallWithdrawAt = now;
-      this.deps.metrics.stallWithdrawal();
-    }
-    if (withdraw || stalledMs > STALL_MS) {
-      if (!withdraw)
-        this.log.warn({ stalledMs }, 'the process did not run for a while; holding announcements until the claims are listed again');
-      this.stalledAt = now;
-      this.deps.kube.claims.relist();
-      this.requestReconcile();
-    }
-    return this.stalledAt > 0;
-  }
-
-  private async stallTicker(): Promise<void> {
-    while (!this.signal.aborted) {
-      this.stalled();
-      try {
-        await this.deps.clock.sleep(STALL_TICK_MS, this.signal);
-      } catch {
-        return;
-      }
-    }
-  }
-
-  /**
-   * Keeps the kernel answering ARP / NS for the addresses held here, --deadman at a time. A
-   * round that comes late (the process did not run) refreshes nothing: the stall rule decides
-   * first, and while everything is withdrawn (fenced, drained, after a long stall) nothing is live.
-   */
-  private async deadmanLoop(): Promise<void> {
+  /** Keeps the kernel answering ARP / NS for the addresses held here, --deadman at a time (gate.ts deadmanRound). */
+  private deadmanLoop(): Promise<void> {
     const port = this.deps.deadman;
-    const ttl = this.config.deadmanMs;
-    if (!port || ttl <= 0) return;
-    const every = Math.max(25, Math.floor(ttl / 4));
+    const ttlMs = this.config.deadmanMs;
+    if (!port || ttlMs <= 0) return Promise.resolve();
+    const periodMs = deadmanPeriod(ttlMs);
     let last = this.deps.clock.now();
-    while (!this.signal.aborted) {
+    return every(this.deps.clock, periodMs, this.signal, async () => {
       const now = this.deps.clock.now();
-      const late = now - last > Math.max(2 * every, Math.min(ttl, this.config.stallWithdrawMs || ttl));
+      const round = deadmanRound({
+        sinceLastRoundMs: now - last,
+        periodMs,
+        ttlMs,
+        stallWithdrawMs: this.config.stallWithdrawMs,
+        firstReconcileDone: this.firstReconcileDone,
+        withdrawAll: this.step().withdrawAll,
+      });
       last = now;
-      // Not before the first reconcile: what an earlier run left on the interface stays managed
-      // and silent until this run has decided what is still its own.
-      if (!late && this.firstReconcileDone) {
-        const live = this.withdrawAll() ? [] : [...this.heldByClaim.values()].map((h) => h.ip);
-        await port.refresh(live, ttl).catch((err: unknown) => this.log.warn({ err: String(err) }, 'deadman refresh failed'));
-      }
-      try {
-        await this.deps.clock.sleep(every, this.signal);
-      } catch {
-        return;
-      }
-    }
-  }
-
-  private async fenceLoop(): Promise<void> {
-    const every = Math.max(50, Math.min(250, Math.floor(this.config.fenceAfterMs / 4) || 250));
-    while (!this.signal.aborted) {
-      this.evaluateFence();
-      try {
-        await this.deps.clock.sleep(every, this.signal);
-      } catch {
-        return;
-      }
-    }
+      if (round === 'skip') return;
+      const live = round === 'held' ? [...this.heldByClaim.values()].map((h) => h.ip) : [];
+      await port.refresh(live, ttlMs).catch((err: unknown) => this.log.warn({ err: String(err) }, 'deadman refresh failed'));
+    });
   }
 
   // ---- shutdown
 
   async drain(): Promise<void> {
-    if (this.draining) return;
-    this.draining = true;
+    if (this.drainState.draining) return;
+    this.drainState.draining = true;
     this.deps.metrics.setDraining(true);
-    const mine = (): number =>
-      this.deps.kube.claims.entries().filter((e) => (e.ok ? e.claim.spec.nodeName : e.nodeName) === this.config.nodeName).length;
+    const left = (): number => claimsAssignedHere(this.deps.kube.claims.entries(), this.config.nodeName) + this.lingering.size;
     this.log.info(
-      { claims: mine(), timeoutMs: this.config.drainTimeoutMs },
+      { claims: claimsAssignedHere(this.deps.kube.claims.entries(), this.config.nodeName), timeoutMs: this.config.drainTimeoutMs },
       "draining: waiting for the scheduler to move this node's claims",
     );
-    await this.heartbeatOnce();
-    const deadline = this.deps.clock.now() + this.config.drainTimeoutMs;
-    while ((mine() > 0 || this.lingering.size > 0) && this.deps.clock.now() < deadline) {
-      await this.deps.clock.sleep(100, this.signal).catch(() => undefined);
-      if (this.signal.aborted) break;
-    }
-    const left = mine() + this.lingering.size;
-    if (left > 0) this.log.warn({ claims: left }, 'drain timeout: claims still assigned here; removing their addresses anyway');
+    await this.heartbeat.beat();
+    const remaining = await waitForClaimsToMove(this.deps.clock, this.signal, this.deps.clock.now() + this.config.drainTimeoutMs, left);
+    if (remaining > 0) this.log.warn({ claims: remaining }, 'drain timeout: claims still assigned here; removing their addresses anyway');
     else this.log.info('all claims moved away and confirmed by their new nodes');
     await this.stop({ removeAddresses: true });
   }
 
   async stop(options: { removeAddresses?: boolean } = {}): Promise<void> {
     if (options.removeAddresses && !this.signal.aborted) {
-      this.drained = true;
+      this.drainState.drained = true;
       await this.reconcileNow();
-      await this.heartbeatOnce();
+      await this.heartbeat.beat();
     }
     this.abort.abort(new Error('agent stopped'));
     await this.running;
@@ -833,8 +565,6 @@ class Agent {
     this.log.info({ removedAddresses: options.removeAddresses === true }, 'agent stopped');
   }
 }
-
-export type { AddressOp };
 
 /** Starts an agent with the given ports; main builds the real ones. */
 export async function startAgent(config: Readonly<AgentConfig>, deps: AgentDeps): Promise<RunningAgent> {

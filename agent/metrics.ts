@@ -30,52 +30,25 @@ export class AgentMetrics {
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [(this.registry = new Registry())];
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
-    this.held = new Gauge({
-      name: `${PREFIX}addresses_held`,
-      help: 'Addresses this agent holds on its interfaces for claims.',
-      labelNames: ['family'],
-      registers,
-    });
-    this.sent = new Counter({
-      name: `${PREFIX}announcements_sent_total`,
-      help: 'Gratuitous ARP (request and reply forms) and unsolicited NA frames sent.',
-      labelNames: ['kind'],
-      registers,
-    });
-    this.sendErrors = new Counter({
-      name: `${PREFIX}announcement_errors_total`,
-      help: 'Announcement frames that could not be sent.',
-      labelNames: ['kind'],
-      registers,
-    });
-    this.ops = new Counter({
-      name: `${PREFIX}address_operations_total`,
-      help: 'Addresses added to or removed from an interface.',
-      labelNames: ['op'],
-      registers,
-    });
-    this.opErrors = new Counter({
-      name: `${PREFIX}address_operation_errors_total`,
-      help: 'Address additions or removals that failed.',
-      labelNames: ['op'],
-      registers,
-    });
-    this.conflicts = new Counter({
-      name: `${PREFIX}address_conflicts_total`,
-      help: 'Addresses a host that is not ours answered for (when=probe, before first use) or kept claiming while held (when=holding), by pool (none for spec.externalIPs).',
-      labelNames: ['pool', 'when'],
-      registers,
-    });
-    this.stallWithdrawals = new Counter({
-      name: `${PREFIX}stall_withdrawals_total`,
-      help: 'Times the process had not run for longer than --stall-withdraw and withdrew every address on resume.',
-      registers,
-    });
-    this.restored = new Counter({
-      name: `${PREFIX}addresses_restored_total`,
-      help: 'Held addresses removed by someone else and put back.',
-      registers,
-    });
+    const counter = <L extends string = never>(name: string, help: string, labelNames: L[] = []): Counter<L> =>
+      new Counter({ name: `${PREFIX}${name}`, help, labelNames, registers });
+    const gauge = <L extends string = never>(name: string, help: string, labelNames: L[] = []): Gauge<L> =>
+      new Gauge({ name: `${PREFIX}${name}`, help, labelNames, registers });
+    this.held = gauge('addresses_held', 'Addresses this agent holds on its interfaces for claims.', ['family']);
+    this.sent = counter('announcements_sent_total', 'Gratuitous ARP (request and reply forms) and unsolicited NA frames sent.', ['kind']);
+    this.sendErrors = counter('announcement_errors_total', 'Announcement frames that could not be sent.', ['kind']);
+    this.ops = counter('address_operations_total', 'Addresses added to or removed from an interface.', ['op']);
+    this.opErrors = counter('address_operation_errors_total', 'Address additions or removals that failed.', ['op']);
+    this.conflicts = counter(
+      'address_conflicts_total',
+      'Addresses a host that is not ours answered for (when=probe, before first use) or kept claiming while held (when=holding), by pool (none for spec.externalIPs).',
+      ['pool', 'when'],
+    );
+    this.stallWithdrawals = counter(
+      'stall_withdrawals_total',
+      'Times the process had not run for longer than --stall-withdraw and withdrew every address on resume.',
+    );
+    this.restored = counter('addresses_restored_total', 'Held addresses removed by someone else and put back.');
     this.latency = new Histogram({
       name: `${PREFIX}claim_to_address_seconds`,
       help: 'Time from a claim being assigned to this node (seen by the agent) to its address up (stage="up") and its first announcement sent (stage="announced").',
@@ -83,39 +56,17 @@ export class AgentMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
-    this.heartbeatFailures = new Counter({
-      name: `${PREFIX}heartbeat_failures_total`,
-      help: 'IpNode heartbeat writes that failed.',
-      registers,
-    });
-    this.fenced = new Gauge({
-      name: `${PREFIX}fenced`,
-      help: '1 while the agent has withdrawn its addresses because it can reach neither the API server nor be probed.',
-      registers,
-    });
-    this.draining = new Gauge({
-      name: `${PREFIX}draining`,
-      help: '1 while the agent is shutting down and handing its claims over.',
-      registers,
-    });
-    this.strictArpMissing = new Gauge({
-      name: `${PREFIX}strict_arp_missing`,
-      help: '1 when kube-ipvs0 holds claimed addresses and strict ARP is off.',
-      registers,
-    });
-    this.claimFailures = new Counter({
-      name: `${PREFIX}claim_failures_total`,
-      help: 'Claims marked Failed by this agent, by reason.',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.reconciles = new Counter({ name: `${PREFIX}reconciles_total`, help: 'Address reconciles run.', registers });
-    this.reconcileErrors = new Counter({ name: `${PREFIX}reconcile_errors_total`, help: 'Address reconciles that failed.', registers });
-    this.probes = new Counter({
-      name: `${PREFIX}probes_total`,
-      help: 'Health probes received from a scheduler (x-ipcontroller-probe header).',
-      registers,
-    });
+    this.heartbeatFailures = counter('heartbeat_failures_total', 'IpNode heartbeat writes that failed.');
+    this.fenced = gauge(
+      'fenced',
+      '1 while the agent has withdrawn its addresses because it can reach neither the API server nor be probed.',
+    );
+    this.draining = gauge('draining', '1 while the agent is shutting down and handing its claims over.');
+    this.strictArpMissing = gauge('strict_arp_missing', '1 when kube-ipvs0 holds claimed addresses and strict ARP is off.');
+    this.claimFailures = counter('claim_failures_total', 'Claims marked Failed by this agent, by reason.', ['reason']);
+    this.reconciles = counter('reconciles_total', 'Address reconciles run.');
+    this.reconcileErrors = counter('reconcile_errors_total', 'Address reconciles that failed.');
+    this.probes = counter('probes_total', 'Health probes received from a scheduler (x-ipcontroller-probe header).');
   }
 
   addressesHeld(family: Family, count: number): void {

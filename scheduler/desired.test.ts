@@ -380,13 +380,13 @@ test('the result does not depend on the order Services are listed in', () => {
   assert.equal([...d1.claims.entries()].sort(), [...d2.claims.entries()].sort());
 });
 
-test('5,000 Services are computed quickly', () => {
+// How fast is `make bench` (scheduler cold start); here only that 5,000 all get one address each.
+test('5,000 Services each get one address', () => {
   const p = pools(['a', '198.51.100.0/24'], ['b', '2001:db8:5::/64']);
   const list = Array.from({ length: 5000 }, (_, i) => svc(`m${i}`, i < 250 ? {} : { ipFamilies: ['IPv6'] }));
-  const started = Date.now();
   const d = computeDesired(list, p, [], cfg);
   assert.is(d.claims.size, 5000);
-  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started}ms`);
+  assert.is(new Set([...d.claims.values()].map((c) => c.address)).size, 5000);
 });
 
 test.run();
