@@ -10,6 +10,7 @@ import { startStatusServer, type StatusServer } from '../lib/http.js';
 import { loadKubeConfig } from '../lib/kubeconfig.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import type { SchedulerConfig } from './config.js';
+import type { HealthView } from './health.js';
 import { EventRecorder } from './events.js';
 import { parseClaimEntry, parseIpNodeEntry, parseNodeEntry, parsePoolEntry, parseServiceEntry, parseSliceEntry } from './kube.js';
 import { kubePort, type SchedulerKube, type Watched } from './kubeport.js';
@@ -49,48 +50,38 @@ export interface SchedulerHandle {
   stop(options?: { releaseLease?: boolean }): Promise<void>;
 }
 
-export async function startScheduler(config: Readonly<SchedulerConfig>, deps: SchedulerDeps = {}): Promise<SchedulerHandle> {
+/** What every part shares: the clock, the logger, the metrics and the Kube port. */
+interface Env {
+  clock: Clock;
+  log: Logger;
+  metrics: SchedulerMetrics;
+  kube: SchedulerKube;
+}
+
+function environment(config: Readonly<SchedulerConfig>, deps: SchedulerDeps): Env {
   const clock = deps.clock ?? systemClock;
   const log = (deps.logger ?? createLogger('scheduler', config.logLevel)).child({ identity: config.identity });
   const metrics = deps.metrics ?? new SchedulerMetrics();
   const kube = deps.kube ?? kubePort(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), { clock, log: log.child({ part: 'watch' }) });
+  return { clock, log, metrics, kube };
+}
+
+export async function startScheduler(config: Readonly<SchedulerConfig>, deps: SchedulerDeps = {}): Promise<SchedulerHandle> {
+  const env = environment(config, deps);
+  const { clock, log, metrics, kube } = env;
   const stopAll = new AbortController();
   const signal = stopAll.signal;
   const trigger = new Trigger(clock);
-  const kick = (): void => trigger.kick();
   const caches = emptyCaches();
   const synced = (): boolean => Object.values(caches).every((s: Store<unknown>) => s.synced);
-
   const leader = new LeaderScope(clock, (leading) => {
     metrics.leadership(leading);
-    if (leading) kick();
+    if (leading) trigger.kick();
   });
-  const reporter = new ProbeReporter({
-    write: (node, report) => kube.writes.patchIpNodeProbe(node, report),
-    isLeader: () => leader.isLeader(),
-    log,
-    identity: config.identity,
-    cfg: config,
-  });
-  const probe = deps.probe ?? httpProbe(config.identity, clock);
-  const monitor = new NodeMonitor({ caches, config, probe, clock, log, metrics, reporter, onChange: kick }, signal);
-  const running: Array<Promise<unknown>> = feedCaches(kube, caches, {
-    log,
-    kick,
-    nodesChanged: () => monitor.check(),
-    ipNodesChanged: () => {
-      monitor.syncTargets();
-      monitor.check();
-    },
-    failed: (what) => metrics.reconcileError(`watch-${what}`),
-    signal,
-  });
-  running.push(monitor.run(signal), leader.run(election(config, kube, log), signal));
-
-  const recorder = eventRecorder(kube, clock, log, metrics);
-  const reconciler = reconcilerFor(config, { caches, kube, recorder, leader, metrics, log, clock, health: () => monitor.view() });
-  let syncedResolve: () => void = () => {};
-  const syncedPromise = new Promise<void>((r) => (syncedResolve = r));
+  const monitor = nodeMonitor(config, env, { caches, leader, onChange: () => trigger.kick(), probe: deps.probe }, signal);
+  const recorder = eventRecorder(env);
+  const reconciler = reconcilerFor(config, env, { caches, recorder, leader, health: () => monitor.view() });
+  const firstSync = deferred();
   const loop = new ReconcileLoop(
     {
       trigger,
@@ -99,15 +90,19 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
       pass: (scope, validUntil) => reconciler.pass(scope, validUntil),
       refreshHealth: () => monitor.check(),
       synced,
-      onSynced: () => syncedResolve(),
+      onSynced: firstSync.resolve,
       metrics,
       log,
       resyncMs: config.resyncMs,
     },
     signal,
   );
-  running.push(loop.run());
-
+  const running: Array<Promise<unknown>> = [
+    ...feedCaches(env, caches, monitor, { kick: () => trigger.kick(), signal }),
+    monitor.run(signal),
+    leader.run(election(config, kube, log), signal),
+    loop.run(),
+  ];
   const server = await statusServer(config, metrics, { live: () => !signal.aborted, synced, isLeader: () => leader.isLeader() });
   log.info({ leaderElect: config.leaderElect, nodeFilter: config.nodeFilter, lbClass: config.lbClass }, 'scheduler started');
 
@@ -123,40 +118,59 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     })();
     return stopped;
   };
-
   return {
     identity: config.identity,
     metrics,
     registry: metrics.registry,
     isLeader: () => leader.isLeader(),
-    synced: () => syncedPromise,
+    synced: () => firstSync.promise,
     ...(server ? { statusPort: server.port } : {}),
     stop,
   };
 }
 
-interface CacheFeeds {
-  log: Logger;
-  /** A change that only the reconcile reads. */
-  kick(): void;
-  /** Nodes changed: health may have changed. */
-  nodesChanged(): void;
-  /** IpNodes changed: probe targets and health may have changed. */
-  ipNodesChanged(): void;
-  failed(what: Watched): void;
-  signal: AbortSignal;
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => {};
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
-/** Starts one list+watch per cache; each runs until the signal aborts. */
-function feedCaches(kube: SchedulerKube, caches: Caches, on: CacheFeeds): Array<Promise<void>> {
-  const invalid = new InvalidObjects(on.log);
+/** Node health: probes (published in IpNode status.probe by the leader) and health steps; a change kicks the loop. */
+function nodeMonitor(
+  config: Readonly<SchedulerConfig>,
+  env: Env,
+  parts: { caches: Caches; leader: LeaderScope; onChange(): void; probe: ProbeFn | undefined },
+  signal: AbortSignal,
+): NodeMonitor {
+  const { clock, log, metrics, kube } = env;
+  const reporter = new ProbeReporter({
+    write: (node, report) => kube.writes.patchIpNodeProbe(node, report),
+    isLeader: () => parts.leader.isLeader(),
+    log,
+    identity: config.identity,
+    cfg: config,
+  });
+  const probe = parts.probe ?? httpProbe(config.identity, clock);
+  return new NodeMonitor({ caches: parts.caches, config, probe, clock, log, metrics, reporter, onChange: parts.onChange }, signal);
+}
+
+/**
+ * Starts one list+watch per cache, each until the signal aborts. Nodes and IpNodes feed node
+ * health (IpNodes also the probe targets); the rest only the reconcile.
+ */
+function feedCaches(env: Env, caches: Caches, monitor: NodeMonitor, on: { kick(): void; signal: AbortSignal }): Array<Promise<void>> {
+  const invalid = new InvalidObjects(env.log);
   const feed = <T>(what: Watched, store: Store<T>, parse: (raw: unknown) => Parsed<T> | null, onChange: () => void): Promise<void> =>
-    kube.listWatch(what, { store, parse, onChange, onError: () => on.failed(what) }, on.signal);
+    env.kube.listWatch(what, { store, parse, onChange, onError: () => env.metrics.reconcileError(`watch-${what}`) }, on.signal);
+  const ipNodesChanged = (): void => {
+    monitor.syncTargets();
+    monitor.check();
+  };
   return [
     feed('services', caches.services, parseServiceEntry, on.kick),
-    feed('nodes', caches.nodes, parseNodeEntry, on.nodesChanged),
+    feed('nodes', caches.nodes, parseNodeEntry, () => monitor.check()),
     feed('endpointslices', caches.slices, parseSliceEntry, on.kick),
-    feed('ipnodes', caches.ipNodes, invalid.reporting('IpNode', parseIpNode, parseIpNodeEntry), on.ipNodesChanged),
+    feed('ipnodes', caches.ipNodes, invalid.reporting('IpNode', parseIpNode, parseIpNodeEntry), ipNodesChanged),
     feed('ipclaims', caches.claims, invalid.reporting('IpClaim', parseIpClaim, parseClaimEntry), on.kick),
     feed('ipclaimpools', caches.pools, parsePoolEntry, on.kick),
   ];
@@ -201,35 +215,28 @@ function election(config: Readonly<SchedulerConfig>, kube: SchedulerKube, log: L
   };
 }
 
-function eventRecorder(kube: SchedulerKube, clock: Clock, log: Logger, metrics: SchedulerMetrics): EventRecorder {
+function eventRecorder(env: Env): EventRecorder {
   return new EventRecorder({
-    send: (e) => kube.writes.createEvent(e),
-    clock,
-    log: log.child({ part: 'events' }),
-    onDrop: () => metrics.eventDropped(),
+    send: (e) => env.kube.writes.createEvent(e),
+    clock: env.clock,
+    log: env.log.child({ part: 'events' }),
+    onDrop: () => env.metrics.eventDropped(),
   });
 }
 
-interface ReconcilerParts {
-  caches: Caches;
-  kube: SchedulerKube;
-  recorder: EventRecorder;
-  leader: LeaderScope;
-  metrics: SchedulerMetrics;
-  log: Logger;
-  clock: Clock;
-  health: () => ReturnType<NodeMonitor['view']>;
-}
-
-function reconcilerFor(config: Readonly<SchedulerConfig>, p: ReconcilerParts): Reconciler {
+function reconcilerFor(
+  config: Readonly<SchedulerConfig>,
+  env: Env,
+  p: { caches: Caches; recorder: EventRecorder; leader: LeaderScope; health: () => HealthView },
+): Reconciler {
   return new Reconciler({
     caches: p.caches,
-    writes: p.kube.writes,
+    writes: env.kube.writes,
     // Events only while leading: a standby or a stale leader tells users nothing.
     events: { emit: (e) => (p.leader.isLeader() ? p.recorder.emit(e) : undefined) },
-    metrics: p.metrics,
-    log: p.log.child({ part: 'reconcile' }),
-    clock: p.clock,
+    metrics: env.metrics,
+    log: env.log.child({ part: 'reconcile' }),
+    clock: env.clock,
     cfg: {
       lbClass: config.lbClass,
       mask: config.mask,
