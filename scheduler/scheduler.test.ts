@@ -9,7 +9,6 @@ import type { IpClaim } from '../api/types.js';
 import { ManualClock } from '../lib/manualclock.js';
 import { MemoryKube } from '../test/support/memorykube.js';
 import { schedulerConfig, type SchedulerConfig } from './config.js';
-import { nextRetryDelay } from './loop.js';
 import { SchedulerMetrics } from './metrics.js';
 import type { ProbeFn } from './prober.js';
 import { startScheduler, type SchedulerHandle } from './scheduler.js';
@@ -162,13 +161,6 @@ test('leadership: a leader that cannot renew its Lease stops writing at its rene
   } finally {
     await w.stop();
   }
-});
-
-test('the retry delay of failed passes: 250 ms, doubling, at most 10 s; reset by a clean pass (0)', () => {
-  const delays: number[] = [];
-  let d = 0;
-  for (let i = 0; i < 8; i++) delays.push((d = nextRetryDelay(d)));
-  assert.equal(delays, [250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
 });
 
 test.run();
