@@ -163,4 +163,25 @@ test('leadership: a leader that cannot renew its Lease stops writing at its rene
   }
 });
 
+test('leadership: a leader that stops cleanly gives its Lease up, so the standby leads within a retry period', async () => {
+  const w = new World(['a']);
+  w.service('web');
+  const one = await w.scheduler('one');
+  try {
+    await w.until('one leads', () => one.isLeader());
+    const two = await w.scheduler('two');
+    await w.clock.advance(1_000);
+    assert.not.ok(two.isLeader());
+    let stopped = false;
+    const stopping = one.stop().then(() => (stopped = true));
+    await w.until('one stopped', () => stopped);
+    await stopping;
+    const at = w.clock.now();
+    await w.until('two leads', () => two.isLeader());
+    assert.ok(w.clock.now() - at <= 500, `two led ${w.clock.now() - at} ms after the release (retry period 500 ms, lease 4 s)`);
+  } finally {
+    await w.stop();
+  }
+});
+
 test.run();
