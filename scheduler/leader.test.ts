@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import { ManualClock } from '../lib/manualclock.js';
+import { flush, ManualClock } from '../lib/manualclock.js';
 import { MemoryLease } from '../test/support/memorykube.js';
 import { LeaderElector } from './leader.js';
 
@@ -112,6 +112,34 @@ test('release hands over at once; a racing update gets a conflict, not a second 
   assert.is(lease.record?.holder, '');
   await Promise.all([b.tick(), c.tick()]);
   assert.is([b.isLeader(), c.isLeader()].filter(Boolean).length, 1);
+});
+
+test('a release while a renew is in flight still gives the Lease up (the renew lands first, the release after it)', async () => {
+  const lease = new MemoryLease();
+  const clock = new ManualClock();
+  const changes: boolean[] = [];
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: (l) => changes.push(l) });
+  await a.tick();
+  // The next renew has read the Lease and its write is on the wire when the process is told to stop.
+  let land: () => void = () => {};
+  const onTheWire = new Promise<void>((r) => (land = r));
+  // Writes reach the apiserver in the order they were sent: the renew's first.
+  const update = lease.update.bind(lease);
+  let wire: Promise<unknown> = onTheWire;
+  lease.update = (r) => {
+    const sent = wire.then(() => update(r));
+    wire = sent.catch(() => undefined);
+    return sent;
+  };
+  const renewing = a.tick();
+  await flush();
+  const releasing = a.release();
+  await flush();
+  land();
+  await Promise.all([renewing, releasing]);
+  assert.is(lease.record?.holder, '', 'released: a standby takes over at once');
+  assert.not.ok(a.isLeader());
+  assert.equal(changes, [true, false], 'the late renew does not make it leader again');
 });
 
 test.run();

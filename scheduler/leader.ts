@@ -66,6 +66,10 @@ export class LeaderElector {
   private expiry: AbortController | null = null;
   /** How long the last round took (ms): the retry period starts when a round ends. */
   private lastRoundMs = 0;
+  /** The round on the wire, if any: a release waits for it. */
+  private inFlight: Promise<void> | null = null;
+  /** Set by release(): no further round, and no round makes this replica leader again. */
+  private released = false;
   private readonly clock: Clock;
   private readonly log: Logger;
 
@@ -108,15 +112,26 @@ export class LeaderElector {
     this.expiry?.abort();
   }
 
-  /** One round: acquire or renew. Exposed for tests. */
+  /** One round: acquire or renew; none once released. Exposed for tests. */
   async tick(): Promise<void> {
+    if (this.released) return;
+    const round = this.round();
+    this.inFlight = round;
+    try {
+      await round;
+    } finally {
+      if (this.inFlight === round) this.inFlight = null;
+    }
+  }
+
+  private async round(): Promise<void> {
     // The send time, not the answer's: a standby starts its lease-duration wait no earlier
     // than the apiserver stored this renew, which is after we sent it.
     const now = this.clock.now();
     try {
       this.record = null;
       const ok = await this.withTimeout((signal) => this.tryAcquireOrRenew(now, signal));
-      if (ok && this.clock.now() - now < this.cfg.renewDeadlineMs) {
+      if (ok && !this.released && this.clock.now() - now < this.cfg.renewDeadlineMs) {
         this.lastRenew = now;
         this.set(true);
         this.armExpiry();
@@ -212,10 +227,16 @@ export class LeaderElector {
     this.deps.onChange(leading);
   }
 
-  /** Gives the lease up at shutdown so a standby takes over at once. */
+  /**
+   * Gives the lease up at shutdown so a standby takes over at once. It stops leading at once and
+   * starts no further round; a renew already on the wire lands first (its answer no longer makes
+   * it leader), so the release is written over it instead of failing on its resourceVersion.
+   */
   async release(): Promise<void> {
     if (!this.leading) return;
+    this.released = true;
     this.set(false);
+    await this.inFlight;
     try {
       const current = await this.withTimeout((signal) => this.store.get(signal));
       if (current && current.holder === this.cfg.identity) {
