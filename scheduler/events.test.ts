@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import type { Clock } from '../lib/clock.js';
+import { ManualClock } from '../lib/manualclock.js';
 import { EventRecorder } from './events.js';
 import type { CoreEvent } from './kube.js';
 
@@ -11,15 +11,14 @@ function event(message: string, reason = 'IPAllocated'): CoreEvent {
 
 test('the same Event within the window is sent once; after it, again', async () => {
   const sent: string[] = [];
-  let now = 0;
-  const clock: Clock = { now: () => now, sleep: () => Promise.resolve() };
+  const clock = new ManualClock(0);
   const r = new EventRecorder({ send: async (e) => void sent.push(e.message), clock, log: pino({ level: 'silent' }), dedupeMs: 1000 });
   r.emit(event('a'));
   r.emit(event('a'));
   r.emit(event('b'));
   await r.idle();
   assert.equal(sent, ['a', 'b']);
-  now = 1500;
+  await clock.advance(1500, 1500);
   r.emit(event('a'));
   await r.idle();
   assert.equal(sent, ['a', 'b', 'a']);
@@ -35,7 +34,7 @@ test('a burst beyond the queue is dropped and counted, never blocking', async ()
       await gate;
       sent.push(e.message);
     },
-    clock: { now: () => 0, sleep: () => Promise.resolve() },
+    clock: new ManualClock(0),
     log: pino({ level: 'silent' }),
     maxQueued: 3,
     concurrency: 1,
@@ -55,7 +54,7 @@ test('a failing send does not stop the queue', async () => {
       if (e.message === 'bad') throw new Error('forbidden');
       sent.push(e.message);
     },
-    clock: { now: () => 0, sleep: () => Promise.resolve() },
+    clock: new ManualClock(0),
     log: pino({ level: 'silent' }),
   });
   r.emit(event('bad'));

@@ -107,3 +107,107 @@ export function nextProbeState(prev: ProbeState | undefined, result: ProbeResult
 }
 
 export type ProbeResult = { ok: true; draining: boolean; rttMs: number } | { ok: false; error: string };
+
+/** What the scheduler knows of one node at a step: what nodeHealth reads, and its Node's addresses. */
+export interface HealthObservation extends NodeObservation {
+  /** IPs of the Node object (absent without one): a pool address turning up there must stop its allocation at once. */
+  addresses?: string[];
+}
+
+/** The scheduler's view of its nodes after a step: what placement reads (reconciler.ts NodeHealthView). */
+export interface HealthView {
+  /** Nodes that may hold addresses, by name. */
+  candidates: string[];
+  /** Why each other node may not. */
+  failures: Map<string, NodeFailure>;
+  /** Failed nodes that keep their claims (stale heartbeat, probes answered), by name. */
+  holding: string[];
+  /**
+   * When each node was found failed (ms): set once when it fails, dropped when it is a candidate
+   * again, kept for a node that is gone (its claims' failover duration is measured from it).
+   */
+  failedAt: Map<string, number>;
+  /** Nodes per state (candidate, or the failure reason): the nodes gauge. */
+  states: Record<string, number>;
+  /** What placement depends on, as one string: a step that changes it must start a reconcile. */
+  key: string;
+}
+
+/**
+ * What a step changed for one node; the caller logs and acts, the step only says. `holding`: a
+ * node already failed starts keeping its claims (one that fails holding says so in `failed`).
+ */
+export type HealthTransition =
+  | { kind: 'failed'; node: string; reason: NodeFailure; message: string; since: number; holds: boolean }
+  | { kind: 'recovered'; node: string }
+  | { kind: 'holding'; node: string; message: string };
+
+export interface HealthStep {
+  view: HealthView;
+  transitions: HealthTransition[];
+  /** The key changed: placement may decide differently, so reconcile. */
+  changed: boolean;
+}
+
+export function emptyHealthView(): HealthView {
+  return { candidates: [], failures: new Map(), holding: [], failedAt: new Map(), states: {}, key: '' };
+}
+
+/**
+ * One health step, pure: the view before, what is known of every node now (Node, IpNode, probe
+ * state and Node addresses), the time and the failure rules (nodeHealth) -> the new view and the
+ * transitions. This is where a failover starts: a node leaving `candidates` lets placement move
+ * its claims on the next pass.
+ */
+export function healthStep(
+  previous: Readonly<HealthView>,
+  observations: readonly HealthObservation[],
+  now: number,
+  cfg: HealthConfig,
+): HealthStep {
+  const view: HealthView = { ...emptyHealthView(), failedAt: new Map(previous.failedAt) };
+  const transitions: HealthTransition[] = [];
+  for (const obs of observations) {
+    const t = record({ view, previous, now }, obs.name, nodeHealth(obs, now, cfg));
+    if (t) transitions.push(t);
+  }
+  view.candidates.sort();
+  view.holding.sort();
+  view.key = healthKey(view, observations);
+  return { view, transitions, changed: view.key !== previous.key };
+}
+
+/** Puts one node's health into the view being built; returns what changed for it. */
+function record(
+  step: { view: HealthView; previous: Readonly<HealthView>; now: number },
+  name: string,
+  h: NodeHealth,
+): HealthTransition | null {
+  const { view, previous, now } = step;
+  if (h.candidate) {
+    view.candidates.push(name);
+    view.states.candidate = (view.states.candidate ?? 0) + 1;
+    return view.failedAt.delete(name) ? { kind: 'recovered', node: name } : null;
+  }
+  view.failures.set(name, h.reason);
+  view.states[h.reason] = (view.states[h.reason] ?? 0) + 1;
+  if (h.holds) view.holding.push(name);
+  if (!view.failedAt.has(name)) {
+    const since = Math.min(h.since ?? now, now);
+    view.failedAt.set(name, since);
+    return { kind: 'failed', node: name, reason: h.reason, message: h.message, since, holds: h.holds === true };
+  }
+  return h.holds && !previous.holding.includes(name) ? { kind: 'holding', node: name, message: h.message } : null;
+}
+
+function healthKey(view: HealthView, observations: readonly HealthObservation[]): string {
+  const failures = [...view.failures]
+    .map(([n, r]) => `${n}=${r}${view.holding.includes(n) ? '(holds)' : ''}`)
+    .sort()
+    .join(',');
+  const addresses = observations
+    .flatMap((o) => (o.addresses ? [`${o.name}=${o.addresses.join('+')}`] : []))
+    .sort()
+    .join(',');
+  return `${view.candidates.join(',')}|${failures}|${addresses}`;
+}

@@ -1,34 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import { ManualClock } from '../lib/manualclock.js';
-import { LeaderElector, type LeaseRecord, type LeaseStore } from './leader.js';
-
-/** An in-memory Lease with resourceVersion semantics. */
-class MemoryLease implements LeaseStore {
-  record: LeaseRecord | null = null;
-  private rv = 0;
-  down = false;
-  /** Requests never answer (a black-holed connection) until the signal aborts them. */
-  hang = false;
-  async get(signal: AbortSignal): Promise<LeaseRecord | null> {
-    if (this.hang) await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
-    if (this.down) throw new Error('apiserver unreachable');
-    return this.record ? { ...this.record } : null;
-  }
-  async create(r: LeaseRecord): Promise<boolean> {
-    if (this.down) throw new Error('apiserver unreachable');
-    if (this.record) return false;
-    this.record = { ...r, resourceVersion: String(++this.rv) };
-    return true;
-  }
-  async update(r: LeaseRecord): Promise<boolean> {
-    if (this.down) throw new Error('apiserver unreachable');
-    if (!this.record || r.resourceVersion !== this.record.resourceVersion) return false;
-    this.record = { ...r, resourceVersion: String(++this.rv) };
-    return true;
-  }
-}
+import { flush, ManualClock } from '../lib/manualclock.js';
+import { MemoryLease } from '../test/support/memorykube.js';
+import { LeaderElector } from './leader.js';
 
 const cfg = (identity: string) => ({ identity, leaseMs: 4000, renewDeadlineMs: 2000, retryMs: 500 });
 const log = pino({ level: 'silent' });
@@ -36,8 +11,8 @@ const log = pino({ level: 'silent' });
 test('one of two candidates leads; the other waits a full lease duration of an unchanged record', async () => {
   const lease = new MemoryLease();
   const clock = new ManualClock();
-  const a = new LeaderElector(lease, cfg('a'), clock, log, () => {});
-  const b = new LeaderElector(lease, cfg('b'), clock, log, () => {});
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: () => {} });
+  const b = new LeaderElector(lease, cfg('b'), { clock, log, onChange: () => {} });
   await a.tick();
   await b.tick();
   assert.ok(a.isLeader());
@@ -55,8 +30,8 @@ test('standby takes over after the lease duration; transitions count up', async 
   const lease = new MemoryLease();
   const clock = new ManualClock();
   const changes: string[] = [];
-  const a = new LeaderElector(lease, cfg('a'), clock, log, (l) => changes.push(`a:${l}`));
-  const b = new LeaderElector(lease, cfg('b'), clock, log, (l) => changes.push(`b:${l}`));
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: (l) => changes.push(`a:${l}`) });
+  const b = new LeaderElector(lease, cfg('b'), { clock, log, onChange: (l) => changes.push(`b:${l}`) });
   await a.tick();
   await b.tick(); // b first sees the record now
   await clock.advance(4000);
@@ -75,7 +50,7 @@ test('standby takes over after the lease duration; transitions count up', async 
 test('a leader that cannot reach the apiserver steps down after the renew deadline', async () => {
   const lease = new MemoryLease();
   const clock = new ManualClock();
-  const a = new LeaderElector(lease, cfg('a'), clock, log, () => {});
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: () => {} });
   await a.tick();
   lease.down = true;
   await clock.advance(1500);
@@ -91,7 +66,7 @@ test('a leader whose Lease request hangs (partition, frozen apiserver) stops lea
   const lease = new MemoryLease();
   const clock = new ManualClock();
   const changes: boolean[] = [];
-  const a = new LeaderElector(lease, cfg('a'), clock, log, (l) => changes.push(l));
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: (l) => changes.push(l) });
   await a.tick();
   const until = a.validUntil();
   assert.is(until, clock.now() + 2000);
@@ -111,7 +86,7 @@ test('a renew answered only after the renew deadline does not extend leadership'
   const lease = new MemoryLease();
   const clock = new ManualClock();
   const changes: boolean[] = [];
-  const a = new LeaderElector(lease, { ...cfg('a'), requestTimeoutMs: 10_000 }, clock, log, (l) => changes.push(l));
+  const a = new LeaderElector(lease, { ...cfg('a'), requestTimeoutMs: 10_000 }, { clock, log, onChange: (l) => changes.push(l) });
   await a.tick();
   const slowGet = lease.get.bind(lease);
   lease.get = async (signal) => {
@@ -128,15 +103,43 @@ test('a renew answered only after the renew deadline does not extend leadership'
 test('release hands over at once; a racing update gets a conflict, not a second leader', async () => {
   const lease = new MemoryLease();
   const clock = new ManualClock();
-  const a = new LeaderElector(lease, cfg('a'), clock, log, () => {});
-  const b = new LeaderElector(lease, cfg('b'), clock, log, () => {});
-  const c = new LeaderElector(lease, cfg('c'), clock, log, () => {});
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: () => {} });
+  const b = new LeaderElector(lease, cfg('b'), { clock, log, onChange: () => {} });
+  const c = new LeaderElector(lease, cfg('c'), { clock, log, onChange: () => {} });
   await a.tick();
   await a.release();
   assert.not.ok(a.isLeader());
   assert.is(lease.record?.holder, '');
   await Promise.all([b.tick(), c.tick()]);
   assert.is([b.isLeader(), c.isLeader()].filter(Boolean).length, 1);
+});
+
+test('a release while a renew is in flight still gives the Lease up (the renew lands first, the release after it)', async () => {
+  const lease = new MemoryLease();
+  const clock = new ManualClock();
+  const changes: boolean[] = [];
+  const a = new LeaderElector(lease, cfg('a'), { clock, log, onChange: (l) => changes.push(l) });
+  await a.tick();
+  // The next renew has read the Lease and its write is on the wire when the process is told to stop.
+  let land: () => void = () => {};
+  const onTheWire = new Promise<void>((r) => (land = r));
+  // Writes reach the apiserver in the order they were sent: the renew's first.
+  const update = lease.update.bind(lease);
+  let wire: Promise<unknown> = onTheWire;
+  lease.update = (r) => {
+    const sent = wire.then(() => update(r));
+    wire = sent.catch(() => undefined);
+    return sent;
+  };
+  const renewing = a.tick();
+  await flush();
+  const releasing = a.release();
+  await flush();
+  land();
+  await Promise.all([renewing, releasing]);
+  assert.is(lease.record?.holder, '', 'released: a standby takes over at once');
+  assert.not.ok(a.isLeader());
+  assert.equal(changes, [true, false], 'the late renew does not make it leader again');
 });
 
 test.run();

@@ -13,6 +13,7 @@
 import { ApiException, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import { withSignal } from './kubeclient.js';
 import type { Clock } from '../lib/clock.js';
+import { every } from '../lib/every.js';
 import type { Logger } from '../lib/logger.js';
 
 export interface LeaseRecord {
@@ -49,6 +50,13 @@ class LeaseRequestTimeout extends Error {
   }
 }
 
+export interface ElectorDeps {
+  clock: Clock;
+  log: Logger;
+  /** Told each time this replica starts or stops leading. */
+  onChange(leading: boolean): void;
+}
+
 export class LeaderElector {
   private leading = false;
   private lastRenew = 0;
@@ -56,14 +64,23 @@ export class LeaderElector {
   private record: LeaseRecord | null = null;
   /** Aborts the pending step-down timer when a renew extends the deadline. */
   private expiry: AbortController | null = null;
+  /** How long the last round took (ms): the retry period starts when a round ends. */
+  private lastRoundMs = 0;
+  /** The round on the wire, if any: a release waits for it. */
+  private inFlight: Promise<void> | null = null;
+  /** Set by release(): no further round, and no round makes this replica leader again. */
+  private released = false;
+  private readonly clock: Clock;
+  private readonly log: Logger;
 
   constructor(
     private readonly store: LeaseStore,
     private readonly cfg: ElectionConfig,
-    private readonly clock: Clock,
-    private readonly log: Logger,
-    private readonly onChange: (leading: boolean) => void,
-  ) {}
+    private readonly deps: ElectorDeps,
+  ) {
+    this.clock = deps.clock;
+    this.log = deps.log;
+  }
 
   isLeader(): boolean {
     return this.leading && this.clock.now() < this.validUntil();
@@ -77,27 +94,44 @@ export class LeaderElector {
     return this.leading ? this.lastRenew + this.cfg.renewDeadlineMs : 0;
   }
 
+  /**
+   * Rounds until signal aborts, one retry period apart counted from the end of a round (as
+   * client-go's sliding JitterUntil), so a slow Lease request does not bring the next one closer.
+   */
   async run(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      await this.tick();
-      try {
-        await this.clock.sleep(this.cfg.retryMs, signal);
-      } catch {
-        break;
-      }
-    }
+    await every(
+      this.clock,
+      () => this.cfg.retryMs + this.lastRoundMs,
+      signal,
+      async () => {
+        const started = this.clock.now();
+        await this.tick();
+        this.lastRoundMs = this.clock.now() - started;
+      },
+    );
     this.expiry?.abort();
   }
 
-  /** One round: acquire or renew. Exposed for tests. */
+  /** One round: acquire or renew; none once released. Exposed for tests. */
   async tick(): Promise<void> {
+    if (this.released) return;
+    const round = this.round();
+    this.inFlight = round;
+    try {
+      await round;
+    } finally {
+      if (this.inFlight === round) this.inFlight = null;
+    }
+  }
+
+  private async round(): Promise<void> {
     // The send time, not the answer's: a standby starts its lease-duration wait no earlier
     // than the apiserver stored this renew, which is after we sent it.
     const now = this.clock.now();
     try {
       this.record = null;
       const ok = await this.withTimeout((signal) => this.tryAcquireOrRenew(now, signal));
-      if (ok && this.clock.now() - now < this.cfg.renewDeadlineMs) {
+      if (ok && !this.released && this.clock.now() - now < this.cfg.renewDeadlineMs) {
         this.lastRenew = now;
         this.set(true);
         this.armExpiry();
@@ -190,13 +224,19 @@ export class LeaderElector {
     if (leading === this.leading) return;
     this.leading = leading;
     this.log.info({ leading, identity: this.cfg.identity }, leading ? 'became leader' : 'lost leadership');
-    this.onChange(leading);
+    this.deps.onChange(leading);
   }
 
-  /** Gives the lease up at shutdown so a standby takes over at once. */
+  /**
+   * Gives the lease up at shutdown so a standby takes over at once. It stops leading at once and
+   * starts no further round; a renew already on the wire lands first (its answer no longer makes
+   * it leader), so the release is written over it instead of failing on its resourceVersion.
+   */
   async release(): Promise<void> {
     if (!this.leading) return;
+    this.released = true;
     this.set(false);
+    await this.inFlight;
     try {
       const current = await this.withTimeout((signal) => this.store.get(signal));
       if (current && current.holder === this.cfg.identity) {
@@ -211,6 +251,69 @@ export class LeaderElector {
 
   holder(): string | undefined {
     return this.record?.holder;
+  }
+}
+
+/** What the scope needs to run an election; null runs without one (--leader-elect=false). */
+export interface Election {
+  store: LeaseStore;
+  cfg: ElectionConfig;
+  log: Logger;
+}
+
+/**
+ * Leadership as the rest of the scheduler sees it. Writes run under `current()`, a signal that
+ * is aborted the moment the elector says leadership ended; `isLeader()` also ends on this
+ * replica's own clock at the Lease's renew deadline, whatever the apiserver has (not yet) told
+ * it, so a frozen or cut-off leader stops writing before a standby may take over.
+ */
+export class LeaderScope {
+  private scope: AbortController | null = null;
+  private elector: LeaderElector | null = null;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly onChange: (leading: boolean) => void,
+  ) {}
+
+  /** Runs the election until signal aborts; without one, leads at once. */
+  run(election: Election | null, signal: AbortSignal): Promise<void> {
+    if (!election) {
+      this.set(true);
+      return Promise.resolve();
+    }
+    this.elector = new LeaderElector(election.store, election.cfg, { clock: this.clock, log: election.log, onChange: (l) => this.set(l) });
+    return this.elector.run(signal);
+  }
+
+  /** The signal this replica writes under while it leads, or null. */
+  current(): AbortSignal | null {
+    return this.scope && !this.scope.signal.aborted ? this.scope.signal : null;
+  }
+
+  /** Until when (ms, own clock) writes are allowed: the Lease's renew deadline; no end without election. */
+  validUntil(): number {
+    return this.elector ? this.elector.validUntil() : Infinity;
+  }
+
+  isLeader(): boolean {
+    return this.current() !== null && this.clock.now() < this.validUntil();
+  }
+
+  /** At shutdown: hands the Lease over first (unless a crash is simulated), then ends the scope. */
+  async stop(releaseLease: boolean): Promise<void> {
+    if (releaseLease) await this.elector?.release();
+    this.scope?.abort();
+  }
+
+  private set(leading: boolean): void {
+    if (leading) {
+      this.scope = new AbortController();
+    } else {
+      this.scope?.abort();
+      this.scope = null;
+    }
+    this.onChange(leading);
   }
 }
 
