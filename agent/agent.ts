@@ -33,6 +33,7 @@ import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictar
 import { forEachLimit } from '../lib/concurrency.js';
 import { ADDRESS_CONFLICT } from './conflict.js';
 import { ConflictGuard, conflictMessage, type HeldTarget } from './guard.js';
+import { startProbeResponder, type ProbeAnswer, type ProbeResponder, type ProbeResponderOptions } from './proberesponder.js';
 import type { SightingSource } from './receiver.js';
 
 /** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
@@ -55,6 +56,8 @@ export interface AgentDeps {
   deadman?: DeadmanPort;
   /** The HTTP server for /healthz, /readyz, /metrics (default lib/http's; tests pass an in-memory one). */
   serve?: (options: StatusServerOptions) => Promise<StatusServer>;
+  /** The UDP probe responder on the status server's port number (default: the real one, unless serve is a test's). */
+  probeResponder?: (options: ProbeResponderOptions) => Promise<ProbeResponder>;
 }
 
 export interface HeldAddress extends WantedAddress {
@@ -81,6 +84,7 @@ class Agent {
   private readonly log: Logger;
   private readonly announcer: Announcer;
   private server: StatusServer | undefined;
+  private responder: ProbeResponder | undefined;
   private heldByClaim = new Map<string, HeldAddress>();
   /** claim -> cidr and when the agent first saw it assigned here, for the latency histogram. */
   private readonly assignedAt = new Map<string, { cidr: string; at: number }>();
@@ -162,6 +166,7 @@ class Agent {
       readyz: () => ({ ok: this.ready(), detail: { node: this.config.nodeName, fenced: this.isFenced, draining: this.draining } }),
     });
     this.log.info({ port: this.server.port, iface: this.config.iface }, 'agent status server listening');
+    await this.startProbeResponder(this.server.port);
     this.deps.net.watchAddresses((line) => {
       this.log.debug({ event: line }, 'address removed from an interface');
       this.requestReconcile();
@@ -185,6 +190,30 @@ class Agent {
       this.deps.metrics.probed();
     }
     return { ok: true, detail: { node: this.config.nodeName, draining: this.draining } };
+  }
+
+  /** A scheduler's probe over UDP (proberesponder.ts): recorded for fencing as /healthz records one. */
+  answerProbe(identity: string): ProbeAnswer {
+    void identity;
+    this.lastProbe = this.deps.clock.now();
+    this.deps.metrics.probed();
+    return { ok: true, node: this.config.nodeName, draining: this.draining };
+  }
+
+  /** Without it the scheduler probes over HTTP alone; the agent works on, and the log says why. */
+  private async startProbeResponder(port: number): Promise<void> {
+    const start = this.deps.probeResponder ?? (this.deps.serve ? undefined : startProbeResponder);
+    if (!start) return;
+    try {
+      this.responder = await start({
+        host: this.config.metricsHost,
+        port,
+        answer: (identity) => this.answerProbe(identity),
+        onError: (err) => this.log.warn({ err: err.message }, 'UDP probe responder error'),
+      });
+    } catch (err) {
+      this.log.error({ err: errText(err), port }, 'UDP probe responder not started; schedulers will probe over HTTP');
+    }
   }
 
   private ready(): boolean {
@@ -819,6 +848,7 @@ class Agent {
     // Addresses removed: the switch has nothing left to guard. Left in place otherwise, so a
     // crash-like stop keeps the kernel silent for what stays on the interface.
     if (options.removeAddresses) await this.deps.deadman?.close().catch(() => undefined);
+    await this.responder?.close();
     await this.server?.close();
     this.deps.sender.close();
     this.log.info({ removedAddresses: options.removeAddresses === true }, 'agent stopped');

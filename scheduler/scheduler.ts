@@ -24,8 +24,8 @@ import {
 } from './kube.js';
 import { kubeLeaseStore, LeaderElector } from './leader.js';
 import { SchedulerMetrics } from './metrics.js';
-import { httpProbe, Prober, type ProbeFn } from './prober.js';
-import { ProbeReporter } from './probereport.js';
+import { defaultProbe, Prober, type ProbeFn } from './prober.js';
+import { probeVerdictChanged, ProbeReporter } from './probereport.js';
 import { Reconciler, emptyCaches, type Caches, type NodeHealthView } from './reconciler.js';
 import { listWatch, Store, type ListWatchOptions, type Parsed } from './watch.js';
 
@@ -161,7 +161,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
     identity: config.identity,
     cfg: config,
   });
-  const probeFn = deps.probe ?? httpProbe(config.identity, clock);
+  const probeFn = deps.probe ?? defaultProbe(config.identity, clock);
   const prober = new Prober(
     {
       probe: probeFn,
@@ -169,11 +169,15 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
       timeoutMs: config.probeTimeoutMs,
       clock,
       onResult: (node: string, result: ProbeResult) => {
-        probes.set(node, nextProbeState(probes.get(node), result, clock.now(), config.probeFailures));
+        const before = probes.get(node);
+        const after = nextProbeState(before, result, clock.now(), config.probeFailures);
+        probes.set(node, after);
         metrics.probed(node, result.ok ? result.rttMs / 1000 : null);
-        reporter.observe(node, probes.get(node), result.ok ? result.rttMs : null, clock.now());
+        reporter.observe(node, after, result.ok ? result.rttMs : null, clock.now());
         if (!result.ok) log.debug({ node, err: result.error }, 'probe failed');
-        checkHealth();
+        // Only a changed verdict is news (all nodes are looked at every 250 ms anyway): looking
+        // at all N nodes after each of N probes made probing cost grow with N squared.
+        if (probeVerdictChanged(before, after, config.probeFailures)) checkHealth();
       },
     },
     signal,

@@ -10,7 +10,8 @@
 // The heartbeats are written every 15 s with --monitor=60s so that the apiserver traffic of
 // 1,000 heartbeats every 2 s does not drown the probing cost being measured on a 2-core machine.
 // Env: BENCH_PROBESCALE_SECONDS (window per size, default 30; the issue asks 300),
-// BENCH_PROBESCALE_SIZES (default 10,100,500,1000), BENCH_PROBESCALE_SCHEDULER_ARGS (more flags).
+// BENCH_PROBESCALE_SIZES (default 10,100,500,1000), BENCH_PROBESCALE_SCHEDULER_ARGS (more flags),
+// BENCH_PROBESCALE_LOGDIR (where the replicas' logs go; default the control plane's folder).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -75,7 +76,7 @@ class Replica {
   ) {}
 
   start(extraArgs: string[]): void {
-    const out = openSync(join(this.cp.dir, `${this.identity}.log`), 'a');
+    const out = openSync(join(process.env.BENCH_PROBESCALE_LOGDIR ?? this.cp.dir, `probescale-${this.identity}.log`), 'a');
     this.child = spawn(
       process.execPath,
       [
@@ -257,7 +258,7 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
   const windowMs = Number(process.env.BENCH_PROBESCALE_SECONDS ?? 30) * 1000;
   const extra = process.env.BENCH_PROBESCALE_SCHEDULER_ARGS?.split(' ').filter(Boolean) ?? [];
   for (const r of replicas) r.start(extra);
-  await waitFor('a leader', async () => (await Promise.all(replicas.map((r) => r.leading()))).some(Boolean), 60_000, 200);
+  await waitFor('a leader', async () => (await Promise.all(replicas.map((r) => r.leading()))).some(Boolean), 180_000, 200);
   await waitFor(`${SERVICES} claims placed`, async () => moves.placed() >= SERVICES, 60_000, 200);
   // Settle: every replica's caches listed and its probe loops running before the window opens.
   await new Promise((r) => setTimeout(r, 3_000));
