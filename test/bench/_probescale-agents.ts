@@ -3,7 +3,7 @@
 // one on the same port number, over HTTP GET /healthz (as agent/agent.ts healthz() answers) and
 // over UDP (as agent/proberesponder.ts answers), both on that port.
 // Usage: node --import tsx test/bench/_probescale-agents.ts <count> <port>; prints "ready" once
-// every endpoint listens, and a JSON line of probe counts on SIGUSR2; exits on SIGTERM or stdin end.
+// every endpoint listens, and a JSON line of probe counts by scheduler identity on SIGUSR2; exits on SIGTERM or stdin end.
 import { createServer, type Server } from 'node:http';
 import { createSocket, type Socket } from 'node:dgram';
 import { probeAnswer } from '../../agent/proberesponder.js';
@@ -15,9 +15,18 @@ export function simAddress(i: number): string {
   return `127.77.${Math.floor(i / 250)}.${1 + (i % 250)}`;
 }
 
-async function serveHttp(node: string, address: string, port: number, counts: { http: number }): Promise<Server> {
+/** Probes answered, by the identity of the scheduler replica that sent them. */
+type Counts = Record<string, { http: number; udp: number }>;
+
+function count(counts: Counts, identity: string, via: 'http' | 'udp'): void {
+  const c = (counts[identity] ??= { http: 0, udp: 0 });
+  c[via]++;
+}
+
+async function serveHttp(node: string, address: string, port: number, counts: Counts): Promise<Server> {
   const server = createServer((req, res) => {
-    if (req.headers['x-ipcontroller-probe'] !== undefined) counts.http++;
+    const who = req.headers['x-ipcontroller-probe'];
+    if (typeof who === 'string') count(counts, who, 'http');
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, node, draining: false }));
   });
   server.keepAliveTimeout = 5_000;
@@ -28,12 +37,14 @@ async function serveHttp(node: string, address: string, port: number, counts: { 
   return server;
 }
 
-async function serveUdp(node: string, address: string, port: number, counts: { udp: number }): Promise<Socket> {
+async function serveUdp(node: string, address: string, port: number, counts: Counts): Promise<Socket> {
   const socket = createSocket('udp4');
   socket.on('message', (msg, rinfo) => {
-    const answer = probeAnswer(msg, () => ({ ok: true, node, draining: false }));
+    const answer = probeAnswer(msg, (identity) => {
+      count(counts, identity, 'udp');
+      return { ok: true, node, draining: false };
+    });
     if (!answer) return;
-    counts.udp++;
     socket.send(answer, rinfo.port, rinfo.address);
   });
   await new Promise<void>((resolve, reject) => {
@@ -46,7 +57,7 @@ async function serveUdp(node: string, address: string, port: number, counts: { u
 async function main(): Promise<void> {
   const count = Number(process.argv[2]);
   const port = Number(process.argv[3]);
-  const counts = { http: 0, udp: 0 };
+  const counts: Counts = {};
   const servers: Server[] = [];
   const sockets: Socket[] = [];
   for (let i = 0; i < count; i++) {

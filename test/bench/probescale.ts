@@ -14,6 +14,7 @@
 // BENCH_PROBESCALE_LOGDIR (where the replicas' logs go; default the control plane's folder).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -121,9 +122,10 @@ class Replica {
 }
 
 /** The simulated agents, one process; `counts()` asks it how many probes it answered so far. */
+type Counts = Record<string, { http: number; udp: number } | undefined>;
 interface Agents {
   child: ChildProcess;
-  counts(): Promise<{ http: number; udp: number }>;
+  counts(): Promise<Counts>;
 }
 
 async function startAgents(count: number, port: number): Promise<Agents> {
@@ -142,7 +144,7 @@ async function startAgents(count: number, port: number): Promise<Agents> {
     counts: async () => {
       const line = next();
       child.kill('SIGUSR2');
-      return JSON.parse(await line) as { http: number; udp: number };
+      return JSON.parse(await line) as Counts;
     },
   };
 }
@@ -240,18 +242,47 @@ async function createServices(core: CoreV1Api): Promise<void> {
   );
 }
 
+interface ReplicaResult {
+  /** utime + stime over the window, in % of one core. */
+  cpuPercent: number;
+  /** Probes the simulated agents answered for this replica, per second (nominal: nodes x 5). */
+  probesPerSecond: { http: number; udp: number };
+  /** CPU per answered probe (all of the replica's CPU, so an upper bound of the probe's share). */
+  cpuMicrosPerProbe: number;
+  /** cpuMicrosPerProbe x the nominal probe rate: the CPU it would use if the host let it probe at full rate. */
+  cpuPercentAtNominalRate: number;
+}
+
 interface SizeResult {
   nodes: number;
   windowSeconds: number;
-  leaderCpuPercent: number;
-  standbyCpuPercent: number;
+  loadAverage1m: number;
+  leader: ReplicaResult;
+  standby: ReplicaResult;
   probeRttP50Ms: number;
   probeRttP99Ms: number;
   probeRttMaxMs: number;
   probeFailures: number;
   falseFailovers: number;
   claimMoves: number;
-  agentProbesPerSecond: { http: number; udp: number };
+  leaderChanged: boolean;
+}
+
+function replicaResult(cpuSeconds: number, seconds: number, answered: { http: number; udp: number }, nodes: number): ReplicaResult {
+  const probes = answered.http + answered.udp;
+  const perProbe = probes > 0 ? cpuSeconds / probes : NaN;
+  return {
+    cpuPercent: +((cpuSeconds / seconds) * 100).toFixed(1),
+    probesPerSecond: { http: Math.round(answered.http / seconds), udp: Math.round(answered.udp / seconds) },
+    cpuMicrosPerProbe: +(perProbe * 1e6).toFixed(1),
+    cpuPercentAtNominalRate: +(perProbe * nodes * 5 * 100).toFixed(1),
+  };
+}
+
+function answeredBetween(c0: Counts, c1: Counts, identity: string): { http: number; udp: number } {
+  const a = c0[identity] ?? { http: 0, udp: 0 };
+  const b = c1[identity] ?? { http: 0, udp: 0 };
+  return { http: b.http - a.http, udp: b.udp - a.udp };
 }
 
 async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, agents: Agents): Promise<SizeResult> {
@@ -286,18 +317,16 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
   return {
     nodes,
     windowSeconds: +seconds.toFixed(1),
-    leaderCpuPercent: +((cpu.leader / seconds) * 100).toFixed(1),
-    standbyCpuPercent: +((cpu.standby / seconds) * 100).toFixed(1),
+    loadAverage1m: +(loadavg()[0] ?? NaN).toFixed(1),
+    leader: replicaResult(cpu.leader, seconds, answeredBetween(counts0, counts1, leader.identity), nodes),
+    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), nodes),
     probeRttP50Ms: +percentile(rtts, 50).toFixed(3),
     probeRttP99Ms: +percentile(rtts, 99).toFixed(3),
     probeRttMaxMs: +(rtts.at(-1) ?? NaN).toFixed(3),
     probeFailures: delta('ipcontroller_scheduler_probe_failures_total'),
     falseFailovers: delta('ipcontroller_scheduler_failovers_total'),
     claimMoves: moves.moves - before.moves,
-    agentProbesPerSecond: {
-      http: Math.round((counts1.http - counts0.http) / seconds),
-      udp: Math.round((counts1.udp - counts0.udp) / seconds),
-    },
+    leaderChanged: !stillLeader,
   };
 }
 
@@ -336,7 +365,7 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return {
       sizes: results,
-      note: 'simulated agents in one process on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s',
+      note: 'simulated agents in one process on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nodes x 5/s (what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s',
       schedulerArgs: process.env.BENCH_PROBESCALE_SCHEDULER_ARGS ?? '',
     };
   } finally {
