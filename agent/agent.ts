@@ -193,8 +193,7 @@ class Agent {
   }
 
   /** A scheduler's probe over UDP (proberesponder.ts): recorded for fencing as /healthz records one. */
-  answerProbe(identity: string): ProbeAnswer {
-    void identity;
+  answerProbe(_identity: string): ProbeAnswer {
     this.lastProbe = this.deps.clock.now();
     this.deps.metrics.probed();
     return { ok: true, node: this.config.nodeName, draining: this.draining };

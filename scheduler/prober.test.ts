@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { flush, ManualClock } from '../lib/manualclock.js';
 import type { ProbeResult } from './health.js';
-import { firstOk, probeSlots, Prober, slotOf, udpFirstProbe, type ProbeFn, type ProbeTarget } from './prober.js';
+import { firstOk, PROBE_SLOT_MS, probeSlots, Prober, slotOf, udpFirstProbe, type ProbeFn, type ProbeTarget } from './prober.js';
 
 const OK: ProbeResult = { ok: true, draining: false, rttMs: 1 };
 const FAIL: ProbeResult = { ok: false, error: 'no answer' };
@@ -32,18 +32,20 @@ test('slots: about 10 ms each, a node always in the same one', () => {
   assert.is(used.size, 20, '1,000 nodes spread over every slot');
 });
 
-test('every target is probed at once, then once per interval from one timer', async () => {
+test('every target is probed once per interval from one timer, within its first interval', async () => {
   const clock = new ManualClock();
   const stop = new AbortController();
   const { fn, calls } = recording(() => Promise.resolve(OK), clock);
+  const T0 = clock.now();
   const results: string[] = [];
   prober(fn, clock, stop.signal, results).sync([target('a'), target('b'), target('c')]);
   await clock.advance(1000, 10);
   stop.abort();
   for (const node of ['a', 'b', 'c']) {
     const times = calls.get(node) ?? [];
-    assert.ok(times.length >= 5, `${node} probed ${times.length} times`);
-    const gaps = times.slice(2).map((t, i) => t - (times[i + 1] as number));
+    assert.ok(times.length >= 4, `${node} probed ${times.length} times`);
+    assert.ok((times[0] as number) - T0 <= 200 + PROBE_SLOT_MS, `${node} first probed after ${(times[0] as number) - T0}ms`);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
     assert.ok(
       gaps.every((g) => g === 200),
       `${node}: ${gaps.join(',')}`,
@@ -70,7 +72,10 @@ test('a removed or re-addressed target is not reported from its old probe, and a
   const results: string[] = [];
   const p = prober(fn, clock, stop.signal, results);
   p.sync([target('a', 1)]);
+  await clock.advance(250, 10);
   p.sync([target('a', 2)]);
+  await clock.advance(250, 10);
+  assert.is(pending.length, 2, 'the new address is probed while the old probe is unanswered');
   pending[0]?.(FAIL);
   await flush();
   assert.equal(results, [], 'the answer to the old address is dropped');
@@ -81,10 +86,12 @@ test('a removed or re-addressed target is not reported from its old probe, and a
   await clock.advance(400, 10);
   assert.is(calls.get('a')?.length, 2, 'removed: no more probes');
   p.sync([target('b')]);
+  await clock.advance(250, 10);
   stop.abort();
   pending[2]?.(OK);
   await clock.advance(400, 10);
   assert.equal(results, ['a:true'], 'stopped: nothing reported');
+  assert.is(calls.get('b')?.length, 1);
 });
 
 test('UDP first: both until UDP answers, then UDP alone; a UDP failure brings HTTP back for the next probe', async () => {

@@ -150,7 +150,8 @@ interface Probed {
 /**
  * Probes every target once per interval from one timer: each tick probes one slot's targets
  * (one probe in flight per target; a target still waiting for its last answer is skipped).
- * A new target is probed at once, then with its slot.
+ * A new target waits for its slot (at most one interval), so a thousand targets that appear at
+ * once (a scheduler starting) do not send a thousand probes, and get as many answers, in one burst.
  */
 export class Prober {
   private readonly targets = new Map<string, Probed>();
@@ -184,7 +185,6 @@ export class Prober {
       const p: Probed = { target, slot: slotOf(target.node, this.slots), inFlight: false, generation: ++this.generation };
       this.targets.set(target.node, p);
       this.bySlot[p.slot]?.add(p);
-      this.probe(p);
     }
   }
 

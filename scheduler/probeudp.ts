@@ -81,7 +81,8 @@ export function udpProber(identity: string): ProbeFn {
   const socketFor = (type: 'udp4' | 'udp6'): Socket => {
     let socket = sockets.get(type);
     if (!socket) {
-      socket = createSocket(type);
+      // Room for a slot's answers arriving together (the kernel caps it at net.core.rmem_max).
+      socket = createSocket({ type, recvBufferSize: 1 << 20 });
       socket.on('message', onMessage);
       socket.on('error', () => undefined); // a send error is reported to its probe; nothing else is fatal
       socket.unref();

@@ -290,7 +290,7 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
   const extra = process.env.BENCH_PROBESCALE_SCHEDULER_ARGS?.split(' ').filter(Boolean) ?? [];
   for (const r of replicas) r.start(extra);
   await waitFor('a leader', async () => (await Promise.all(replicas.map((r) => r.leading()))).some(Boolean), 180_000, 200);
-  await waitFor(`${SERVICES} claims placed`, async () => moves.placed() >= SERVICES, 60_000, 200);
+  await waitFor(`${SERVICES} claims placed`, async () => moves.placed() >= SERVICES, 180_000, 200);
   // Settle: every replica's caches listed and its probe loops running before the window opens.
   await new Promise((r) => setTimeout(r, 3_000));
   const leader = (await replicas[0]?.leading()) ? replicas[0] : replicas[1];
@@ -354,12 +354,16 @@ export async function run(): Promise<Record<string, unknown>> {
     moves.start();
     let have = 0;
     heartbeats(clients, () => have, stop.signal);
-    const results: SizeResult[] = [];
+    const results: Array<SizeResult | { nodes: number; error: string }> = [];
     for (const nodes of sizes.sort((a, b) => a - b)) {
       log(`${nodes} nodes: creating ${nodes - have} more`);
       await addNodes({ core, clients }, { from: have, to: nodes }, port);
       have = nodes;
-      const r = await measure(nodes, replicas, moves, agents);
+      // One size that cannot be measured (a host too busy to elect a leader) does not lose the others.
+      const r = await measure(nodes, replicas, moves, agents).catch(async (err: unknown) => {
+        for (const replica of replicas) await replica.stop();
+        return { nodes, error: String(err) };
+      });
       log(JSON.stringify(r));
       results.push(r);
     }
