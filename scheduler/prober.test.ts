@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { flush, ManualClock } from '../lib/manualclock.js';
 import type { ProbeResult } from './health.js';
-import { firstOk, PROBE_SLOT_MS, probeSlots, Prober, slotOf, udpFirstProbe, type ProbeFn, type ProbeTarget } from './prober.js';
+import { firstOk, PROBE_SLOT_MS, probeSlots, slotsDue, Prober, slotOf, udpFirstProbe, type ProbeFn, type ProbeTarget } from './prober.js';
 
 const OK: ProbeResult = { ok: true, draining: false, rttMs: 1 };
 const FAIL: ProbeResult = { ok: false, error: 'no answer' };
@@ -30,6 +30,24 @@ test('slots: about 10 ms each, a node always in the same one', () => {
   }
   const used = new Set(Array.from({ length: 1000 }, (_, i) => slotOf(`ps-${i}`, 20)));
   assert.is(used.size, 20, '1,000 nodes spread over every slot');
+});
+
+test('a late timer catches up on the slots it missed, at most one round', () => {
+  assert.equal(slotsDue(100, 95, 10, 20), { count: 0, nextAt: 100 });
+  assert.equal(slotsDue(100, 100, 10, 20), { count: 1, nextAt: 110 });
+  assert.equal(slotsDue(100, 135, 10, 20), { count: 4, nextAt: 140 }, '35 ms late: 100, 110, 120, 130');
+  assert.equal(slotsDue(100, 290, 10, 20), { count: 20, nextAt: 300 });
+  assert.equal(slotsDue(100, 5000, 10, 20), { count: 20, nextAt: 5010 }, 'frozen: one round, then on from now');
+});
+
+test('a timer late by 30 ms at every tick still probes every target once per interval', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const { fn, calls } = recording(() => Promise.resolve(OK), clock);
+  prober(fn, clock, stop.signal).sync(Array.from({ length: 40 }, (_, i) => target(`n${i}`)));
+  await clock.advance(2000, 40);
+  stop.abort();
+  for (let i = 0; i < 40; i++) assert.ok((calls.get(`n${i}`)?.length ?? 0) >= 9, `n${i}: ${calls.get(`n${i}`)?.length}`);
 });
 
 test('every target is probed once per interval from one timer, within its first interval', async () => {

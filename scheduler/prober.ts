@@ -153,33 +153,60 @@ interface Probed {
  * A new target waits for its slot (at most one interval), so a thousand targets that appear at
  * once (a scheduler starting) do not send a thousand probes, and get as many answers, in one burst.
  */
+/**
+ * The slots due at `now` when the next one was due at `nextAt`: a timer that fires late (a busy
+ * host) catches up on the slots it missed, so every target is still probed once per interval;
+ * more than a whole interval late, each slot is probed once and the count starts again from now.
+ */
+export function slotsDue(nextAt: number, now: number, slotMs: number, slots: number): { count: number; nextAt: number } {
+  if (now < nextAt) return { count: 0, nextAt };
+  const due = Math.floor((now - nextAt) / slotMs) + 1;
+  if (due > slots) return { count: slots, nextAt: now + slotMs };
+  return { count: due, nextAt: nextAt + due * slotMs };
+}
+
 export class Prober {
   private readonly targets = new Map<string, Probed>();
   private readonly bySlot: Array<Set<Probed>>;
   private readonly slots: number;
-  private tick = 0;
+  private readonly slotMs: number;
+  private readonly stopped: AbortSignal;
+  private nextSlot = 0;
+  private nextAt: number;
   private generation = 0;
 
   constructor(
     private readonly opts: ProberOptions,
-    private readonly signal: AbortSignal,
+    signal: AbortSignal,
   ) {
     this.slots = probeSlots(opts.intervalMs);
+    this.slotMs = opts.intervalMs / this.slots;
     this.bySlot = Array.from({ length: this.slots }, () => new Set<Probed>());
-    void every(opts.clock, opts.intervalMs / this.slots, signal, () => this.probeSlot());
-    signal.addEventListener('abort', () => this.sync([]), { once: true });
+    this.nextAt = opts.clock.now();
+    // One listener on the scheduler's signal; the timer sleeps on this one.
+    const own = new AbortController();
+    this.stopped = own.signal;
+    signal.addEventListener(
+      'abort',
+      () => {
+        own.abort();
+        this.sync([]);
+      },
+      { once: true },
+    );
+    void every(opts.clock, this.slotMs, own.signal, () => this.probeDueSlots());
   }
 
   sync(targets: ProbeTarget[]): void {
     const wanted = new Map(targets.map((t) => [t.node, t]));
     for (const [node, p] of this.targets) {
       const t = wanted.get(node);
-      if (!t || t.address !== p.target.address || t.port !== p.target.port || this.signal.aborted) {
+      if (!t || t.address !== p.target.address || t.port !== p.target.port || this.stopped.aborted) {
         this.targets.delete(node);
         this.bySlot[p.slot]?.delete(p);
       }
     }
-    if (this.signal.aborted) return;
+    if (this.stopped.aborted) return;
     for (const target of wanted.values()) {
       if (this.targets.has(target.node)) continue;
       const p: Probed = { target, slot: slotOf(target.node, this.slots), inFlight: false, generation: ++this.generation };
@@ -188,16 +215,21 @@ export class Prober {
     }
   }
 
-  private probeSlot(): void {
-    const slot = this.tick++ % this.slots;
-    for (const p of this.bySlot[slot] ?? []) if (!p.inFlight) this.probe(p);
+  private probeDueSlots(): void {
+    const due = slotsDue(this.nextAt, this.opts.clock.now(), this.slotMs, this.slots);
+    this.nextAt = due.nextAt;
+    for (let i = 0; i < due.count; i++) {
+      const slot = this.nextSlot;
+      this.nextSlot = (slot + 1) % this.slots;
+      for (const p of this.bySlot[slot] ?? []) if (!p.inFlight) this.probe(p);
+    }
   }
 
   private probe(p: Probed): void {
     p.inFlight = true;
     const settled = (result: ProbeResult): void => {
       p.inFlight = false;
-      if (this.signal.aborted || this.targets.get(p.target.node)?.generation !== p.generation) return;
+      if (this.stopped.aborted || this.targets.get(p.target.node)?.generation !== p.generation) return;
       this.opts.onResult(p.target.node, result);
     };
     this.opts.probe(p.target, this.opts.timeoutMs).then(settled, (err: unknown) => settled({ ok: false, error: String(err) }));
