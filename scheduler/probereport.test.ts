@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { probeReport, probeStateOf, reportDue, PROBE_REPORT_REFRESH_MS } from './probereport.js';
+import { probeReport, probeStateOf, probeVerdictChanged, reportDue, PROBE_REPORT_REFRESH_MS } from './probereport.js';
 
 const cfg = { monitorMs: 4000, probeFailures: 3 };
 
@@ -34,6 +34,22 @@ test('the report stands for the probe state health.ts decides with', () => {
   assert.equal(probeStateOf(report), state);
   assert.is(report.failureThreshold, 3);
   assert.is(report.monitorMs, 4000);
+});
+
+test('only a probe that changes the verdict makes the scheduler look at every node again', () => {
+  const ok = { consecutiveFailures: 0, draining: false, answeredAt: 1000 };
+  assert.ok(probeVerdictChanged(undefined, ok, 3), 'first answer');
+  assert.not.ok(probeVerdictChanged(ok, { ...ok, answeredAt: 1200 }, 3), 'one more answer: nothing new');
+  const one = { consecutiveFailures: 1, draining: false };
+  assert.ok(probeVerdictChanged(ok, one, 3), 'first failure: no longer answering (a stale-heartbeat node stops holding)');
+  assert.not.ok(probeVerdictChanged(one, { consecutiveFailures: 2, draining: false }, 3));
+  assert.ok(
+    probeVerdictChanged({ consecutiveFailures: 2, draining: false }, { consecutiveFailures: 3, draining: false, failedAt: 5 }, 3),
+    'failed',
+  );
+  assert.not.ok(probeVerdictChanged({ consecutiveFailures: 3, draining: false }, { consecutiveFailures: 4, draining: false }, 3));
+  assert.ok(probeVerdictChanged({ consecutiveFailures: 4, draining: false }, ok, 3), 'back');
+  assert.ok(probeVerdictChanged(ok, { ...ok, draining: true }, 3), 'draining');
 });
 
 test.run();
