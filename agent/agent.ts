@@ -38,6 +38,7 @@ import type { AgentMetrics } from './metrics.js';
 import type { NetPort } from './net.js';
 import { parseMac } from './packets.js';
 import type { SightingSource } from './receiver.js';
+import { startProbeResponder, type ProbeResponder, type ProbeResponderOptions } from './proberesponder.js';
 import { addressChanges, claimOutcomes, tallyOps, wantedClaims, type HeldAddress, type OpTally, type WantedClaims } from './reconcile.js';
 import type { ClaimOutcome } from './status.js';
 import { ClaimStatusWriter } from './statuswriter.js';
@@ -63,6 +64,8 @@ export interface AgentDeps {
   deadman?: DeadmanPort;
   /** The HTTP server for /healthz, /readyz, /metrics (default lib/http's; tests pass an in-memory one). */
   serve?: (options: StatusServerOptions) => Promise<StatusServer>;
+  /** The UDP probe responder on the status server's port number (default: the real one, unless serve is a test's). */
+  probeResponder?: (options: ProbeResponderOptions) => Promise<ProbeResponder>;
 }
 
 /** The answer to a scheduler's probe, whatever transport carried it. */
@@ -103,6 +106,7 @@ class Agent {
   private readonly conflicts: ConflictWatch;
   private readonly statuses: ClaimStatusWriter;
   private server: StatusServer | undefined;
+  private responder: ProbeResponder | undefined;
   private heldByClaim = new Map<string, HeldAddress>();
   /** claim -> cidr and when the agent first saw it assigned here, for the latency histogram. */
   private readonly assignedAt = new Map<string, { cidr: string; at: number }>();
@@ -181,6 +185,7 @@ class Agent {
       readyz: () => this.readyz(),
     });
     this.log.info({ port: this.server.port, iface: this.config.iface }, 'agent status server listening');
+    await this.startProbeResponder(this.server.port);
     this.deps.net.watchAddresses((line) => {
       this.log.debug({ event: line }, 'address removed from an interface');
       this.requestReconcile();
@@ -290,6 +295,22 @@ class Agent {
   }
 
   // ---- status server: probes, readiness
+
+  /** Without it the scheduler probes over HTTP alone; the agent works on, and the log says why. */
+  private async startProbeResponder(port: number): Promise<void> {
+    const start = this.deps.probeResponder ?? (this.deps.serve ? undefined : startProbeResponder);
+    if (!start) return;
+    try {
+      this.responder = await start({
+        host: this.config.metricsHost,
+        port,
+        answer: (identity) => this.answerProbe(identity),
+        onError: (err) => this.log.warn({ err: err.message }, 'UDP probe responder error'),
+      });
+    } catch (err) {
+      this.log.error({ err: errText(err), port }, 'UDP probe responder not started; schedulers will probe over HTTP');
+    }
+  }
 
   /**
    * Answers a scheduler's probe: records when it came (being probed keeps the agent unfenced
@@ -560,6 +581,7 @@ class Agent {
     // Addresses removed: the switch has nothing left to guard. Left in place otherwise, so a
     // crash-like stop keeps the kernel silent for what stays on the interface.
     if (options.removeAddresses) await this.deps.deadman?.close().catch(() => undefined);
+    await this.responder?.close();
     await this.server?.close();
     this.deps.sender.close();
     this.log.info({ removedAddresses: options.removeAddresses === true }, 'agent stopped');

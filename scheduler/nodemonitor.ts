@@ -21,7 +21,7 @@ import {
 } from './health.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { Prober, type ProbeFn } from './prober.js';
-import type { ProbeReporter } from './probereport.js';
+import { probeVerdictChanged, type ProbeReporter } from './probereport.js';
 import type { Caches } from './reconciler.js';
 
 export interface NodeMonitorDeps {
@@ -84,12 +84,15 @@ export class NodeMonitor {
   /** One probe result: the node's next probe state, then a health step. */
   probed(node: string, result: ProbeResult): void {
     const { clock, config } = this.d;
-    const state = nextProbeState(this.probes.get(node), result, clock.now(), config.probeFailures);
+    const before = this.probes.get(node);
+    const state = nextProbeState(before, result, clock.now(), config.probeFailures);
     this.probes.set(node, state);
     this.d.metrics.probed(node, result.ok ? result.rttMs / 1000 : null);
     this.d.reporter.observe(node, state, result.ok ? result.rttMs : null, clock.now());
     if (!result.ok) this.d.log.debug({ node, err: result.error }, 'probe failed');
-    this.check();
+    // Only a changed verdict is news (every node is looked at on the health tick anyway):
+    // looking at all N nodes after each of N probes made probing cost grow with N squared.
+    if (probeVerdictChanged(before, state, config.probeFailures)) this.check();
   }
 
   /** One health step over what the caches and probes say now. */

@@ -1,8 +1,18 @@
-// Probes every agent's /healthz directly, every --probe-interval, over keep-alive HTTP, and
-// reports each result. Which results make a node failed is decided in health.ts.
+// Probes every agent directly, every --probe-interval, and reports each result. Which results
+// make a node failed is decided in health.ts.
+//
+// Transport: one UDP datagram each way (api/probewire.ts) on the IpNode's probePort, from one
+// socket per address family for all targets; an agent that has not answered over UDP yet (an
+// older agent, or one whose UDP port is blocked) is probed over keep-alive HTTP GET /healthz at
+// the same time, and the first good answer counts, so mixed versions keep working. Scheduling:
+// one timer for all targets, which are spread over the interval in slots of about 10 ms, so a
+// thousand nodes are a few dozen datagrams every 10 ms instead of a thousand timers and
+// connections each waking on its own.
 import { Agent, request } from 'node:http';
 import type { Clock } from '../lib/clock.js';
+import { every } from '../lib/every.js';
 import type { ProbeResult } from './health.js';
+import { udpProber } from './probeudp.js';
 
 export const PROBE_HEADER = 'x-ipcontroller-probe';
 
@@ -12,10 +22,10 @@ export interface ProbeTarget {
   port: number;
 }
 
-/** One probe; the port the scheduler's probing runs on (real HTTP, or a test double). */
+/** One probe; the port the scheduler's probing runs on (real HTTP or UDP, or a test double). */
 export type ProbeFn = (target: ProbeTarget, timeoutMs: number) => Promise<ProbeResult>;
 
-/** The real probe: GET /healthz with the scheduler's identity; 200 and {"ok":true,"node":name}. */
+/** The HTTP probe: GET /healthz with the scheduler's identity; 200 and {"ok":true,"node":name}. */
 export function httpProbe(identity: string, clock: Clock): ProbeFn {
   const agent = new Agent({ keepAlive: true, maxSockets: 1, keepAliveMsecs: 1000 });
   return (target, timeoutMs) =>
@@ -62,6 +72,51 @@ function judge(target: ProbeTarget, status: number, body: string, rttMs: number)
   return { ok: true, draining: o.draining === true, rttMs };
 }
 
+/**
+ * UDP where the agent answers it, HTTP where it has not (yet): a target is probed over both until
+ * its first UDP answer, then over UDP alone; a failed UDP probe sends it back to both for the
+ * next probe, so an agent downgraded to HTTP only costs one failed probe, not a failover.
+ */
+export function udpFirstProbe(udp: ProbeFn, http: ProbeFn): ProbeFn {
+  const udpAnswers = new Set<string>();
+  return async (target, timeoutMs) => {
+    const key = `${target.address}|${target.port}`;
+    if (udpAnswers.has(key)) {
+      const result = await udp(target, timeoutMs);
+      if (!result.ok) udpAnswers.delete(key);
+      return result;
+    }
+    const viaUdp = udp(target, timeoutMs).then((r) => {
+      if (r.ok) udpAnswers.add(key);
+      return r;
+    });
+    return firstOk(viaUdp, http(target, timeoutMs));
+  };
+}
+
+/** The first ok result of two, or the second's failure when both fail (HTTP's error says more). */
+export function firstOk(a: Promise<ProbeResult>, b: Promise<ProbeResult>): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let failures = 0;
+    const settle = (r: ProbeResult, last: ProbeResult | null): void => {
+      if (r.ok) return resolve(r);
+      failures += 1;
+      if (failures === 2) resolve(last ?? r);
+    };
+    let bResult: ProbeResult | null = null;
+    void a.then((r) => settle(r, bResult));
+    void b.then((r) => {
+      bResult = r;
+      settle(r, r);
+    });
+  });
+}
+
+/** The scheduler's probe: UDP with an HTTP fallback per target (see udpFirstProbe). */
+export function defaultProbe(identity: string, clock: Clock): ProbeFn {
+  return udpFirstProbe(udpProber(identity), httpProbe(identity, clock));
+}
+
 export interface ProberOptions {
   probe: ProbeFn;
   intervalMs: number;
@@ -70,46 +125,113 @@ export interface ProberOptions {
   onResult(node: string, result: ProbeResult): void;
 }
 
-/** One probe loop per target; `sync` starts, restarts and stops loops to match the targets. */
+/** About this long between two ticks of the probe timer; the interval is cut into that many slots. */
+export const PROBE_SLOT_MS = 10;
+
+/** The slots an interval is cut into, and the slot a node falls in (stable: a hash of its name). */
+export function probeSlots(intervalMs: number): number {
+  return Math.max(1, Math.round(intervalMs / PROBE_SLOT_MS));
+}
+
+export function slotOf(node: string, slots: number): number {
+  let h = 2166136261;
+  for (let i = 0; i < node.length; i++) h = Math.imul(h ^ node.charCodeAt(i), 16777619);
+  return (h >>> 0) % slots;
+}
+
+interface Probed {
+  target: ProbeTarget;
+  slot: number;
+  inFlight: boolean;
+  /** Bumped when the target is replaced or removed: a result of an older one is not reported. */
+  generation: number;
+}
+
+/**
+ * Probes every target once per interval from one timer: each tick probes one slot's targets
+ * (one probe in flight per target; a target still waiting for its last answer is skipped).
+ * A new target waits for its slot (at most one interval), so a thousand targets that appear at
+ * once (a scheduler starting) do not send a thousand probes, and get as many answers, in one burst.
+ */
+/**
+ * The slots due at `now` when the next one was due at `nextAt`: a timer that fires late (a busy
+ * host) catches up on the slots it missed, so every target is still probed once per interval;
+ * more than a whole interval late, each slot is probed once and the count starts again from now.
+ */
+export function slotsDue(nextAt: number, now: number, slotMs: number, slots: number): { count: number; nextAt: number } {
+  if (now < nextAt) return { count: 0, nextAt };
+  const due = Math.floor((now - nextAt) / slotMs) + 1;
+  if (due > slots) return { count: slots, nextAt: now + slotMs };
+  return { count: due, nextAt: nextAt + due * slotMs };
+}
+
 export class Prober {
-  private readonly loops = new Map<string, { target: ProbeTarget; stop: AbortController }>();
+  private readonly targets = new Map<string, Probed>();
+  private readonly bySlot: Array<Set<Probed>>;
+  private readonly slots: number;
+  private readonly slotMs: number;
+  private readonly stopped: AbortSignal;
+  private nextSlot = 0;
+  private nextAt: number;
+  private generation = 0;
 
   constructor(
     private readonly opts: ProberOptions,
-    private readonly signal: AbortSignal,
+    signal: AbortSignal,
   ) {
-    signal.addEventListener('abort', () => this.sync([]), { once: true });
+    this.slots = probeSlots(opts.intervalMs);
+    this.slotMs = opts.intervalMs / this.slots;
+    this.bySlot = Array.from({ length: this.slots }, () => new Set<Probed>());
+    this.nextAt = opts.clock.now();
+    // One listener on the scheduler's signal; the timer sleeps on this one.
+    const own = new AbortController();
+    this.stopped = own.signal;
+    signal.addEventListener(
+      'abort',
+      () => {
+        own.abort();
+        this.sync([]);
+      },
+      { once: true },
+    );
+    void every(opts.clock, this.slotMs, own.signal, () => this.probeDueSlots());
   }
 
   sync(targets: ProbeTarget[]): void {
     const wanted = new Map(targets.map((t) => [t.node, t]));
-    for (const [node, loop] of this.loops) {
+    for (const [node, p] of this.targets) {
       const t = wanted.get(node);
-      if (!t || t.address !== loop.target.address || t.port !== loop.target.port || this.signal.aborted) {
-        loop.stop.abort();
-        this.loops.delete(node);
+      if (!t || t.address !== p.target.address || t.port !== p.target.port || this.stopped.aborted) {
+        this.targets.delete(node);
+        this.bySlot[p.slot]?.delete(p);
       }
     }
-    if (this.signal.aborted) return;
+    if (this.stopped.aborted) return;
     for (const target of wanted.values()) {
-      if (this.loops.has(target.node)) continue;
-      const stop = new AbortController();
-      this.loops.set(target.node, { target, stop });
-      void this.loop(target, stop.signal);
+      if (this.targets.has(target.node)) continue;
+      const p: Probed = { target, slot: slotOf(target.node, this.slots), inFlight: false, generation: ++this.generation };
+      this.targets.set(target.node, p);
+      this.bySlot[p.slot]?.add(p);
     }
   }
 
-  private async loop(target: ProbeTarget, signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
-      const started = this.opts.clock.now();
-      const result = await this.opts.probe(target, this.opts.timeoutMs);
-      if (signal.aborted) return;
-      this.opts.onResult(target.node, result);
-      try {
-        await this.opts.clock.sleep(Math.max(0, this.opts.intervalMs - (this.opts.clock.now() - started)), signal);
-      } catch {
-        return;
-      }
+  private probeDueSlots(): void {
+    const due = slotsDue(this.nextAt, this.opts.clock.now(), this.slotMs, this.slots);
+    this.nextAt = due.nextAt;
+    for (let i = 0; i < due.count; i++) {
+      const slot = this.nextSlot;
+      this.nextSlot = (slot + 1) % this.slots;
+      for (const p of this.bySlot[slot] ?? []) if (!p.inFlight) this.probe(p);
     }
+  }
+
+  private probe(p: Probed): void {
+    p.inFlight = true;
+    const settled = (result: ProbeResult): void => {
+      p.inFlight = false;
+      if (this.stopped.aborted || this.targets.get(p.target.node)?.generation !== p.generation) return;
+      this.opts.onResult(p.target.node, result);
+    };
+    this.opts.probe(p.target, this.opts.timeoutMs).then(settled, (err: unknown) => settled({ ok: false, error: String(err) }));
   }
 }

@@ -14,9 +14,9 @@ export function probeReport(
   state: ProbeState | undefined,
   rttMs: number | undefined,
   now: number,
-  by: string,
-  cfg: HealthConfig,
+  scheduler: { identity: string; cfg: HealthConfig },
 ): ProbeReport {
+  const { identity: by, cfg } = scheduler;
   const report: ProbeReport = {
     by,
     observedAt: new Date(now).toISOString(),
@@ -55,6 +55,32 @@ export function reportDue(
   return now - previous.at >= refreshMs;
 }
 
+/**
+ * Whether a probe changed what health.ts decides with: answered at all, failed past the
+ * threshold, draining. The scheduler looks at all nodes again only then (and on its own timer),
+ * not after every probe. A rule in health.ts that reads more of ProbeState must be added here.
+ */
+export function probeVerdictChanged(prev: ProbeState | undefined, next: ProbeState, failures: number): boolean {
+  if (!prev) return true;
+  const verdict = (s: ProbeState): string => `${s.consecutiveFailures === 0}|${s.consecutiveFailures >= failures}|${s.draining}`;
+  return verdict(prev) !== verdict(next);
+}
+
+/** reportDue for the state a report would be built from (same rules, no report built). */
+function stateDue(
+  previous: { report: ProbeReport; at: number },
+  state: ProbeState | undefined,
+  now: number,
+  d: { identity: string; cfg: HealthConfig },
+): boolean {
+  const p = previous.report;
+  const failures = state?.consecutiveFailures ?? 0;
+  if (p.consecutiveFailures >= p.failureThreshold !== failures >= d.cfg.probeFailures) return true;
+  if (p.draining !== (state?.draining ?? false) || p.by !== d.identity) return true;
+  if (p.failureThreshold !== d.cfg.probeFailures || p.monitorMs !== d.cfg.monitorMs) return true;
+  return now - previous.at >= PROBE_REPORT_REFRESH_MS;
+}
+
 export interface ProbeReporterDeps {
   write(node: string, report: ProbeReport): Promise<void>;
   isLeader(): boolean;
@@ -74,7 +100,10 @@ export class ProbeReporter {
   observe(node: string, state: ProbeState | undefined, rttMs: number | null, now: number): void {
     if (rttMs !== null) this.rtt.set(node, rttMs);
     if (!this.d.isLeader() || this.busy.has(node)) return;
-    const report = probeReport(state, this.rtt.get(node), now, this.d.identity, this.d.cfg);
+    const last = this.last.get(node);
+    // Most probes change nothing worth a write: decide that before building a report.
+    if (last && !stateDue(last, state, now, this.d)) return;
+    const report = probeReport(state, this.rtt.get(node), now, this.d);
     if (!reportDue(this.last.get(node), report, now)) return;
     this.busy.add(node);
     this.d

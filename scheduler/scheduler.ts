@@ -18,7 +18,7 @@ import { LeaderScope } from './leader.js';
 import { ReconcileLoop, Trigger } from './loop.js';
 import { SchedulerMetrics } from './metrics.js';
 import { NodeMonitor } from './nodemonitor.js';
-import { httpProbe, type ProbeFn } from './prober.js';
+import { defaultProbe, type ProbeFn } from './prober.js';
 import { ProbeReporter } from './probereport.js';
 import { Reconciler, emptyCaches, type Caches } from './reconciler.js';
 import type { Parsed, Store } from './watch.js';
@@ -150,7 +150,7 @@ function nodeMonitor(
     identity: config.identity,
     cfg: config,
   });
-  const probe = parts.probe ?? httpProbe(config.identity, clock);
+  const probe = parts.probe ?? defaultProbe(config.identity, clock);
   return new NodeMonitor({ caches: parts.caches, config, probe, clock, log, metrics, reporter, onChange: parts.onChange }, signal);
 }
 

@@ -1,0 +1,150 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { flush, ManualClock } from '../lib/manualclock.js';
+import type { ProbeResult } from './health.js';
+import { firstOk, PROBE_SLOT_MS, probeSlots, slotsDue, Prober, slotOf, udpFirstProbe, type ProbeFn, type ProbeTarget } from './prober.js';
+
+const OK: ProbeResult = { ok: true, draining: false, rttMs: 1 };
+const FAIL: ProbeResult = { ok: false, error: 'no answer' };
+const target = (node: string, port = 1): ProbeTarget => ({ node, address: '127.0.0.1', port });
+
+function recording(answer: (t: ProbeTarget) => Promise<ProbeResult>, clock: ManualClock): { fn: ProbeFn; calls: Map<string, number[]> } {
+  const calls = new Map<string, number[]>();
+  const fn: ProbeFn = (t) => {
+    calls.set(t.node, [...(calls.get(t.node) ?? []), clock.now()]);
+    return answer(t);
+  };
+  return { fn, calls };
+}
+
+function prober(fn: ProbeFn, clock: ManualClock, signal: AbortSignal, results: string[] = []): Prober {
+  return new Prober({ probe: fn, intervalMs: 200, timeoutMs: 100, clock, onResult: (node, r) => results.push(`${node}:${r.ok}`) }, signal);
+}
+
+test('slots: about 10 ms each, a node always in the same one', () => {
+  assert.is(probeSlots(200), 20);
+  assert.is(probeSlots(5), 1);
+  for (const node of ['a', 'node-1', 'x'.repeat(253)]) {
+    assert.is(slotOf(node, 20), slotOf(node, 20));
+    assert.ok(slotOf(node, 20) >= 0 && slotOf(node, 20) < 20);
+  }
+  const used = new Set(Array.from({ length: 1000 }, (_, i) => slotOf(`ps-${i}`, 20)));
+  assert.is(used.size, 20, '1,000 nodes spread over every slot');
+});
+
+test('a late timer catches up on the slots it missed, at most one round', () => {
+  assert.equal(slotsDue(100, 95, 10, 20), { count: 0, nextAt: 100 });
+  assert.equal(slotsDue(100, 100, 10, 20), { count: 1, nextAt: 110 });
+  assert.equal(slotsDue(100, 135, 10, 20), { count: 4, nextAt: 140 }, '35 ms late: 100, 110, 120, 130');
+  assert.equal(slotsDue(100, 290, 10, 20), { count: 20, nextAt: 300 });
+  assert.equal(slotsDue(100, 5000, 10, 20), { count: 20, nextAt: 5010 }, 'frozen: one round, then on from now');
+});
+
+test('a timer late by 30 ms at every tick still probes every target once per interval', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const { fn, calls } = recording(() => Promise.resolve(OK), clock);
+  prober(fn, clock, stop.signal).sync(Array.from({ length: 40 }, (_, i) => target(`n${i}`)));
+  await clock.advance(2000, 40);
+  stop.abort();
+  for (let i = 0; i < 40; i++) assert.ok((calls.get(`n${i}`)?.length ?? 0) >= 9, `n${i}: ${calls.get(`n${i}`)?.length}`);
+});
+
+test('every target is probed once per interval from one timer, within its first interval', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const { fn, calls } = recording(() => Promise.resolve(OK), clock);
+  const T0 = clock.now();
+  const results: string[] = [];
+  prober(fn, clock, stop.signal, results).sync([target('a'), target('b'), target('c')]);
+  await clock.advance(1000, 10);
+  stop.abort();
+  for (const node of ['a', 'b', 'c']) {
+    const times = calls.get(node) ?? [];
+    assert.ok(times.length >= 4, `${node} probed ${times.length} times`);
+    assert.ok((times[0] as number) - T0 <= 200 + PROBE_SLOT_MS, `${node} first probed after ${(times[0] as number) - T0}ms`);
+    const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
+    assert.ok(
+      gaps.every((g) => g === 200),
+      `${node}: ${gaps.join(',')}`,
+    );
+  }
+  assert.ok(results.includes('a:true'));
+});
+
+test('one probe in flight per target: an unanswered probe is not stacked', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const { fn, calls } = recording(() => new Promise<ProbeResult>(() => undefined), clock);
+  prober(fn, clock, stop.signal).sync([target('a')]);
+  await clock.advance(1000, 10);
+  stop.abort();
+  assert.is(calls.get('a')?.length, 1);
+});
+
+test('a removed or re-addressed target is not reported from its old probe, and abort stops probing', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const pending: Array<(r: ProbeResult) => void> = [];
+  const { fn, calls } = recording(() => new Promise<ProbeResult>((r) => pending.push(r)), clock);
+  const results: string[] = [];
+  const p = prober(fn, clock, stop.signal, results);
+  p.sync([target('a', 1)]);
+  await clock.advance(250, 10);
+  p.sync([target('a', 2)]);
+  await clock.advance(250, 10);
+  assert.is(pending.length, 2, 'the new address is probed while the old probe is unanswered');
+  pending[0]?.(FAIL);
+  await flush();
+  assert.equal(results, [], 'the answer to the old address is dropped');
+  pending[1]?.(OK);
+  await flush();
+  assert.equal(results, ['a:true']);
+  p.sync([]);
+  await clock.advance(400, 10);
+  assert.is(calls.get('a')?.length, 2, 'removed: no more probes');
+  p.sync([target('b')]);
+  await clock.advance(250, 10);
+  stop.abort();
+  pending[2]?.(OK);
+  await clock.advance(400, 10);
+  assert.equal(results, ['a:true'], 'stopped: nothing reported');
+  assert.is(calls.get('b')?.length, 1);
+});
+
+test('UDP first: both until UDP answers, then UDP alone; a UDP failure brings HTTP back for the next probe', async () => {
+  const used: string[] = [];
+  let udpAnswers = false;
+  const udp: ProbeFn = () => {
+    used.push('udp');
+    return Promise.resolve(udpAnswers ? OK : { ok: false, error: 'no UDP answer' });
+  };
+  const http: ProbeFn = () => {
+    used.push('http');
+    return Promise.resolve(OK);
+  };
+  const probe = udpFirstProbe(udp, http);
+  assert.equal(await probe(target('a'), 100), OK, 'an HTTP-only agent is fine');
+  assert.equal(used.splice(0), ['udp', 'http']);
+  udpAnswers = true;
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'http']);
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp'], 'known to answer UDP: no HTTP');
+  udpAnswers = false;
+  assert.is((await probe(target('a'), 100)).ok, false, 'a UDP failure is a failure');
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'udp', 'http'], 'then both again');
+});
+
+test('firstOk: the first good answer, or the second failure when both fail', async () => {
+  const never = new Promise<ProbeResult>(() => undefined);
+  assert.equal(await firstOk(never, Promise.resolve(OK)), OK);
+  assert.equal(await firstOk(Promise.resolve(OK), never), OK);
+  const httpError: ProbeResult = { ok: false, error: 'connect ECONNREFUSED' };
+  assert.equal(await firstOk(Promise.resolve(FAIL), Promise.resolve(httpError)), httpError);
+  const late = new Promise<ProbeResult>((r) => setImmediate(() => r(FAIL)));
+  assert.equal(await firstOk(late, Promise.resolve(httpError)), httpError);
+});
+
+test.run();
