@@ -1,22 +1,102 @@
 // Failover benchmark in the two-node lab (root): client-visible downtime over repeated hard
-// failures (agent frozen with SIGSTOP and its link cut) and graceful handovers (SIGTERM), and
-// the time from Service create to the first successful client request. All at default
-// settings. Runs alone with `sudo make bench-failover`.
-import { startControlPlane, waitFor } from '../controlplane/harness.js';
-import { startTwoNodeLab, type TwoNodeLab } from '../e2e/twonode.js';
+// failures (agent frozen with SIGSTOP and its link cut) and graceful handovers (SIGTERM), the
+// time from Service create to the first successful client request, and false failovers (a
+// claim moved off a node that was not failed). Runs alone with `sudo make bench-failover`.
+//
+// Settings (environment):
+//   BENCH_SCHEDULER_ARGS="--probe-interval 50ms ..."  extra scheduler flags (default: none = shipped defaults)
+//   BENCH_AGENT_ARGS="--deadman 300ms ..."            extra agent flags
+//   BENCH_CPU_LOAD=2                                   busy-loop processes beside the lab for the whole run
+//   BENCH_HARD_FAILURES=20 BENCH_GRACEFUL=5 BENCH_CREATES=20
+//   BENCH_IDLE_SECONDS=30                              a no-fault watch with claims on both nodes: every move is false
+//   BENCH_TRACE=path.json                              writes the first hard failure as the client saw it (for plot.ts)
+import { writeFileSync } from 'node:fs';
+import { Watch } from '@kubernetes/client-node';
+import { claimName } from '../../api/names.js';
+import { MOVE_ANNOTATION, type IpClaim } from '../../api/types.js';
+import { startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
+import { startTwoNodeLab, type RequestLoop, type TwoNodeLab } from '../e2e/twonode.js';
+import { startCapture, type Capture } from '../lab/index.js';
+import { startCpuLoad, type CpuLoad } from '../lab/cpuload.js';
+import type { RequestResult } from '../support/downtime.js';
 
-const HARD_FAILURES = Number(process.env.BENCH_HARD_FAILURES ?? 20);
-const GRACEFUL = Number(process.env.BENCH_GRACEFUL ?? 5);
-const CREATES = Number(process.env.BENCH_CREATES ?? 20);
+const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+/** Flags from an environment variable, split on white space. */
+export const argsFrom = (name: string): string[] => (process.env[name] ?? '').split(/\s+/).filter((w) => w !== '');
+
 const VIP = '192.0.2.60';
+/** Extra Services for the idle watch, so that both nodes hold claims a false failover could move. */
+const IDLE_VIPS = ['192.0.2.61', '192.0.2.62', '192.0.2.63'];
+const HISTOGRAM_EDGES = [100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 1000, 1500];
 
-export function stats(values: number[]): { n: number; min: number; p50: number; p99: number; max: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
-  return { n: sorted.length, min: sorted[0] ?? NaN, p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
+export interface Stats {
+  n: number;
+  min: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
 }
 
-const holder = (lab: TwoNodeLab, ip: string, not?: string): Promise<string> => lab.servingNode(ip, not ? { not } : {});
+export function stats(values: number[]): Stats {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] ?? NaN;
+  return { n: sorted.length, min: sorted[0] ?? NaN, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN };
+}
+
+/** Counts per bucket: "<=100" holds values up to 100 ms, ">1500" the rest. */
+export function histogram(values: number[], edges = HISTOGRAM_EDGES): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of edges) out[`<=${e}`] = 0;
+  out[`>${edges[edges.length - 1] ?? 0}`] = 0;
+  for (const v of values) {
+    const e = edges.find((edge) => v <= edge);
+    const key = e === undefined ? `>${edges[edges.length - 1] ?? 0}` : `<=${e}`;
+    out[key] = (out[key] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** A claim's spec.nodeName changing from one node to another, as a watch saw it. */
+export interface ClaimMoveSeen {
+  t: number;
+  ip: string;
+  from: string;
+  to: string;
+}
+
+/** A fault the benchmark applied: moves off `node` inside [start, end] are expected. */
+export interface FaultWindow {
+  node: string;
+  start: number;
+  end: number;
+}
+
+/** Moves that no fault explains: off a node that was not failed, or outside every fault. */
+export function falseMoves(moves: ClaimMoveSeen[], faults: FaultWindow[]): ClaimMoveSeen[] {
+  return moves.filter((m) => !faults.some((f) => f.node === m.from && m.t >= f.start && m.t <= f.end));
+}
+
+/** Watches every IpClaim and records each change of spec.nodeName. */
+export async function watchMoves(lab: TwoNodeLab): Promise<{ moves: ClaimMoveSeen[]; stop(): void }> {
+  const moves: ClaimMoveSeen[] = [];
+  const nodeOf = new Map<string, string>();
+  const ctl = await new Watch(lab.kc).watch(
+    lab.ip.claims.watchPath,
+    {},
+    (type: string, obj: IpClaim) => {
+      const name = obj.metadata?.name ?? '';
+      if (type === 'DELETED') return void nodeOf.delete(name);
+      const now = obj.spec?.nodeName ?? '';
+      const before = nodeOf.get(name);
+      if (now) nodeOf.set(name, now);
+      if (before && now && before !== now)
+        moves.push({ t: Date.now(), ip: (obj.spec.cidr ?? name).replace(/\/\d+$/, ''), from: before, to: now });
+    },
+    () => undefined,
+  );
+  return { moves, stop: () => ctl.abort() };
+}
 
 /** Waits until the leader's scheduler counts both agent nodes as candidates again. */
 async function bothCandidates(lab: TwoNodeLab): Promise<void> {
@@ -33,48 +113,174 @@ async function bothCandidates(lab: TwoNodeLab): Promise<void> {
   );
 }
 
-async function hardFailures(lab: TwoNodeLab): Promise<number[]> {
+/** One hard failure as the client and the cluster saw it; times in ms since the epoch. */
+export interface HardFailure {
+  from: string;
+  to: string;
+  fault: number;
+  downtimeMs: number;
+  lastBefore: number;
+  firstAfter: number;
+  /** From the claim's move annotation (scheduler clock) and status.lastMove (agent clock). */
+  detected?: number;
+  claimed?: number;
+  up?: number;
+  /** First gratuitous ARP for the address from its new node, on the client's link. */
+  firstGarp?: number;
+  results: RequestResult[];
+}
+
+function moveTimes(claim: IpClaim | undefined): Pick<HardFailure, 'detected' | 'claimed' | 'up'> {
+  const out: Pick<HardFailure, 'detected' | 'claimed' | 'up'> = {};
+  const raw = claim?.metadata?.annotations?.[MOVE_ANNOTATION];
+  try {
+    const move = raw ? (JSON.parse(raw) as { detectedAt?: string; claimedAt?: string }) : {};
+    if (move.detectedAt) out.detected = Date.parse(move.detectedAt);
+    if (move.claimedAt) out.claimed = Date.parse(move.claimedAt);
+  } catch {
+    /* no timing: the breakdown leaves this failure out */
+  }
+  const upAt = claim?.status?.lastMove?.upAt;
+  if (upAt) out.up = Date.parse(upAt);
+  return out;
+}
+
+export interface BenchLab {
+  cp: ControlPlane;
+  lab: TwoNodeLab;
+  capture: Capture;
+  load: CpuLoad;
+  faults: FaultWindow[];
+  watch: { moves: ClaimMoveSeen[]; stop(): void };
+  close(): Promise<void>;
+}
+
+/** The lab with the flags of the environment, the VIP served, a client loop, a capture and the move watch. */
+export async function startBenchLab(loadMs: number): Promise<BenchLab> {
+  const cp = await startControlPlane({ serviceAccountAdmission: true });
+  let lab: TwoNodeLab | undefined;
+  try {
+    lab = await startTwoNodeLab({
+      kubeconfigPath: cp.kubeconfigPath,
+      schedulerArgs: argsFrom('BENCH_SCHEDULER_ARGS'),
+      agentArgs: argsFrom('BENCH_AGENT_ARGS'),
+    });
+    const l = lab;
+    const load = startCpuLoad(l.lab, num('BENCH_CPU_LOAD', 0), loadMs);
+    await l.core.createNamespacedService({
+      namespace: 'default',
+      body: { metadata: { name: 'bench-vip' }, spec: { externalIPs: [VIP], ports: [{ port: 80, targetPort: 80 }] } },
+    });
+    await l.servingNode(VIP);
+    const capture = await startCapture(l.client.ns, l.client.port.ifname, 'arp');
+    const watch = await watchMoves(l);
+    const close = async (): Promise<void> => {
+      watch.stop();
+      await capture.stop();
+      await load.stop();
+      await l.destroy();
+      await cp.stop();
+    };
+    return { cp, lab: l, capture, load, faults: [], watch, close };
+  } catch (err) {
+    await lab?.destroy();
+    await cp.stop();
+    throw err;
+  }
+}
+
+/** One hard failure of the node serving VIP, recovered afterwards. */
+export async function hardFailure(b: BenchLab, loop: RequestLoop): Promise<HardFailure> {
+  const { lab } = b;
+  await bothCandidates(lab);
+  const { from, to, at, results, downtime } = await lab.move(loop, VIP, (node) => lab.fail(node));
+  if (!downtime) throw new Error(`no answer before or after the fault on ${from}`);
+  const claim = await lab.ip.claims.get(claimName(VIP));
+  const garp = b.capture.frames.find((f) => f.time > at && f.arp?.senderIp === VIP);
+  await lab.recover(lab.node(from));
+  await waitFor(`${from} drops ${VIP}`, async () => (await lab.holders(VIP)).length === 1, 15_000, 50);
+  b.faults.push({ node: from, start: at, end: Date.now() });
+  return {
+    from,
+    to,
+    fault: at,
+    downtimeMs: downtime.downtimeMs,
+    lastBefore: downtime.lastBefore,
+    firstAfter: downtime.firstAfter,
+    ...moveTimes(claim ?? undefined),
+    ...(garp ? { firstGarp: garp.time } : {}),
+    results: results.filter((r) => r.t >= at - 300 && r.t <= downtime.firstAfter + 300),
+  };
+}
+
+async function hardFailures(b: BenchLab, count: number): Promise<HardFailure[]> {
+  const out: HardFailure[] = [];
+  const loop = b.lab.requestLoop(VIP, 20, 15 * 60_000);
+  try {
+    for (let i = 0; i < count; i++) await hardFailureLogged(b, loop, out, count);
+  } finally {
+    await loop.stop();
+  }
+  return out;
+}
+
+async function hardFailureLogged(b: BenchLab, loop: RequestLoop, out: HardFailure[], count: number): Promise<void> {
+  const f = await hardFailure(b, loop);
+  out.push(f);
+  const p = breakdownOf(f);
+  const steps = `detect ${p.detect ?? '?'}, write ${p.write ?? '?'}, up ${p.up ?? '?'}, garp ${p.garp ?? '?'}`;
+  process.stderr.write(`  hard failure ${out.length}/${count}: ${f.from} -> ${f.to}: ${f.downtimeMs} ms (${steps})\n`);
+}
+
+/** What each step of one failover cost (ms): fault -> detected -> claim written -> address up -> first GARP. */
+export function breakdownOf(f: HardFailure): { detect?: number; write?: number; up?: number; garp?: number } {
+  return {
+    ...(f.detected !== undefined ? { detect: f.detected - f.fault } : {}),
+    ...(f.detected !== undefined && f.claimed !== undefined ? { write: f.claimed - f.detected } : {}),
+    ...(f.claimed !== undefined && f.up !== undefined ? { up: f.up - f.claimed } : {}),
+    ...(f.up !== undefined && f.firstGarp !== undefined ? { garp: Math.round(f.firstGarp - f.up) } : {}),
+  };
+}
+
+function breakdownStats(failures: HardFailure[]): Record<string, Stats> {
+  const parts = failures.map(breakdownOf);
+  const pick = (k: 'detect' | 'write' | 'up' | 'garp'): number[] => parts.flatMap((p) => (p[k] === undefined ? [] : [p[k]]));
+  return {
+    fault_to_detected: stats(pick('detect')),
+    detected_to_claim_written: stats(pick('write')),
+    claim_written_to_address_up: stats(pick('up')),
+    address_up_to_first_garp: stats(pick('garp')),
+  };
+}
+
+async function gracefulHandovers(b: BenchLab, count: number): Promise<number[]> {
+  const { lab } = b;
   const downtimes: number[] = [];
   const loop = lab.requestLoop(VIP, 20, 15 * 60_000);
   try {
-    for (let i = 0; i < HARD_FAILURES; i++) {
-      await bothCandidates(lab);
-      const { from, downtime } = await lab.move(loop, VIP, (node) => lab.fail(node));
-      if (!downtime) throw new Error(`failure ${i}: no answer before or after the fault`);
-      downtimes.push(downtime.downtimeMs);
-      process.stderr.write(`  hard failure ${i + 1}/${HARD_FAILURES}: ${from} -> ${downtime.servedAfter}: ${downtime.downtimeMs} ms\n`);
-      await lab.recover(lab.node(from));
-      await waitFor(`${from} drops ${VIP}`, async () => (await lab.holders(VIP)).length === 1, 15_000, 50);
-    }
+    for (let i = 0; i < count; i++) downtimes.push(await gracefulHandover(b, loop, i, count));
   } finally {
     await loop.stop();
   }
   return downtimes;
 }
 
-async function gracefulHandovers(lab: TwoNodeLab): Promise<number[]> {
-  const downtimes: number[] = [];
-  const loop = lab.requestLoop(VIP, 20, 15 * 60_000);
-  try {
-    for (let i = 0; i < GRACEFUL; i++) {
-      await bothCandidates(lab);
-      const { from, downtime } = await lab.move(loop, VIP, (node) => node.agent?.proc.signal('SIGTERM'));
-      const node = lab.node(from);
-      await node.agent?.proc.exited;
-      if (!downtime) throw new Error(`handover ${i}: no answer before or after SIGTERM`);
-      downtimes.push(downtime.downtimeMs);
-      process.stderr.write(`  graceful handover ${i + 1}/${GRACEFUL}: ${downtime.downtimeMs} ms\n`);
-      await lab.startAgent(node);
-    }
-  } finally {
-    await loop.stop();
-  }
-  return downtimes;
+async function gracefulHandover(b: BenchLab, loop: RequestLoop, i: number, count: number): Promise<number> {
+  const { lab } = b;
+  await bothCandidates(lab);
+  const { from, at, downtime } = await lab.move(loop, VIP, (node) => node.agent?.proc.signal('SIGTERM'));
+  const node = lab.node(from);
+  await node.agent?.proc.exited;
+  if (!downtime) throw new Error(`handover ${i}: no answer before or after SIGTERM`);
+  process.stderr.write(`  graceful handover ${i + 1}/${count}: ${downtime.downtimeMs} ms\n`);
+  await lab.startAgent(node);
+  b.faults.push({ node: from, start: at, end: Date.now() });
+  return downtime.downtimeMs;
 }
 
-async function createToFirstAnswer(lab: TwoNodeLab): Promise<number[]> {
+async function createToFirstAnswer(lab: TwoNodeLab, count: number): Promise<number[]> {
   const times: number[] = [];
-  for (let i = 0; i < CREATES; i++) {
+  for (let i = 0; i < count; i++) {
     const ip = `192.0.2.${70 + i}`;
     const name = `bench-create-${i}`;
     const start = Date.now();
@@ -89,28 +295,89 @@ async function createToFirstAnswer(lab: TwoNodeLab): Promise<number[]> {
   return times;
 }
 
-export async function run(): Promise<Record<string, unknown>> {
-  const cp = await startControlPlane({ serviceAccountAdmission: true });
-  let lab: TwoNodeLab | undefined;
-  try {
-    lab = await startTwoNodeLab({ kubeconfigPath: cp.kubeconfigPath });
+/** Failed probes the leader counted so far, over every node (its probe_failures_total). */
+async function leaderProbeFailures(lab: TwoNodeLab): Promise<number> {
+  const replica = await lab.leaderReplica();
+  if (!replica) return NaN;
+  const r = await lab.lab.exec(replica.ns, ['curl', '-s', '-m', '2', 'http://127.0.0.1:9611/metrics']);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('ipcontroller_scheduler_probe_failures_total{'));
+  return lines.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+export interface IdleWatch {
+  seconds: number;
+  /** Claim moves seen: each one is a false failover. */
+  moves: number;
+  /** Probes of healthy nodes the leader counted as failed meanwhile: the margin left before a false failover. */
+  failed_probes: number;
+}
+
+/** A no-fault period with claims on both nodes: every move in it is a false failover. */
+async function idleWatch(b: BenchLab, seconds: number): Promise<IdleWatch> {
+  if (seconds <= 0) return { seconds: 0, moves: 0, failed_probes: 0 };
+  const { lab } = b;
+  for (const [i, ip] of IDLE_VIPS.entries()) {
     await lab.core.createNamespacedService({
       namespace: 'default',
-      body: { metadata: { name: 'bench-vip' }, spec: { externalIPs: [VIP], ports: [{ port: 80, targetPort: 80 }] } },
+      body: { metadata: { name: `bench-idle-${i}` }, spec: { externalIPs: [ip], ports: [{ port: 80, targetPort: 80 }] } },
     });
-    await holder(lab, VIP);
-    const hard = await hardFailures(lab);
-    const graceful = await gracefulHandovers(lab);
-    const create = await createToFirstAnswer(lab);
+    await lab.servingNode(ip);
+  }
+  await bothCandidates(lab);
+  const start = Date.now();
+  const before = b.watch.moves.length;
+  const failedBefore = await leaderProbeFailures(lab);
+  process.stderr.write(`  idle watch: ${seconds} s with no fault\n`);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const failed = (await leaderProbeFailures(lab)) - failedBefore;
+  const moves = b.watch.moves.slice(before).filter((m) => m.t >= start).length;
+  process.stderr.write(`  idle watch: ${moves} moves, ${failed} failed probes of healthy nodes\n`);
+  return { seconds, moves, failed_probes: failed };
+}
+
+function settingsText(): string {
+  const sched = argsFrom('BENCH_SCHEDULER_ARGS').join(' ');
+  const agent = argsFrom('BENCH_AGENT_ARGS').join(' ');
+  const load = num('BENCH_CPU_LOAD', 0);
+  return [
+    sched || agent ? `scheduler [${sched || 'defaults'}], agent [${agent || 'defaults'}]` : 'shipped defaults',
+    load > 0 ? `${load} CPU-bound busy loops beside the lab` : 'no added load',
+    'client request every 20 ms, 250 ms timeout',
+  ].join('; ');
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const hardCount = num('BENCH_HARD_FAILURES', 20);
+  const idleSeconds = num('BENCH_IDLE_SECONDS', 30);
+  const started = Date.now();
+  const b = await startBenchLab(60 * 60_000);
+  try {
+    const hard = await hardFailures(b, hardCount);
+    const traceFile = process.env.BENCH_TRACE;
+    if (traceFile && hard[0]) writeFileSync(traceFile, JSON.stringify({ settings: settingsText(), failure: hard[0] }, null, 2));
+    const graceful = await gracefulHandovers(b, num('BENCH_GRACEFUL', 5));
+    const create = await createToFirstAnswer(b.lab, num('BENCH_CREATES', 20));
+    const idle = await idleWatch(b, idleSeconds);
+    const downtimes = hard.map((f) => f.downtimeMs);
+    const wrong = falseMoves(b.watch.moves, b.faults);
     return {
-      settings:
-        'defaults: probe 200ms x 3 failures, heartbeat 2s, monitor 4s, GARP at once then every 1.1s; client request every 20 ms, 250 ms timeout',
-      hard_failover_downtime_ms: stats(hard),
+      settings: settingsText(),
+      hard_failover_downtime_ms: stats(downtimes),
       graceful_handover_downtime_ms: stats(graceful),
       service_create_to_first_answer_ms: stats(create),
+      scheduler_args: argsFrom('BENCH_SCHEDULER_ARGS'),
+      agent_args: argsFrom('BENCH_AGENT_ARGS'),
+      cpu_load_processes: b.load.count,
+      hard_failover_downtime_histogram_ms: histogram(downtimes),
+      hard_failover_downtimes_ms: downtimes,
+      hard_failover_breakdown_ms: breakdownStats(hard),
+      false_failovers: wrong.length,
+      false_failover_moves: wrong,
+      claim_moves_seen: b.watch.moves.length,
+      idle_watch: idle,
+      run_seconds: Math.round((Date.now() - started) / 1000),
     };
   } finally {
-    await lab?.destroy();
-    await cp.stop();
+    await b.close();
   }
 }
