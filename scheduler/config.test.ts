@@ -14,8 +14,9 @@ test('defaults', () => {
   assert.is(c.nodeFilter, 'fair');
   assert.is(c.monitorMs, 4000);
   assert.is(c.leaderElect, true);
-  assert.is(c.probeIntervalMs, 200);
-  assert.is(c.probeFailures, 3);
+  assert.is(c.probeIntervalMs, 100);
+  assert.is(c.probeTimeoutMs, 100);
+  assert.is(c.probeFailures, 2);
   assert.is(c.leaseDurationMs, 4000);
   assert.is(c.renewDeadlineMs, 2000);
   assert.is(c.retryPeriodMs, 500);
@@ -36,7 +37,7 @@ test('flags in the forms people write them', () => {
     '--nodefilter=first-alive',
     '--monitor=3s',
     '--probe-interval',
-    '100ms',
+    '250ms',
     '--probe-failures=5',
     '--rebalance',
     '--metrics-bind=[::1]:9000',
@@ -47,7 +48,7 @@ test('flags in the forms people write them', () => {
   assert.equal(c.mask, { ipv4: 24, ipv6: 64 });
   assert.is(c.nodeFilter, 'first-alive');
   assert.is(c.monitorMs, 3000);
-  assert.is(c.probeIntervalMs, 100);
+  assert.is(c.probeIntervalMs, 250);
   assert.is(c.probeFailures, 5);
   assert.is(c.rebalance, true);
   assert.is(c.metricsHost, '::1');

@@ -11,6 +11,7 @@
 //   BENCH_IDLE_SECONDS=30                              a no-fault watch with claims on both nodes: every move is false
 //   BENCH_TRACE=path.json                              writes the first hard failure as the client saw it (for plot.ts)
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { Watch } from '@kubernetes/client-node';
 import { claimName } from '../../api/names.js';
 import { MOVE_ANNOTATION, type IpClaim } from '../../api/types.js';
@@ -24,7 +25,7 @@ const num = (name: string, fallback: number): number => Number(process.env[name]
 /** Flags from an environment variable, split on white space. */
 export const argsFrom = (name: string): string[] => (process.env[name] ?? '').split(/\s+/).filter((w) => w !== '');
 
-const VIP = '192.0.2.60';
+export const VIP = '192.0.2.60';
 /** Extra Services for the idle watch, so that both nodes hold claims a false failover could move. */
 const IDLE_VIPS = ['192.0.2.61', '192.0.2.62', '192.0.2.63'];
 const HISTOGRAM_EDGES = [100, 150, 200, 250, 300, 350, 400, 450, 500, 600, 700, 800, 1000, 1500];
@@ -213,11 +214,15 @@ export async function hardFailure(b: BenchLab, loop: RequestLoop): Promise<HardF
   };
 }
 
-async function hardFailures(b: BenchLab, count: number): Promise<HardFailure[]> {
+/** Runs count hard failures; one that does not complete ends the series, and its error is reported with the ones before. */
+async function hardFailures(b: BenchLab, count: number, errors: string[]): Promise<HardFailure[]> {
   const out: HardFailure[] = [];
   const loop = b.lab.requestLoop(VIP, 20, 15 * 60_000);
   try {
     for (let i = 0; i < count; i++) await hardFailureLogged(b, loop, out, count);
+  } catch (err) {
+    errors.push(`hard failure ${out.length + 1}: ${String(err)}`);
+    process.stderr.write(`  ${errors[errors.length - 1]}\n`);
   } finally {
     await loop.stop();
   }
@@ -335,7 +340,7 @@ async function idleWatch(b: BenchLab, seconds: number): Promise<IdleWatch> {
   return { seconds, moves, failed_probes: failed };
 }
 
-function settingsText(): string {
+export function settingsText(): string {
   const sched = argsFrom('BENCH_SCHEDULER_ARGS').join(' ');
   const agent = argsFrom('BENCH_AGENT_ARGS').join(' ');
   const load = num('BENCH_CPU_LOAD', 0);
@@ -352,12 +357,14 @@ export async function run(): Promise<Record<string, unknown>> {
   const started = Date.now();
   const b = await startBenchLab(60 * 60_000);
   try {
-    const hard = await hardFailures(b, hardCount);
+    const errors: string[] = [];
+    const hard = await hardFailures(b, hardCount, errors);
     const traceFile = process.env.BENCH_TRACE;
     if (traceFile && hard[0]) writeFileSync(traceFile, JSON.stringify({ settings: settingsText(), failure: hard[0] }, null, 2));
-    const graceful = await gracefulHandovers(b, num('BENCH_GRACEFUL', 5));
-    const create = await createToFirstAnswer(b.lab, num('BENCH_CREATES', 20));
-    const idle = await idleWatch(b, idleSeconds);
+    const rest = errors.length === 0;
+    const graceful = rest ? await gracefulHandovers(b, num('BENCH_GRACEFUL', 5)) : [];
+    const create = rest ? await createToFirstAnswer(b.lab, num('BENCH_CREATES', 20)) : [];
+    const idle = rest ? await idleWatch(b, idleSeconds) : { seconds: 0, moves: 0, failed_probes: 0 };
     const downtimes = hard.map((f) => f.downtimeMs);
     const wrong = falseMoves(b.watch.moves, b.faults);
     return {
@@ -376,6 +383,8 @@ export async function run(): Promise<Record<string, unknown>> {
       claim_moves_seen: b.watch.moves.length,
       idle_watch: idle,
       run_seconds: Math.round((Date.now() - started) / 1000),
+      load_average: loadavg().map((l) => Number(l.toFixed(1))),
+      ...(errors.length ? { errors } : {}),
     };
   } finally {
     await b.close();
