@@ -1,5 +1,5 @@
 // Draws one hard failover as the client saw it, as an SVG (pure: a trace in, text out): time on
-// the x-axis from 300 ms before the fault, one mark per 20 ms request at the time it completed,
+// the x-axis from 300 ms before the fault, one mark per 20 ms request at the time it was sent,
 // in the row and colour of the node that answered, or red in the "failed" row; vertical lines
 // for the fault, the scheduler's detection, the claim write, the address up on the new node
 // and the first gratuitous ARP on the client's link; the client's downtime shaded.
@@ -12,6 +12,9 @@ const ROW = 34;
 const TOP = 70;
 const NODE_COLOURS = ['#1f77b4', '#2ca02c', '#9467bd', '#8c564b'];
 const FAILED = '#d62728';
+
+/** The client's request timeout (test/e2e/request-loop.ts): a timed-out request was sent this long before it ended. */
+const CLIENT_TIMEOUT_MS = 250;
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -75,7 +78,7 @@ export function failoverSvg({ settings, failure: f }: PlotInput): string {
     out.push(`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${rowY(name)}" y2="${rowY(name)}" stroke="#eeeeee"/>`);
   }
   for (const r of f.results) {
-    const at = r.t - f.fault;
+    const at = r.t - f.fault - (r.error === 'timeout' ? CLIENT_TIMEOUT_MS : 0);
     if (at < from || at > to) continue;
     const name = r.ok ? (r.body ?? '?') : 'failed';
     out.push(
@@ -94,7 +97,7 @@ export function failoverSvg({ settings, failure: f }: PlotInput): string {
   out.push(`<line x1="${LEFT}" x2="${WIDTH - RIGHT}" y1="${axisY - 12}" y2="${axisY - 12}" stroke="#999999"/>`);
   for (const t of ticks(from, to)) out.push(`<text x="${x(t).toFixed(1)}" y="${axisY}" text-anchor="middle" fill="#555555">${t}</text>`);
   out.push(
-    `<text x="${WIDTH - RIGHT}" y="${axisY - 16}" text-anchor="end" fill="#555555">ms after the fault (each mark: one request, at the time it completed)</text>`,
+    `<text x="${WIDTH - RIGHT}" y="${axisY - 16}" text-anchor="end" fill="#555555">ms after the fault (each mark: one request, when it was sent; shaded: the client's downtime)</text>`,
   );
   out.push('</svg>');
   return out.join('\n') + '\n';
