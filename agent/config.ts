@@ -27,11 +27,11 @@ Flags:
                           contact nor a scheduler probe (default 3s; 0 = never)
   --stall-withdraw DUR    a process that did not run for longer than this (frozen, starved)
                           removes every address at once on resume and takes back only what
-                          freshly listed claims still give it (default 200ms: the scheduler's
+                          freshly listed claims still give it (default 300ms: the scheduler's
                           earliest failover at its defaults; 0 = never)
   --deadman DUR           the kernel answers ARP / NS for this node's addresses only while the
                           agent has run within this long (nftables sets that time out), so a
-                          frozen, starved or killed agent's node falls silent (default 150ms,
+                          frozen, starved or killed agent's node falls silent (default 250ms,
                           under the scheduler's earliest failover; 0 = off)
   --drain-timeout DUR     on SIGTERM, wait at most this long for claims to move (default 20s)
   --conflict-probes N     probes (ARP with sender 0.0.0.0 / NS from ::) before an address no
@@ -81,17 +81,17 @@ export const AGENT_DEFAULTS = {
   // neighbour that ignored the first (entry updated < 1 s ago) takes the second.
   garpIntervalMs: 1100,
   garpRefreshMs: 0,
-  // Well above the scheduler's failure window (2 failed probes 100 ms apart plus the probe
-  // timeout, about 0.3 s), with room for a GC pause or a slow write.
+  // Well above the scheduler's failure window (3 failed probes 100 ms apart plus the probe
+  // timeout, about 0.4 s), with room for a GC pause or a slow write.
   fenceAfterMs: 3000,
-  // The scheduler's earliest failover of a node that stops answering: 2 probes 100 ms apart,
-  // each failing after 100 ms, is 0.2 s. A process that did not run for longer may have lost
+  // The scheduler's earliest failover of a node that stops answering: 3 probes 100 ms apart,
+  // each failing after 100 ms, is 0.3 s. A process that did not run for longer may have lost
   // its claims, and its kernel answers ARP for them meanwhile, so it lets go at once.
-  stallWithdrawMs: 200,
-  // Under the scheduler's earliest failover (0.2 s): once a frozen node's claims can have moved,
-  // its kernel has stopped answering for them. Refreshed every 37 ms, so a busy event loop has
+  stallWithdrawMs: 300,
+  // Under the scheduler's earliest failover (0.3 s): once a frozen node's claims can have moved,
+  // its kernel has stopped answering for them. Refreshed every 62 ms, so a busy event loop has
   // four chances.
-  deadmanMs: 150,
+  deadmanMs: 250,
   // Inside Kubernetes' default 30 s termination grace period.
   drainTimeoutMs: 20_000,
   // Two probes 30 ms apart, decided 60 ms after the first: a host on the LAN answers an ARP
