@@ -27,8 +27,7 @@ Flags:
                           contact nor a scheduler probe (default 3s; 0 = never)
   --stall-withdraw DUR    a process that did not run for longer than this (frozen, starved)
                           removes every address at once on resume and takes back only what
-                          freshly listed claims still give it (default 300ms: the scheduler's
-                          earliest failover at its defaults; 0 = never)
+                          freshly listed claims still give it (default 500ms; 0 = never)
   --deadman DUR           the kernel answers ARP / NS for this node's addresses only while the
                           agent has run within this long (nftables sets that time out), so a
                           frozen, starved or killed agent's node falls silent (default 250ms,
@@ -84,10 +83,12 @@ export const AGENT_DEFAULTS = {
   // Well above the scheduler's failure window (3 failed probes 100 ms apart plus the probe
   // timeout, about 0.4 s), with room for a GC pause or a slow write.
   fenceAfterMs: 3000,
-  // The scheduler's earliest failover of a node that stops answering: 3 probes 100 ms apart,
-  // each failing after 100 ms, is 0.3 s. A process that did not run for longer may have lost
-  // its claims, and its kernel answers ARP for them meanwhile, so it lets go at once.
-  stallWithdrawMs: 300,
+  // A process that did not run for longer may have lost its claims, and its kernel answers ARP
+  // for them meanwhile, so it lets go at once. Not lowered with the scheduler's 0.3 s window:
+  // under a load average of 35 on 2 cores agents stalled 300-450 ms now and then, and at 300 ms
+  // each of those withdrew every address until a relist that once took 21 s (measured in the
+  // lab); the dead-man switch below keeps a frozen node silent within 0.25 s meanwhile.
+  stallWithdrawMs: 500,
   // Under the scheduler's earliest failover (0.3 s): once a frozen node's claims can have moved,
   // its kernel has stopped answering for them. Refreshed every 62 ms, so a busy event loop has
   // four chances.
