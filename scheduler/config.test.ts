@@ -16,7 +16,7 @@ test('defaults', () => {
   assert.is(c.leaderElect, true);
   assert.is(c.probeIntervalMs, 100);
   assert.is(c.probeTimeoutMs, 100);
-  assert.is(c.probeFailures, 3);
+  assert.is(c.probeFailures, 5);
   assert.is(c.leaseDurationMs, 4000);
   assert.is(c.renewDeadlineMs, 2000);
   assert.is(c.retryPeriodMs, 500);
@@ -38,7 +38,7 @@ test('flags in the forms people write them', () => {
     '--monitor=3s',
     '--probe-interval',
     '250ms',
-    '--probe-failures=5',
+    '--probe-failures=4',
     '--rebalance',
     '--metrics-bind=[::1]:9000',
     '--identity=me',
@@ -49,7 +49,7 @@ test('flags in the forms people write them', () => {
   assert.is(c.nodeFilter, 'first-alive');
   assert.is(c.monitorMs, 3000);
   assert.is(c.probeIntervalMs, 250);
-  assert.is(c.probeFailures, 5);
+  assert.is(c.probeFailures, 4);
   assert.is(c.rebalance, true);
   assert.is(c.metricsHost, '::1');
   assert.is(c.metricsPort, 9000);
