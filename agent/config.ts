@@ -80,19 +80,18 @@ export const AGENT_DEFAULTS = {
   // neighbour that ignored the first (entry updated < 1 s ago) takes the second.
   garpIntervalMs: 1100,
   garpRefreshMs: 0,
-  // Well above the scheduler's failure window (5 failed probes 100 ms apart plus the probe
-  // timeout, about 0.6 s), with room for a GC pause or a slow write.
+  // Just above the scheduler's failure window (3 failed probes 200 ms apart plus the probe
+  // timeout, about 1 s), with room for a GC pause or a slow write.
   fenceAfterMs: 3000,
-  // The scheduler's earliest failover of a node that stops answering: 5 probes 100 ms apart,
+  // The scheduler's earliest failover of a node that stops answering: 3 probes 200 ms apart,
   // each failing after 100 ms, is 0.5 s. A process that did not run for longer may have lost its
   // claims, and its kernel answers ARP for them meanwhile, so it lets go at once. Not lowered
-  // with the tuned 0.3 s window:
-  // under a load average of 35 on 2 cores agents stalled 300-450 ms now and then, and at 300 ms
-  // each of those withdrew every address until a relist that once took 21 s (measured in the
-  // lab); the dead-man switch below keeps a frozen node silent within 0.25 s meanwhile.
+  // with the tuned 0.3 s window (README, "Failover figures"): under a load average of 35 on 2
+  // cores agents stalled 300-450 ms now and then, and at 300 ms each of those withdrew every
+  // address until a relist that once took 21 s; --deadman keeps a frozen node silent meanwhile.
   stallWithdrawMs: 500,
   // Under the scheduler's earliest failover (0.5 s at its defaults, 0.3 s at the tuned
-  // --probe-failures 3: give --deadman 250ms there): once a frozen node's claims can have moved,
+  // --probe-interval 100ms: give --deadman 250ms there): once a frozen node's claims can have moved,
   // its kernel has stopped answering for them. Refreshed every 100 ms, so a busy event loop has
   // four chances.
   deadmanMs: 400,

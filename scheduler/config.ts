@@ -42,18 +42,18 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   leaderElect: true,
   resyncMs: 20_000,
   lbClass: 'ipcontroller.ext/l2',
-  // A node fails when 5 probes in a row, 100ms apart, each given up after 100ms, went
-  // unanswered: it was silent for at least 500ms (as at 200ms x 3 before), found 500-600ms after
-  // it died (was 500-700ms: the shorter interval only removes granularity). A failure that came
-  // in after the scheduler's own loop stalled does not count (health.ts). Why not shorter: on
-  // the 2-core lab under a load average of 30-38, healthy agents went unscheduled for 300-450ms
-  // now and then (their own stall log), and windows of 300ms (3 x 100ms) and about 200ms
-  // (2 x 100ms, 3 x 70ms, 4 x 50ms) moved healthy nodes' claims: 2 to 77 false failovers per run.
-  // Where agents are never starved that long, --probe-failures 3 (300ms) is the tuned setting
-  // (README, "Failover figures"). Keep the agent's --deadman under the window.
-  probeIntervalMs: 100,
+  // 3 failed probes 200ms apart, each given up after 100ms: a node silent for 500ms is failed
+  // 0.5-0.7s after it died. A failure that came in after the scheduler's own loop stalled does
+  // not count (health.ts). Measured in the lab (README, "Failover figures"): the window cannot
+  // be shorter than the longest time a healthy agent goes unscheduled. On the 2-core lab under
+  // a load average of 30-40, agents stalled 300-450ms now and then, and windows of 200-300ms
+  // (2 or 3 x 100ms, 3 x 70ms, 4 x 50ms) moved healthy nodes' claims; 5 x 100ms (the same 500ms)
+  // found dead nodes no sooner (each timeout adds the timer's lateness) for twice the probes.
+  // Where agents are never starved for 300ms, --probe-interval 100ms (3 failures) is the tuned
+  // setting, with the agent's --deadman 250ms.
+  probeIntervalMs: 200,
   probeTimeoutMs: 100,
-  probeFailures: 5,
+  probeFailures: 3,
   rebalance: false,
   // client-go's defaults are 15/10/2s; ours are shorter so a standby takes over within 4.5s.
   leaseDurationMs: 4_000,
@@ -80,10 +80,10 @@ Flags:
   --leader-elect BOOL            elect a leader through a Lease (default true)
   --resync DURATION              full resync interval (default 20s)
   --lb-class NAME                loadBalancerClass handled besides none (default ipcontroller.ext/l2)
-  --probe-interval DURATION      agent probe interval (default 100ms)
+  --probe-interval DURATION      agent probe interval (default 200ms)
   --probe-timeout DURATION       agent probe timeout (default 100ms; keep it at most the interval:
                                  probes run one at a time, so a longer one delays the next)
-  --probe-failures N             consecutive failed probes that fail a node (default 5). A node is
+  --probe-failures N             consecutive failed probes that fail a node (default 3). A node is
                                  failed after (N-1) x interval + timeout of silence, found up to one
                                  interval later; a failure that came in after the scheduler itself
                                  did not run (interval + timeout + max(50ms, interval/2) after the
