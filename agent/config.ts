@@ -30,8 +30,8 @@ Flags:
                           freshly listed claims still give it (default 500ms; 0 = never)
   --deadman DUR           the kernel answers ARP / NS for this node's addresses only while the
                           agent has run within this long (nftables sets that time out), so a
-                          frozen, starved or killed agent's node falls silent (default 400ms;
-                          0 = off)
+                          frozen, starved or killed agent's node falls silent (default 400ms,
+                          under the scheduler's earliest failover; 0 = off)
   --drain-timeout DUR     on SIGTERM, wait at most this long for claims to move (default 20s)
   --conflict-probes N     probes (ARP with sender 0.0.0.0 / NS from ::) before an address no
                           agent of ours held goes up (default 2; 0 = no probing, no defence)
@@ -84,10 +84,14 @@ export const AGENT_DEFAULTS = {
   // timeout, about 1 s), with room for a GC pause or a slow write.
   fenceAfterMs: 3000,
   // The scheduler's earliest failover of a node that stops answering: 3 probes 200 ms apart,
-  // each failing after 100 ms, is 0.5 s. A process that did not run for longer may have lost
-  // its claims, and its kernel answers ARP for them meanwhile, so it lets go at once.
+  // each failing after 100 ms, is 0.5 s. A process that did not run for longer may have lost its
+  // claims, and its kernel answers ARP for them meanwhile, so it lets go at once. Not lowered
+  // with the tuned 0.3 s window (README, "Failover figures"): under a load average of 35 on 2
+  // cores agents stalled 300-450 ms now and then, and at 300 ms each of those withdrew every
+  // address until a relist that once took 21 s; --deadman keeps a frozen node silent meanwhile.
   stallWithdrawMs: 500,
-  // Under the scheduler's earliest failover (0.5 s): once a frozen node's claims can have moved,
+  // Under the scheduler's earliest failover (0.5 s at its defaults, 0.3 s at the tuned
+  // --probe-interval 100ms: give --deadman 250ms there): once a frozen node's claims can have moved,
   // its kernel has stopped answering for them. Refreshed every 100 ms, so a busy event loop has
   // four chances.
   deadmanMs: 400,
@@ -126,76 +130,117 @@ export function parseBind(text: string): { host: string; port: number } {
   return { host, port: integerFlag('metrics-bind', m[3] ?? '', 0, 65535) };
 }
 
-export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      iface: { type: 'string' },
-      kubeconfig: { type: 'string' },
-      hostname: { type: 'string' },
-      mask: { type: 'string' },
-      hb: { type: 'string' },
-      resync: { type: 'string' },
-      'garp-count': { type: 'string' },
-      'garp-interval': { type: 'string' },
-      'garp-refresh': { type: 'string' },
-      'fence-after': { type: 'string' },
-      'drain-timeout': { type: 'string' },
-      'stall-withdraw': { type: 'string' },
-      deadman: { type: 'string' },
-      'probe-address': { type: 'string' },
-      'conflict-probes': { type: 'string' },
-      'conflict-window': { type: 'string' },
-      'conflict-retry': { type: 'string' },
-      'conflict-withdraw': { type: 'boolean' },
-      'metrics-bind': { type: 'string' },
-      'log-level': { type: 'string' },
-    },
-  });
-  if (values.help) return { help: true };
-  const nodeName = values.hostname || env.NODE_NAME || hostname();
-  const bind = parseBind(values['metrics-bind'] ?? `${AGENT_DEFAULTS.metricsHost}:${AGENT_DEFAULTS.metricsPort}`);
-  const logLevel = values['log-level'] ?? AGENT_DEFAULTS.logLevel;
-  if (!LEVELS.includes(logLevel)) throw new Error(`--log-level: ${JSON.stringify(logLevel)} is not one of ${LEVELS.join(', ')}`);
-  if (values['probe-address'] !== undefined) {
-    // It becomes IpNode spec.probeAddress, which the CRD checks as strictly as api/ip.ts does: refuse it here, once.
-    const probe = parseStrictIp(values['probe-address']);
-    if (!probe.ok) throw new Error(`--probe-address: ${JSON.stringify(values['probe-address'])} ${probe.reason}`);
-  }
-  const config: AgentConfig = {
-    nodeName,
-    hbMs: values.hb ? durationFlag('hb', values.hb) : AGENT_DEFAULTS.hbMs,
-    resyncMs: values.resync ? durationFlag('resync', values.resync) : AGENT_DEFAULTS.resyncMs,
-    garpCount: values['garp-count'] ? integerFlag('garp-count', values['garp-count'], 0, 1000) : AGENT_DEFAULTS.garpCount,
-    garpIntervalMs: values['garp-interval'] ? durationFlag('garp-interval', values['garp-interval']) : AGENT_DEFAULTS.garpIntervalMs,
-    garpRefreshMs: values['garp-refresh'] ? durationFlag('garp-refresh', values['garp-refresh']) : AGENT_DEFAULTS.garpRefreshMs,
-    fenceAfterMs: values['fence-after'] ? durationFlag('fence-after', values['fence-after']) : AGENT_DEFAULTS.fenceAfterMs,
-    stallWithdrawMs: values['stall-withdraw'] ? durationFlag('stall-withdraw', values['stall-withdraw']) : AGENT_DEFAULTS.stallWithdrawMs,
-    deadmanMs: values.deadman ? durationFlag('deadman', values.deadman) : AGENT_DEFAULTS.deadmanMs,
-    drainTimeoutMs: values['drain-timeout'] ? durationFlag('drain-timeout', values['drain-timeout']) : AGENT_DEFAULTS.drainTimeoutMs,
-    conflictProbes: values['conflict-probes']
-      ? integerFlag('conflict-probes', values['conflict-probes'], 0, 10)
-      : AGENT_DEFAULTS.conflictProbes,
-    conflictWindowMs: values['conflict-window']
-      ? durationFlag('conflict-window', values['conflict-window'])
-      : AGENT_DEFAULTS.conflictWindowMs,
-    conflictRetryMs: values['conflict-retry'] ? durationFlag('conflict-retry', values['conflict-retry']) : AGENT_DEFAULTS.conflictRetryMs,
-    conflictWithdraw: values['conflict-withdraw'] ?? AGENT_DEFAULTS.conflictWithdraw,
-    metricsHost: bind.host,
-    metricsPort: bind.port,
-    logLevel: logLevel as Level,
-  };
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  iface: { type: 'string' },
+  kubeconfig: { type: 'string' },
+  hostname: { type: 'string' },
+  mask: { type: 'string' },
+  hb: { type: 'string' },
+  resync: { type: 'string' },
+  'garp-count': { type: 'string' },
+  'garp-interval': { type: 'string' },
+  'garp-refresh': { type: 'string' },
+  'fence-after': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'stall-withdraw': { type: 'string' },
+  deadman: { type: 'string' },
+  'probe-address': { type: 'string' },
+  'conflict-probes': { type: 'string' },
+  'conflict-window': { type: 'string' },
+  'conflict-retry': { type: 'string' },
+  'conflict-withdraw': { type: 'boolean' },
+  'metrics-bind': { type: 'string' },
+  'log-level': { type: 'string' },
+} as const;
+
+type DurationKey =
+  | 'hbMs'
+  | 'resyncMs'
+  | 'garpIntervalMs'
+  | 'garpRefreshMs'
+  | 'fenceAfterMs'
+  | 'stallWithdrawMs'
+  | 'deadmanMs'
+  | 'drainTimeoutMs'
+  | 'conflictWindowMs'
+  | 'conflictRetryMs';
+
+const DURATIONS: Array<[keyof typeof OPTIONS, DurationKey]> = [
+  ['hb', 'hbMs'],
+  ['resync', 'resyncMs'],
+  ['garp-interval', 'garpIntervalMs'],
+  ['garp-refresh', 'garpRefreshMs'],
+  ['fence-after', 'fenceAfterMs'],
+  ['stall-withdraw', 'stallWithdrawMs'],
+  ['deadman', 'deadmanMs'],
+  ['drain-timeout', 'drainTimeoutMs'],
+  ['conflict-window', 'conflictWindowMs'],
+  ['conflict-retry', 'conflictRetryMs'],
+];
+
+type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
+
+/** The flag's text, or undefined when it is absent or empty (an empty value means the default). */
+function textOf(values: Values, flag: keyof typeof OPTIONS): string | undefined {
+  const v = values[flag];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function checkProbeAddress(text: string | undefined): void {
+  if (text === undefined) return;
+  // It becomes IpNode spec.probeAddress, which the CRD checks as strictly as api/ip.ts does: refuse it here, once.
+  const probe = parseStrictIp(text);
+  if (!probe.ok) throw new Error(`--probe-address: ${JSON.stringify(text)} ${probe.reason}`);
+}
+
+function validate(config: AgentConfig): void {
   if (config.conflictProbes > 0 && config.conflictWindowMs <= 0)
     throw new Error('--conflict-window must be above 0 when --conflict-probes is');
   if (config.hbMs <= 0) throw new Error('--hb must be above 0');
   if (config.resyncMs <= 0) throw new Error('--resync must be above 0');
   if (config.garpIntervalMs <= 0) throw new Error('--garp-interval must be above 0');
-  if (values.iface) config.iface = values.iface;
-  if (values.kubeconfig) config.kubeconfig = values.kubeconfig;
-  if (values.mask) config.mask = integerFlag('mask', values.mask, 0, 128);
-  if (values['probe-address']) config.probeAddress = values['probe-address'];
+}
+
+/** The optional settings: absent from the config unless given. */
+function optionals(values: Values): Pick<AgentConfig, 'iface' | 'kubeconfig' | 'mask' | 'probeAddress'> {
+  const iface = textOf(values, 'iface');
+  const kubeconfig = textOf(values, 'kubeconfig');
+  const mask = textOf(values, 'mask');
+  const probeAddress = textOf(values, 'probe-address');
+  return {
+    ...(iface !== undefined ? { iface } : {}),
+    ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+    ...(mask !== undefined ? { mask: integerFlag('mask', mask, 0, 128) } : {}),
+    ...(probeAddress !== undefined ? { probeAddress } : {}),
+  };
+}
+
+export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParsedArgs {
+  const values: Values = parseArgs({ args: argv, strict: true, allowPositionals: false, options: OPTIONS }).values;
+  if (values.help) return { help: true };
+  const nodeName = textOf(values, 'hostname') || env.NODE_NAME || hostname();
+  const bind = parseBind(textOf(values, 'metrics-bind') ?? `${AGENT_DEFAULTS.metricsHost}:${AGENT_DEFAULTS.metricsPort}`);
+  const logLevel = typeof values['log-level'] === 'string' ? values['log-level'] : AGENT_DEFAULTS.logLevel;
+  if (!LEVELS.includes(logLevel)) throw new Error(`--log-level: ${JSON.stringify(logLevel)} is not one of ${LEVELS.join(', ')}`);
+  checkProbeAddress(typeof values['probe-address'] === 'string' ? values['probe-address'] : undefined);
+  const garpCount = textOf(values, 'garp-count');
+  const conflictProbes = textOf(values, 'conflict-probes');
+  const config: AgentConfig = {
+    ...AGENT_DEFAULTS,
+    nodeName,
+    garpCount: garpCount !== undefined ? integerFlag('garp-count', garpCount, 0, 1000) : AGENT_DEFAULTS.garpCount,
+    conflictProbes: conflictProbes !== undefined ? integerFlag('conflict-probes', conflictProbes, 0, 10) : AGENT_DEFAULTS.conflictProbes,
+    conflictWithdraw: values['conflict-withdraw'] === true || AGENT_DEFAULTS.conflictWithdraw,
+    metricsHost: bind.host,
+    metricsPort: bind.port,
+    logLevel: logLevel as Level,
+    ...optionals(values),
+  };
+  for (const [flag, key] of DURATIONS) {
+    const text = textOf(values, flag);
+    if (text !== undefined) config[key] = durationFlag(flag, text);
+  }
+  validate(config);
   return { help: false, config: Object.freeze(config) };
 }

@@ -15,6 +15,7 @@ test('defaults', () => {
   assert.is(c.monitorMs, 4000);
   assert.is(c.leaderElect, true);
   assert.is(c.probeIntervalMs, 200);
+  assert.is(c.probeTimeoutMs, 100);
   assert.is(c.probeFailures, 3);
   assert.is(c.leaseDurationMs, 4000);
   assert.is(c.renewDeadlineMs, 2000);
@@ -36,8 +37,8 @@ test('flags in the forms people write them', () => {
     '--nodefilter=first-alive',
     '--monitor=3s',
     '--probe-interval',
-    '100ms',
-    '--probe-failures=5',
+    '250ms',
+    '--probe-failures=4',
     '--rebalance',
     '--metrics-bind=[::1]:9000',
     '--identity=me',
@@ -47,8 +48,8 @@ test('flags in the forms people write them', () => {
   assert.equal(c.mask, { ipv4: 24, ipv6: 64 });
   assert.is(c.nodeFilter, 'first-alive');
   assert.is(c.monitorMs, 3000);
-  assert.is(c.probeIntervalMs, 100);
-  assert.is(c.probeFailures, 5);
+  assert.is(c.probeIntervalMs, 250);
+  assert.is(c.probeFailures, 4);
   assert.is(c.rebalance, true);
   assert.is(c.metricsHost, '::1');
   assert.is(c.metricsPort, 9000);

@@ -42,10 +42,15 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   leaderElect: true,
   resyncMs: 20_000,
   lbClass: 'ipcontroller.ext/l2',
-  // 3 failed probes 200ms apart, each given up after 100ms (a LAN answer takes well under
-  // 1ms; 100ms leaves room for a busy agent's event loop): a dead node is found 0.5-0.7s
-  // after it dies, which leaves room for the move and the announcement inside one second.
-  // With 250ms the detection alone took 0.75-0.95s (measured in the lab).
+  // 3 failed probes 200ms apart, each given up after 100ms: a node silent for 500ms is failed
+  // 0.5-0.7s after it died. A failure that came in after the scheduler's own loop stalled does
+  // not count (health.ts). Measured in the lab (README, "Failover figures"): the window cannot
+  // be shorter than the longest time a healthy agent goes unscheduled. On the 2-core lab under
+  // a load average of 30-40, agents stalled 300-450ms now and then, and windows of 200-300ms
+  // (2 or 3 x 100ms, 3 x 70ms, 4 x 50ms) moved healthy nodes' claims; 5 x 100ms (the same 500ms)
+  // found dead nodes no sooner (each timeout adds the timer's lateness) for twice the probes.
+  // Where agents are never starved for 300ms, --probe-interval 100ms (3 failures) is the tuned
+  // setting, with the agent's --deadman 250ms.
   probeIntervalMs: 200,
   probeTimeoutMs: 100,
   probeFailures: 3,
@@ -76,8 +81,13 @@ Flags:
   --resync DURATION              full resync interval (default 20s)
   --lb-class NAME                loadBalancerClass handled besides none (default ipcontroller.ext/l2)
   --probe-interval DURATION      agent probe interval (default 200ms)
-  --probe-timeout DURATION       agent probe timeout (default 100ms)
-  --probe-failures N             consecutive failed probes that fail a node (default 3)
+  --probe-timeout DURATION       agent probe timeout (default 100ms; keep it at most the interval:
+                                 probes run one at a time, so a longer one delays the next)
+  --probe-failures N             consecutive failed probes that fail a node (default 3). A node is
+                                 failed after (N-1) x interval + timeout of silence, found up to one
+                                 interval later; a failure that came in after the scheduler itself
+                                 did not run (interval + timeout + max(50ms, interval/2) after the
+                                 result before it) does not count
   --conflict-retry DURATION      how long an address a foreign host answered for is not allocated before it is probed again (default 10m)
   --rebalance                    move healthy claims to even out nodes (default off: no churn)
   --leader-elect-lease-duration DURATION   (default 4s)
@@ -111,88 +121,124 @@ function bool(flag: string, text: string): boolean {
 
 export type ParsedArgs = { help: true } | { help: false; config: Readonly<SchedulerConfig> };
 
-/** Parses argv; throws an Error naming the flag on bad input. */
-export function parseSchedulerArgs(argv: string[]): ParsedArgs {
-  // --leader-elect without a value means true; parseArgs wants a value for string options.
-  const args = argv.map((a) => (a === '--leader-elect' ? '--leader-elect=true' : a === '--rebalance' ? '--rebalance=true' : a));
-  const { values } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      kubeconfig: { type: 'string' },
-      mask: { type: 'string' },
-      nodefilter: { type: 'string' },
-      monitor: { type: 'string' },
-      'leader-elect': { type: 'string' },
-      resync: { type: 'string' },
-      'lb-class': { type: 'string' },
-      'probe-interval': { type: 'string' },
-      'probe-timeout': { type: 'string' },
-      'probe-failures': { type: 'string' },
-      rebalance: { type: 'string' },
-      'conflict-retry': { type: 'string' },
-      'leader-elect-lease-duration': { type: 'string' },
-      'leader-elect-renew-deadline': { type: 'string' },
-      'leader-elect-retry-period': { type: 'string' },
-      'lease-namespace': { type: 'string' },
-      'lease-name': { type: 'string' },
-      identity: { type: 'string' },
-      'metrics-bind': { type: 'string' },
-      'metrics-port': { type: 'string' },
-      'log-level': { type: 'string' },
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  kubeconfig: { type: 'string' },
+  mask: { type: 'string' },
+  nodefilter: { type: 'string' },
+  monitor: { type: 'string' },
+  'leader-elect': { type: 'string' },
+  resync: { type: 'string' },
+  'lb-class': { type: 'string' },
+  'probe-interval': { type: 'string' },
+  'probe-timeout': { type: 'string' },
+  'probe-failures': { type: 'string' },
+  rebalance: { type: 'string' },
+  'conflict-retry': { type: 'string' },
+  'leader-elect-lease-duration': { type: 'string' },
+  'leader-elect-renew-deadline': { type: 'string' },
+  'leader-elect-retry-period': { type: 'string' },
+  'lease-namespace': { type: 'string' },
+  'lease-name': { type: 'string' },
+  identity: { type: 'string' },
+  'metrics-bind': { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'log-level': { type: 'string' },
+} as const;
+
+type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
+
+const DURATIONS: Array<[keyof typeof OPTIONS, keyof SchedulerConfig]> = [
+  ['monitor', 'monitorMs'],
+  ['resync', 'resyncMs'],
+  ['probe-interval', 'probeIntervalMs'],
+  ['probe-timeout', 'probeTimeoutMs'],
+  ['conflict-retry', 'conflictRetryMs'],
+  ['leader-elect-lease-duration', 'leaseDurationMs'],
+  ['leader-elect-renew-deadline', 'renewDeadlineMs'],
+  ['leader-elect-retry-period', 'retryPeriodMs'],
+];
+
+const STRINGS: Array<[keyof typeof OPTIONS, 'kubeconfig' | 'lbClass' | 'leaseNamespace' | 'leaseName' | 'identity']> = [
+  ['kubeconfig', 'kubeconfig'],
+  ['lb-class', 'lbClass'],
+  ['lease-namespace', 'leaseNamespace'],
+  ['lease-name', 'leaseName'],
+  ['identity', 'identity'],
+];
+
+function parseMask(text: string): SchedulerConfig['mask'] {
+  const [v4, v6] = text.split(',');
+  return { ipv4: int('mask', v4 ?? '', 1, 32), ipv6: v6 !== undefined ? int('mask', v6, 1, 128) : 128 };
+}
+
+function parseNodeFilter(text: string): Strategy {
+  if (text !== 'fair' && text !== 'first-alive') throw new Error(`--nodefilter: ${JSON.stringify(text)} is not fair or first-alive`);
+  return text;
+}
+
+function parseMetricsBind(text: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(text);
+  if (!m) throw new Error(`--metrics-bind: ${JSON.stringify(text)} is not HOST:PORT`);
+  return { host: (m[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0', port: int('metrics-bind', m[2] ?? '', 0, 65535) };
+}
+
+function parseLevel(text: string): Level {
+  if (!LEVELS.includes(text as Level)) throw new Error(`--log-level: ${JSON.stringify(text)} is not one of ${LEVELS.join(', ')}`);
+  return text as Level;
+}
+
+/** Flags whose value is parsed by a function of their own, applied in this order. */
+const PARSERS: Array<[keyof typeof OPTIONS, (c: SchedulerConfig, text: string) => void]> = [
+  ['mask', (c, t) => (c.mask = parseMask(t))],
+  ['nodefilter', (c, t) => (c.nodeFilter = parseNodeFilter(t))],
+  ['leader-elect', (c, t) => (c.leaderElect = bool('leader-elect', t))],
+  ['rebalance', (c, t) => (c.rebalance = bool('rebalance', t))],
+  ['probe-failures', (c, t) => (c.probeFailures = int('probe-failures', t, 1, 100))],
+  [
+    'metrics-bind',
+    (c, t) => {
+      const { host, port } = parseMetricsBind(t);
+      c.metricsHost = host;
+      c.metricsPort = port;
     },
-  });
-  if (values.help) return { help: true };
-  const c: SchedulerConfig = { ...DEFAULTS, mask: { ...DEFAULTS.mask }, identity: `${hostname()}_${process.pid}` };
-  if (values.kubeconfig) c.kubeconfig = values.kubeconfig;
-  if (values.mask !== undefined) {
-    const [v4, v6] = values.mask.split(',');
-    c.mask = { ipv4: int('mask', v4 ?? '', 1, 32), ipv6: v6 !== undefined ? int('mask', v6, 1, 128) : 128 };
-  }
-  if (values.nodefilter !== undefined) {
-    if (values.nodefilter !== 'fair' && values.nodefilter !== 'first-alive')
-      throw new Error(`--nodefilter: ${JSON.stringify(values.nodefilter)} is not fair or first-alive`);
-    c.nodeFilter = values.nodefilter;
-  }
-  const durations: Array<[string, keyof SchedulerConfig]> = [
-    ['monitor', 'monitorMs'],
-    ['resync', 'resyncMs'],
-    ['probe-interval', 'probeIntervalMs'],
-    ['probe-timeout', 'probeTimeoutMs'],
-    ['conflict-retry', 'conflictRetryMs'],
-    ['leader-elect-lease-duration', 'leaseDurationMs'],
-    ['leader-elect-renew-deadline', 'renewDeadlineMs'],
-    ['leader-elect-retry-period', 'retryPeriodMs'],
-  ];
-  for (const [flag, key] of durations) {
-    const text = values[flag as keyof typeof values];
-    if (typeof text === 'string') (c as unknown as Record<string, number>)[key] = durationFlag(flag, text);
-  }
-  if (values['leader-elect'] !== undefined) c.leaderElect = bool('leader-elect', values['leader-elect']);
-  if (values.rebalance !== undefined) c.rebalance = bool('rebalance', values.rebalance);
-  if (values['lb-class'] !== undefined) c.lbClass = values['lb-class'];
-  if (values['probe-failures'] !== undefined) c.probeFailures = int('probe-failures', values['probe-failures'], 1, 100);
-  if (values['lease-namespace'] !== undefined) c.leaseNamespace = values['lease-namespace'];
-  if (values['lease-name'] !== undefined) c.leaseName = values['lease-name'];
-  if (values.identity !== undefined) c.identity = values.identity;
-  if (values['metrics-bind'] !== undefined) {
-    const m = /^(.*):(\d+)$/.exec(values['metrics-bind']);
-    if (!m) throw new Error(`--metrics-bind: ${JSON.stringify(values['metrics-bind'])} is not HOST:PORT`);
-    c.metricsHost = (m[1] ?? '').replace(/^\[(.*)\]$/, '$1') || '0.0.0.0';
-    c.metricsPort = int('metrics-bind', m[2] ?? '', 0, 65535);
-  }
-  if (values['metrics-port'] !== undefined) c.metricsPort = int('metrics-port', values['metrics-port'], 0, 65535);
-  if (values['log-level'] !== undefined) {
-    if (!LEVELS.includes(values['log-level'] as Level))
-      throw new Error(`--log-level: ${JSON.stringify(values['log-level'])} is not one of ${LEVELS.join(', ')}`);
-    c.logLevel = values['log-level'] as Level;
-  }
+  ],
+  ['metrics-port', (c, t) => (c.metricsPort = int('metrics-port', t, 0, 65535))],
+  ['log-level', (c, t) => (c.logLevel = parseLevel(t))],
+];
+
+function validate(c: SchedulerConfig): void {
   if (c.probeTimeoutMs <= 0 || c.probeIntervalMs <= 0) throw new Error('--probe-interval and --probe-timeout must be above 0');
   if (c.renewDeadlineMs >= c.leaseDurationMs)
     throw new Error('--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration');
   if (c.retryPeriodMs >= c.renewDeadlineMs)
     throw new Error('--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline');
+}
+
+/** Parses argv; throws an Error naming the flag on bad input. */
+export function parseSchedulerArgs(argv: string[]): ParsedArgs {
+  // --leader-elect without a value means true; parseArgs wants a value for string options.
+  const args = argv.map((a) => (a === '--leader-elect' ? '--leader-elect=true' : a === '--rebalance' ? '--rebalance=true' : a));
+  const values: Values = parseArgs({ args, strict: true, options: OPTIONS }).values;
+  if (values.help) return { help: true };
+  const c: SchedulerConfig = { ...DEFAULTS, mask: { ...DEFAULTS.mask }, identity: `${hostname()}_${process.pid}` };
+  const text = (flag: keyof typeof OPTIONS): string | undefined => {
+    const v = values[flag];
+    return typeof v === 'string' ? v : undefined;
+  };
+  for (const [flag, key] of STRINGS) {
+    const v = text(flag);
+    if (v !== undefined && (v !== '' || flag !== 'kubeconfig')) c[key] = v;
+  }
+  for (const [flag, key] of DURATIONS) {
+    const v = text(flag);
+    if (v !== undefined) (c as unknown as Record<string, number>)[key] = durationFlag(flag, v);
+  }
+  for (const [flag, apply] of PARSERS) {
+    const v = text(flag);
+    if (v !== undefined) apply(c, v);
+  }
+  validate(c);
   return { help: false, config: Object.freeze(c) };
 }
 

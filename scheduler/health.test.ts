@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Condition, IpNode } from '../api/types.js';
-import { nextProbeState, nodeHealth, type NodeObservation, type ProbeState } from './health.js';
+import { countedFailures, nextProbeState, nodeHealth, type NodeObservation, type ProbeResult, type ProbeState } from './health.js';
 
 const cfg = { monitorMs: 4000, probeFailures: 3 };
 const T0 = Date.UTC(2026, 0, 1);
@@ -98,7 +98,107 @@ test('probe state: failures count up, the third marks the failure time, a succes
   assert.not.ok(h.candidate);
   if (!h.candidate) assert.is(h.since, 500);
   s = nextProbeState(s, { ok: true, draining: false, rttMs: 1 }, 900, 3);
-  assert.equal(s, { consecutiveFailures: 0, draining: false, answeredAt: 900 });
+  assert.equal(s, { consecutiveFailures: 0, draining: false, answeredAt: 900, lastResultAt: 900 });
+});
+
+const fail: ProbeResult = { ok: false, error: 'timeout after 100ms' };
+const answer: ProbeResult = { ok: true, draining: false, rttMs: 1 };
+/** The shipped cadence: a probe every 100 ms, each given up after 100 ms, 3 failures. */
+const cadence = { monitorMs: 1e12, probeFailures: 3, probeIntervalMs: 100, probeTimeoutMs: 100 };
+
+/** Feeds results at the given times (ms) and returns the state. */
+function feed(steps: Array<[number, ProbeResult]>): ProbeState {
+  let s: ProbeState | undefined;
+  for (const [at, r] of steps) s = nextProbeState(s, r, at, cadence.probeFailures);
+  if (!s) throw new Error('no steps');
+  return s;
+}
+
+test('a node that falls silent fails at the third failure, since the time that failure came in', () => {
+  // Answers every 100 ms; from 1000 on each probe times out 100 ms after it was sent.
+  const s = feed([
+    [801, answer],
+    [901, answer],
+    [1100, fail],
+    [1200, fail],
+    [1300, fail],
+  ]);
+  const h = nodeHealth(obs({ probe: s }), 1300, cadence);
+  assert.ok(!h.candidate && h.reason === 'probe' && h.since === 1300, JSON.stringify(h));
+  assert.equal(countedFailures(s, cadence), { count: 3, reachedAt: 1300 });
+  assert.ok(
+    nodeHealth(
+      obs({
+        probe: feed([
+          [901, answer],
+          [1100, fail],
+          [1200, fail],
+        ]),
+      }),
+      1250,
+      cadence,
+    ).candidate,
+    'two are not enough',
+  );
+});
+
+test('a stall of the scheduler itself (its timers fired late) does not count against the node', () => {
+  // The scheduler did not run from 1000 to 1600: the probe sent at 1000 "times out" when it
+  // resumes, though the answer may be waiting unread; the count starts again after it.
+  const stalled = feed([
+    [901, answer],
+    [1100, fail],
+    [1200, fail],
+    [1800, fail],
+  ]);
+  assert.is(stalled.consecutiveFailures, 3, 'the raw count is kept for the probe report');
+  assert.ok(nodeHealth(obs({ probe: stalled }), 1800, cadence).candidate, 'not failed by its own stall');
+  assert.is(countedFailures(stalled, cadence).count, 0);
+  // A node that really is silent fails three probes after the stall, timed from then.
+  const dead = feed([
+    [901, answer],
+    [1100, fail],
+    [1200, fail],
+    [1800, fail],
+    [1900, fail],
+    [2000, fail],
+    [2100, fail],
+  ]);
+  const h = nodeHealth(obs({ probe: dead }), 2100, cadence);
+  assert.ok(!h.candidate && h.reason === 'probe' && h.since === 2100, JSON.stringify(h));
+});
+
+test('timer lateness within the slack still counts: a busy scheduler does not hide a dead node', () => {
+  // Each failure comes 30-40 ms late (interval 100 + timeout 100 + slack 50 = 250 allowed).
+  const s = feed([
+    [901, answer],
+    [1140, fail],
+    [1280, fail],
+    [1420, fail],
+  ]);
+  assert.not.ok(nodeHealth(obs({ probe: s }), 1420, cadence).candidate);
+});
+
+test('without the cadence, or from a state rebuilt from IpNode.status.probe, every failure counts as before', () => {
+  const stalled = feed([
+    [901, answer],
+    [1100, fail],
+    [1200, fail],
+    [1800, fail],
+  ]);
+  assert.not.ok(nodeHealth(obs({ probe: stalled }), 1800, { monitorMs: 1e12, probeFailures: 3 }).candidate);
+  const rebuilt: ProbeState = { consecutiveFailures: 3, draining: false, failedAt: 1800 };
+  const h = nodeHealth(obs({ probe: rebuilt }), 1900, cadence);
+  assert.ok(!h.candidate && h.since === 1800);
+});
+
+test('a long outage keeps counting past the failures kept in the state', () => {
+  const steps: Array<[number, ProbeResult]> = [[901, answer]];
+  for (let i = 0; i < 40; i++) steps.push([1100 + i * 100, fail]);
+  const s = feed(steps);
+  assert.ok((s.run?.length ?? 0) <= 16);
+  const h = nodeHealth(obs({ probe: s }), 5000, cadence);
+  assert.ok(!h.candidate && h.since === 1300, JSON.stringify(h));
 });
 
 test.run();

@@ -28,7 +28,23 @@ export interface ProbeState {
   /** When the probe that reached --probe-failures ended (ms). */
   failedAt?: number;
   lastError?: string;
+  /** When the last result, answer or failure, came in (ms). */
+  lastResultAt?: number;
+  /**
+   * The failures since the last answer, oldest first (the last MAX_RUN): when each came in and
+   * how long after the result before it (absent for the first result ever). nodeHealth uses the
+   * gaps to tell a silent node from a scheduler that did not run.
+   */
+  run?: ProbeFailure[];
 }
+
+export interface ProbeFailure {
+  at: number;
+  gapMs?: number;
+}
+
+/** Failures kept in ProbeState.run: enough for any sensible --probe-failures. */
+const MAX_RUN = 16;
 
 export interface NodeObservation {
   name: string;
@@ -41,6 +57,46 @@ export interface NodeObservation {
 export interface HealthConfig {
   monitorMs: number;
   probeFailures: number;
+  /**
+   * The prober's cadence. With both, a failure that came in later after the result before it
+   * than a probe can take (interval + timeout + slack) is not counted: the scheduler itself did
+   * not run (a late timer), the answer may be waiting unread, so it says nothing about the node.
+   */
+  probeIntervalMs?: number;
+  probeTimeoutMs?: number;
+}
+
+/**
+ * How much later than interval + timeout a failure may come in and still count: timer lateness
+ * on a busy machine (tens of ms under a CPU-bound load on both cores, measured in the lab).
+ */
+export function stallLimitMs(cfg: HealthConfig): number | undefined {
+  if (cfg.probeIntervalMs === undefined || cfg.probeTimeoutMs === undefined) return undefined;
+  return cfg.probeIntervalMs + cfg.probeTimeoutMs + Math.max(50, cfg.probeIntervalMs / 2);
+}
+
+/**
+ * The failures that count against the node: those after the last one that came in late (a
+ * stall of the scheduler restarts the count), and when the count reached --probe-failures.
+ * Without a run (a state rebuilt from IpNode.status.probe) or without the cadence, every
+ * consecutive failure counts, as before.
+ */
+export function countedFailures(probe: ProbeState, cfg: HealthConfig): { count: number; reachedAt?: number } {
+  const limit = stallLimitMs(cfg);
+  const run = probe.run;
+  if (!run || limit === undefined || run.length < Math.min(probe.consecutiveFailures, MAX_RUN)) {
+    return { count: probe.consecutiveFailures, ...(probe.failedAt !== undefined ? { reachedAt: probe.failedAt } : {}) };
+  }
+  let from = 0;
+  run.forEach((f, i) => {
+    if (f.gapMs !== undefined && f.gapMs > limit) from = i + 1;
+  });
+  // Failures older than the run we keep count only while no stall was seen in it.
+  const dropped = from === 0 ? probe.consecutiveFailures - run.length : 0;
+  const count = run.length - from + dropped;
+  if (count < cfg.probeFailures) return { count };
+  const reachedAt = run[from + cfg.probeFailures - 1 - dropped]?.at ?? probe.failedAt;
+  return { count, ...(reachedAt !== undefined ? { reachedAt } : {}) };
 }
 
 function conditionTrue(ipNode: IpNode, type: string): boolean {
@@ -65,42 +121,56 @@ export function nodeHealth(obs: NodeObservation, now: number, cfg: HealthConfig)
   if (conditionTrue(ipNode, NodeCondition.Draining) || obs.probe?.draining) {
     return { candidate: false, reason: 'draining', message: `the agent on ${obs.name} is draining` };
   }
-  const beat = heartbeatOf(ipNode);
-  if (beat === null || now - beat >= cfg.monitorMs) {
-    const age = beat === null ? 'missing' : `${((now - beat) / 1000).toFixed(1)}s old`;
-    // Only fresh evidence holds: answered within half the heartbeat window. A prober that
-    // stopped reporting (its state frozen at "answered") must not keep a dead node's claims.
-    const answeredAt = obs.probe?.answeredAt;
-    const probed =
-      beat !== null && obs.probe?.consecutiveFailures === 0 && answeredAt !== undefined && now - answeredAt < cfg.monitorMs / 2;
-    const message = `heartbeat of ${obs.name} is ${age} (--monitor ${cfg.monitorMs}ms)${probed ? '; it still answers probes, so it keeps its addresses and gets no new ones' : ''}`;
-    return {
-      candidate: false,
-      reason: 'heartbeat',
-      message,
-      ...(beat !== null ? { since: beat + cfg.monitorMs } : {}),
-      ...(probed ? { holds: true as const } : {}),
-    };
-  }
+  const stale = heartbeatVerdict(obs, ipNode, now, cfg);
+  if (stale) return stale;
   if (!conditionTrue(ipNode, NodeCondition.Ready))
     return { candidate: false, reason: 'not-ready', message: `the agent on ${obs.name} is not Ready` };
-  if (obs.probe && obs.probe.consecutiveFailures >= cfg.probeFailures) {
-    const why = obs.probe.lastError ? `: ${obs.probe.lastError}` : '';
-    return {
-      candidate: false,
-      reason: 'probe',
-      message: `${obs.probe.consecutiveFailures} probes of ${obs.name} failed${why}`,
-      ...(obs.probe.failedAt !== undefined ? { since: obs.probe.failedAt } : {}),
-    };
-  }
-  return { candidate: true };
+  return probeVerdict(obs, cfg);
 }
 
-/** Probe bookkeeping: the next state after one probe result. Pure. */
+/** The heartbeat rule: a stale or missing heartbeat fails the node; fresh probe answers make it hold. */
+function heartbeatVerdict(obs: NodeObservation, ipNode: IpNode, now: number, cfg: HealthConfig): NodeHealth | null {
+  const beat = heartbeatOf(ipNode);
+  if (beat !== null && now - beat < cfg.monitorMs) return null;
+  const age = beat === null ? 'missing' : `${((now - beat) / 1000).toFixed(1)}s old`;
+  // Only fresh evidence holds: answered within half the heartbeat window. A prober that
+  // stopped reporting (its state frozen at "answered") must not keep a dead node's claims.
+  const answeredAt = obs.probe?.answeredAt;
+  const probed = beat !== null && obs.probe?.consecutiveFailures === 0 && answeredAt !== undefined && now - answeredAt < cfg.monitorMs / 2;
+  const message = `heartbeat of ${obs.name} is ${age} (--monitor ${cfg.monitorMs}ms)${probed ? '; it still answers probes, so it keeps its addresses and gets no new ones' : ''}`;
+  return {
+    candidate: false,
+    reason: 'heartbeat',
+    message,
+    ...(beat !== null ? { since: beat + cfg.monitorMs } : {}),
+    ...(probed ? { holds: true as const } : {}),
+  };
+}
+
+function probeVerdict(obs: NodeObservation, cfg: HealthConfig): NodeHealth {
+  if (!obs.probe) return { candidate: true };
+  const { count, reachedAt } = countedFailures(obs.probe, cfg);
+  if (count < cfg.probeFailures) return { candidate: true };
+  const why = obs.probe.lastError ? `: ${obs.probe.lastError}` : '';
+  return {
+    candidate: false,
+    reason: 'probe',
+    message: `${count} probes of ${obs.name} failed${why}`,
+    ...(reachedAt !== undefined ? { since: reachedAt } : {}),
+  };
+}
+
+/**
+ * Probe bookkeeping: the next state after one probe result. Pure. It records when results came
+ * in; which failures count against the node is nodeHealth's call (countedFailures).
+ */
 export function nextProbeState(prev: ProbeState | undefined, result: ProbeResult, now: number, failures: number): ProbeState {
-  if (result.ok) return { consecutiveFailures: 0, draining: result.draining, answeredAt: now };
+  if (result.ok) return { consecutiveFailures: 0, draining: result.draining, answeredAt: now, lastResultAt: now };
   const consecutiveFailures = (prev?.consecutiveFailures ?? 0) + 1;
-  const state: ProbeState = { consecutiveFailures, draining: false, lastError: result.error };
+  const gap = prev?.lastResultAt !== undefined ? { gapMs: now - prev.lastResultAt } : {};
+  const run = [...(prev?.run ?? []), { at: now, ...gap }].slice(-MAX_RUN);
+  const state: ProbeState = { consecutiveFailures, draining: false, lastError: result.error, lastResultAt: now, run };
+  if (prev?.answeredAt !== undefined) state.answeredAt = prev.answeredAt;
   const failedAt = consecutiveFailures === failures ? now : prev?.failedAt;
   if (failedAt !== undefined && consecutiveFailures >= failures) state.failedAt = failedAt;
   return state;

@@ -1,11 +1,11 @@
 // `make bench`: runs every benchmark module in test/bench (or those named on the command
 // line) and prints one JSON object, keyed by module, on stdout. Progress goes to stderr.
-// A benchmark module exports `run(): Promise<Record<string, unknown>>`.
+// A benchmark module exports `run(): Promise<Record<string, unknown>>`; modules without one are helpers.
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 interface BenchModule {
-  run(): Promise<Record<string, unknown>>;
+  run?: () => Promise<Record<string, unknown>>;
 }
 
 const dir = fileURLToPath(new URL('.', import.meta.url));
@@ -22,6 +22,11 @@ for (const name of names) {
   process.stderr.write(`bench ${name}...\n`);
   try {
     const mod = (await import(`./${name}.ts`)) as BenchModule;
+    // Helper modules (plotsvg.ts) have no run(): skipped when every benchmark runs.
+    if (!mod.run) {
+      if (wanted.length) throw new Error(`${name} is not a benchmark (no run())`);
+      continue;
+    }
     results[name] = await mod.run();
   } catch (err) {
     failed = true;
