@@ -24,7 +24,7 @@ import { computeDesired, poolSetOf, type Desired, type DesiredClaim, type PoolSe
 import type { EventSink } from './events.js';
 import { Executor, isInvalid, type RunKind, type RunResult } from './executor.js';
 import type { NodeFailure } from './health.js';
-import type { KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
+import type { CoreEvent, KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { claimsToPlace, endpointNodesOf, place, type Decision, type Strategy } from './placement.js';
 import {
@@ -169,6 +169,8 @@ export class Reconciler {
   /** Moves already told in an IPMoved Event ("claim|claimedAt"). */
   private toldMoves = new Set<string>();
   private readonly refused = new RefusedClaims();
+  /** Events of the pass in progress (flushEvents). */
+  private readonly held: CoreEvent[] = [];
 
   constructor(private readonly d: ReconcileDeps) {}
 
@@ -194,15 +196,22 @@ export class Reconciler {
       validUntil,
     );
     const s: PassState = { desired, pools, decisions, existing, svcByKey, now: this.d.clock.now(), exec, tally };
-    const done =
-      (await this.writeClaims(s, existingByName)) && (await this.writePools(s)) && (await this.writeServices(s)) && !exec.lostLeadership;
-    if (done) this.tellAfterPass(s);
+    try {
+      const done =
+        (await this.writeClaims(s, existingByName)) && (await this.writePools(s)) && (await this.writeServices(s)) && !exec.lostLeadership;
+      if (done) this.tellAfterPass(s);
+    } finally {
+      this.flushEvents();
+    }
     return tally.result();
   }
 
   /** Runs one stage's steps; false when leadership was lost (the pass stops). */
   private async run(s: PassState, steps: Step[]): Promise<RunResult | null> {
+    // Planning is synchronous: let timers (the Lease renewal) run between stages of a large pass.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     const r = s.tally.add(await s.exec.run(steps));
+    this.flushEvents();
     return r.kind === 'lostLeadership' ? null : r;
   }
 
@@ -358,7 +367,7 @@ export class Reconciler {
           this.eventAll(n.services, svcByKey, n);
           break;
         case 'pool-event':
-          this.d.events.emit({
+          this.emit({
             namespace: 'default',
             serviceName: n.pool,
             serviceUid: n.uid,
@@ -449,8 +458,21 @@ export class Reconciler {
     }
   }
 
+  /**
+   * Events wait for the end of the stage that caused them: they are best effort, and sent
+   * while the stage writes they would take the apiserver's time from the claim and ingress
+   * writes (a cold start of thousands of Services emits two per Service).
+   */
+  private emit(e: CoreEvent): void {
+    this.held.push(e);
+  }
+
+  private flushEvents(): void {
+    for (const e of this.held.splice(0)) this.d.events.emit(e);
+  }
+
   private event(svc: ServiceView, e: EventText): void {
-    this.d.events.emit({
+    this.emit({
       namespace: svc.namespace,
       serviceName: svc.name,
       serviceUid: svc.uid,
