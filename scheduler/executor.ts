@@ -46,8 +46,12 @@ export interface ExecutorDeps {
   tell(step: Step): void;
 }
 
-/** What one write did: landed, had nothing to do after all, or was not made (leadership lost). */
-type Done = 'written' | 'skipped' | 'lost';
+/**
+ * What one write did: landed; had nothing to do after all (done, told); was not made because
+ * what it was decided on turned out stale (kept: not done, nothing told, the next pass decides
+ * again); or was not made because leadership was lost.
+ */
+type Done = 'written' | 'skipped' | 'kept' | 'lost';
 
 const KEYS: Record<string, string> = {
   'claim-write': 'claim',
@@ -85,7 +89,7 @@ export class Executor {
       if (this.lost) return;
       try {
         const done = step.write ? await this.perform(step.write) : 'skipped';
-        if (done === 'lost') return;
+        if (done === 'lost' || done === 'kept') return;
         if (done === 'written') {
           result.writes++;
           this.d.metrics.apiWrite(step.write?.kind ?? 'none');
@@ -162,7 +166,7 @@ export class Executor {
    * already delivered by the watch, stays.
    */
   private async deleteClaim(old: IpClaim, confirm: boolean): Promise<Done> {
-    if (confirm && (await this.servicesStillExist(old))) return 'skipped';
+    if (confirm && (await this.servicesStillExist(old))) return 'kept';
     const name = old.metadata.name ?? '';
     const rv = old.metadata.resourceVersion ?? '';
     return this.guarded(async () => {

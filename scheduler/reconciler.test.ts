@@ -627,4 +627,19 @@ test('an invalid pool: its status is written once, not again on the next pass be
   );
 });
 
+test('a claim kept because its Service turned up in the API says nothing of a release', async () => {
+  const w = world();
+  orphan(w, ['ns/late']);
+  w.kube.services.set('ns/late', {
+    metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' },
+    spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] },
+  });
+  await w.reconciler.pass(live());
+  assert.not.ok(
+    w.kube.events.some((e) => e.reason === 'IPReleased'),
+    'no IPReleased',
+  );
+  assert.not.ok(/ipcontroller_scheduler_releases_total \d*[1-9]/.test(await w.metrics.registry.metrics()), 'no release counted');
+});
+
 test.run();
