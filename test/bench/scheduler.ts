@@ -110,7 +110,7 @@ class SchedulerProcess {
       ],
       { cwd: ROOT, stdio: ['ignore', out, out] },
     );
-    await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 60_000, 100);
+    await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 180_000, 100);
   }
 
   rssMB(): number {
