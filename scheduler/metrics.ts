@@ -22,85 +22,42 @@ export class SchedulerMetrics {
   private readonly reconcileErrors: Counter<'stage'>;
   private readonly reconcileSeconds: Histogram;
   private readonly eventsDropped: Counter;
+  private readonly apiWrites: Counter<'kind'>;
 
   constructor(registry = new Registry()) {
     this.registry = registry;
     const registers = [registry];
-    this.claims = new Gauge({
-      name: `${P}claims`,
-      help: 'IpClaims by status.phase (None before an agent reports)',
-      labelNames: ['phase'],
-      registers,
-    });
-    this.poolSize = new Gauge({
-      name: `${P}pool_addresses`,
-      help: 'Allocatable addresses per IpClaimPool (capped at 2^53-1)',
-      labelNames: ['pool'],
-      registers,
-    });
-    this.poolInUse = new Gauge({
-      name: `${P}pool_addresses_in_use`,
-      help: 'Allocated addresses per IpClaimPool',
-      labelNames: ['pool'],
-      registers,
-    });
-    this.allocations = new Counter({
-      name: `${P}allocations_total`,
-      help: 'Pool addresses allocated to Services',
-      labelNames: ['pool'],
-      registers,
-    });
-    this.allocationFailures = new Counter({
-      name: `${P}allocation_failures_total`,
-      help: 'Failed allocations by reason',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.releases = new Counter({ name: `${P}releases_total`, help: 'Addresses released from Services', registers });
-    this.failovers = new Counter({
-      name: `${P}failovers_total`,
-      help: 'Claims moved to another node, by reason',
-      labelNames: ['reason'],
-      registers,
-    });
+    const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []): Gauge<L> =>
+      new Gauge<L>({ name: `${P}${name}`, help, labelNames, registers });
+    const counter = <L extends string>(name: string, help: string, labelNames: L[] = []): Counter<L> =>
+      new Counter<L>({ name: `${P}${name}`, help, labelNames, registers });
+    this.claims = gauge('claims', 'IpClaims by status.phase (None before an agent reports)', ['phase']);
+    this.poolSize = gauge('pool_addresses', 'Allocatable addresses per IpClaimPool (capped at 2^53-1)', ['pool']);
+    this.poolInUse = gauge('pool_addresses_in_use', 'Allocated addresses per IpClaimPool', ['pool']);
+    this.allocations = counter('allocations_total', 'Pool addresses allocated to Services', ['pool']);
+    this.allocationFailures = counter('allocation_failures_total', 'Failed allocations by reason', ['reason']);
+    this.releases = counter('releases_total', 'Addresses released from Services');
+    this.failovers = counter('failovers_total', 'Claims moved to another node, by reason', ['reason']);
     this.failoverSeconds = new Histogram({
       name: `${P}failover_duration_seconds`,
       help: 'Time from a node being found failed to the claim written to its new node',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16],
       registers,
     });
-    this.probeRtt = new Gauge({
-      name: `${P}probe_rtt_seconds`,
-      help: 'Round-trip time of the last successful probe per node',
-      labelNames: ['node'],
-      registers,
-    });
-    this.probeFailures = new Counter({ name: `${P}probe_failures_total`, help: 'Failed probes per node', labelNames: ['node'], registers });
-    this.nodes = new Gauge({
-      name: `${P}nodes`,
-      help: 'Known nodes by state (candidate or the reason they are not)',
-      labelNames: ['state'],
-      registers,
-    });
-    this.leader = new Gauge({ name: `${P}leader`, help: '1 while this replica holds the leader Lease', registers });
-    this.leaderTransitions = new Counter({
-      name: `${P}leader_transitions_total`,
-      help: 'Times this replica gained or lost leadership',
-      registers,
-    });
-    this.reconcileErrors = new Counter({
-      name: `${P}reconcile_errors_total`,
-      help: 'Errors while reconciling, by stage',
-      labelNames: ['stage'],
-      registers,
-    });
+    this.probeRtt = gauge('probe_rtt_seconds', 'Round-trip time of the last successful probe per node', ['node']);
+    this.probeFailures = counter('probe_failures_total', 'Failed probes per node', ['node']);
+    this.nodes = gauge('nodes', 'Known nodes by state (candidate or the reason they are not)', ['state']);
+    this.leader = gauge('leader', '1 while this replica holds the leader Lease');
+    this.leaderTransitions = counter('leader_transitions_total', 'Times this replica gained or lost leadership');
+    this.reconcileErrors = counter('reconcile_errors_total', 'Errors while reconciling, by stage', ['stage']);
     this.reconcileSeconds = new Histogram({
       name: `${P}reconcile_duration_seconds`,
       help: 'Duration of one reconcile pass over all Services and claims',
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers,
     });
-    this.eventsDropped = new Counter({ name: `${P}events_dropped_total`, help: 'Events not sent because the queue was full', registers });
+    this.eventsDropped = counter('events_dropped_total', 'Events not sent because the queue was full');
+    this.apiWrites = counter('api_writes_total', 'Writes the reconcile made to the apiserver, by kind (Events not included)', ['kind']);
     this.leader.set(0);
   }
 
@@ -146,6 +103,9 @@ export class SchedulerMetrics {
   }
   reconcileError(stage: string): void {
     this.reconcileErrors.inc({ stage });
+  }
+  apiWrite(kind: string): void {
+    this.apiWrites.inc({ kind });
   }
   eventDropped(): void {
     this.eventsDropped.inc();

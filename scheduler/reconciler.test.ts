@@ -184,7 +184,7 @@ interface World {
   reconciler: Reconciler;
 }
 
-function world(): World {
+function world(c: Clock = clock): World {
   const kube = new MemoryKube();
   const caches: Caches = emptyCaches();
   const pool: IpClaimPool = {
@@ -209,7 +209,7 @@ function world(): World {
     events: { emit: (e) => kube.events.push(e) },
     metrics,
     log: pino({ level: 'silent' }),
-    clock,
+    clock: c,
     cfg: { lbClass: 'ipcontroller.ext/l2', mask: { ipv4: 32, ipv6: 128 }, strategy: 'fair', rebalance: false, concurrency: 4 },
     health: () => w.health,
   });
@@ -558,6 +558,88 @@ test('sameJson ignores key order', () => {
   assert.ok(sameJson({ a: 1, b: [1, { c: 2, d: 3 }] }, { b: [1, { d: 3, c: 2 }], a: 1 }));
   assert.not.ok(sameJson({ a: 1 }, { a: 2 }));
   assert.not.ok(sameJson([1, 2], [2, 1]));
+});
+
+test('losing leadership mid-pass is a result, not an exception: lostLeadership, and nothing written after it', async () => {
+  const w = world();
+  for (const n of ['a', 'b', 'c']) {
+    const s = service(n);
+    w.caches.services.upsert(s.key, s, '1');
+  }
+  let left = 1;
+  const r = await w.reconciler.pass(live(), () => (left-- > 0 ? Infinity : 0));
+  assert.is(r.kind, 'lostLeadership');
+  assert.is(r.writes, 1);
+  assert.equal(w.kube.log, ['create 192-0-2-1-32']);
+});
+
+test('a claim create the apiserver refuses (422): an Event on the Service, and no second create before its backoff ends', async () => {
+  let now = 1_000_000;
+  const w = world({ now: () => now, sleep: () => Promise.resolve() });
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  w.kube.createClaim = async (claim) => {
+    w.kube.log.push(`create ${claim.metadata.name ?? ''}`);
+    throw new ApiException(
+      422,
+      'Invalid',
+      JSON.stringify({ kind: 'Status', message: 'IpClaim.ipcontroller.ext "x" is invalid: spec.cidr: bad' }),
+      {},
+    );
+  };
+  const r = await w.reconciler.pass(live());
+  assert.is(r.kind, 'retry');
+  const failed = w.kube.events.filter((e) => e.reason === 'AllocationFailed' && e.serviceName === 'web');
+  assert.equal(failed.length, 1);
+  assert.match(failed[0]?.message ?? '', /refused IpClaim 192-0-2-1-32 for 192.0.2.1: .*spec.cidr: bad; trying again in 10s/);
+  w.kube.log = [];
+  now += 5_000;
+  await w.reconciler.pass(live());
+  assert.equal(
+    w.kube.log.filter((l) => l.startsWith('create')),
+    [],
+    'held back',
+  );
+  now += 6_000;
+  await w.reconciler.pass(live());
+  assert.equal(
+    w.kube.log.filter((l) => l.startsWith('create')),
+    ['create 192-0-2-1-32'],
+    'tried again after 10 s',
+  );
+});
+
+test('an invalid pool: its status is written once, not again on the next pass before the watch delivers it', async () => {
+  const w = world();
+  const bad = {
+    ok: false as const,
+    name: 'bad',
+    reason: 'spec.cidr does not parse',
+    metadata: { name: 'bad', resourceVersion: '5' },
+    status: {},
+  };
+  w.caches.pools.upsert('bad', bad, '5');
+  await w.reconciler.pass(live());
+  await w.reconciler.pass(live());
+  assert.equal(
+    w.kube.log.filter((l) => l === 'pool-status-raw bad'),
+    ['pool-status-raw bad'],
+  );
+});
+
+test('a claim kept because its Service turned up in the API says nothing of a release', async () => {
+  const w = world();
+  orphan(w, ['ns/late']);
+  w.kube.services.set('ns/late', {
+    metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' },
+    spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] },
+  });
+  await w.reconciler.pass(live());
+  assert.not.ok(
+    w.kube.events.some((e) => e.reason === 'IPReleased'),
+    'no IPReleased',
+  );
+  assert.not.ok(/ipcontroller_scheduler_releases_total \d*[1-9]/.test(await w.metrics.registry.metrics()), 'no release counted');
 });
 
 test.run();

@@ -1,0 +1,116 @@
+// The apiserver's own write rate on this machine: N creates of a tiny object from a trivial
+// writer (node:https with keep-alive, no client library, no parsing of the answers), at a
+// given number of requests in flight. This is the floor under any controller's write rate
+// here: the scheduler cannot write faster than the apiserver accepts a ConfigMap.
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export interface FloorResult {
+  objects: string;
+  writes: number;
+  inFlight: number;
+  seconds: number;
+  writesPerSecond: number;
+}
+
+interface Target {
+  url: URL;
+  token: string;
+  agent: Agent;
+}
+
+function targetOf(kc: KubeConfig, inFlight: number): Target {
+  const cluster = kc.getCurrentCluster();
+  const user = kc.getCurrentUser();
+  if (!cluster || !user?.token) throw new Error('write floor: kubeconfig without a cluster or a token');
+  const ca = cluster.caFile ? readFileSync(cluster.caFile) : cluster.caData ? Buffer.from(cluster.caData, 'base64') : undefined;
+  return {
+    url: new URL(cluster.server),
+    token: user.token,
+    agent: new Agent({ keepAlive: true, maxSockets: inFlight, ...(ca ? { ca } : {}) }),
+  };
+}
+
+function send(t: Target, method: string, path: string, body: string | null): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: t.url.hostname,
+        port: t.url.port,
+        method,
+        path,
+        agent: t.agent,
+        headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json', accept: 'application/json' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body ?? undefined);
+  });
+}
+
+/** Creates `writes` tiny ConfigMaps in `namespace` with `inFlight` requests at a time, then deletes them. */
+export async function writeFloor(kc: KubeConfig, namespace: string, writes: number, inFlight: number): Promise<FloorResult> {
+  const t = targetOf(kc, inFlight);
+  const path = `/api/v1/namespaces/${namespace}/configmaps`;
+  const prefix = `floor-${inFlight}-`;
+  let next = 0;
+  let refused = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < writes) {
+        const name = `${prefix}${next++}`;
+        const code = await send(t, 'POST', path, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } }));
+        if (code !== 201) refused++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await send(t, 'DELETE', path, null).catch(() => 0);
+  t.agent.destroy();
+  if (refused > 0) throw new Error(`write floor: ${refused} of ${writes} creates refused`);
+  return { objects: 'ConfigMap', writes, inFlight, seconds: +seconds.toFixed(2), writesPerSecond: Math.round(writes / seconds) };
+}
+
+/** Writes the apiserver has served so far, by "VERB resource[/subresource]" (from its own apiserver_request_total). */
+export async function apiserverWrites(kc: KubeConfig): Promise<Map<string, number>> {
+  const t = targetOf(kc, 1);
+  const text = await new Promise<string>((resolve, reject) => {
+    const req = request(
+      { host: t.url.hostname, port: t.url.port, path: '/metrics', agent: t.agent, headers: { authorization: `Bearer ${t.token}` } },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve(body));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+  t.agent.destroy();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('apiserver_request_total{')) continue;
+    const labels = Object.fromEntries([...line.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (!['POST', 'PUT', 'PATCH', 'DELETE', 'APPLY'].includes(labels.verb ?? '')) continue;
+    const key = `${labels.verb} ${labels.resource}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    out.set(key, (out.get(key) ?? 0) + Number(line.split(' ').pop()));
+  }
+  return out;
+}
+
+/** What was written between two apiserverWrites() readings, without what the bench itself writes (ignore). */
+export function writesBetween(before: Map<string, number>, after: Map<string, number>, ignore: RegExp): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, n] of after) {
+    const d = n - (before.get(key) ?? 0);
+    if (d > 0 && !ignore.test(key)) out[key] = d;
+  }
+  return out;
+}
