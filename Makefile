@@ -4,7 +4,7 @@ NODE_TSX := node --import tsx
 TESTLINK ?=
 export PATH := /usr/local/go/bin:$(PATH)
 
-.PHONY: help get-deps control-plane image build lint format unit integration e2e test bench bench-failover chaos soak soak-test demo demo-process dashboard clean
+.PHONY: help get-deps control-plane image build lint format unit integration e2e test bench bench-failover bench-plot chaos soak soak-test demo demo-process dashboard clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -55,8 +55,11 @@ test: get-deps ## unit + integration + e2e (root: network namespaces), ending wi
 bench: get-deps ## every benchmark (root for the lab ones), JSON on stdout
 	@$(NODE_TSX) test/bench/run.ts
 
-bench-failover: get-deps ## failover benchmark in the lab (root), JSON on stdout
+bench-failover: get-deps ## failover benchmark in the lab (root), JSON on stdout; BENCH_SCHEDULER_ARGS, BENCH_AGENT_ARGS, BENCH_CPU_LOAD
 	@$(NODE_TSX) test/bench/run.ts failover
+
+bench-plot: get-deps ## one hard failover drawn as the client saw it -> docs/failover.svg (root); BENCH_SCHEDULER_ARGS / BENCH_AGENT_ARGS as bench-failover
+	@$(NODE_TSX) test/bench/run.ts plot
 
 chaos: get-deps ## fault matrix in the lab (root), JSON on stdout; CHAOS_COUNT (2), CHAOS_FAULTS=a,b, CHAOS_BURST, CHAOS_SEED
 	@$(NODE_TSX) test/chaos/matrix.ts

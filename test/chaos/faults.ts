@@ -206,7 +206,7 @@ const probesBlocked: Fault = async (env, kind) => {
   const sources = env.lab.schedulers.map((s) => s.ip4).join(', ');
   const rules = [
     'table inet ipc_chaos_probe {',
-    `  chain in { type filter hook input priority 0; ip saddr { ${sources} } tcp dport 9610 drop; }`,
+    `  chain in { type filter hook input priority 0; ip saddr { ${sources} } meta l4proto { tcp, udp } th dport 9610 drop; }`,
     '}',
   ].join('\n');
   return window(env, kind, node.name, async (notes) => {
