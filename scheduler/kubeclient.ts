@@ -48,9 +48,33 @@ export function withSignal(signal: AbortSignal): ConfigurationOptions {
 /** Resets every socket of the agent: RST instead of FIN, so queued bytes are never sent. */
 function resetSockets(agent: HttpAgent): void {
   for (const list of [...Object.values(agent.sockets), ...Object.values(agent.freeSockets)]) {
-    for (const socket of (list ?? []) as Socket[]) socket.resetAndDestroy();
+    for (const socket of (list ?? []) as Socket[]) resetSocket(socket);
   }
   agent.destroy();
+}
+
+/**
+ * RST where Node can send one, so bytes a black-holed connection still holds are never sent.
+ * resetAndDestroy() needs a TCP handle; a TLS socket (every connection to an apiserver) holds a
+ * TLS wrap and it throws ERR_INVALID_HANDLE_TYPE, which crashed schedulers in the chaos matrix.
+ * The TLS wrap's parent is the TCP handle (a Node internal, so it is looked for, not assumed):
+ * that one is reset. Whatever is left is destroyed.
+ */
+export function resetSocket(socket: Socket): void {
+  try {
+    socket.resetAndDestroy();
+    return;
+  } catch {
+    // not a TCP handle: below
+  }
+  const tcp = (socket as unknown as { _handle?: { _parent?: { reset?: (done: () => void) => number } } })._handle?._parent;
+  try {
+    // destroy() only once the RST is out: before it, the TLS wrap's shutdown sends a FIN first.
+    if (tcp?.reset?.(() => socket.destroy()) === 0) return;
+  } catch {
+    // no reset: destroy() ends it with a FIN
+  }
+  socket.destroy();
 }
 
 /** Sends through fetch with a deadline per request; onTimeout hears of the agent that hung. */
