@@ -1,0 +1,259 @@
+// Scheduler memory benchmark (`make bench memory`): the scheduler as users run it
+// (`node dist/cli.js scheduler`, built here with `tsc -p tsconfig.build.json` unless
+// IPC_BENCH_MEMORY_CLI names a built cli.js) against a real control plane holding 5,000
+// LoadBalancer Services. Reported, once every claim is placed and every ingress written:
+//   - coldStart: RSS, peak RSS and V8 heap of the process that placed all 5,000 claims;
+//   - warmStart: the same for a fresh process that starts with the 5,000 claims already there
+//     (what a restarted or standby-turned-leader replica holds);
+//   - tsxWarmStart: the warm start again under tsx (`node --import tsx cli.ts`), so the
+//     transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
+// IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of the warm dist process there.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { ipClients, type IpClients } from '../../api/client.js';
+import { API_VERSION } from '../../api/types.js';
+import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
+import { fakeAgent, type FakeAgent } from '../integration/scheduler-fixtures.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NS = 'default';
+const POOL = 'bench-memory-v6';
+const log = (msg: string): void => void process.stderr.write(`  memory bench: ${msg}\n`);
+
+interface Figures {
+  rssMB: number;
+  peakRssMB: number;
+  heapUsedMB: number;
+  heapTotalMB: number;
+  externalMB: number;
+  seconds: number;
+}
+
+async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** The command line that starts the scheduler, dist (as in the image) or tsx (as in development). */
+function commandFor(kind: 'dist' | 'tsx', cli: string, extraNodeArgs: string[]): string[] {
+  return kind === 'dist' ? [...extraNodeArgs, cli, 'scheduler'] : [...extraNodeArgs, '--import', 'tsx', 'cli.ts', 'scheduler'];
+}
+
+class Scheduler {
+  private child: ChildProcess | null = null;
+  constructor(
+    private readonly cp: ControlPlane,
+    private readonly port: number,
+  ) {}
+
+  async start(args: string[]): Promise<void> {
+    const out = openSync(join(this.cp.dir, 'scheduler-memory.log'), 'a');
+    this.child = spawn(
+      process.execPath,
+      [
+        ...args,
+        `--kubeconfig=${this.cp.kubeconfigPath}`,
+        `--metrics-bind=127.0.0.1:${this.port}`,
+        `--lease-namespace=${NS}`,
+        '--identity=bench-memory',
+        '--log-level=warn',
+      ],
+      { cwd: ROOT, stdio: ['ignore', out, out] },
+    );
+    await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 120_000, 100);
+  }
+
+  pid(): number {
+    return this.child?.pid ?? 0;
+  }
+
+  private status(field: string): number {
+    const text = readFileSync(`/proc/${this.pid()}/status`, 'utf8');
+    return Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN) / 1024);
+  }
+
+  async metric(name: string): Promise<number> {
+    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`ipcontroller_scheduler_${name}`));
+    return Number(line?.split(' ').pop() ?? NaN);
+  }
+
+  async figures(startedAt: number): Promise<Figures> {
+    const mb = async (name: string): Promise<number> => Math.round((await this.metric(name)) / 2 ** 20);
+    return {
+      rssMB: this.status('VmRSS'),
+      peakRssMB: this.status('VmHWM'),
+      heapUsedMB: await mb('nodejs_heap_size_used_bytes'),
+      heapTotalMB: await mb('nodejs_heap_size_total_bytes'),
+      externalMB: await mb('nodejs_external_memory_bytes'),
+      seconds: +((performance.now() - startedAt) / 1000).toFixed(1),
+    };
+  }
+
+  /** Writes a heap snapshot (the process runs with --heapsnapshot-signal=SIGUSR2) and waits until it is complete. */
+  async snapshot(dir: string): Promise<string> {
+    const before = new Set(readdirSync(dir));
+    this.child?.kill('SIGUSR2');
+    let file = '';
+    let size = -1;
+    await waitFor(
+      'heap snapshot written',
+      async () => {
+        file = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)) ?? '';
+        if (!file) return false;
+        const now = statSync(join(dir, file)).size;
+        const stable = now > 0 && now === size;
+        size = now;
+        return stable;
+      },
+      300_000,
+      2000,
+    );
+    return join(dir, file);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+    this.child = null;
+  }
+}
+
+async function createServices(core: CoreV1Api, names: string[]): Promise<void> {
+  await inBatches(names, 16, (name) =>
+    core.createNamespacedService({
+      namespace: NS,
+      body: {
+        metadata: { name },
+        spec: {
+          type: 'LoadBalancer',
+          ipFamilies: ['IPv6'],
+          ipFamilyPolicy: 'SingleStack',
+          allocateLoadBalancerNodePorts: false,
+          ports: [{ port: 80, protocol: 'TCP' }],
+        },
+      },
+    }),
+  );
+}
+
+/** True once every Service has a placed claim and an ingress (checked from the API, as a user would). */
+async function allServed(core: CoreV1Api, clients: IpClients, count: number): Promise<boolean> {
+  const claims = (await clients.claims.list()).items.filter((c) => c.spec.nodeName);
+  if (claims.length < count) return false;
+  const services = await core.listNamespacedService({ namespace: NS });
+  return services.items.filter((s) => (s.status?.loadBalancer?.ingress?.length ?? 0) > 0).length >= count;
+}
+
+async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeout[]): Promise<void> {
+  const kc = cp.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  const clients = ipClients(kc);
+  for (let i = 0; i < 3; i++) {
+    const name = `memory-node-${i}`;
+    const agent = await fakeAgent(name);
+    agents.push(agent);
+    await core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
+    await clients.nodes.create({
+      apiVersion: API_VERSION,
+      kind: 'IpNode',
+      metadata: { name },
+      spec: { probeAddress: '127.0.0.1', probePort: agent.port },
+    });
+    const beat = (): Promise<unknown> => {
+      const now = new Date().toISOString();
+      const ready = { type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now };
+      return clients.nodes.patchStatus(name, { status: { renewTime: now, conditions: [ready] } }).catch(() => undefined);
+    };
+    await beat();
+    timers.push(setInterval(() => void beat(), 1000));
+  }
+  await clients.pools.create({
+    apiVersion: API_VERSION,
+    kind: 'IpClaimPool',
+    metadata: { name: POOL },
+    spec: { cidr: '2001:db8:2::/112' },
+  });
+}
+
+function builtCli(): string {
+  if (process.env.IPC_BENCH_MEMORY_CLI) return process.env.IPC_BENCH_MEMORY_CLI;
+  log('building dist (tsc -p tsconfig.build.json)');
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+  return 'dist/cli.js';
+}
+
+export async function run(): Promise<Record<string, unknown>> {
+  const count = Number(process.env.IPC_BENCH_MEMORY_SERVICES ?? 5000);
+  const cli = builtCli();
+  const snapshotDir = process.env.IPC_BENCH_MEMORY_SNAPSHOT_DIR;
+  log('starting a control plane');
+  const cp = await startControlPlane({ extraApiserverArgs: ['--service-cluster-ip-range=10.0.0.0/16,2001:db8:ffff::/112'] });
+  const agents: FakeAgent[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const sched = new Scheduler(cp, await freePort());
+  try {
+    const core = cp.kubeConfig().makeApiClient(CoreV1Api);
+    const clients = ipClients(cp.kubeConfig());
+    await setUp(cp, agents, timers);
+    log(`creating ${count} LoadBalancer Services`);
+    await createServices(
+      core,
+      Array.from({ length: count }, (_, i) => `mem-${i}`),
+    );
+    const measure = async (kind: 'dist' | 'tsx', extra: string[] = []): Promise<Figures> => {
+      const t0 = performance.now();
+      await sched.start(commandFor(kind, cli, extra));
+      await waitFor(`${count} Services served`, () => allServed(core, clients, count), 900_000, 2000);
+      // Let the passes that follow the last write finish before reading the figures.
+      await new Promise((r) => setTimeout(r, 5000));
+      return sched.figures(t0);
+    };
+    log(`cold start (${cli})`);
+    const coldStart = await measure('dist');
+    log(`cold start: ${JSON.stringify(coldStart)}`);
+    await sched.stop();
+    log('warm start (dist)');
+    if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
+    const warmStart = await measure('dist', snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : []);
+    log(`warm start: ${JSON.stringify(warmStart)}`);
+    const snapshot = snapshotDir ? await sched.snapshot(snapshotDir) : undefined;
+    await sched.stop();
+    let tsxWarmStart: Figures | undefined;
+    if (process.env.IPC_BENCH_MEMORY_TSX !== '0') {
+      log('warm start (tsx)');
+      tsxWarmStart = await measure('tsx');
+      log(`tsx warm start: ${JSON.stringify(tsxWarmStart)}`);
+      await sched.stop();
+    }
+    return {
+      services: count,
+      command: `node ${cli} scheduler`,
+      coldStart,
+      warmStart,
+      ...(tsxWarmStart ? { tsxWarmStart } : {}),
+      ...(snapshot ? { snapshot } : {}),
+      note: 'MB = MiB; rss/heap read 5 s after every claim is placed and every ingress written; peakRssMB is VmHWM',
+    };
+  } finally {
+    await sched.stop();
+    for (const t of timers) clearInterval(t);
+    for (const a of agents) await a.close();
+    await cp.stop();
+  }
+}
