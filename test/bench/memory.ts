@@ -7,7 +7,8 @@
 //     (what a restarted or standby-turned-leader replica holds);
 //   - tsxWarmStart: the warm start again under tsx (`node --import tsx cli.ts`), so the
 //     transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
-// IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of the warm dist process there.
+// IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of the warm dist process there;
+// IPC_BENCH_MEMORY_LOG=<file> keeps the scheduler's log (else it goes with the control plane's folder).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -54,7 +55,7 @@ class Scheduler {
   ) {}
 
   async start(args: string[]): Promise<void> {
-    const out = openSync(join(this.cp.dir, 'scheduler-memory.log'), 'a');
+    const out = openSync(process.env.IPC_BENCH_MEMORY_LOG ?? join(this.cp.dir, 'scheduler-memory.log'), 'a');
     this.child = spawn(
       process.execPath,
       [
@@ -149,12 +150,18 @@ async function createServices(core: CoreV1Api, names: string[]): Promise<void> {
   );
 }
 
+let lastProgress = 0;
+
 /** True once every Service has a placed claim and an ingress (checked from the API, as a user would). */
 async function allServed(core: CoreV1Api, clients: IpClients, count: number): Promise<boolean> {
-  const claims = (await clients.claims.list()).items.filter((c) => c.spec.nodeName);
-  if (claims.length < count) return false;
-  const services = await core.listNamespacedService({ namespace: NS });
-  return services.items.filter((s) => (s.status?.loadBalancer?.ingress?.length ?? 0) > 0).length >= count;
+  const placed = (await clients.claims.list()).items.filter((c) => c.spec.nodeName).length;
+  const services = placed < count ? [] : (await core.listNamespacedService({ namespace: NS })).items;
+  const served = services.filter((s) => (s.status?.loadBalancer?.ingress?.length ?? 0) > 0).length;
+  if (performance.now() - lastProgress > 30_000) {
+    lastProgress = performance.now();
+    log(`${placed} claims placed, ${served} ingresses written`);
+  }
+  return served >= count;
 }
 
 async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeout[]): Promise<void> {
@@ -219,7 +226,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const measure = async (kind: 'dist' | 'tsx', extra: string[] = []): Promise<Figures> => {
       const t0 = performance.now();
       await sched.start(commandFor(kind, cli, extra));
-      await waitFor(`${count} Services served`, () => allServed(core, clients, count), 900_000, 2000);
+      await waitFor(`${count} Services served`, () => allServed(core, clients, count), 1_800_000, 5000);
       // Let the passes that follow the last write finish before reading the figures.
       await new Promise((r) => setTimeout(r, 5000));
       return sched.figures(t0);
