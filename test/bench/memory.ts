@@ -1,21 +1,23 @@
 // Scheduler memory benchmark (`make bench memory`): the scheduler as users run it
 // (`node dist/cli.js scheduler`, built here with `tsc -p tsconfig.build.json` unless
-// IPC_BENCH_MEMORY_CLI names a built cli.js) against a real control plane holding 5,000
+// IPC_BENCH_MEMORY_CLI names built cli.js files) against a real control plane holding 5,000
 // LoadBalancer Services. Reported, once every claim is placed and every ingress written:
 //   - coldStart: RSS, peak RSS and V8 heap of the process that placed all 5,000 claims;
 //   - warmStart: the same for a fresh process that starts with the 5,000 claims already there
 //     (what a restarted or standby-turned-leader replica holds);
 //   - tsxWarmStart: the warm start again under tsx (`node --import tsx cli.ts`), so the
 //     transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
-// IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of the warm dist process there;
+// IPC_BENCH_MEMORY_CLI=before/cli.js,after/cli.js measures each on the same cluster (claims wiped
+// between them); the last is reported at the top level, the others under `compared`.
+// IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of each warm process there;
 // IPC_BENCH_MEMORY_LOG=<file> keeps the scheduler's log (else it goes with the control plane's folder).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
-import { API_VERSION } from '../../api/types.js';
+import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
 import { fakeAgent, type FakeAgent } from '../integration/scheduler-fixtures.js';
 
@@ -65,6 +67,10 @@ class Scheduler {
         `--lease-namespace=${NS}`,
         '--identity=bench-memory',
         '--log-level=warn',
+        // Leader election as deployed, with timings a machine under heavy load does not lose the lead with.
+        '--leader-elect-lease-duration=60s',
+        '--leader-elect-renew-deadline=40s',
+        '--leader-elect-retry-period=5s',
       ],
       { cwd: ROOT, stdio: ['ignore', out, out] },
     );
@@ -195,19 +201,73 @@ async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeo
   });
 }
 
-function builtCli(): string {
-  if (process.env.IPC_BENCH_MEMORY_CLI) return process.env.IPC_BENCH_MEMORY_CLI;
+/** The built cli.js files to measure: IPC_BENCH_MEMORY_CLI (comma-separated, e.g. before,after), else dist/cli.js built now. */
+function builtClis(): string[] {
+  if (process.env.IPC_BENCH_MEMORY_CLI) return process.env.IPC_BENCH_MEMORY_CLI.split(',').filter(Boolean);
   log('building dist (tsc -p tsconfig.build.json)');
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
     cwd: ROOT,
     stdio: 'inherit',
   });
-  return 'dist/cli.js';
+  return ['dist/cli.js'];
+}
+
+/** Back to no claims and no addresses, so the next scheduler starts cold. */
+async function wipe(cp: ControlPlane, core: CoreV1Api, clients: IpClients, names: string[]): Promise<void> {
+  const custom = cp.kubeConfig().makeApiClient(CustomObjectsApi);
+  await custom.deleteCollectionClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL.IpClaim });
+  await clients.pools.patchStatus(POOL, { status: { allocations: null, used: 0 } });
+  const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  await inBatches(names, 16, (name) =>
+    core.patchNamespacedServiceStatus({ name, namespace: NS, body: { status: { loadBalancer: { ingress: null } } } }, merge),
+  );
+  await waitFor('claims gone', async () => (await clients.claims.list()).items.length === 0, 600_000, 2000);
+}
+
+interface Run {
+  cp: ControlPlane;
+  sched: Scheduler;
+  core: CoreV1Api;
+  clients: IpClients;
+  count: number;
+}
+
+/** Starts the scheduler, waits until every Service is served, and reads the figures. */
+async function measure(r: Run, command: string[]): Promise<Figures> {
+  const t0 = performance.now();
+  await r.sched.start(command);
+  await waitFor(`${r.count} Services served`, () => allServed(r.core, r.clients, r.count), 1_800_000, 5000);
+  // Let the passes that follow the last write finish before reading the figures.
+  await new Promise((resolve) => setTimeout(resolve, 5000));
+  const figures = await r.sched.figures(t0);
+  log(`${command.join(' ')}: ${JSON.stringify(figures)}`);
+  return figures;
+}
+
+interface CliFigures {
+  command: string;
+  coldStart: Figures;
+  warmStart: Figures;
+  snapshot?: string;
+}
+
+/** Cold start (no claims), then a fresh process with the claims in place (and its heap snapshot when asked). */
+async function measureCli(r: Run, cli: string, snapshotDir: string | undefined): Promise<CliFigures> {
+  const coldStart = await measure(r, commandFor('dist', cli, []));
+  await r.sched.stop();
+  if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
+  const warmStart = await measure(
+    r,
+    commandFor('dist', cli, snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : []),
+  );
+  const snapshot = snapshotDir ? await r.sched.snapshot(snapshotDir) : undefined;
+  await r.sched.stop();
+  return { command: `node ${cli} scheduler`, coldStart, warmStart, ...(snapshot ? { snapshot } : {}) };
 }
 
 export async function run(): Promise<Record<string, unknown>> {
   const count = Number(process.env.IPC_BENCH_MEMORY_SERVICES ?? 5000);
-  const cli = builtCli();
+  const clis = builtClis();
   const snapshotDir = process.env.IPC_BENCH_MEMORY_SNAPSHOT_DIR;
   log('starting a control plane');
   const cp = await startControlPlane({ extraApiserverArgs: ['--service-cluster-ip-range=10.0.0.0/16,2001:db8:ffff::/112'] });
@@ -215,47 +275,27 @@ export async function run(): Promise<Record<string, unknown>> {
   const timers: NodeJS.Timeout[] = [];
   const sched = new Scheduler(cp, await freePort());
   try {
-    const core = cp.kubeConfig().makeApiClient(CoreV1Api);
-    const clients = ipClients(cp.kubeConfig());
+    const r: Run = { cp, sched, core: cp.kubeConfig().makeApiClient(CoreV1Api), clients: ipClients(cp.kubeConfig()), count };
     await setUp(cp, agents, timers);
     log(`creating ${count} LoadBalancer Services`);
-    await createServices(
-      core,
-      Array.from({ length: count }, (_, i) => `mem-${i}`),
-    );
-    const measure = async (kind: 'dist' | 'tsx', extra: string[] = []): Promise<Figures> => {
-      const t0 = performance.now();
-      await sched.start(commandFor(kind, cli, extra));
-      await waitFor(`${count} Services served`, () => allServed(core, clients, count), 1_800_000, 5000);
-      // Let the passes that follow the last write finish before reading the figures.
-      await new Promise((r) => setTimeout(r, 5000));
-      return sched.figures(t0);
-    };
-    log(`cold start (${cli})`);
-    const coldStart = await measure('dist');
-    log(`cold start: ${JSON.stringify(coldStart)}`);
-    await sched.stop();
-    log('warm start (dist)');
-    if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
-    const warmStart = await measure('dist', snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : []);
-    log(`warm start: ${JSON.stringify(warmStart)}`);
-    const snapshot = snapshotDir ? await sched.snapshot(snapshotDir) : undefined;
-    await sched.stop();
-    let tsxWarmStart: Figures | undefined;
-    if (process.env.IPC_BENCH_MEMORY_TSX !== '0') {
-      log('warm start (tsx)');
-      tsxWarmStart = await measure('tsx');
-      log(`tsx warm start: ${JSON.stringify(tsxWarmStart)}`);
-      await sched.stop();
+    const names = Array.from({ length: count }, (_, i) => `mem-${i}`);
+    await createServices(r.core, names);
+    const measured: CliFigures[] = [];
+    for (const [i, cli] of clis.entries()) {
+      if (i > 0) await wipe(cp, r.core, r.clients, names);
+      log(`measuring ${cli}`);
+      measured.push(await measureCli(r, cli, snapshotDir && join(snapshotDir, String(i))));
     }
+    const tsxWarmStart = process.env.IPC_BENCH_MEMORY_TSX === '0' ? undefined : await measure(r, commandFor('tsx', '', []));
+    await sched.stop();
+    // The last cli named is the one under test; the ones before it (a baseline) are listed beside it.
+    const main = measured.at(-1) as CliFigures;
     return {
       services: count,
-      command: `node ${cli} scheduler`,
-      coldStart,
-      warmStart,
+      ...main,
       ...(tsxWarmStart ? { tsxWarmStart } : {}),
-      ...(snapshot ? { snapshot } : {}),
-      note: 'MB = MiB; rss/heap read 5 s after every claim is placed and every ingress written; peakRssMB is VmHWM',
+      ...(measured.length > 1 ? { compared: measured.slice(0, -1) } : {}),
+      note: 'MB = MiB; read 5 s after every claim is placed and every ingress written; peakRssMB is VmHWM; Lease timings 60s/40s/5s so a loaded machine does not lose the lead',
     };
   } finally {
     await sched.stop();
