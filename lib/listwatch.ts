@@ -230,8 +230,24 @@ export class ListWatch<T> {
 
   /** One list, then watches until a relist is due. */
   private async cycle(signal: AbortSignal): Promise<void> {
-    const opts = this.opts;
     this.relistAsked = false;
+    let rv = await this.listInto();
+    while (!signal.aborted && !this.relistAsked) {
+      const end = await this.watchOnce(rv, signal);
+      this.pause = 0; // a watch that ended cleanly resets the backoff
+      if (end.relist || this.opts.resyncMs !== undefined) return;
+      rv = end.rv;
+    }
+  }
+
+  /**
+   * Lists into the store and returns the resourceVersion to watch from. A function of its own so
+   * the list response is garbage once it returns: held in cycle()'s frame, it stayed alive for as
+   * long as the watches that follow (a heap snapshot of the scheduler at 5,000 Services showed
+   * every listed Service and claim, client-node objects with their managedFields, kept that way).
+   */
+  private async listInto(): Promise<string> {
+    const opts = this.opts;
     const listed = await opts.list();
     const items: Array<Parsed<T>> = [];
     for (const raw of listed.items) {
@@ -242,13 +258,7 @@ export class ListWatch<T> {
     this.lastList = opts.clock.now();
     if (changed || items.length === 0) opts.onChange();
     opts.onListed?.();
-    let rv = listed.resourceVersion;
-    while (!signal.aborted && !this.relistAsked) {
-      const end = await this.watchOnce(rv, signal);
-      this.pause = 0; // a watch that ended cleanly resets the backoff
-      if (end.relist || opts.resyncMs !== undefined) return;
-      rv = end.rv;
-    }
+    return listed.resourceVersion;
   }
 
   private watchOnce(startRv: string, signal: AbortSignal): Promise<WatchEnd> {
