@@ -24,7 +24,7 @@ import {
   type IpClaimStatus,
   type IpNode,
 } from '../api/types.js';
-import { parseService, type ServiceView } from './service.js';
+import { ANNOTATION, parseService, type ServiceView } from './service.js';
 import type { Parsed } from './watch.js';
 import { keepAliveApis } from './kubeclient.js';
 import { canonicalAddress } from './allocator.js';
@@ -59,9 +59,27 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const rvOf = (raw: unknown): string => str(obj(obj(raw).metadata).resourceVersion) ?? '';
 const nameOf = (raw: unknown): string => str(obj(obj(raw).metadata).name) ?? '';
 
+const OUR_ANNOTATIONS = new Set<string>(Object.values(ANNOTATION));
+
+/** The Service as the cache keeps it: only the annotations the scheduler reads (a kubectl-applied
+ *  Service carries its whole last-applied configuration in one). */
 export function parseServiceEntry(raw: unknown): Parsed<ServiceView> | null {
   const view = parseService(raw);
-  return view ? { key: view.key, value: view, rv: view.resourceVersion } : null;
+  if (!view) return null;
+  const annotations: Record<string, string> = {};
+  for (const [k, v] of Object.entries(view.annotations)) if (OUR_ANNOTATIONS.has(k)) annotations[k] = v;
+  return { key: view.key, value: { ...view, annotations }, rv: view.resourceVersion };
+}
+
+/**
+ * The object without metadata.managedFields, which is most of a small object's size and which
+ * nothing here reads; the caches hold thousands of claims. An update (PUT) that carries no
+ * managedFields leaves the server's as they are.
+ */
+export function withoutManagedFields<T extends { metadata: V1ObjectMeta }>(o: T): T {
+  if (o.metadata.managedFields === undefined) return o;
+  const { managedFields: _dropped, ...metadata } = o.metadata;
+  return { ...o, metadata };
 }
 
 export function parseNodeEntry(raw: unknown): Parsed<NodeView> | null {
@@ -102,12 +120,12 @@ export function parseSliceEntry(raw: unknown): Parsed<SliceView> | null {
 
 export function parseClaimEntry(raw: unknown): Parsed<IpClaim> | null {
   const r = parseIpClaim(raw);
-  return r.ok ? { key: r.value.metadata.name ?? '', value: r.value, rv: rvOf(raw) } : null;
+  return r.ok ? { key: r.value.metadata.name ?? '', value: withoutManagedFields(r.value), rv: rvOf(raw) } : null;
 }
 
 export function parseIpNodeEntry(raw: unknown): Parsed<IpNode> | null {
   const r = parseIpNode(raw);
-  return r.ok ? { key: r.value.metadata.name ?? '', value: r.value, rv: rvOf(raw) } : null;
+  return r.ok ? { key: r.value.metadata.name ?? '', value: withoutManagedFields(r.value), rv: rvOf(raw) } : null;
 }
 
 export function parsePoolEntry(raw: unknown): Parsed<PoolEntry> | null {
@@ -183,30 +201,32 @@ function listed(body: unknown): { items: unknown[]; resourceVersion: string } {
   return { items: Array.isArray(b.items) ? b.items : [], resourceVersion: str(obj(b.metadata).resourceVersion) ?? '' };
 }
 
-export function kubeFor(kc: KubeConfig, component: string): Kube {
-  const make = keepAliveApis(kc);
-  const core = make(CoreV1Api);
-  const discovery = make(DiscoveryV1Api);
-  const custom = make(CustomObjectsApi);
-  const clients: IpClients = {
-    claims: new ResourceClient<IpClaim>(custom, PLURAL.IpClaim, parseIpClaim),
-    nodes: new ResourceClient<IpNode>(custom, PLURAL.IpNode, parseIpNode),
-    pools: new ResourceClient<IpClaimPool>(custom, PLURAL.IpClaimPool, parseIpClaimPool),
-  };
-  const lists: KubeLists = {
-    services: async () => listed(await core.listServiceForAllNamespaces()),
-    nodes: async () => listed(await core.listNode()),
-    slices: async () => listed(await discovery.listEndpointSliceForAllNamespaces()),
-    custom: async (plural) => listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })),
-  };
-  const writes: KubeWrites = {
-    createClaim: (claim) => clients.claims.create(claim),
-    replaceClaim: (claim) => clients.claims.replace(claim),
+type ClaimWrites = Pick<KubeWrites, 'createClaim' | 'replaceClaim' | 'deleteClaim' | 'getClaim' | 'patchClaimStatus'>;
+type ServiceWrites = Pick<
+  KubeWrites,
+  'getService' | 'patchServiceIngress' | 'patchServiceExternalIPs' | 'patchServiceCondition' | 'createEvent'
+>;
+type PoolWrites = Pick<KubeWrites, 'getPool' | 'replacePoolStatus' | 'patchPoolStatusRaw' | 'setPoolFinalizers' | 'patchIpNodeProbe'>;
+
+/** Claim writes; what they return goes into the claims cache (write-through), slimmed as the watch's are. */
+function claimWrites(clients: IpClients): ClaimWrites {
+  return {
+    createClaim: async (claim) => withoutManagedFields(await clients.claims.create(claim)),
+    replaceClaim: async (claim) => withoutManagedFields(await clients.claims.replace(claim)),
     deleteClaim: async (name, preconditions) => {
       await clients.claims.delete(name, preconditions);
     },
-    getClaim: (name) => clients.claims.get(name),
-    patchClaimStatus: (name, status, resourceVersion) => clients.claims.patchStatus(name, { metadata: { resourceVersion }, status }),
+    getClaim: async (name) => {
+      const claim = await clients.claims.get(name);
+      return claim && withoutManagedFields(claim);
+    },
+    patchClaimStatus: async (name, status, resourceVersion) =>
+      withoutManagedFields(await clients.claims.patchStatus(name, { metadata: { resourceVersion }, status })),
+  };
+}
+
+function serviceWrites(core: CoreV1Api, component: string): ServiceWrites {
+  return {
     getService: async (namespace, name) => {
       try {
         return await core.readNamespacedService({ namespace, name });
@@ -215,25 +235,6 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
         throw err;
       }
     },
-    getPool: (name) => clients.pools.get(name),
-    replacePoolStatus: (pool) => clients.pools.replaceStatus(pool),
-    patchPoolStatusRaw: async (name, status) => {
-      await custom.patchClusterCustomObjectStatus(
-        { group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } },
-        mergePatch,
-      );
-    },
-    setPoolFinalizers: (name, resourceVersion, finalizers) =>
-      custom.patchClusterCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL.IpClaimPool,
-          name,
-          body: { metadata: { resourceVersion, finalizers: finalizers.length ? finalizers : null } },
-        },
-        mergePatch,
-      ),
     patchServiceIngress: (namespace, name, resourceVersion, ingress) =>
       core.patchNamespacedServiceStatus(
         {
@@ -250,12 +251,6 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
       ),
     patchServiceCondition: (namespace, name, condition) =>
       core.patchNamespacedServiceStatus({ namespace, name, body: { status: { conditions: [condition] } } }, strategicPatch),
-    patchIpNodeProbe: async (name, probe) => {
-      await custom.patchClusterCustomObjectStatus(
-        { group: GROUP, version: VERSION, plural: PLURAL.IpNode, name, body: { status: { probe } } },
-        mergePatch,
-      );
-    },
     createEvent: async (e) => {
       const now = new Date();
       await core.createNamespacedEvent({
@@ -274,5 +269,54 @@ export function kubeFor(kc: KubeConfig, component: string): Kube {
       });
     },
   };
+}
+
+function poolWrites(custom: CustomObjectsApi, clients: IpClients): PoolWrites {
+  return {
+    getPool: (name) => clients.pools.get(name),
+    replacePoolStatus: async (pool) => withoutManagedFields(await clients.pools.replaceStatus(pool)),
+    patchPoolStatusRaw: async (name, status) => {
+      await custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: PLURAL.IpClaimPool, name, body: { status } },
+        mergePatch,
+      );
+    },
+    setPoolFinalizers: (name, resourceVersion, finalizers) =>
+      custom.patchClusterCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL.IpClaimPool,
+          name,
+          body: { metadata: { resourceVersion, finalizers: finalizers.length ? finalizers : null } },
+        },
+        mergePatch,
+      ),
+    patchIpNodeProbe: async (name, probe) => {
+      await custom.patchClusterCustomObjectStatus(
+        { group: GROUP, version: VERSION, plural: PLURAL.IpNode, name, body: { status: { probe } } },
+        mergePatch,
+      );
+    },
+  };
+}
+
+export function kubeFor(kc: KubeConfig, component: string): Kube {
+  const make = keepAliveApis(kc);
+  const core = make(CoreV1Api);
+  const discovery = make(DiscoveryV1Api);
+  const custom = make(CustomObjectsApi);
+  const clients: IpClients = {
+    claims: new ResourceClient<IpClaim>(custom, PLURAL.IpClaim, parseIpClaim),
+    nodes: new ResourceClient<IpNode>(custom, PLURAL.IpNode, parseIpNode),
+    pools: new ResourceClient<IpClaimPool>(custom, PLURAL.IpClaimPool, parseIpClaimPool),
+  };
+  const lists: KubeLists = {
+    services: async () => listed(await core.listServiceForAllNamespaces()),
+    nodes: async () => listed(await core.listNode()),
+    slices: async () => listed(await discovery.listEndpointSliceForAllNamespaces()),
+    custom: async (plural) => listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })),
+  };
+  const writes: KubeWrites = { ...claimWrites(clients), ...serviceWrites(core, component), ...poolWrites(custom, clients) };
   return { lists, writes, clients, coordination: make(CoordinationV1Api) };
 }

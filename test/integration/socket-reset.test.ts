@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { createServer as createTcpServer, connect as connectTcp, type Server, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { waitFor } from '../controlplane/harness.js';
-import { resetSocket } from '../../scheduler/kubeclient.js';
+import { resetSocket } from '../../lib/keepalive.js';
 
 /** A TCP server that records how each connection ended. */
 async function listen(): Promise<{ server: Server; port: number; ends: string[]; accepted: () => number }> {
