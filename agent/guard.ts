@@ -5,7 +5,9 @@
 // reconcile, which new addresses may go up now, and reads the conflicts to report.
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { ADDRESS_CONFLICT, Defence, isConflict, needsProbe, ProbeRun, retryDue, type ProbeConfig } from './conflict.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
+import { ADDRESS_CONFLICT } from '../api/reasons.js';
+import { Defence, isConflict, needsProbe, ProbeRun, retryDue, type ProbeConfig } from './conflict.js';
 import type { FrameSender } from './frames.js';
 import type { AgentMetrics } from './metrics.js';
 import { announcementFrames, type Frame } from './packets.js';
@@ -239,7 +241,7 @@ export class ConflictGuard {
 }
 
 function conflictCondition(status: IpClaimStatus | undefined): { message: string; lastTransitionTime: string } | undefined {
-  return status?.conditions?.find((c) => c.type === 'Announced' && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
+  return status?.conditions?.find((c) => c.type === CLAIM_CONDITION && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
 }
 
 /** A conflict the claim's status records (this agent restarted since) that is not due for a retry yet. */

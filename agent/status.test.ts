@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { claimStatusUpdate, setCondition } from './status.js';
+import { setCondition } from '../api/conditions.js';
+import { claimStatusUpdate } from './status.js';
 import { strictArpCheck } from './strictarp.js';
 
 const T1 = '2026-01-01T00:00:00.000Z';

@@ -1,21 +1,13 @@
 // What the agent writes back, decided from what is already there: IpNode conditions that keep
 // their lastTransitionTime while unchanged, and the IpClaim status for a claim that is up or
 // failed on this node (null when the claim already says so, so nothing is written).
-import type { ClaimMove, Condition, IpClaim, IpClaimStatus } from '../api/types.js';
+import type { ClaimMove, IpClaim, IpClaimStatus } from '../api/types.js';
 import { completedMove } from '../api/moves.js';
+import { CLAIM_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
+import { CLAIM_UP } from '../api/reasons.js';
 
-export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
-
-/** Sets one condition in a list; lastTransitionTime moves only when the status changes. */
-export function setCondition(list: Condition[], next: ConditionInput, nowIso: string): Condition[] {
-  const current = list.find((c) => c.type === next.type);
-  const lastTransitionTime = current && current.status === next.status ? current.lastTransitionTime : nowIso;
-  const updated: Condition = { ...next, lastTransitionTime };
-  return current ? list.map((c) => (c.type === next.type ? updated : c)) : [...list, updated];
-}
-
-/** The condition type the agent owns on IpClaim. */
-export const CLAIM_CONDITION = 'Announced';
+// Re-exported while agent/agent.ts imports setCondition from here (its home is api/conditions.ts).
+export { CLAIM_CONDITION, setCondition };
 
 export type ClaimOutcome = { kind: 'up'; ip: string; iface: string } | { kind: 'failed'; reason: string; message: string };
 
@@ -37,7 +29,7 @@ export function claimStatusUpdate(
       ? {
           type: CLAIM_CONDITION,
           status: 'True',
-          reason: 'AddressUp',
+          reason: CLAIM_UP,
           message: `${outcome.ip} is up on ${outcome.iface} of node ${node} and announced`,
         }
       : { type: CLAIM_CONDITION, status: 'False', reason: outcome.reason, message: `node ${node}: ${outcome.message}` };

@@ -8,7 +8,9 @@ import type { IpClaim } from '../api/types.js';
 import { DEFAULTS } from '../scheduler/config.js';
 import { addressCondition, type AddressCondition } from '../scheduler/condition.js';
 import { computeDesired, poolSetOf, type DesiredClaim } from '../scheduler/desired.js';
-import { poolOrder, type Family } from '../scheduler/allocator.js';
+import { poolOrder } from '../scheduler/allocator.js';
+import type { IpFamily } from '../api/ip.js';
+import type { PendingReason } from '../api/reasons.js';
 import { allowedNodes, claimsToPlace, endpointNodesOf, place, type Decision, type Strategy } from '../scheduler/placement.js';
 import { ANNOTATION, serviceIntent, wantsLoadBalancer, type Problem, type ServiceView } from '../scheduler/service.js';
 import { nodeVerdicts } from './model.js';
@@ -58,14 +60,14 @@ export interface Explanation {
   asks: string[];
   addresses: AddressExplanation[];
   /** Why it does not have (all of) what it asked for: allocation problems and placement. */
-  pending: Problem[];
+  pending: Array<Omit<Problem, 'reason'> & { reason: Problem['reason'] | PendingReason }>;
   /** The Service condition the scheduler decides from this. */
   condition: AddressCondition | null;
   /** The condition as written on the Service. */
   recorded?: { status: string; reason: string; message: string };
 }
 
-const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+const FAMILY_NAME: Record<IpFamily, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 function describeAsk(svc: ServiceView, intent: ReturnType<typeof serviceIntent>): string[] {
   const asks: string[] = [];
@@ -78,7 +80,7 @@ function describeAsk(svc: ServiceView, intent: ReturnType<typeof serviceIntent>)
     for (const [f, a] of Object.entries(lb.requested)) {
       const source =
         svc.annotations[ANNOTATION.loadBalancerIPs] !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
-      asks.push(`${FAMILY_NAME[f as Family]} address ${a} requested by ${source}`);
+      asks.push(`${FAMILY_NAME[f as IpFamily]} address ${a} requested by ${source}`);
     }
     if (lb.pool) asks.push(`only from IpClaimPool ${lb.pool} (annotation ${ANNOTATION.pool})`);
     if (lb.shareKey)

@@ -6,6 +6,7 @@
 // Pure: Events and claims in, a timeline out.
 import { moveDurations, movedMessage, pendingMove, type MoveDurations } from '../api/moves.js';
 import type { IpClaim } from '../api/types.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
 import type { ServiceEvent } from './snapshot.js';
 
 export interface HistoryEntry {
@@ -51,7 +52,7 @@ function fromClaim(c: IpClaim, events: ServiceEvent[]): HistoryEntry[] {
     });
   }
   const status = c.status;
-  const up = status?.conditions?.find((x) => x.type === 'Announced');
+  const up = status?.conditions?.find((x) => x.type === CLAIM_CONDITION);
   if (status?.phase && status.node && up) {
     // The Announced condition keeps its time across a move (it stays True); the move says when it came up here.
     const since = status.lastMove?.to === status.node && status.lastMove.upAt ? status.lastMove.upAt : up.lastTransitionTime;

@@ -2,7 +2,8 @@
 // Pure: built from a Snapshot with the scheduler's own decisions (health.ts for node verdicts,
 // allocator.ts for pools), so what it says is what the scheduler would decide on the same objects.
 import { moveDurations, type MoveDurations } from '../api/moves.js';
-import { NodeCondition, type ClaimMove, type IpNode } from '../api/types.js';
+import type { ClaimMove, IpNode } from '../api/types.js';
+import { NodeCondition } from '../api/conditions.js';
 import { DEFAULTS } from '../scheduler/config.js';
 import { poolSetOf } from '../scheduler/desired.js';
 import { nodeHealth, type HealthConfig, type NodeHealth } from '../scheduler/health.js';

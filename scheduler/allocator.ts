@@ -3,16 +3,17 @@
 // of inclusive [first, last] intervals, and "next free" walks them skipping used addresses.
 import ipaddr from 'ipaddr.js';
 import type { IpClaimPool } from '../api/types.js';
-import { parseStrictCidr, parseStrictIp, SPECIAL_RANGES, toBigInt } from '../api/ip.js';
+import { parseStrictCidr, parseStrictIp, SPECIAL_RANGES, toBigInt, type IpFamily } from '../api/ip.js';
 
 export { toBigInt };
 
-export type Family = 'ipv4' | 'ipv6';
+/** @deprecated The API's IpFamily (api/ip.ts); kept while scheduler/reconciler.ts imports Family from here. */
+export type Family = IpFamily;
 
 export interface Pool {
   name: string;
   cidr: string;
-  family: Family;
+  family: IpFamily;
   /** Sorted, merged, inclusive intervals of allocatable addresses. */
   intervals: Array<[bigint, bigint]>;
   /** Number of allocatable addresses. */
@@ -25,10 +26,10 @@ export interface Pool {
 
 export type PoolResult = { ok: true; pool: Pool } | { ok: false; reason: string };
 
-const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+const BITS: Record<IpFamily, number> = { ipv4: 32, ipv6: 128 };
 
 /** The canonical text of an integer address of the given family. */
-export function fromBigInt(value: bigint, family: Family): string {
+export function fromBigInt(value: bigint, family: IpFamily): string {
   const bytes: number[] = [];
   let rest = value;
   for (let i = 0; i < BITS[family] / 8; i++) {
@@ -39,7 +40,7 @@ export function fromBigInt(value: bigint, family: Family): string {
 }
 
 /** Parses a bare address as strictly as Kubernetes (api/ip.ts); null when it is not one. */
-export function parseAddress(text: string): { family: Family; value: bigint; text: string } | null {
+export function parseAddress(text: string): { family: IpFamily; value: bigint; text: string } | null {
   const parsed = parseStrictIp(text);
   if (!parsed.ok) return null;
   return { family: parsed.value.family, value: toBigInt(parsed.value.address), text: parsed.value.text };
@@ -50,7 +51,7 @@ export function canonicalAddress(text: string): string | null {
   return parseAddress(text)?.text ?? null;
 }
 
-export function familyOf(text: string): Family | null {
+export function familyOf(text: string): IpFamily | null {
   return parseAddress(text)?.family ?? null;
 }
 
@@ -94,7 +95,7 @@ export function parsePool(resource: IpClaimPool): PoolResult {
 }
 
 /** [first, last, why] of what a pool with this cidr never hands out. */
-function neverHandedOut(family: Family, prefix: number, first: bigint, last: bigint): Array<[bigint, bigint, string]> {
+function neverHandedOut(family: IpFamily, prefix: number, first: bigint, last: bigint): Array<[bigint, bigint, string]> {
   const out: Array<[bigint, bigint, string]> = [];
   // /31 and /32 (RFC 3021) and /127, /128 have no network or broadcast address to skip.
   if (family === 'ipv4' && prefix <= 30) {
@@ -125,7 +126,7 @@ function sameIntervals(a: Array<[bigint, bigint]>, b: Array<[bigint, bigint]>): 
 
 type RangesResult = { ok: true; intervals: Array<[bigint, bigint]> } | { ok: false; reason: string };
 
-function checkRanges(ranges: Array<[string, string]>, family: Family, first: bigint, last: bigint, cidr: string): RangesResult {
+function checkRanges(ranges: Array<[string, string]>, family: IpFamily, first: bigint, last: bigint, cidr: string): RangesResult {
   const raw: Array<[bigint, bigint]> = [];
   for (const [i, range] of ranges.entries()) {
     const label = `range ${i} [${range[0]}, ${range[1]}]`;

@@ -13,7 +13,8 @@
 // kube-proxy route it; the address is taken out again when it is released.
 import { claimName } from '../api/names.js';
 import type { IpClaim } from '../api/types.js';
-import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Pool } from './allocator.js';
+import type { IpFamily } from '../api/ip.js';
 import type { PoolEntry } from './kube.js';
 import { poolMeta } from './pools.js';
 import type { Exclusions } from './exclusions.js';
@@ -23,7 +24,7 @@ export interface DesiredClaim {
   name: string;
   cidr: string;
   address: string;
-  family: Family;
+  family: IpFamily;
   /** "namespace/name", sorted. */
   services: string[];
   pool?: string;
@@ -81,7 +82,7 @@ export function poolSetOf(entries: PoolEntry[]): PoolSet {
 
 export interface DesiredConfig {
   lbClass: string;
-  mask: Record<Family, number>;
+  mask: Record<IpFamily, number>;
 }
 
 interface Holder {
@@ -112,7 +113,7 @@ class Book {
     this.unusable = { has: (address) => this.taken.has(address) || this.excluded.has(address) };
   }
 
-  add(address: string, family: Family, holder: Holder, pool?: string): void {
+  add(address: string, family: IpFamily, holder: Holder, pool?: string): void {
     const cidr = `${address}/${pool ? (family === 'ipv4' ? 32 : 128) : this.cfg.mask[family]}`;
     const name = claimName(cidr);
     const claim = this.claims.get(name) ?? { name, cidr, address, family, services: [] };
@@ -301,12 +302,12 @@ function allocateMissing(book: Book, pools: PoolSet, entry: Entry, cursors: Map<
 
 type Pick = { address: string; pool: string } | { problem: Problem };
 
-function familyName(f: Family): string {
+function familyName(f: IpFamily): string {
   return f === 'ipv4' ? 'IPv4' : 'IPv6';
 }
 
 /** The pools this Service may draw from in one family, or why there is none. */
-function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: Family): Pool[] | { problem: Problem } {
+function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: IpFamily): Pool[] | { problem: Problem } {
   if (lb.pool) {
     const reason = pools.invalid.get(lb.pool);
     if (reason)
@@ -335,7 +336,7 @@ function pickAddress(
   book: Book,
   pools: PoolSet,
   lb: LoadBalancerIntent,
-  family: Family,
+  family: IpFamily,
   holder: Holder,
   cursors: Map<string, bigint>,
 ): Pick {

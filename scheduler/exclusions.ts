@@ -14,8 +14,10 @@
 //                   (forgotten) after --conflict-retry, in case that host went away.
 import type { Condition, IpClaim, IpClaimPool } from '../api/types.js';
 import { fromBigInt, parseAddress, type Pool } from './allocator.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
+import { ADDRESS_CONFLICT, type ExclusionReason } from '../api/reasons.js';
 
-export type ExclusionReason = 'NodeAddress' | 'NodeSubnet' | 'AddressConflict';
+export type { ExclusionReason };
 
 export interface Exclusion {
   address: string;
@@ -33,9 +35,8 @@ export interface NodeAddresses {
   addresses: Array<{ address: string; type: string }>;
 }
 
-/** The claim condition the agent writes when a foreign host answers for the address. */
-export const ANNOUNCED = 'Announced';
-export const ADDRESS_CONFLICT = 'AddressConflict';
+// Re-exported while scheduler/reconciler.ts imports them from here (their home is api/).
+export { CLAIM_CONDITION as ANNOUNCED, ADDRESS_CONFLICT };
 
 /** Node addresses, and the network / broadcast address of every pool cidr holding one. */
 export function nodeExclusions(nodes: NodeAddresses[], pools: Pool[]): Exclusions {
@@ -77,7 +78,7 @@ export function nodeExclusions(nodes: NodeAddresses[], pools: Pool[]): Exclusion
 }
 
 function conflictCondition(claim: IpClaim): Condition | undefined {
-  return claim.status?.conditions?.find((c) => c.type === ANNOUNCED && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
+  return claim.status?.conditions?.find((c) => c.type === CLAIM_CONDITION && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
 }
 
 /**

@@ -1,6 +1,8 @@
 // Which node holds each claim. Pure: the decision depends only on the claims, the candidate
 // nodes and the endpoints, never on the order they were listed in.
-import type { NodeFailure } from './health.js';
+import type { MoveReason, NodeFailureReason, PendingReason } from '../api/reasons.js';
+
+export type { MoveReason };
 
 export type Strategy = 'fair' | 'first-alive';
 
@@ -18,7 +20,7 @@ export interface PlacementInput {
   /** Nodes that may hold addresses. */
   candidates: string[];
   /** Why each non-candidate node is out (for IPMoved reasons). */
-  failures: Map<string, NodeFailure>;
+  failures: Map<string, NodeFailureReason>;
   /** Non-candidate nodes that keep the claims they have (health.ts `holds`): nothing new goes there. */
   holding?: string[];
   /** Service key -> nodes with a serving endpoint (for ETP Local). */
@@ -27,14 +29,12 @@ export interface PlacementInput {
   rebalance: boolean;
 }
 
-export type MoveReason = NodeFailure | 'no-endpoint' | 'rebalance';
-
 export type Decision =
   | { kind: 'keep'; node: string }
   | { kind: 'assign'; node: string }
   | { kind: 'move'; from: string; to: string; reason: MoveReason }
   /** No node can take it; `node` is where it stays, if anywhere. */
-  | { kind: 'pending'; reason: 'NoCandidateNode' | 'NoServingEndpoint'; message: string; node?: string };
+  | { kind: 'pending'; reason: PendingReason; message: string; node?: string };
 
 /** Service key -> nodes with a serving endpoint, for the Services with externalTrafficPolicy: Local. */
 export function endpointNodesOf(

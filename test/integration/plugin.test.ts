@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SERVICE_CONDITION } from '../../api/types.js';
+import { SERVICE_CONDITION } from '../../api/conditions.js';
 import { waitFor } from '../controlplane/harness.js';
 import type { Explanation } from '../../plugin/explain.js';
 import type { History } from '../../plugin/history.js';
