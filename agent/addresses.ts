@@ -4,7 +4,7 @@
 import ipaddr from 'ipaddr.js';
 import { parseCidr } from '../api/names.js';
 import { specialPurpose, type IpFamily } from '../api/ip.js';
-import { isRecord } from '../lib/json.js';
+import { asStrings, isRecord } from '../lib/json.js';
 
 /** An address family as iproute2 names it (`ip -j addr` "family"); the API's IpFamily is 'ipv4' | 'ipv6'. */
 export type InetFamily = 'inet' | 'inet6';
@@ -55,36 +55,39 @@ function canonicalIp(text: string): string {
   }
 }
 
+/** One entry of a link's `addr_info`, or null when it is not an inet / inet6 address. */
+function hostAddressOf(a: unknown): HostAddress | null {
+  if (!isRecord(a) || (a.family !== 'inet' && a.family !== 'inet6')) return null;
+  if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') return null;
+  return {
+    ip: canonicalIp(a.local),
+    prefixLength: a.prefixlen,
+    family: a.family,
+    ...(typeof a.metric === 'number' ? { metric: a.metric } : {}),
+    dadFailed: a.dadfailed === true,
+    tentative: a.tentative === true,
+  };
+}
+
+/** One link of `ip -j addr show`, or null when it lacks a name or index. */
+function hostLinkOf(entry: unknown): HostLink | null {
+  if (!isRecord(entry) || typeof entry.ifname !== 'string' || typeof entry.ifindex !== 'number') return null;
+  const flags = asStrings(entry.flags);
+  const addrInfo: unknown[] = Array.isArray(entry.addr_info) ? entry.addr_info : [];
+  return {
+    name: entry.ifname,
+    ifindex: entry.ifindex,
+    mac: entry.link_type === 'ether' && typeof entry.address === 'string' ? entry.address : null,
+    up: flags.includes('UP'),
+    noArp: flags.includes('NOARP'),
+    addresses: addrInfo.map(hostAddressOf).filter((a): a is HostAddress => a !== null),
+  };
+}
+
 /** Parses `ip -j addr show` output; entries that do not fit are skipped. */
 export function parseIpAddrJson(json: unknown): HostLink[] {
   if (!Array.isArray(json)) return [];
-  const links: HostLink[] = [];
-  for (const entry of json) {
-    if (!isRecord(entry) || typeof entry.ifname !== 'string' || typeof entry.ifindex !== 'number') continue;
-    const flags = Array.isArray(entry.flags) ? entry.flags.filter((f): f is string => typeof f === 'string') : [];
-    const addresses: HostAddress[] = [];
-    for (const a of Array.isArray(entry.addr_info) ? entry.addr_info : []) {
-      if (!isRecord(a) || (a.family !== 'inet' && a.family !== 'inet6')) continue;
-      if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') continue;
-      addresses.push({
-        ip: canonicalIp(a.local),
-        prefixLength: a.prefixlen,
-        family: a.family,
-        ...(typeof a.metric === 'number' ? { metric: a.metric } : {}),
-        dadFailed: a.dadfailed === true,
-        tentative: a.tentative === true,
-      });
-    }
-    links.push({
-      name: entry.ifname,
-      ifindex: entry.ifindex,
-      mac: entry.link_type === 'ether' && typeof entry.address === 'string' ? entry.address : null,
-      up: flags.includes('UP'),
-      noArp: flags.includes('NOARP'),
-      addresses,
-    });
-  }
-  return links;
+  return json.map(hostLinkOf).filter((l): l is HostLink => l !== null);
 }
 
 /** A claim assigned to this node, reduced to what the host needs. */

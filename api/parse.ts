@@ -84,19 +84,22 @@ export function parseIpClaimPool(obj: unknown): ParseResult<IpClaimPool> {
   if (!isString(spec.cidr)) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
   const cidr = parseStrictCidr(spec.cidr);
   if (!cidr.ok) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} ${cidr.reason}`);
-  if (spec.ranges !== undefined) {
-    if (!Array.isArray(spec.ranges)) return fail(`${where}: spec.ranges is not a list`);
-    for (const [i, range] of (spec.ranges as unknown[]).entries()) {
-      if (!isStringArray(range) || range.length !== 2) return fail(`${where}: spec.ranges[${i}] is not a [first, last] pair`);
-      for (const end of range) {
-        const ip = parseStrictIp(end);
-        if (!ip.ok) return fail(`${where}: spec.ranges[${i}] holds ${JSON.stringify(end)}, which ${ip.reason}`);
-      }
-    }
-  }
+  const rangesProblem = spec.ranges === undefined ? null : checkRanges(spec.ranges);
+  if (rangesProblem) return fail(`${where}: ${rangesProblem}`);
   const poolSpec: IpClaimPoolSpec = { cidr: spec.cidr };
   if (spec.ranges !== undefined) poolSpec.ranges = spec.ranges as IpRange[];
   const value: IpClaimPool = { apiVersion: API_VERSION, kind: 'IpClaimPool', metadata, spec: poolSpec };
   if (status) value.status = status as IpClaimPoolStatus;
   return { ok: true, value };
+}
+
+/** Why spec.ranges is not a list of [first, last] address pairs, or null when it is. */
+function checkRanges(ranges: unknown): string | null {
+  if (!Array.isArray(ranges)) return 'spec.ranges is not a list';
+  for (const [i, range] of (ranges as unknown[]).entries()) {
+    if (!isStringArray(range) || range.length !== 2) return `spec.ranges[${i}] is not a [first, last] pair`;
+    const bad = range.map((end) => ({ end, ip: parseStrictIp(end) })).find((e) => !e.ip.ok);
+    if (bad && !bad.ip.ok) return `spec.ranges[${i}] holds ${JSON.stringify(bad.end)}, which ${bad.ip.reason}`;
+  }
+  return null;
 }
