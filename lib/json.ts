@@ -12,6 +12,8 @@ export const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && 
 export const asRecord = (v: unknown): JsonObject => (isRecord(v) ? v : {});
 /** The string, or undefined. */
 export const asString = (v: unknown): string | undefined => (isString(v) ? v : undefined);
+/** The list, or [] when `v` is not one. */
+export const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 /** The strings of a list, dropping anything else; [] when `v` is not a list. */
 export const asStrings = (v: unknown): string[] => (Array.isArray(v) ? v.filter(isString) : []);
 

@@ -74,7 +74,7 @@ export function parsePool(resource: IpClaimPool): PoolResult {
   const cidr = `${fromBigInt(first, family)}/${prefix}`;
   let intervals: Array<[bigint, bigint]>;
   if (resource.spec.ranges && resource.spec.ranges.length > 0) {
-    const checked = checkRanges(resource.spec.ranges, family, first, last, cidr);
+    const checked = checkRanges(resource.spec.ranges, { family, first, last, cidr });
     if (!checked.ok) return checked;
     intervals = checked.intervals;
   } else {
@@ -126,29 +126,49 @@ function sameIntervals(a: Array<[bigint, bigint]>, b: Array<[bigint, bigint]>): 
 
 type RangesResult = { ok: true; intervals: Array<[bigint, bigint]> } | { ok: false; reason: string };
 
-function checkRanges(ranges: Array<[string, string]>, family: IpFamily, first: bigint, last: bigint, cidr: string): RangesResult {
+/** A pool's cidr as numbers: its family, first and last address, and canonical text. */
+interface Network {
+  family: IpFamily;
+  first: bigint;
+  last: bigint;
+  cidr: string;
+}
+
+function checkRanges(ranges: Array<[string, string]>, net: Network): RangesResult {
   const raw: Array<[bigint, bigint]> = [];
   for (const [i, range] of ranges.entries()) {
-    const label = `range ${i} [${range[0]}, ${range[1]}]`;
-    const bad = range.map((text) => ({ text, r: parseStrictIp(text) })).find((x) => !x.r.ok);
-    if (bad && !bad.r.ok) return { ok: false, reason: `${label}: ${JSON.stringify(bad.text)} ${bad.r.reason}` };
-    const a = parseAddress(range[0]);
-    const b = parseAddress(range[1]);
-    if (!a || !b) return { ok: false, reason: `${label} does not hold two IP addresses` };
-    if (a.family !== family || b.family !== family)
-      return { ok: false, reason: `${label} is not ${family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${cidr}` };
-    if (a.value > b.value) return { ok: false, reason: `${label} ends before it starts` };
-    if (a.value < first || b.value > last) return { ok: false, reason: `${label} is not inside cidr ${cidr}` };
-    raw.push([a.value, b.value]);
+    const checked = checkRange(range, i, net);
+    if (typeof checked === 'string') return { ok: false, reason: checked };
+    raw.push(checked);
   }
-  raw.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  return { ok: true, intervals: mergeIntervals(raw) };
+}
+
+/** One [first, last] range as numbers, or why it is not a range inside the cidr. */
+function checkRange(range: [string, string], i: number, net: Network): [bigint, bigint] | string {
+  const label = `range ${i} [${range[0]}, ${range[1]}]`;
+  const bad = range.map((text) => ({ text, r: parseStrictIp(text) })).find((x) => !x.r.ok);
+  if (bad && !bad.r.ok) return `${label}: ${JSON.stringify(bad.text)} ${bad.r.reason}`;
+  const a = parseAddress(range[0]);
+  const b = parseAddress(range[1]);
+  if (!a || !b) return `${label} does not hold two IP addresses`;
+  if (a.family !== net.family || b.family !== net.family)
+    return `${label} is not ${net.family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${net.cidr}`;
+  if (a.value > b.value) return `${label} ends before it starts`;
+  if (a.value < net.first || b.value > net.last) return `${label} is not inside cidr ${net.cidr}`;
+  return [a.value, b.value];
+}
+
+/** Sorted, with overlapping and adjacent intervals joined. */
+function mergeIntervals(raw: Array<[bigint, bigint]>): Array<[bigint, bigint]> {
+  const sorted = [...raw].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
   const merged: Array<[bigint, bigint]> = [];
-  for (const [a, b] of raw) {
+  for (const [a, b] of sorted) {
     const top = merged[merged.length - 1];
     if (top && a <= top[1] + 1n) top[1] = b > top[1] ? b : top[1];
     else merged.push([a, b]);
   }
-  return { ok: true, intervals: merged };
+  return merged;
 }
 
 /** Whether an address (canonical text) is allocatable from the pool. */

@@ -37,31 +37,48 @@ export function addressCondition<P extends Pick<Problem, 'message'> & { reason: 
   problems: readonly P[],
   claims: ServiceClaim[],
 ): AddressCondition<AddressReadyReason | P['reason']> {
-  if (problems.length > 0) {
-    const message = problems.length === 1 ? (problems[0]?.message ?? '') : problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
-    return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message };
-  }
+  if (problems.length > 0) return problemCondition(problems);
   if (claims.length === 0) return { status: 'False', reason: 'Announcing', message: 'no address allocated yet' };
   const sorted = [...claims].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  // The first of: an address that cannot be placed, one its agent failed, one not up yet.
+  const failed = pendingCondition(sorted) ?? failedCondition(sorted) ?? announcingCondition(sorted);
+  if (failed) return failed;
+  return { status: 'True', reason: 'Ready', message: `${sorted.map((c) => c.address).join(', ')} allocated and announced` };
+}
+
+function problemCondition<P extends { reason: string; message: string }>(
+  problems: readonly P[],
+): AddressCondition<P['reason'] | 'AllocationFailed'> {
+  const message = problems.length === 1 ? (problems[0]?.message ?? '') : problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
+  return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message };
+}
+
+function pendingCondition(sorted: ServiceClaim[]): AddressCondition | null {
   for (const c of sorted) {
     if (c.decision?.kind === 'pending')
       return { status: 'False', reason: c.decision.reason, message: `${c.address}: ${c.decision.message}` };
   }
+  return null;
+}
+
+function failedCondition(sorted: ServiceClaim[]): AddressCondition | null {
   for (const c of sorted) {
-    if (c.existing?.status?.phase === 'Failed') {
-      const why = c.existing.status.conditions?.find((x) => x.type === CLAIM_CONDITION)?.message ?? 'the agent reported Failed';
-      return { status: 'False', reason: 'AnnounceFailed', message: `${c.address}: ${why}` };
-    }
+    if (c.existing?.status?.phase !== 'Failed') continue;
+    const why = c.existing.status.conditions?.find((x) => x.type === CLAIM_CONDITION)?.message ?? 'the agent reported Failed';
+    return { status: 'False', reason: 'AnnounceFailed', message: `${c.address}: ${why}` };
   }
+  return null;
+}
+
+function announcingCondition(sorted: ServiceClaim[]): AddressCondition | null {
   for (const c of sorted) {
     const node = c.existing?.spec.nodeName;
-    if (!c.existing || !node || c.existing.status?.phase !== 'Assigned') {
-      return {
-        status: 'False',
-        reason: 'Announcing',
-        message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up`,
-      };
-    }
+    if (c.existing && node && c.existing.status?.phase === 'Assigned') continue;
+    return {
+      status: 'False',
+      reason: 'Announcing',
+      message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up`,
+    };
   }
-  return { status: 'True', reason: 'Ready', message: `${sorted.map((c) => c.address).join(', ')} allocated and announced` };
+  return null;
 }

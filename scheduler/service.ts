@@ -4,7 +4,7 @@ import type { Condition } from '../api/types.js';
 import { SERVICE_CONDITION } from '../api/conditions.js';
 import { parseStrictIp, specialPurpose, type IpFamily, type StrictIp } from '../api/ip.js';
 import type { AllocationProblem } from '../api/reasons.js';
-import { asRecord, asString, asStrings, type ParseResult } from '../lib/json.js';
+import { asArray, asRecord, asString, asStrings, type JsonObject, type ParseResult } from '../lib/json.js';
 
 export const ANNOTATION = {
   /** `external-ip: auto` asks for a pool address on any Service type, as in the original. */
@@ -54,20 +54,10 @@ export function parseService(raw: unknown): ServiceView | null {
   const o = asRecord(raw);
   const metadata = asRecord(o.metadata);
   const spec = asRecord(o.spec);
+  const status = asRecord(o.status);
   const name = asString(metadata.name);
   const namespace = asString(metadata.namespace);
   if (!name || !namespace) return null;
-  const annotations: Record<string, string> = {};
-  for (const [k, v] of Object.entries(asRecord(metadata.annotations))) if (typeof v === 'string') annotations[k] = v;
-  const ports = (Array.isArray(spec.ports) ? spec.ports : []).map((p) => {
-    const port = asRecord(p);
-    return { port: typeof port.port === 'number' ? port.port : 0, protocol: asString(port.protocol) ?? 'TCP' };
-  });
-  const ingress = (
-    Array.isArray(asRecord(asRecord(o.status).loadBalancer).ingress) ? (asRecord(asRecord(o.status).loadBalancer).ingress as unknown[]) : []
-  )
-    .map((i) => asString(asRecord(i).ip))
-    .filter((ip): ip is string => ip !== undefined);
   const view: ServiceView = {
     key: `${namespace}/${name}`,
     namespace,
@@ -77,32 +67,51 @@ export function parseService(raw: unknown): ServiceView | null {
     created: timeOf(metadata.creationTimestamp),
     type: asString(spec.type) ?? 'ClusterIP',
     externalIPs: asStrings(spec.externalIPs),
-    annotations,
+    annotations: stringValues(metadata.annotations),
     ipFamilies: asStrings(spec.ipFamilies),
     externalTrafficPolicyLocal: spec.externalTrafficPolicy === 'Local',
-    ports,
-    ingress,
+    ports: asArray(spec.ports).map(portOf),
+    ingress: asArray(asRecord(status.loadBalancer).ingress)
+      .map((i) => asString(asRecord(i).ip))
+      .filter((ip): ip is string => ip !== undefined),
   };
   const lbClass = asString(spec.loadBalancerClass);
   if (lbClass) view.loadBalancerClass = lbClass;
-  const conditions = Array.isArray(asRecord(o.status).conditions) ? (asRecord(o.status).conditions as unknown[]) : [];
-  const ours = conditions.map(asRecord).find((c) => c.type === SERVICE_CONDITION);
-  if (ours) {
-    const status = ours.status === 'True' || ours.status === 'False' ? ours.status : 'Unknown';
-    const at = ours.lastTransitionTime instanceof Date ? ours.lastTransitionTime.toISOString() : (asString(ours.lastTransitionTime) ?? '');
-    view.addressCondition = {
-      type: SERVICE_CONDITION,
-      status,
-      reason: asString(ours.reason) ?? '',
-      message: asString(ours.message) ?? '',
-      lastTransitionTime: at,
-    };
-  }
+  const ours = addressConditionOf(status);
+  if (ours) view.addressCondition = ours;
   const lbIP = asString(spec.loadBalancerIP);
   if (lbIP) view.loadBalancerIP = lbIP;
   const policy = asString(spec.ipFamilyPolicy);
   if (policy) view.ipFamilyPolicy = policy;
   return view;
+}
+
+/** The string-valued entries of an object (annotations). */
+function stringValues(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, value] of Object.entries(asRecord(v))) if (typeof value === 'string') out[k] = value;
+  return out;
+}
+
+function portOf(p: unknown): ServicePort {
+  const port = asRecord(p);
+  return { port: typeof port.port === 'number' ? port.port : 0, protocol: asString(port.protocol) ?? 'TCP' };
+}
+
+/** Our condition (SERVICE_CONDITION) among the Service's status.conditions. */
+function addressConditionOf(status: JsonObject): Condition | undefined {
+  const ours = asArray(status.conditions)
+    .map(asRecord)
+    .find((c) => c.type === SERVICE_CONDITION);
+  if (!ours) return undefined;
+  return {
+    type: SERVICE_CONDITION,
+    status: ours.status === 'True' || ours.status === 'False' ? ours.status : 'Unknown',
+    reason: asString(ours.reason) ?? '',
+    message: asString(ours.message) ?? '',
+    lastTransitionTime:
+      ours.lastTransitionTime instanceof Date ? ours.lastTransitionTime.toISOString() : (asString(ours.lastTransitionTime) ?? ''),
+  };
 }
 
 /** What one Service asks for from the pools. */
