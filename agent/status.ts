@@ -6,8 +6,8 @@ import { completedMove } from '../api/moves.js';
 import { CLAIM_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
 import { CLAIM_UP } from '../api/reasons.js';
 
-// Re-exported while agent/agent.ts imports setCondition from here (its home is api/conditions.ts).
-export { CLAIM_CONDITION, setCondition };
+// Re-exported while agent/agent.ts and agent/gate.ts import them from here (their home is api/conditions.ts).
+export { CLAIM_CONDITION, setCondition, type ConditionInput };
 
 export type ClaimOutcome = { kind: 'up'; ip: string; iface: string } | { kind: 'failed'; reason: string; message: string };
 
