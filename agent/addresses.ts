@@ -4,13 +4,17 @@
 import ipaddr from 'ipaddr.js';
 import { parseCidr } from '../api/names.js';
 import { specialPurpose, type IpFamily } from '../api/ip.js';
+import { asStrings, isRecord } from '../lib/json.js';
 
-export type Family = 'inet' | 'inet6';
+/** An address family as iproute2 names it (`ip -j addr` "family"); the API's IpFamily is 'ipv4' | 'ipv6'. */
+export type InetFamily = 'inet' | 'inet6';
+/** @deprecated Old name of InetFamily, kept while agent/agent.ts and agent/metrics.ts still import it. */
+export type Family = InetFamily;
 
 export interface HostAddress {
   ip: string;
   prefixLength: number;
-  family: Family;
+  family: InetFamily;
   /** The IFA_RT_PRIORITY ("metric") the address was added with, if any. */
   metric?: number;
   dadFailed: boolean;
@@ -51,38 +55,39 @@ function canonicalIp(text: string): string {
   }
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** One entry of a link's `addr_info`, or null when it is not an inet / inet6 address. */
+function hostAddressOf(a: unknown): HostAddress | null {
+  if (!isRecord(a) || (a.family !== 'inet' && a.family !== 'inet6')) return null;
+  if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') return null;
+  return {
+    ip: canonicalIp(a.local),
+    prefixLength: a.prefixlen,
+    family: a.family,
+    ...(typeof a.metric === 'number' ? { metric: a.metric } : {}),
+    dadFailed: a.dadfailed === true,
+    tentative: a.tentative === true,
+  };
+}
+
+/** One link of `ip -j addr show`, or null when it lacks a name or index. */
+function hostLinkOf(entry: unknown): HostLink | null {
+  if (!isRecord(entry) || typeof entry.ifname !== 'string' || typeof entry.ifindex !== 'number') return null;
+  const flags = asStrings(entry.flags);
+  const addrInfo: unknown[] = Array.isArray(entry.addr_info) ? entry.addr_info : [];
+  return {
+    name: entry.ifname,
+    ifindex: entry.ifindex,
+    mac: entry.link_type === 'ether' && typeof entry.address === 'string' ? entry.address : null,
+    up: flags.includes('UP'),
+    noArp: flags.includes('NOARP'),
+    addresses: addrInfo.map(hostAddressOf).filter((a): a is HostAddress => a !== null),
+  };
+}
 
 /** Parses `ip -j addr show` output; entries that do not fit are skipped. */
 export function parseIpAddrJson(json: unknown): HostLink[] {
   if (!Array.isArray(json)) return [];
-  const links: HostLink[] = [];
-  for (const entry of json) {
-    if (!isRecord(entry) || typeof entry.ifname !== 'string' || typeof entry.ifindex !== 'number') continue;
-    const flags = Array.isArray(entry.flags) ? entry.flags.filter((f): f is string => typeof f === 'string') : [];
-    const addresses: HostAddress[] = [];
-    for (const a of Array.isArray(entry.addr_info) ? entry.addr_info : []) {
-      if (!isRecord(a) || (a.family !== 'inet' && a.family !== 'inet6')) continue;
-      if (typeof a.local !== 'string' || typeof a.prefixlen !== 'number') continue;
-      addresses.push({
-        ip: canonicalIp(a.local),
-        prefixLength: a.prefixlen,
-        family: a.family,
-        ...(typeof a.metric === 'number' ? { metric: a.metric } : {}),
-        dadFailed: a.dadfailed === true,
-        tentative: a.tentative === true,
-      });
-    }
-    links.push({
-      name: entry.ifname,
-      ifindex: entry.ifindex,
-      mac: entry.link_type === 'ether' && typeof entry.address === 'string' ? entry.address : null,
-      up: flags.includes('UP'),
-      noArp: flags.includes('NOARP'),
-      addresses,
-    });
-  }
-  return links;
+  return json.map(hostLinkOf).filter((l): l is HostLink => l !== null);
 }
 
 /** A claim assigned to this node, reduced to what the host needs. */
@@ -90,7 +95,7 @@ export interface WantedAddress {
   claim: string;
   ip: string;
   prefixLength: number;
-  family: Family;
+  family: InetFamily;
   /** The claim's spec.link. */
   link?: string;
 }
@@ -110,7 +115,7 @@ export function wantedAddress(claim: string, cidr: string, link: string | undefi
       reason: 'InvalidAddress',
       message: `spec.cidr ${JSON.stringify(cidr)} is a ${special.kind} address (${special.cidr}), which no node puts on its interface`,
     };
-  const family: Family = parsed.address.kind() === 'ipv4' ? 'inet' : 'inet6';
+  const family: InetFamily = parsed.address.kind() === 'ipv4' ? 'inet' : 'inet6';
   const max = family === 'inet' ? 32 : 128;
   const prefixLength = cidr.includes('/') ? parsed.prefixLength : Math.min(mask ?? max, max);
   return { ok: true, value: { claim, ip: parsed.address.toString(), prefixLength, family, ...(link ? { link } : {}) } };
@@ -127,14 +132,14 @@ export interface InterfaceContext {
   /** --iface, if given. */
   flagIface?: string;
   /** Interface of the default route, per family. */
-  defaultRoute: Partial<Record<Family, string>>;
+  defaultRoute: Partial<Record<InetFamily, string>>;
 }
 
 interface Subnet {
   link: string;
   network: ipaddr.IPv4 | ipaddr.IPv6;
   prefixLength: number;
-  family: Family;
+  family: InetFamily;
 }
 
 /** Subnets of the addresses we did not add (no host prefixes, no link-local), parsed once. */
@@ -153,7 +158,7 @@ function subnetsOf(links: HostLink[]): Subnet[] {
 }
 
 /** Link holding a subnet that contains ip, the longest prefix winning. */
-function subnetLink(ip: string, family: Family, subnets: Subnet[]): string | undefined {
+function subnetLink(ip: string, family: InetFamily, subnets: Subnet[]): string | undefined {
   const addr = ipaddr.parse(ip);
   let best: Subnet | undefined;
   for (const s of subnets) {
@@ -198,7 +203,7 @@ export interface AddressOp {
   op: 'add' | 'remove';
   ip: string;
   prefixLength: number;
-  family: Family;
+  family: InetFamily;
   iface: string;
   /** Only for op "add": a claim this address is for. */
   claim?: string;

@@ -4,7 +4,10 @@
 import type { IpClaimStatus } from '../api/types.js';
 import type { Sighting } from './probes.js';
 
-export const ADDRESS_CONFLICT = 'AddressConflict';
+import { ADDRESS_CONFLICT } from '../api/reasons.js';
+
+// Re-exported while agent/agent.ts imports it from here (its home is api/reasons.ts).
+export { ADDRESS_CONFLICT };
 
 export interface ProbeConfig {
   /** Probes per address; 0 turns probing off. */

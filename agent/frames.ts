@@ -19,7 +19,8 @@ const SOCK_CLOEXEC = 0o2000000;
 
 interface Libc {
   socket(domain: number, type: number, protocol: number): number;
-  sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrlen: number): number;
+  /** sendto(2) of the whole buffer, no flags, to a sockaddr_ll. */
+  sendto(fd: number, buf: Buffer, addr: Buffer): number;
   close(fd: number): number;
   errno(): number;
 }
@@ -33,7 +34,7 @@ async function loadLibc(): Promise<Libc> {
   const close = lib.func('int close(int)');
   return {
     socket: (d, t, p) => socket(d, t, p) as number,
-    sendto: (fd, buf, len, flags, addr, addrlen) => Number(sendto(fd, buf, len, flags, addr, addrlen)),
+    sendto: (fd, buf, addr) => Number(sendto(fd, buf, buf.length, 0, addr, addr.length)),
     close: (fd) => close(fd) as number,
     errno: () => koffi.errno(),
   };
@@ -54,7 +55,7 @@ export async function openPacketSender(): Promise<FrameSender> {
     send(ifindex, frame) {
       if (!open) return { ok: false, errno: 9, message: 'sender closed' };
       const addr = sockaddrLl(ifindex, frame.ethertype, frame.destination, littleEndian);
-      const sent = libc.sendto(fd, frame.bytes, frame.bytes.length, 0, addr, addr.length);
+      const sent = libc.sendto(fd, frame.bytes, addr);
       if (sent === frame.bytes.length) return { ok: true };
       const errno = libc.errno();
       return { ok: false, errno, message: `sendto on ifindex ${ifindex}: errno ${errno} ${ERRNO_NAMES[errno] ?? ''}`.trim() };

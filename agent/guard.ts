@@ -5,7 +5,9 @@
 // reconcile, which new addresses may go up now, and reads the conflicts to report.
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { ADDRESS_CONFLICT, Defence, isConflict, needsProbe, ProbeRun, retryDue, type ProbeConfig } from './conflict.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
+import { ADDRESS_CONFLICT } from '../api/reasons.js';
+import { Defence, isConflict, needsProbe, ProbeRun, retryDue, type ProbeConfig } from './conflict.js';
 import type { FrameSender } from './frames.js';
 import type { AgentMetrics } from './metrics.js';
 import { announcementFrames, type Frame } from './packets.js';
@@ -130,24 +132,24 @@ export class ConflictGuard {
   gate(c: Candidate): Gate {
     if (this.cfg.count <= 0) return { kind: 'up' };
     const now = this.deps.clock.now();
-    const known = this.conflicts.get(c.claim);
-    if (known && !known.holding && known.ip === c.ip) {
-      if (!retryDue(known.at, now, this.cfg.retryMs)) return { kind: 'conflict', message: conflictMessage(known) };
-      this.conflicts.delete(c.claim);
-    }
+    const remembered = this.rememberedConflict(c, now);
+    if (remembered) return remembered;
     if (this.cleared.get(c.claim) === c.ip) return { kind: 'up' };
-    if (!needsProbe(c.status) && !persistedConflict(c.status, now, this.cfg.retryMs)) return { kind: 'up' };
-    if (persistedConflict(c.status, now, this.cfg.retryMs)) {
-      // Found before this agent (re)started: wait out the retry from when it was seen.
-      const seen = Date.parse(conflictCondition(c.status)?.lastTransitionTime ?? '');
-      return {
-        kind: 'conflict',
-        message: conflictCondition(c.status)?.message.replace(/^node \S+: /, '') ?? `conflict seen at ${new Date(seen).toISOString()}`,
-      };
-    }
+    // Found before this agent (re)started: wait out the retry from when it was seen.
+    if (persistedConflict(c.status, now, this.cfg.retryMs)) return persistedConflictGate(c.status);
+    if (!needsProbe(c.status)) return { kind: 'up' };
     const running = this.probes.get(c.claim);
     if (!running || running.ip !== c.ip) this.startProbe(c, now);
     return { kind: 'wait' };
+  }
+
+  /** A conflict this agent found for the address, while its retry is not due (a due one is forgotten). */
+  private rememberedConflict(c: Candidate, now: number): Gate | null {
+    const known = this.conflicts.get(c.claim);
+    if (!known || known.holding || known.ip !== c.ip) return null;
+    if (!retryDue(known.at, now, this.cfg.retryMs)) return { kind: 'conflict', message: conflictMessage(known) };
+    this.conflicts.delete(c.claim);
+    return null;
   }
 
   /** Forget what is known about claims no longer assigned here. */
@@ -202,7 +204,7 @@ export class ConflictGuard {
       if (result) {
         this.probes.delete(claim);
         if (result.kind === 'clear') this.cleared.set(claim, candidate.ip);
-        else this.found(claim, candidate.ip, candidate.pool, result.mac, false);
+        else this.found(candidate, result.mac, false);
         this.deps.changed();
         return;
       }
@@ -214,7 +216,8 @@ export class ConflictGuard {
     }
   }
 
-  private found(claim: string, ip: string, pool: string, mac: string, holding: boolean): void {
+  private found(target: Pick<Candidate, 'claim' | 'ip' | 'pool'>, mac: string, holding: boolean): void {
+    const { claim, ip, pool } = target;
     const conflict: Conflict = { ip, mac, at: this.deps.clock.now(), holding };
     this.conflicts.set(claim, conflict);
     this.deps.metrics.addressConflict(pool || 'none', holding ? 'holding' : 'probe');
@@ -231,17 +234,7 @@ export class ConflictGuard {
     for (const r of this.receivers.values()) {
       for (const s of r.drain()) {
         for (const p of this.probes.values()) p.run.observe(s, this.ownMacs);
-        const held = this.held.get(s.address);
-        if (held && this.yieldTo(s, held)) continue;
-        if (!held || !isConflict(s, held.ip, this.ownMacs, 'holding')) continue;
-        const action = this.defence.observe(held.ip, this.deps.clock.now());
-        if (action === 'defend') {
-          this.log.info({ ip: held.ip, mac: s.mac }, 'defending an address we hold against a host that is not ours (RFC 5227 2.4)');
-          for (const f of announcementFrames(held.mac, held.ip)) this.send(held.ifindex, f);
-        } else if (action === 'report') {
-          this.found(held.claim, held.ip, held.pool, s.mac.toLowerCase(), true);
-          this.deps.changed();
-        }
+        this.defend(s);
       }
     }
   }
@@ -261,6 +254,21 @@ export class ConflictGuard {
     return true;
   }
 
+  /** A held address another host claims: defend it once, report it if the host keeps on. */
+  private defend(s: Sighting): void {
+    const held = this.held.get(s.address);
+    if (held && this.yieldTo(s, held)) return;
+    if (!held || !isConflict(s, held.ip, this.ownMacs, 'holding')) return;
+    const action = this.defence.observe(held.ip, this.deps.clock.now());
+    if (action === 'defend') {
+      this.log.info({ ip: held.ip, mac: s.mac }, 'defending an address we hold against a host that is not ours (RFC 5227 2.4)');
+      for (const f of announcementFrames(held.mac, held.ip)) this.send(held.ifindex, f);
+    } else if (action === 'report') {
+      this.found(held, s.mac.toLowerCase(), true);
+      this.deps.changed();
+    }
+  }
+
   private async pollLoop(): Promise<void> {
     while (!this.signal.aborted) {
       try {
@@ -274,8 +282,14 @@ export class ConflictGuard {
   }
 }
 
+function persistedConflictGate(status: IpClaimStatus | undefined): Gate {
+  const c = conflictCondition(status);
+  const seen = Date.parse(c?.lastTransitionTime ?? '');
+  return { kind: 'conflict', message: c?.message.replace(/^node \S+: /, '') ?? `conflict seen at ${new Date(seen).toISOString()}` };
+}
+
 function conflictCondition(status: IpClaimStatus | undefined): { message: string; lastTransitionTime: string } | undefined {
-  return status?.conditions?.find((c) => c.type === 'Announced' && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
+  return status?.conditions?.find((c) => c.type === CLAIM_CONDITION && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
 }
 
 /** A conflict the claim's status records (this agent restarted since) that is not due for a retry yet. */

@@ -6,11 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { parseBatchErrors, parseIpAddrJson, type Family, type HostLink } from './addresses.js';
+import { parseBatchErrors, parseIpAddrJson, type InetFamily, type HostLink } from './addresses.js';
 
 export interface NetPort {
   links(): Promise<HostLink[]>;
-  defaultRoutes(): Promise<Partial<Record<Family, string>>>;
+  defaultRoutes(): Promise<Partial<Record<InetFamily, string>>>;
   /** Runs the lines in one batch; returns line index -> error message for the lines that failed. */
   apply(lines: string[]): Promise<Map<number, string>>;
   /** Calls onDeleted whenever an address is removed from any interface, until the signal aborts. */
@@ -64,7 +64,7 @@ export function iproute2(options: { logger: Logger; clock: Clock }): NetPort {
     },
     async defaultRoutes() {
       const [v4, v6] = await Promise.all([runJson(['-4', 'route', 'show', 'default']), runJson(['-6', 'route', 'show', 'default'])]);
-      const out: Partial<Record<Family, string>> = {};
+      const out: Partial<Record<InetFamily, string>> = {};
       const d4 = routeDevice(v4);
       const d6 = routeDevice(v6);
       if (d4) out.inet = d4;

@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { claimStatusUpdate, setCondition } from './status.js';
+import { setCondition } from '../api/conditions.js';
+import { nextClaimStatus } from './status.js';
 import { strictArpCheck } from './strictarp.js';
 
 const T1 = '2026-01-01T00:00:00.000Z';
@@ -18,7 +19,7 @@ test('setCondition keeps lastTransitionTime while the status stays, moves it on 
 
 test('a claim that is up gets Assigned with this node and an Announced condition, once', () => {
   const up = { kind: 'up' as const, ip: '192.0.2.5', iface: 'eth0' };
-  const status = claimStatusUpdate(undefined, up, 'node-a', T1);
+  const status = nextClaimStatus(up, { node: 'node-a', nowIso: T1 });
   assert.equal(status, {
     phase: 'Assigned',
     node: 'node-a',
@@ -33,19 +34,17 @@ test('a claim that is up gets Assigned with this node and an Announced condition
       },
     ],
   });
-  assert.is(claimStatusUpdate(status ?? undefined, up, 'node-a', T2), null, 'nothing to write the second time');
+  assert.is(nextClaimStatus(up, { node: 'node-a', nowIso: T2, current: status ?? undefined }), null, 'nothing to write the second time');
 });
 
 test('a claim moving here from another node is written again; a failure carries its reason', () => {
-  const elsewhere = claimStatusUpdate(undefined, { kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, 'node-b', T1) ?? undefined;
-  const here = claimStatusUpdate(elsewhere, { kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, 'node-a', T2);
+  const elsewhere = nextClaimStatus({ kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, { node: 'node-b', nowIso: T1 }) ?? undefined;
+  const here = nextClaimStatus({ kind: 'up', ip: '192.0.2.5', iface: 'eth0' }, { node: 'node-a', nowIso: T2, current: elsewhere });
   assert.is(here?.node, 'node-a');
   assert.is(here?.lastTransitionTime, T1, 'phase unchanged: Assigned since T1');
-  const failed = claimStatusUpdate(
-    here ?? undefined,
+  const failed = nextClaimStatus(
     { kind: 'failed', reason: 'InterfaceNotFound', message: 'interface nosuch0 does not exist' },
-    'node-a',
-    T2,
+    { node: 'node-a', nowIso: T2, current: here ?? undefined },
   );
   assert.is(failed?.phase, 'Failed');
   assert.is(failed?.conditions?.[0]?.reason, 'InterfaceNotFound');
@@ -59,14 +58,19 @@ test('with the claim: the Service list as text, and a move to this node reported
     metadata: { annotations: { 'ipcontroller.ext/move': JSON.stringify(move) } },
     spec: { cidr: '192.0.2.5/32', services: ['ns/a', 'ns/b'] },
   };
-  const status = claimStatusUpdate(undefined, up, 'node-a', T2, claim);
+  const status = nextClaimStatus(up, { node: 'node-a', nowIso: T2, claim });
   assert.is(status?.serviceList, 'ns/a, ns/b');
   assert.equal(status?.lastMove, { ...move, upAt: T2 });
-  assert.is(claimStatusUpdate(status ?? undefined, up, 'node-a', T2, { ...claim, status: status ?? {} }), null, 'nothing new: no write');
-  const moreServices = claimStatusUpdate(status ?? undefined, up, 'node-a', T2, {
-    ...claim,
-    spec: { ...claim.spec, services: ['ns/a'] },
-    status: status ?? {},
+  assert.is(
+    nextClaimStatus(up, { node: 'node-a', nowIso: T2, current: status ?? undefined, claim: { ...claim, status: status ?? {} } }),
+    null,
+    'nothing new: no write',
+  );
+  const moreServices = nextClaimStatus(up, {
+    node: 'node-a',
+    nowIso: T2,
+    current: status ?? undefined,
+    claim: { ...claim, spec: { ...claim.spec, services: ['ns/a'] }, status: status ?? {} },
   });
   assert.is(moreServices?.serviceList, 'ns/a');
 });

@@ -1,25 +1,56 @@
 // What the agent writes back, decided from what is already there: IpNode conditions that keep
 // their lastTransitionTime while unchanged, and the IpClaim status for a claim that is up or
 // failed on this node (null when the claim already says so, so nothing is written).
-import type { ClaimMove, Condition, IpClaim, IpClaimStatus } from '../api/types.js';
+import type { ClaimMove, IpClaim, IpClaimStatus } from '../api/types.js';
 import { completedMove } from '../api/moves.js';
+import { CLAIM_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
+import { CLAIM_UP } from '../api/reasons.js';
 
-export type ConditionInput = Omit<Condition, 'lastTransitionTime'>;
-
-/** Sets one condition in a list; lastTransitionTime moves only when the status changes. */
-export function setCondition(list: Condition[], next: ConditionInput, nowIso: string): Condition[] {
-  const current = list.find((c) => c.type === next.type);
-  const lastTransitionTime = current && current.status === next.status ? current.lastTransitionTime : nowIso;
-  const updated: Condition = { ...next, lastTransitionTime };
-  return current ? list.map((c) => (c.type === next.type ? updated : c)) : [...list, updated];
-}
-
-/** The condition type the agent owns on IpClaim. */
-export const CLAIM_CONDITION = 'Announced';
+// Re-exported while agent/agent.ts and agent/gate.ts import them from here (their home is api/conditions.ts).
+export { CLAIM_CONDITION, setCondition, type ConditionInput };
 
 export type ClaimOutcome = { kind: 'up'; ip: string; iface: string } | { kind: 'failed'; reason: string; message: string };
 
+/** Where and when a claim status is decided, and what the claim says now. */
+export interface ClaimStatusContext {
+  /** This agent's node. */
+  node: string;
+  nowIso: string;
+  /** The claim's status as the API shows it. */
+  current?: IpClaimStatus | undefined;
+  /** The claim itself: its Service list and pending move are carried into the status. */
+  claim?: Pick<IpClaim, 'metadata' | 'spec' | 'status'> | undefined;
+}
+
 /** The status to write for a claim on this node, or null when the claim already reports it. */
+export function nextClaimStatus(outcome: ClaimOutcome, ctx: ClaimStatusContext): IpClaimStatus | null {
+  const { node, nowIso, current, claim } = ctx;
+  // Carried with the status the agent writes anyway, so neither costs a write of its own:
+  // the Service list as text for `kubectl get ipclaims`, and the move that brought the claim here.
+  const serviceList = claim ? (claim.spec.services ?? []).join(', ') : undefined;
+  const lastMove: ClaimMove | null = claim && outcome.kind === 'up' ? completedMove(claim, node, nowIso) : null;
+  const want: WantedStatus = {
+    phase: outcome.kind === 'up' ? 'Assigned' : 'Failed',
+    node,
+    condition: claimCondition(outcome, node),
+    serviceList,
+    lastMove,
+  };
+  if (current && reports(current, want)) return null;
+  return {
+    phase: want.phase,
+    node,
+    lastTransitionTime: current?.phase === want.phase && current.lastTransitionTime ? current.lastTransitionTime : nowIso,
+    conditions: setCondition(current?.conditions ?? [], want.condition, nowIso),
+    ...(serviceList !== undefined ? { serviceList } : {}),
+    ...(lastMove ? { lastMove } : {}),
+  };
+}
+
+/**
+ * @deprecated nextClaimStatus with a context object; kept only while agent/agent.ts and
+ * scheduler/reconciler.test.ts (owned elsewhere) still call it.
+ */
 export function claimStatusUpdate(
   current: IpClaimStatus | undefined,
   outcome: ClaimOutcome,
@@ -27,39 +58,44 @@ export function claimStatusUpdate(
   nowIso: string,
   claim?: Pick<IpClaim, 'metadata' | 'spec' | 'status'>,
 ): IpClaimStatus | null {
-  // Carried with the status the agent writes anyway, so neither costs a write of its own:
-  // the Service list as text for `kubectl get ipclaims`, and the move that brought the claim here.
-  const serviceList = claim ? (claim.spec.services ?? []).join(', ') : undefined;
-  const lastMove: ClaimMove | null = claim && outcome.kind === 'up' ? completedMove(claim, node, nowIso) : null;
-  const phase = outcome.kind === 'up' ? 'Assigned' : 'Failed';
-  const condition: ConditionInput =
-    outcome.kind === 'up'
-      ? {
-          type: CLAIM_CONDITION,
-          status: 'True',
-          reason: 'AddressUp',
-          message: `${outcome.ip} is up on ${outcome.iface} of node ${node} and announced`,
-        }
-      : { type: CLAIM_CONDITION, status: 'False', reason: outcome.reason, message: `node ${node}: ${outcome.message}` };
-  const existing = current?.conditions?.find((c) => c.type === CLAIM_CONDITION);
-  const same =
-    current?.phase === phase &&
-    current.node === node &&
-    existing?.status === condition.status &&
-    existing.reason === condition.reason &&
-    existing.message === condition.message &&
-    (serviceList === undefined || current.serviceList === serviceList) &&
-    (lastMove === null ||
-      (current.lastMove?.claimedAt === lastMove.claimedAt &&
-        current.lastMove.to === lastMove.to &&
-        current.lastMove.upAt === lastMove.upAt));
-  if (same) return null;
+  return nextClaimStatus(outcome, { node, nowIso, current, claim });
+}
+
+interface WantedStatus {
+  phase: 'Assigned' | 'Failed';
+  node: string;
+  condition: ConditionInput;
+  /** undefined: not known here, so not compared. */
+  serviceList: string | undefined;
+  /** null: no move to record, so not compared. */
+  lastMove: ClaimMove | null;
+}
+
+function claimCondition(outcome: ClaimOutcome, node: string): ConditionInput {
+  if (outcome.kind === 'failed')
+    return { type: CLAIM_CONDITION, status: 'False', reason: outcome.reason, message: `node ${node}: ${outcome.message}` };
   return {
-    phase,
-    node,
-    lastTransitionTime: current?.phase === phase && current.lastTransitionTime ? current.lastTransitionTime : nowIso,
-    conditions: setCondition(current?.conditions ?? [], condition, nowIso),
-    ...(serviceList !== undefined ? { serviceList } : {}),
-    ...(lastMove ? { lastMove } : {}),
+    type: CLAIM_CONDITION,
+    status: 'True',
+    reason: CLAIM_UP,
+    message: `${outcome.ip} is up on ${outcome.iface} of node ${node} and announced`,
   };
+}
+
+/** Whether the status already says all of `want`. */
+function reports(current: IpClaimStatus, want: WantedStatus): boolean {
+  const existing = current.conditions?.find((c) => c.type === CLAIM_CONDITION);
+  return (
+    current.phase === want.phase &&
+    current.node === want.node &&
+    existing?.status === want.condition.status &&
+    existing.reason === want.condition.reason &&
+    existing.message === want.condition.message &&
+    (want.serviceList === undefined || current.serviceList === want.serviceList) &&
+    sameMove(current.lastMove, want.lastMove)
+  );
+}
+
+function sameMove(current: ClaimMove | undefined, want: ClaimMove | null): boolean {
+  return want === null || (current?.claimedAt === want.claimedAt && current.to === want.to && current.upAt === want.upAt);
 }

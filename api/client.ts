@@ -1,7 +1,8 @@
 // Typed access to one kind of ipcontroller.ext custom resource. Every object read from the
 // apiserver goes through the kind's parser, so callers only ever see typed resources.
 import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import { parseIpClaim, parseIpClaimPool, parseIpNode, type Parsed } from './parse.js';
+import { parseIpClaim, parseIpClaimPool, parseIpNode } from './parse.js';
+import type { ParseResult } from '../lib/json.js';
 import { GROUP, PLURAL, VERSION, type IpClaim, type IpClaimPool, type IpNode, type IpResource } from './types.js';
 
 export interface Invalid {
@@ -31,7 +32,7 @@ export class ResourceClient<T extends IpResource> {
   constructor(
     private readonly api: CustomObjectsApi,
     plural: string,
-    readonly parse: (obj: unknown) => Parsed<T>,
+    readonly parse: (obj: unknown) => ParseResult<T>,
   ) {
     this.plural = plural;
   }

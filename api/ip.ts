@@ -13,6 +13,7 @@
 //     not compressed) is accepted, as the apiserver accepts it, and turned canonical (RFC 5952).
 // ipaddr.js is used only after this check, for the value and the canonical text.
 import ipaddr from 'ipaddr.js';
+import type { ParseResult } from '../lib/json.js';
 
 export type IpFamily = 'ipv4' | 'ipv6';
 
@@ -27,9 +28,7 @@ export interface StrictCidr extends StrictIp {
   prefixLength: number;
 }
 
-export type IpResult<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-const fail = <T>(reason: string): IpResult<T> => ({ ok: false, reason });
+const fail = <T>(reason: string): ParseResult<T> => ({ ok: false, reason });
 const DECIMAL = /^[0-9]+$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 const EXAMPLE = 'such as 192.0.2.10 or 2001:db8::10';
@@ -76,7 +75,7 @@ function ipv6Problem(text: string): string | null {
 }
 
 /** Parses an IP address as Kubernetes' strict validation does; the reason says what to write instead. */
-export function parseStrictIp(input: string): IpResult<StrictIp> {
+export function parseStrictIp(input: string): ParseResult<StrictIp> {
   if (input === '') return fail('is empty');
   if (input.includes('%'))
     return fail(`must not have an IPv6 zone ("${input.slice(input.indexOf('%'))}"): a zone names a link, not an address`);
@@ -96,7 +95,7 @@ export function parseStrictIp(input: string): IpResult<StrictIp> {
  * set (an interface address such as 192.0.2.10/24 is a valid claim cidr); callers that want
  * a network mask the value.
  */
-export function parseStrictCidr(input: string): IpResult<StrictCidr> {
+export function parseStrictCidr(input: string): ParseResult<StrictCidr> {
   const slash = input.indexOf('/');
   if (slash < 0) return fail(`is not an IP prefix: it needs a prefix length, such as 192.0.2.0/24 or 2001:db8::/64`);
   const ip = parseStrictIp(input.slice(0, slash));

@@ -4,6 +4,7 @@
 // same write that moves the claim (a move stays one write), the new node's agent copies them
 // with its own upAt into status.lastMove, and the scheduler then says it in an IPMoved Event.
 import { MOVE_ANNOTATION, type ClaimMove, type IpClaim } from './types.js';
+import { isRecord } from '../lib/json.js';
 
 /** The annotation text for a move written now. */
 export function moveAnnotation(move: Omit<ClaimMove, 'upAt'>): string {
@@ -22,8 +23,8 @@ export function pendingMove(claim: Pick<IpClaim, 'metadata'>): Omit<ClaimMove, '
   } catch {
     return null;
   }
-  if (typeof raw !== 'object' || raw === null) return null;
-  const o = raw as Record<string, unknown>;
+  if (!isRecord(raw)) return null;
+  const o = raw;
   if (typeof o.from !== 'string' || typeof o.to !== 'string' || typeof o.reason !== 'string' || !isIso(o.detectedAt) || !isIso(o.claimedAt))
     return null;
   return { from: o.from, to: o.to, reason: o.reason, detectedAt: o.detectedAt, claimedAt: o.claimedAt };

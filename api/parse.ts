@@ -15,25 +15,18 @@ import {
   type IpRange,
 } from './types.js';
 import { parseStrictCidr, parseStrictIp } from './ip.js';
+import { isRecord, isString, isStringArray, type JsonObject as Json, type ParseResult } from '../lib/json.js';
 
-export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
-
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
-
-function fail<T>(reason: string): Parsed<T> {
+function fail<T>(reason: string): ParseResult<T> {
   return { ok: false, reason };
 }
 
-function envelope(obj: unknown, kind: string): Parsed<{ metadata: V1ObjectMeta & { name: string }; spec: Json; status?: Json }> {
-  if (!isObject(obj)) return fail(`${kind}: not an object`);
+function envelope(obj: unknown, kind: string): ParseResult<{ metadata: V1ObjectMeta & { name: string }; spec: Json; status?: Json }> {
+  if (!isRecord(obj)) return fail(`${kind}: not an object`);
   if (obj.kind !== undefined && obj.kind !== kind) return fail(`${kind}: kind is ${String(obj.kind)}`);
-  if (!isObject(obj.metadata) || !isString(obj.metadata.name)) return fail(`${kind}: metadata.name missing`);
-  if (!isObject(obj.spec)) return fail(`${kind} ${obj.metadata.name}: spec missing`);
-  if (obj.status !== undefined && !isObject(obj.status)) return fail(`${kind} ${obj.metadata.name}: status is not an object`);
+  if (!isRecord(obj.metadata) || !isString(obj.metadata.name)) return fail(`${kind}: metadata.name missing`);
+  if (!isRecord(obj.spec)) return fail(`${kind} ${obj.metadata.name}: spec missing`);
+  if (obj.status !== undefined && !isRecord(obj.status)) return fail(`${kind} ${obj.metadata.name}: status is not an object`);
   const status = obj.status as Json | undefined;
   return {
     ok: true,
@@ -41,7 +34,7 @@ function envelope(obj: unknown, kind: string): Parsed<{ metadata: V1ObjectMeta &
   };
 }
 
-export function parseIpClaim(obj: unknown): Parsed<IpClaim> {
+export function parseIpClaim(obj: unknown): ParseResult<IpClaim> {
   const env = envelope(obj, 'IpClaim');
   if (!env.ok) return env;
   const { metadata, spec, status } = env.value;
@@ -64,7 +57,7 @@ export function parseIpClaim(obj: unknown): Parsed<IpClaim> {
   return { ok: true, value };
 }
 
-export function parseIpNode(obj: unknown): Parsed<IpNode> {
+export function parseIpNode(obj: unknown): ParseResult<IpNode> {
   const env = envelope(obj, 'IpNode');
   if (!env.ok) return env;
   const { metadata, spec, status } = env.value;
@@ -83,7 +76,7 @@ export function parseIpNode(obj: unknown): Parsed<IpNode> {
   return { ok: true, value };
 }
 
-export function parseIpClaimPool(obj: unknown): Parsed<IpClaimPool> {
+export function parseIpClaimPool(obj: unknown): ParseResult<IpClaimPool> {
   const env = envelope(obj, 'IpClaimPool');
   if (!env.ok) return env;
   const { metadata, spec, status } = env.value;
@@ -91,19 +84,22 @@ export function parseIpClaimPool(obj: unknown): Parsed<IpClaimPool> {
   if (!isString(spec.cidr)) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
   const cidr = parseStrictCidr(spec.cidr);
   if (!cidr.ok) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} ${cidr.reason}`);
-  if (spec.ranges !== undefined) {
-    if (!Array.isArray(spec.ranges)) return fail(`${where}: spec.ranges is not a list`);
-    for (const [i, range] of (spec.ranges as unknown[]).entries()) {
-      if (!isStringArray(range) || range.length !== 2) return fail(`${where}: spec.ranges[${i}] is not a [first, last] pair`);
-      for (const end of range) {
-        const ip = parseStrictIp(end);
-        if (!ip.ok) return fail(`${where}: spec.ranges[${i}] holds ${JSON.stringify(end)}, which ${ip.reason}`);
-      }
-    }
-  }
+  const rangesProblem = spec.ranges === undefined ? null : checkRanges(spec.ranges);
+  if (rangesProblem) return fail(`${where}: ${rangesProblem}`);
   const poolSpec: IpClaimPoolSpec = { cidr: spec.cidr };
   if (spec.ranges !== undefined) poolSpec.ranges = spec.ranges as IpRange[];
   const value: IpClaimPool = { apiVersion: API_VERSION, kind: 'IpClaimPool', metadata, spec: poolSpec };
   if (status) value.status = status as IpClaimPoolStatus;
   return { ok: true, value };
+}
+
+/** Why spec.ranges is not a list of [first, last] address pairs, or null when it is. */
+function checkRanges(ranges: unknown): string | null {
+  if (!Array.isArray(ranges)) return 'spec.ranges is not a list';
+  for (const [i, range] of (ranges as unknown[]).entries()) {
+    if (!isStringArray(range) || range.length !== 2) return `spec.ranges[${i}] is not a [first, last] pair`;
+    const bad = range.map((end) => ({ end, ip: parseStrictIp(end) })).find((e) => !e.ip.ok);
+    if (bad && !bad.ip.ok) return `spec.ranges[${i}] holds ${JSON.stringify(bad.end)}, which ${bad.ip.reason}`;
+  }
+  return null;
 }

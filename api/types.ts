@@ -1,6 +1,7 @@
 // TypeScript shapes of the three ipcontroller.ext/v1 custom resources. The CRD manifests
 // in examples/crds.yaml are the schema the apiserver enforces; these types mirror them.
 import type { V1ObjectMeta } from '@kubernetes/client-node';
+import type { ExclusionReason } from './reasons.js';
 
 export const GROUP = 'ipcontroller.ext';
 export const VERSION = 'v1';
@@ -43,7 +44,7 @@ export interface IpClaimSpec {
 export interface ClaimMove {
   from: string;
   to: string;
-  /** Why the old node was left: a NodeFailure, no-endpoint or rebalance. */
+  /** Why the old node was left: a MoveReason (api/reasons.ts); read back from the API, so any text. */
   reason: string;
   /** When the scheduler found the old node failed (RFC 3339, scheduler's clock). */
   detectedAt: string;
@@ -156,8 +157,7 @@ export interface IpClaimPoolStatus {
 /** An address a pool does not hand out (issue 12). */
 export interface ExcludedAddress {
   address: string;
-  /** NodeAddress, NodeSubnet or AddressConflict. */
-  reason: string;
+  reason: ExclusionReason;
   message: string;
   /** RFC 3339: when a conflict was seen; it is retried after the scheduler's --conflict-retry. */
   seenAt?: string;
@@ -173,20 +173,9 @@ export interface IpClaimPool {
 
 export type IpResource = IpClaim | IpNode | IpClaimPool;
 
-/** Condition types used on IpNode. */
-export const NodeCondition = {
-  Ready: 'Ready',
-  Draining: 'Draining',
-  Fenced: 'Fenced',
-  StrictARPMissing: 'StrictARPMissing',
-} as const;
-
-/**
- * Condition the scheduler keeps in a Service's status.conditions: whether every address the
- * Service asked for is allocated, placed on a node and up there (`kubectl wait
- * --for=condition=ipcontroller.ext/AddressReady svc/NAME`).
- */
-export const SERVICE_CONDITION = 'ipcontroller.ext/AddressReady';
+// Condition types live in conditions.ts; re-exported here while agent/agent.ts, scheduler/health.ts
+// and scheduler/reconciler.ts still import them from types.ts.
+export { NodeCondition, SERVICE_CONDITION } from './conditions.js';
 
 /** Label every agent node carries, as in the original project. */
 export const AGENT_NODE_LABEL = 'ipcontroller';

@@ -59,6 +59,8 @@ export type Command =
 
 export type ParsedCommand = { ok: true; command: Readonly<Command> } | { ok: false; error: string };
 
+type Values = ReturnType<typeof parse>['values'];
+
 export function parseCommand(argv: string[]): ParsedCommand {
   let parsed: ReturnType<typeof parse>;
   try {
@@ -68,12 +70,22 @@ export function parseCommand(argv: string[]): ParsedCommand {
   }
   const { values: v, positionals } = parsed;
   if (v.help || positionals.length === 0 || positionals[0] === 'help') return { ok: true, command: { kind: 'help' } };
+  const common = commonOptions(v);
+  if ('error' in common) return { ok: false, error: common.error };
+  const [verb, ...rest] = positionals;
+  if (verb === 'status') return statusCommand(rest, v, common);
+  if (verb === 'why' || verb === 'history') return serviceCommand(verb, rest, v, common);
+  return { ok: false, error: `unknown command ${JSON.stringify(verb)}` };
+}
+
+/** The options every command shares, or what is wrong with them. */
+function commonOptions(v: Values): Common | { error: string } {
   const output = v.output ?? 'text';
   if (output !== 'text' && output !== 'json' && output !== 'yaml')
-    return { ok: false, error: `--output must be text, json or yaml, not ${JSON.stringify(output)}` };
+    return { error: `--output must be text, json or yaml, not ${JSON.stringify(output)}` };
   const strategy = v.nodefilter ?? DEFAULTS.nodeFilter;
-  if (strategy !== 'fair' && strategy !== 'first-alive') return { ok: false, error: `--nodefilter must be fair or first-alive` };
-  const common: Common = {
+  if (strategy !== 'fair' && strategy !== 'first-alive') return { error: `--nodefilter must be fair or first-alive` };
+  return {
     output,
     leaseNamespaces: v['lease-namespace'] ? [v['lease-namespace']] : LEASE_NAMESPACES,
     leaseName: v['lease-name'] ?? DEFAULTS.leaseName,
@@ -83,27 +95,23 @@ export function parseCommand(argv: string[]): ParsedCommand {
     ...(v.context ? { context: v.context } : {}),
     ...(v.namespace ? { namespace: v.namespace } : {}),
   };
-  const [verb, ...rest] = positionals;
-  switch (verb) {
-    case 'status': {
-      if (rest.length) return { ok: false, error: `status takes no arguments (got ${rest.join(' ')})` };
-      let intervalMs = 2000;
-      if (v.interval !== undefined) {
-        const d = parseDuration(v.interval);
-        if (d === null || d < 100) return { ok: false, error: `--interval must be a duration of at least 100ms, such as 2s` };
-        intervalMs = d;
-      }
-      return { ok: true, command: Object.freeze({ kind: 'status', watch: v.watch ?? false, intervalMs, ...common }) };
-    }
-    case 'why':
-    case 'history': {
-      if (rest.length !== 1 || !rest[0]) return { ok: false, error: `${verb} takes one SERVICE (NAME or NAMESPACE/NAME)` };
-      if (v.watch) return { ok: false, error: `-w works with status only` };
-      return { ok: true, command: Object.freeze({ kind: verb, service: rest[0], ...common }) };
-    }
-    default:
-      return { ok: false, error: `unknown command ${JSON.stringify(verb)}` };
+}
+
+function statusCommand(rest: string[], v: Values, common: Common): ParsedCommand {
+  if (rest.length) return { ok: false, error: `status takes no arguments (got ${rest.join(' ')})` };
+  let intervalMs = 2000;
+  if (v.interval !== undefined) {
+    const d = parseDuration(v.interval);
+    if (d === null || d < 100) return { ok: false, error: `--interval must be a duration of at least 100ms, such as 2s` };
+    intervalMs = d;
   }
+  return { ok: true, command: Object.freeze({ kind: 'status', watch: v.watch ?? false, intervalMs, ...common }) };
+}
+
+function serviceCommand(verb: 'why' | 'history', rest: string[], v: Values, common: Common): ParsedCommand {
+  if (rest.length !== 1 || !rest[0]) return { ok: false, error: `${verb} takes one SERVICE (NAME or NAMESPACE/NAME)` };
+  if (v.watch) return { ok: false, error: `-w works with status only` };
+  return { ok: true, command: Object.freeze({ kind: verb, service: rest[0], ...common }) };
 }
 
 function parse(argv: string[]) {

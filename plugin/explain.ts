@@ -8,8 +8,19 @@ import type { IpClaim } from '../api/types.js';
 import { DEFAULTS } from '../scheduler/config.js';
 import { addressCondition, type AddressCondition } from '../scheduler/condition.js';
 import { computeDesired, poolSetOf, type DesiredClaim } from '../scheduler/desired.js';
-import { poolOrder, type Family } from '../scheduler/allocator.js';
-import { allowedNodes, claimsToPlace, endpointNodesOf, place, type Decision, type Strategy } from '../scheduler/placement.js';
+import { poolOrder } from '../scheduler/allocator.js';
+import type { IpFamily } from '../api/ip.js';
+import type { PendingReason } from '../api/reasons.js';
+import {
+  allowedNodes,
+  claimsToPlace,
+  endpointNodesOf,
+  place,
+  type ClaimToPlace,
+  type Decision,
+  type Strategy,
+} from '../scheduler/placement.js';
+import type { NodeHealth } from '../scheduler/health.js';
 import { ANNOTATION, serviceIntent, wantsLoadBalancer, type Problem, type ServiceView } from '../scheduler/service.js';
 import { nodeVerdicts } from './model.js';
 import type { Snapshot } from './snapshot.js';
@@ -58,14 +69,14 @@ export interface Explanation {
   asks: string[];
   addresses: AddressExplanation[];
   /** Why it does not have (all of) what it asked for: allocation problems and placement. */
-  pending: Problem[];
+  pending: Array<Omit<Problem, 'reason'> & { reason: Problem['reason'] | PendingReason }>;
   /** The Service condition the scheduler decides from this. */
   condition: AddressCondition | null;
   /** The condition as written on the Service. */
   recorded?: { status: string; reason: string; message: string };
 }
 
-const FAMILY_NAME: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
+const FAMILY_NAME: Record<IpFamily, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 function describeAsk(svc: ServiceView, intent: ReturnType<typeof serviceIntent>): string[] {
   const asks: string[] = [];
@@ -78,7 +89,7 @@ function describeAsk(svc: ServiceView, intent: ReturnType<typeof serviceIntent>)
     for (const [f, a] of Object.entries(lb.requested)) {
       const source =
         svc.annotations[ANNOTATION.loadBalancerIPs] !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
-      asks.push(`${FAMILY_NAME[f as Family]} address ${a} requested by ${source}`);
+      asks.push(`${FAMILY_NAME[f as IpFamily]} address ${a} requested by ${source}`);
     }
     if (lb.pool) asks.push(`only from IpClaimPool ${lb.pool} (annotation ${ANNOTATION.pool})`);
     if (lb.shareKey)
@@ -161,57 +172,10 @@ export function explainService(snap: Snapshot, key: string, opts: ExplainOptions
 
   const desired = computeDesired(snap.services, poolSetOf(snap.pools), snap.claims, { lbClass: opts.lbClass, mask: opts.mask });
   const outcome = desired.services.get(key);
-  const byKey = new Map(snap.services.map((s) => [s.key, s]));
-  const isLocal = (k: string): boolean => byKey.get(k)?.externalTrafficPolicyLocal === true;
-  const existing = new Map(snap.claims.map((c) => [c.metadata.name ?? '', c]));
-  const verdicts = nodeVerdicts(snap, snap.readAt);
-  const candidates = [...verdicts].filter(([, h]) => h.candidate).map(([n]) => n);
-  const failures = new Map([...verdicts].flatMap(([n, h]) => (h.candidate ? [] : [[n, h.reason] as const])));
-  const endpointNodes = endpointNodesOf(snap.slices, isLocal);
-  const toPlace = claimsToPlace([...desired.claims.values()], (name) => existing.get(name)?.spec.nodeName, isLocal);
-  const decisions = place({ claims: toPlace, candidates, failures, endpointNodes, strategy: opts.strategy, rebalance: false });
-
+  const view = placementView(snap, [...desired.claims.values()], opts.strategy);
+  const { existing, decisions } = view;
   const mine = [...desired.claims.values()].filter((c) => c.services.includes(key)).sort((a, b) => (a.address < b.address ? -1 : 1));
-  const agentNodes = [...verdicts.keys()].filter(
-    (n) => snap.ipNodes.some((i) => i.metadata.name === n) || snap.nodes.some((x) => x.name === n && 'ipcontroller' in x.labels),
-  );
-  const addresses: AddressExplanation[] = mine.map((c) => {
-    const decision = decisions.get(c.name) ?? ({ kind: 'pending', reason: 'NoCandidateNode', message: 'not placed' } as Decision);
-    const chosen = decision.kind === 'move' ? decision.to : decision.kind === 'pending' ? undefined : decision.node;
-    const placeable = toPlace.find((t) => t.name === c.name);
-    const allowed = placeable ? allowedNodes(placeable, candidates, endpointNodes) : candidates;
-    const nodes: NodeVerdict[] = agentNodes.map((n) => {
-      const h = verdicts.get(n);
-      if (h && !h.candidate) return { node: n, candidate: false, reason: h.reason, message: h.message, chosen: false };
-      if (!allowed.includes(n))
-        return {
-          node: n,
-          candidate: true,
-          reason: 'no-endpoint',
-          message: `no serving endpoint of ${placeable?.localServices.join(', ') ?? key} on ${n} (externalTrafficPolicy: Local)`,
-          chosen: false,
-        };
-      return {
-        node: n,
-        candidate: true,
-        message: `candidate, ${snap.claims.filter((x) => x.spec.nodeName === n).length} claim(s)`,
-        chosen: n === chosen,
-      };
-    });
-    const claim: IpClaim | undefined = existing.get(c.name);
-    return {
-      address: c.address,
-      claim: c.name,
-      ...(c.pool ? { pool: c.pool } : {}),
-      origin: origin(snap, svc, c, intent),
-      decision,
-      placement: placementWords(decision, opts.strategy),
-      ...(claim?.spec.nodeName ? { node: claim.spec.nodeName } : {}),
-      ...(claim?.status?.phase ? { phase: claim.status.phase } : {}),
-      ...(claim?.status?.node ? { reportedNode: claim.status.node } : {}),
-      nodes,
-    };
-  });
+  const addresses = mine.map((c) => explainAddress(view, c, { snap, svc, intent, strategy: opts.strategy }));
   const problems = outcome?.problems ?? [];
   const placementProblems = addresses.flatMap((a) =>
     a.decision.kind === 'pending' ? [{ reason: a.decision.reason, message: `${a.address}: ${a.decision.message}` }] : [],
@@ -225,10 +189,89 @@ export function explainService(snap: Snapshot, key: string, opts: ExplainOptions
     }),
   );
   const pending = [...problems, ...placementProblems];
-  const summary = pending.length
-    ? `pending: ${pending.map((p) => p.reason).join(', ')}`
-    : condition.status === 'True'
-      ? `has ${addresses.map((a) => `${a.address} on ${a.reportedNode ?? a.node ?? '?'}`).join(', ')}`
-      : `${condition.reason}: ${condition.message}`;
+  const summary = summaryOf(pending, condition, addresses);
   return { service: key, found: true, handled: true, summary, asks, addresses, pending, condition, ...recorded };
+}
+
+function summaryOf(pending: Explanation['pending'], condition: AddressCondition, addresses: AddressExplanation[]): string {
+  if (pending.length) return `pending: ${pending.map((p) => p.reason).join(', ')}`;
+  if (condition.status === 'True') return `has ${addresses.map((a) => `${a.address} on ${a.reportedNode ?? a.node ?? '?'}`).join(', ')}`;
+  return `${condition.reason}: ${condition.message}`;
+}
+
+/** The scheduler's placement, recomputed from the snapshot as one pass would. */
+interface PlacementView {
+  existing: Map<string, IpClaim>;
+  verdicts: Map<string, NodeHealth>;
+  candidates: string[];
+  endpointNodes: Map<string, Set<string>>;
+  toPlace: ClaimToPlace[];
+  decisions: Map<string, Decision>;
+  /** Nodes an agent runs on (or should: labelled ipcontroller). */
+  agentNodes: string[];
+}
+
+function placementView(snap: Snapshot, claims: DesiredClaim[], strategy: Strategy): PlacementView {
+  const byKey = new Map(snap.services.map((s) => [s.key, s]));
+  const isLocal = (k: string): boolean => byKey.get(k)?.externalTrafficPolicyLocal === true;
+  const existing = new Map(snap.claims.map((c) => [c.metadata.name ?? '', c]));
+  const verdicts = nodeVerdicts(snap, snap.readAt);
+  const candidates = [...verdicts].filter(([, h]) => h.candidate).map(([n]) => n);
+  const failures = new Map([...verdicts].flatMap(([n, h]) => (h.candidate ? [] : [[n, h.reason] as const])));
+  const endpointNodes = endpointNodesOf(snap.slices, isLocal);
+  const toPlace = claimsToPlace(claims, (name) => existing.get(name)?.spec.nodeName, isLocal);
+  const decisions = place({ claims: toPlace, candidates, failures, endpointNodes, strategy, rebalance: false });
+  const agentNodes = [...verdicts.keys()].filter(
+    (n) => snap.ipNodes.some((i) => i.metadata.name === n) || snap.nodes.some((x) => x.name === n && 'ipcontroller' in x.labels),
+  );
+  return { existing, verdicts, candidates, endpointNodes, toPlace, decisions, agentNodes };
+}
+
+interface AddressContext {
+  snap: Snapshot;
+  svc: ServiceView;
+  intent: ReturnType<typeof serviceIntent>;
+  strategy: Strategy;
+}
+
+function explainAddress(view: PlacementView, c: DesiredClaim, ctx: AddressContext): AddressExplanation {
+  const decision = view.decisions.get(c.name) ?? ({ kind: 'pending', reason: 'NoCandidateNode', message: 'not placed' } as Decision);
+  const claim: IpClaim | undefined = view.existing.get(c.name);
+  return {
+    address: c.address,
+    claim: c.name,
+    ...(c.pool ? { pool: c.pool } : {}),
+    origin: origin(ctx.snap, ctx.svc, c, ctx.intent),
+    decision,
+    placement: placementWords(decision, ctx.strategy),
+    ...(claim?.spec.nodeName ? { node: claim.spec.nodeName } : {}),
+    ...(claim?.status?.phase ? { phase: claim.status.phase } : {}),
+    ...(claim?.status?.node ? { reportedNode: claim.status.node } : {}),
+    nodes: nodeVerdictsFor(view, c, decision, ctx),
+  };
+}
+
+/** Every agent node's verdict for one address: out (and why), not allowed by its endpoints, or a candidate. */
+function nodeVerdictsFor(view: PlacementView, c: DesiredClaim, decision: Decision, ctx: AddressContext): NodeVerdict[] {
+  const chosen = decision.kind === 'move' ? decision.to : decision.kind === 'pending' ? undefined : decision.node;
+  const placeable = view.toPlace.find((t) => t.name === c.name);
+  const allowed = placeable ? allowedNodes(placeable, view.candidates, view.endpointNodes) : view.candidates;
+  return view.agentNodes.map((n) => {
+    const h = view.verdicts.get(n);
+    if (h && !h.candidate) return { node: n, candidate: false, reason: h.reason, message: h.message, chosen: false };
+    if (!allowed.includes(n))
+      return {
+        node: n,
+        candidate: true,
+        reason: 'no-endpoint',
+        message: `no serving endpoint of ${placeable?.localServices.join(', ') ?? ctx.svc.key} on ${n} (externalTrafficPolicy: Local)`,
+        chosen: false,
+      };
+    return {
+      node: n,
+      candidate: true,
+      message: `candidate, ${ctx.snap.claims.filter((x) => x.spec.nodeName === n).length} claim(s)`,
+      chosen: n === chosen,
+    };
+  });
 }

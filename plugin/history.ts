@@ -5,7 +5,8 @@
 // move with its timing (status.lastMove, or the scheduler's record of a move not yet reported up).
 // Pure: Events and claims in, a timeline out.
 import { moveDurations, movedMessage, pendingMove, type MoveDurations } from '../api/moves.js';
-import type { IpClaim } from '../api/types.js';
+import type { ClaimMove, IpClaim } from '../api/types.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
 import type { ServiceEvent } from './snapshot.js';
 
 export interface HistoryEntry {
@@ -37,36 +38,7 @@ const addressOf = (c: IpClaim): string => c.spec.cidr.split('/')[0] ?? c.spec.ci
 
 function fromClaim(c: IpClaim, events: ServiceEvent[]): HistoryEntry[] {
   const address = addressOf(c);
-  const out: HistoryEntry[] = [];
-  const created = c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).getTime() : NaN;
-  if (!Number.isNaN(created)) {
-    const how = c.spec.pool ? `allocated from IpClaimPool ${c.spec.pool}` : 'claimed for spec.externalIPs';
-    out.push({
-      at: iso(created),
-      source: 'claim',
-      type: 'Normal',
-      reason: 'ClaimCreated',
-      message: `${address} ${how} (IpClaim ${c.metadata.name ?? ''} created)`,
-      address,
-    });
-  }
-  const status = c.status;
-  const up = status?.conditions?.find((x) => x.type === 'Announced');
-  if (status?.phase && status.node && up) {
-    // The Announced condition keeps its time across a move (it stays True); the move says when it came up here.
-    const since = status.lastMove?.to === status.node && status.lastMove.upAt ? status.lastMove.upAt : up.lastTransitionTime;
-    const word =
-      status.phase === 'Assigned' ? `up and announced on node ${status.node}` : `${status.phase} on node ${status.node}: ${up.message}`;
-    out.push({
-      at: since,
-      source: 'claim',
-      type: status.phase === 'Failed' ? 'Warning' : 'Normal',
-      reason: status.phase === 'Assigned' ? 'AddressUp' : 'AddressFailed',
-      message: `${address} ${word} (current state)`,
-      address,
-    });
-  }
-  const last = status?.lastMove;
+  // An IPMoved Event already tells a move (claimedAt within a second of clock skew).
   const toldByEvent = (from: string, to: string, claimedAt: string): boolean =>
     events.some(
       (e) =>
@@ -74,30 +46,58 @@ function fromClaim(c: IpClaim, events: ServiceEvent[]): HistoryEntry[] {
         e.message.startsWith(`${address} moved from node ${from} to ${to}:`) &&
         e.at >= Date.parse(claimedAt) - 1000,
     );
-  if (last && !toldByEvent(last.from, last.to, last.claimedAt)) {
-    out.push({
-      at: last.upAt ?? last.claimedAt,
-      source: 'claim',
-      type: 'Normal',
-      reason: 'IPMoved',
-      message: movedMessage(address, last),
-      address,
-      durations: moveDurations(last),
-    });
-  }
+  const last = c.status?.lastMove;
   const pending = pendingMove(c);
-  if (pending && !(last && last.claimedAt === pending.claimedAt) && !toldByEvent(pending.from, pending.to, pending.claimedAt)) {
-    out.push({
-      at: pending.claimedAt,
-      source: 'claim',
-      type: 'Normal',
-      reason: 'IPMoving',
-      message: movedMessage(address, pending),
-      address,
-      durations: moveDurations(pending),
-    });
-  }
-  return out;
+  const out = [createdEntry(c, address), currentEntry(c, address)];
+  if (last && !toldByEvent(last.from, last.to, last.claimedAt)) out.push(moveEntry(address, last, 'IPMoved'));
+  if (pending && !(last && last.claimedAt === pending.claimedAt) && !toldByEvent(pending.from, pending.to, pending.claimedAt))
+    out.push(moveEntry(address, pending, 'IPMoving'));
+  return out.filter((e): e is HistoryEntry => e !== null);
+}
+
+function createdEntry(c: IpClaim, address: string): HistoryEntry | null {
+  const created = c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).getTime() : NaN;
+  if (Number.isNaN(created)) return null;
+  const how = c.spec.pool ? `allocated from IpClaimPool ${c.spec.pool}` : 'claimed for spec.externalIPs';
+  return {
+    at: iso(created),
+    source: 'claim',
+    type: 'Normal',
+    reason: 'ClaimCreated',
+    message: `${address} ${how} (IpClaim ${c.metadata.name ?? ''} created)`,
+    address,
+  };
+}
+
+/** The claim's current state, from its status and Announced condition. */
+function currentEntry(c: IpClaim, address: string): HistoryEntry | null {
+  const status = c.status;
+  const up = status?.conditions?.find((x) => x.type === CLAIM_CONDITION);
+  if (!status?.phase || !status.node || !up) return null;
+  // The Announced condition keeps its time across a move (it stays True); the move says when it came up here.
+  const since = status.lastMove?.to === status.node && status.lastMove.upAt ? status.lastMove.upAt : up.lastTransitionTime;
+  const assigned = status.phase === 'Assigned';
+  const word = assigned ? `up and announced on node ${status.node}` : `${status.phase} on node ${status.node}: ${up.message}`;
+  return {
+    at: since,
+    source: 'claim',
+    type: status.phase === 'Failed' ? 'Warning' : 'Normal',
+    reason: assigned ? 'AddressUp' : 'AddressFailed',
+    message: `${address} ${word} (current state)`,
+    address,
+  };
+}
+
+function moveEntry(address: string, move: Omit<ClaimMove, 'upAt'> & { upAt?: string }, reason: 'IPMoved' | 'IPMoving'): HistoryEntry {
+  return {
+    at: move.upAt ?? move.claimedAt,
+    source: 'claim',
+    type: 'Normal',
+    reason,
+    message: movedMessage(address, move),
+    address,
+    durations: moveDurations(move),
+  };
 }
 
 /** The timeline of one Service ("namespace/name"), oldest first. */

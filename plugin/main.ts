@@ -78,6 +78,51 @@ async function status(cmd: Extract<Command, { kind: 'status' }>, kc: KubeConfig,
   return 0;
 }
 
+type ServiceCommand = Extract<Command, { kind: 'why' | 'history' }>;
+
+/** What a command about one Service works with. */
+interface ServiceRun {
+  kc: KubeConfig;
+  /** "namespace/name" */
+  key: string;
+  io: PluginIo;
+  style: Style;
+}
+
+const leaseOf = (cmd: ServiceCommand) => ({ namespaces: cmd.leaseNamespaces, name: cmd.leaseName });
+
+async function why(cmd: ServiceCommand, run: ServiceRun): Promise<number> {
+  const { kc, key, io, style } = run;
+  const explanation = explainService(await readSnapshot(kc, leaseOf(cmd)), key, {
+    lbClass: cmd.lbClass,
+    strategy: cmd.strategy,
+    mask: { ipv4: 32, ipv6: 128 },
+  });
+  if (!explanation.found) {
+    io.stderr.write(
+      `Error from server (NotFound): services "${key.split('/')[1] ?? key}" not found in namespace "${key.split('/')[0] ?? ''}"\n`,
+    );
+    return 1;
+  }
+  io.stdout.write(cmd.output === 'text' ? renderWhy(explanation, style) : renderData(explanation, cmd.output));
+  return 0;
+}
+
+async function history(cmd: ServiceCommand, run: ServiceRun): Promise<number> {
+  const { kc, key, io, style } = run;
+  const [namespace = 'default', name = ''] = key.split('/');
+  const [snap, events] = await Promise.all([readSnapshot(kc, leaseOf(cmd)), readServiceEvents(kc, namespace, name)]);
+  if (!snap.services.some((s) => s.key === key) && events.length === 0) {
+    io.stderr.write(
+      `Error from server (NotFound): services "${name}" not found in namespace "${namespace}", and no Events about it are left\n`,
+    );
+    return 1;
+  }
+  const timeline = historyOf(key, snap.claims, events);
+  io.stdout.write(cmd.output === 'text' ? renderHistory(timeline, style, snap.readAt) : renderData(timeline, cmd.output));
+  return 0;
+}
+
 export async function main(argv: string[], io: PluginIo): Promise<number> {
   const parsed = parseCommand(argv);
   if (!parsed.ok) {
@@ -94,33 +139,7 @@ export async function main(argv: string[], io: PluginIo): Promise<number> {
     const kc = kubeConfigFor(cmd);
     if (cmd.kind === 'status') return await status(cmd, kc, io, style);
     const key = serviceKey(cmd.service, cmd.namespace, contextNamespace(kc));
-    const lease = { namespaces: cmd.leaseNamespaces, name: cmd.leaseName };
-    if (cmd.kind === 'why') {
-      const explanation = explainService(await readSnapshot(kc, lease), key, {
-        lbClass: cmd.lbClass,
-        strategy: cmd.strategy,
-        mask: { ipv4: 32, ipv6: 128 },
-      });
-      if (!explanation.found) {
-        io.stderr.write(
-          `Error from server (NotFound): services "${key.split('/')[1] ?? key}" not found in namespace "${key.split('/')[0] ?? ''}"\n`,
-        );
-        return 1;
-      }
-      io.stdout.write(cmd.output === 'text' ? renderWhy(explanation, style) : renderData(explanation, cmd.output));
-      return 0;
-    }
-    const [namespace = 'default', name = ''] = key.split('/');
-    const [snap, events] = await Promise.all([readSnapshot(kc, lease), readServiceEvents(kc, namespace, name)]);
-    if (!snap.services.some((s) => s.key === key) && events.length === 0) {
-      io.stderr.write(
-        `Error from server (NotFound): services "${name}" not found in namespace "${namespace}", and no Events about it are left\n`,
-      );
-      return 1;
-    }
-    const history = historyOf(key, snap.claims, events);
-    io.stdout.write(cmd.output === 'text' ? renderHistory(history, style, snap.readAt) : renderData(history, cmd.output));
-    return 0;
+    return cmd.kind === 'why' ? await why(cmd, { kc, key, io, style }) : await history(cmd, { kc, key, io, style });
   } catch (err) {
     io.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;

@@ -2,7 +2,8 @@
 // Pure: built from a Snapshot with the scheduler's own decisions (health.ts for node verdicts,
 // allocator.ts for pools), so what it says is what the scheduler would decide on the same objects.
 import { moveDurations, type MoveDurations } from '../api/moves.js';
-import { NodeCondition, type ClaimMove, type IpNode } from '../api/types.js';
+import type { ClaimMove, IpClaim, IpNode } from '../api/types.js';
+import { NodeCondition } from '../api/conditions.js';
 import { DEFAULTS } from '../scheduler/config.js';
 import { poolSetOf } from '../scheduler/desired.js';
 import { nodeHealth, type HealthConfig, type NodeHealth } from '../scheduler/health.js';
@@ -111,62 +112,80 @@ export function poolOverlaps(snap: Pick<Snapshot, 'pools'>): Map<string, string[
 }
 
 function addressRows(snap: Snapshot): AddressRow[] {
-  return snap.claims
-    .map((c): AddressRow => {
-      const status = c.status;
-      const phase = status?.phase ?? 'Unknown';
-      const last = status?.lastMove;
-      const upHere = last?.upAt && last.to === status?.node ? last.upAt : undefined;
-      const since =
-        upHere ??
-        status?.lastTransitionTime ??
-        (c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).toISOString() : undefined);
-      const notUp =
-        phase === 'Assigned'
-          ? undefined
-          : (status?.conditions?.find((x) => x.status === 'False')?.message ??
-            (c.spec.nodeName ? `waiting for the agent on ${c.spec.nodeName}` : undefined));
-      return {
-        address: c.spec.cidr.split('/')[0] ?? c.spec.cidr,
-        claim: c.metadata.name ?? '',
-        services: c.spec.services ?? [],
-        ...(c.spec.pool ? { pool: c.spec.pool } : {}),
-        ...(c.spec.nodeName ? { node: c.spec.nodeName } : {}),
-        ...(status?.node ? { reportedNode: status.node } : {}),
-        phase,
-        ...(since ? { since } : {}),
-        ...(notUp ? { detail: notUp } : {}),
-        ...(last ? { lastMove: { ...last, durations: moveDurations(last) } } : {}),
-      };
-    })
-    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  return snap.claims.map(addressRow).sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+function addressRow(c: IpClaim): AddressRow {
+  const status = c.status;
+  const phase = status?.phase ?? 'Unknown';
+  const last = status?.lastMove;
+  const since = addressSince(c);
+  const notUp = phase === 'Assigned' ? undefined : whyNotUp(c);
+  return {
+    address: c.spec.cidr.split('/')[0] ?? c.spec.cidr,
+    claim: c.metadata.name ?? '',
+    services: c.spec.services ?? [],
+    ...(c.spec.pool ? { pool: c.spec.pool } : {}),
+    ...(c.spec.nodeName ? { node: c.spec.nodeName } : {}),
+    ...(status?.node ? { reportedNode: status.node } : {}),
+    phase,
+    ...(since ? { since } : {}),
+    ...(notUp ? { detail: notUp } : {}),
+    ...(last ? { lastMove: { ...last, durations: moveDurations(last) } } : {}),
+  };
+}
+
+/** Since when the address is where it is: its arrival on this node, else the claim's last change, else its creation. */
+function addressSince(c: IpClaim): string | undefined {
+  const status = c.status;
+  const last = status?.lastMove;
+  const upHere = last?.upAt && last.to === status?.node ? last.upAt : undefined;
+  if (upHere) return upHere;
+  if (status?.lastTransitionTime !== undefined) return status.lastTransitionTime;
+  return c.metadata.creationTimestamp ? new Date(c.metadata.creationTimestamp).toISOString() : undefined;
+}
+
+function whyNotUp(c: IpClaim): string | undefined {
+  const failing = c.status?.conditions?.find((x) => x.status === 'False')?.message;
+  if (failing !== undefined) return failing;
+  return c.spec.nodeName ? `waiting for the agent on ${c.spec.nodeName}` : undefined;
 }
 
 function nodeRows(snap: Snapshot, now: number): NodeRow[] {
-  const verdicts = nodeVerdicts(snap, now);
   const rows: NodeRow[] = [];
-  for (const [name, health] of verdicts) {
+  for (const [name, health] of nodeVerdicts(snap, now)) {
     const node = snap.nodes.find((n) => n.name === name);
     const ipNode = snap.ipNodes.find((n) => n.metadata.name === name);
     // Only nodes that are, or could be, agent nodes: a Node without the label and without an IpNode is not ours.
     if (!ipNode && !(node && 'ipcontroller' in node.labels)) continue;
-    const renew = ipNode?.status?.renewTime ? Date.parse(ipNode.status.renewTime) : NaN;
-    const probe = ipNode?.status?.probe;
     rows.push({
       name,
       ready: conditionOf(ipNode, NodeCondition.Ready),
       candidate: health.candidate,
       ...(health.candidate ? {} : { reason: health.reason, message: health.message }),
-      ...(probe?.rttMs !== undefined ? { rttMs: probe.rttMs } : {}),
-      ...(probe ? { probeFailures: probe.consecutiveFailures } : {}),
-      ...(ipNode?.status?.claimsHeld !== undefined ? { claimsHeld: ipNode.status.claimsHeld } : {}),
+      ...probeFields(ipNode),
       claimsAssigned: snap.claims.filter((c) => c.spec.nodeName === name).length,
       fenced: conditionOf(ipNode, NodeCondition.Fenced) === 'True',
       draining: conditionOf(ipNode, NodeCondition.Draining) === 'True',
-      ...(Number.isNaN(renew) ? {} : { heartbeatAgeMs: Math.max(0, now - renew) }),
+      ...heartbeatAge(ipNode, now),
     });
   }
   return rows;
+}
+
+/** The probe report and claim count of the IpNode's status, each field only when it is there. */
+function probeFields(ipNode: IpNode | undefined): Pick<NodeRow, 'rttMs' | 'probeFailures' | 'claimsHeld'> {
+  const probe = ipNode?.status?.probe;
+  return {
+    ...(probe?.rttMs !== undefined ? { rttMs: probe.rttMs } : {}),
+    ...(probe ? { probeFailures: probe.consecutiveFailures } : {}),
+    ...(ipNode?.status?.claimsHeld !== undefined ? { claimsHeld: ipNode.status.claimsHeld } : {}),
+  };
+}
+
+function heartbeatAge(ipNode: IpNode | undefined, now: number): Pick<NodeRow, 'heartbeatAgeMs'> {
+  const renew = ipNode?.status?.renewTime ? Date.parse(ipNode.status.renewTime) : NaN;
+  return Number.isNaN(renew) ? {} : { heartbeatAgeMs: Math.max(0, now - renew) };
 }
 
 function poolRows(snap: Snapshot): PoolRow[] {

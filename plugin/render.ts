@@ -1,8 +1,9 @@
 // How `kubectl ipcontroller` prints: text tables as kubectl does (colour only on a terminal),
 // or the same data as JSON / YAML for scripts. Pure: a model in, a string out.
+import { stripVTControlCharacters } from 'node:util';
 import { stringify } from 'yaml';
 import { seconds } from '../api/moves.js';
-import type { Explanation } from './explain.js';
+import type { AddressExplanation, Explanation } from './explain.js';
 import type { History } from './history.js';
 import type { StatusModel } from './model.js';
 
@@ -41,7 +42,8 @@ export function age(ms: number): string {
   return `${Math.floor(h / 24)}d`;
 }
 
-const visible = (text: string): number => text.replace(/\x1b\[[0-9;]*m/g, '').length;
+/** Width on screen: the text without its colour escapes. */
+const visible = (text: string): number => stripVTControlCharacters(text).length;
 
 /** Columns padded to the widest cell, three spaces apart, as kubectl prints. */
 export function table(header: string[], rows: string[][]): string {
@@ -127,37 +129,43 @@ export function renderStatus(m: StatusModel, st: Style): string {
 }
 
 export function renderWhy(e: Explanation, st: Style): string {
-  const out: string[] = [
-    `${st.bold(`Service ${e.service}`)}: ${e.pending.length ? st.bad(e.summary) : e.condition?.status === 'True' ? st.ok(e.summary) : st.warn(e.summary)}`,
-  ];
+  const headline = e.pending.length ? st.bad(e.summary) : e.condition?.status === 'True' ? st.ok(e.summary) : st.warn(e.summary);
+  const out: string[] = [`${st.bold(`Service ${e.service}`)}: ${headline}`];
   if (e.asks.length) out.push('', st.bold('Asks for'), ...e.asks.map((a) => `  ${a}`));
-  for (const a of e.addresses) {
-    out.push('', st.bold(a.address), `  ${a.origin}`, `  ${a.decision.kind === 'pending' ? st.bad(a.placement) : a.placement}`);
-    if (a.node || a.phase)
-      out.push(
-        `  now: spec.nodeName ${a.node ?? '<none>'}, ${a.phase ? `${a.phase}${a.reportedNode ? ` on ${a.reportedNode}` : ''}` : 'no agent has reported it yet'}`,
-      );
-    if (a.nodes.length) {
-      out.push('  nodes:');
-      out.push(
-        table(
-          ['    NODE', 'MAY HOLD IT', 'WHY'],
-          a.nodes.map((n) => [`    ${n.node}`, n.chosen ? st.ok('yes, chosen') : n.reason ? st.bad(`no: ${n.reason}`) : 'yes', n.message]),
-        ),
-      );
-    }
-  }
+  for (const a of e.addresses) out.push(...whyAddress(a, st));
   if (e.pending.length) out.push('', st.bold('Pending'), ...e.pending.map((p) => `  ${st.bad(p.reason)}: ${p.message}`));
-  if (e.condition) {
-    const c = e.condition;
-    out.push(
-      '',
-      `${st.bold('Condition ipcontroller.ext/AddressReady')}: ${c.status === 'True' ? st.ok(c.status) : st.bad(c.status)} (${c.reason}) ${c.message}`,
-    );
-    if (e.recorded && (e.recorded.status !== c.status || e.recorded.reason !== c.reason))
-      out.push(`  on the Service now: ${e.recorded.status} (${e.recorded.reason}); the scheduler updates it on its next pass`);
-  }
+  out.push(...whyCondition(e, st));
   return `${out.join('\n')}\n`;
+}
+
+function whyAddress(a: AddressExplanation, st: Style): string[] {
+  const out = ['', st.bold(a.address), `  ${a.origin}`, `  ${a.decision.kind === 'pending' ? st.bad(a.placement) : a.placement}`];
+  if (a.node || a.phase) {
+    const reported = a.phase ? `${a.phase}${a.reportedNode ? ` on ${a.reportedNode}` : ''}` : 'no agent has reported it yet';
+    out.push(`  now: spec.nodeName ${a.node ?? '<none>'}, ${reported}`);
+  }
+  if (a.nodes.length) {
+    out.push('  nodes:');
+    out.push(
+      table(
+        ['    NODE', 'MAY HOLD IT', 'WHY'],
+        a.nodes.map((n) => [`    ${n.node}`, n.chosen ? st.ok('yes, chosen') : n.reason ? st.bad(`no: ${n.reason}`) : 'yes', n.message]),
+      ),
+    );
+  }
+  return out;
+}
+
+function whyCondition(e: Explanation, st: Style): string[] {
+  const c = e.condition;
+  if (!c) return [];
+  const out = [
+    '',
+    `${st.bold('Condition ipcontroller.ext/AddressReady')}: ${c.status === 'True' ? st.ok(c.status) : st.bad(c.status)} (${c.reason}) ${c.message}`,
+  ];
+  if (e.recorded && (e.recorded.status !== c.status || e.recorded.reason !== c.reason))
+    out.push(`  on the Service now: ${e.recorded.status} (${e.recorded.reason}); the scheduler updates it on its next pass`);
+  return out;
 }
 
 export function renderHistory(h: History, st: Style, now: number): string {

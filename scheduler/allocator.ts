@@ -3,16 +3,17 @@
 // of inclusive [first, last] intervals, and "next free" walks them skipping used addresses.
 import ipaddr from 'ipaddr.js';
 import type { IpClaimPool } from '../api/types.js';
-import { parseStrictCidr, parseStrictIp, SPECIAL_RANGES, toBigInt } from '../api/ip.js';
+import { parseStrictCidr, parseStrictIp, SPECIAL_RANGES, toBigInt, type IpFamily } from '../api/ip.js';
 
 export { toBigInt };
 
-export type Family = 'ipv4' | 'ipv6';
+/** @deprecated The API's IpFamily (api/ip.ts); kept while scheduler/reconciler.ts imports Family from here. */
+export type Family = IpFamily;
 
 export interface Pool {
   name: string;
   cidr: string;
-  family: Family;
+  family: IpFamily;
   /** Sorted, merged, inclusive intervals of allocatable addresses. */
   intervals: Array<[bigint, bigint]>;
   /** Number of allocatable addresses. */
@@ -25,10 +26,10 @@ export interface Pool {
 
 export type PoolResult = { ok: true; pool: Pool } | { ok: false; reason: string };
 
-const BITS: Record<Family, number> = { ipv4: 32, ipv6: 128 };
+const BITS: Record<IpFamily, number> = { ipv4: 32, ipv6: 128 };
 
 /** The canonical text of an integer address of the given family. */
-export function fromBigInt(value: bigint, family: Family): string {
+export function fromBigInt(value: bigint, family: IpFamily): string {
   const bytes: number[] = [];
   let rest = value;
   for (let i = 0; i < BITS[family] / 8; i++) {
@@ -39,7 +40,7 @@ export function fromBigInt(value: bigint, family: Family): string {
 }
 
 /** Parses a bare address as strictly as Kubernetes (api/ip.ts); null when it is not one. */
-export function parseAddress(text: string): { family: Family; value: bigint; text: string } | null {
+export function parseAddress(text: string): { family: IpFamily; value: bigint; text: string } | null {
   const parsed = parseStrictIp(text);
   if (!parsed.ok) return null;
   return { family: parsed.value.family, value: toBigInt(parsed.value.address), text: parsed.value.text };
@@ -50,7 +51,7 @@ export function canonicalAddress(text: string): string | null {
   return parseAddress(text)?.text ?? null;
 }
 
-export function familyOf(text: string): Family | null {
+export function familyOf(text: string): IpFamily | null {
   return parseAddress(text)?.family ?? null;
 }
 
@@ -73,7 +74,7 @@ export function parsePool(resource: IpClaimPool): PoolResult {
   const cidr = `${fromBigInt(first, family)}/${prefix}`;
   let intervals: Array<[bigint, bigint]>;
   if (resource.spec.ranges && resource.spec.ranges.length > 0) {
-    const checked = checkRanges(resource.spec.ranges, family, first, last, cidr);
+    const checked = checkRanges(resource.spec.ranges, { family, first, last, cidr });
     if (!checked.ok) return checked;
     intervals = checked.intervals;
   } else {
@@ -94,7 +95,7 @@ export function parsePool(resource: IpClaimPool): PoolResult {
 }
 
 /** [first, last, why] of what a pool with this cidr never hands out. */
-function neverHandedOut(family: Family, prefix: number, first: bigint, last: bigint): Array<[bigint, bigint, string]> {
+function neverHandedOut(family: IpFamily, prefix: number, first: bigint, last: bigint): Array<[bigint, bigint, string]> {
   const out: Array<[bigint, bigint, string]> = [];
   // /31 and /32 (RFC 3021) and /127, /128 have no network or broadcast address to skip.
   if (family === 'ipv4' && prefix <= 30) {
@@ -125,29 +126,49 @@ function sameIntervals(a: Array<[bigint, bigint]>, b: Array<[bigint, bigint]>): 
 
 type RangesResult = { ok: true; intervals: Array<[bigint, bigint]> } | { ok: false; reason: string };
 
-function checkRanges(ranges: Array<[string, string]>, family: Family, first: bigint, last: bigint, cidr: string): RangesResult {
+/** A pool's cidr as numbers: its family, first and last address, and canonical text. */
+interface Network {
+  family: IpFamily;
+  first: bigint;
+  last: bigint;
+  cidr: string;
+}
+
+function checkRanges(ranges: Array<[string, string]>, net: Network): RangesResult {
   const raw: Array<[bigint, bigint]> = [];
   for (const [i, range] of ranges.entries()) {
-    const label = `range ${i} [${range[0]}, ${range[1]}]`;
-    const bad = range.map((text) => ({ text, r: parseStrictIp(text) })).find((x) => !x.r.ok);
-    if (bad && !bad.r.ok) return { ok: false, reason: `${label}: ${JSON.stringify(bad.text)} ${bad.r.reason}` };
-    const a = parseAddress(range[0]);
-    const b = parseAddress(range[1]);
-    if (!a || !b) return { ok: false, reason: `${label} does not hold two IP addresses` };
-    if (a.family !== family || b.family !== family)
-      return { ok: false, reason: `${label} is not ${family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${cidr}` };
-    if (a.value > b.value) return { ok: false, reason: `${label} ends before it starts` };
-    if (a.value < first || b.value > last) return { ok: false, reason: `${label} is not inside cidr ${cidr}` };
-    raw.push([a.value, b.value]);
+    const checked = checkRange(range, i, net);
+    if (typeof checked === 'string') return { ok: false, reason: checked };
+    raw.push(checked);
   }
-  raw.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  return { ok: true, intervals: mergeIntervals(raw) };
+}
+
+/** One [first, last] range as numbers, or why it is not a range inside the cidr. */
+function checkRange(range: [string, string], i: number, net: Network): [bigint, bigint] | string {
+  const label = `range ${i} [${range[0]}, ${range[1]}]`;
+  const bad = range.map((text) => ({ text, r: parseStrictIp(text) })).find((x) => !x.r.ok);
+  if (bad && !bad.r.ok) return `${label}: ${JSON.stringify(bad.text)} ${bad.r.reason}`;
+  const a = parseAddress(range[0]);
+  const b = parseAddress(range[1]);
+  if (!a || !b) return `${label} does not hold two IP addresses`;
+  if (a.family !== net.family || b.family !== net.family)
+    return `${label} is not ${net.family === 'ipv4' ? 'IPv4' : 'IPv6'} like cidr ${net.cidr}`;
+  if (a.value > b.value) return `${label} ends before it starts`;
+  if (a.value < net.first || b.value > net.last) return `${label} is not inside cidr ${net.cidr}`;
+  return [a.value, b.value];
+}
+
+/** Sorted, with overlapping and adjacent intervals joined. */
+function mergeIntervals(raw: Array<[bigint, bigint]>): Array<[bigint, bigint]> {
+  const sorted = [...raw].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
   const merged: Array<[bigint, bigint]> = [];
-  for (const [a, b] of raw) {
+  for (const [a, b] of sorted) {
     const top = merged[merged.length - 1];
     if (top && a <= top[1] + 1n) top[1] = b > top[1] ? b : top[1];
     else merged.push([a, b]);
   }
-  return { ok: true, intervals: merged };
+  return merged;
 }
 
 /** Whether an address (canonical text) is allocatable from the pool. */

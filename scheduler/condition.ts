@@ -3,21 +3,18 @@
 // tools (kubectl wait, Argo CD health checks) can read it. Pure: decided from the per-Service
 // outcome of desired.ts, the placement decisions and the claims as the API shows them.
 import type { IpClaim } from '../api/types.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
+import type { AddressReadyReason } from '../api/reasons.js';
 import type { Decision } from './placement.js';
 import type { Problem } from './service.js';
 
-export type AddressReason =
-  | 'Ready' // every address allocated, placed and reported up by its agent
-  | 'Announcing' // placed; waiting for the agent to report the address up (transient)
-  | 'AnnounceFailed' // the agent could not bring the address up
-  | 'NoCandidateNode'
-  | 'NoServingEndpoint'
-  | 'NotRequested' // the Service no longer asks for an address (or belongs to another class)
-  | string; // an allocation problem: PoolExhausted, AddressInUse, ... (service.ts, desired.ts)
+/** @deprecated AddressReadyReason (api/reasons.ts); kept while scheduler/reconciler.ts may import it. */
+export type AddressReason = AddressReadyReason;
 
-export interface AddressCondition {
+/** R widens only for callers whose problems still carry `reason: string` (scheduler/reconciler.ts today). */
+export interface AddressCondition<R extends string = AddressReadyReason> {
   status: 'True' | 'False';
-  reason: AddressReason;
+  reason: R;
   message: string;
 }
 
@@ -31,37 +28,57 @@ export interface ServiceClaim {
 }
 
 /** Whether the condition is a passing state that is not worth a write of its own on a Service that has none yet. */
-export function transient(c: AddressCondition): boolean {
+export function transient(c: AddressCondition<string>): boolean {
   return c.reason === 'Announcing';
 }
 
 /** The condition for one Service that asks for addresses. */
-export function addressCondition(problems: Problem[], claims: ServiceClaim[]): AddressCondition {
-  if (problems.length > 0) {
-    const message = problems.length === 1 ? (problems[0]?.message ?? '') : problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
-    return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message };
-  }
+export function addressCondition<P extends Pick<Problem, 'message'> & { reason: string }>(
+  problems: readonly P[],
+  claims: ServiceClaim[],
+): AddressCondition<AddressReadyReason | P['reason']> {
+  if (problems.length > 0) return problemCondition(problems);
   if (claims.length === 0) return { status: 'False', reason: 'Announcing', message: 'no address allocated yet' };
   const sorted = [...claims].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  // The first of: an address that cannot be placed, one its agent failed, one not up yet.
+  const failed = pendingCondition(sorted) ?? failedCondition(sorted) ?? announcingCondition(sorted);
+  if (failed) return failed;
+  return { status: 'True', reason: 'Ready', message: `${sorted.map((c) => c.address).join(', ')} allocated and announced` };
+}
+
+function problemCondition<P extends { reason: string; message: string }>(
+  problems: readonly P[],
+): AddressCondition<P['reason'] | 'AllocationFailed'> {
+  const message = problems.length === 1 ? (problems[0]?.message ?? '') : problems.map((p) => `${p.reason}: ${p.message}`).join('; ');
+  return { status: 'False', reason: problems[0]?.reason ?? 'AllocationFailed', message };
+}
+
+function pendingCondition(sorted: ServiceClaim[]): AddressCondition | null {
   for (const c of sorted) {
     if (c.decision?.kind === 'pending')
       return { status: 'False', reason: c.decision.reason, message: `${c.address}: ${c.decision.message}` };
   }
+  return null;
+}
+
+function failedCondition(sorted: ServiceClaim[]): AddressCondition | null {
   for (const c of sorted) {
-    if (c.existing?.status?.phase === 'Failed') {
-      const why = c.existing.status.conditions?.find((x) => x.type === 'Announced')?.message ?? 'the agent reported Failed';
-      return { status: 'False', reason: 'AnnounceFailed', message: `${c.address}: ${why}` };
-    }
+    if (c.existing?.status?.phase !== 'Failed') continue;
+    const why = c.existing.status.conditions?.find((x) => x.type === CLAIM_CONDITION)?.message ?? 'the agent reported Failed';
+    return { status: 'False', reason: 'AnnounceFailed', message: `${c.address}: ${why}` };
   }
+  return null;
+}
+
+function announcingCondition(sorted: ServiceClaim[]): AddressCondition | null {
   for (const c of sorted) {
     const node = c.existing?.spec.nodeName;
-    if (!c.existing || !node || c.existing.status?.phase !== 'Assigned') {
-      return {
-        status: 'False',
-        reason: 'Announcing',
-        message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up`,
-      };
-    }
+    if (c.existing && node && c.existing.status?.phase === 'Assigned') continue;
+    return {
+      status: 'False',
+      reason: 'Announcing',
+      message: `${c.address} is placed${node ? ` on node ${node}` : ''}; waiting for the agent to report it up`,
+    };
   }
-  return { status: 'True', reason: 'Ready', message: `${sorted.map((c) => c.address).join(', ')} allocated and announced` };
+  return null;
 }

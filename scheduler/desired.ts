@@ -13,17 +13,18 @@
 // kube-proxy route it; the address is taken out again when it is released.
 import { claimName } from '../api/names.js';
 import type { IpClaim } from '../api/types.js';
-import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Family, type Pool } from './allocator.js';
+import { canonicalAddress, familyOf, nextFree, parsePool, poolContains, poolOrder, type Pool } from './allocator.js';
+import type { IpFamily } from '../api/ip.js';
 import type { PoolEntry } from './kube.js';
 import { poolMeta } from './pools.js';
-import type { Exclusions } from './exclusions.js';
+import type { Exclusion, Exclusions } from './exclusions.js';
 import { portsClash, serviceIntent, type LoadBalancerIntent, type Problem, type ServiceView } from './service.js';
 
 export interface DesiredClaim {
   name: string;
   cidr: string;
   address: string;
-  family: Family;
+  family: IpFamily;
   /** "namespace/name", sorted. */
   services: string[];
   pool?: string;
@@ -81,7 +82,7 @@ export function poolSetOf(entries: PoolEntry[]): PoolSet {
 
 export interface DesiredConfig {
   lbClass: string;
-  mask: Record<Family, number>;
+  mask: Record<IpFamily, number>;
 }
 
 interface Holder {
@@ -112,7 +113,7 @@ class Book {
     this.unusable = { has: (address) => this.taken.has(address) || this.excluded.has(address) };
   }
 
-  add(address: string, family: Family, holder: Holder, pool?: string): void {
+  add(address: string, family: IpFamily, holder: Holder, pool?: string): void {
     const cidr = `${address}/${pool ? (family === 'ipv4' ? 32 : 128) : this.cfg.mask[family]}`;
     const name = claimName(cidr);
     const claim = this.claims.get(name) ?? { name, cidr, address, family, services: [] };
@@ -153,7 +154,7 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
   const book = new Book(cfg, pools.excluded);
   const outcomes = new Map<string, ServiceOutcome>();
   const sorted = [...services].sort(byAge);
-  const lbServices: Array<{ svc: ServiceView; lb: LoadBalancerIntent; outcome: ServiceOutcome }> = [];
+  const lbServices: Entry[] = [];
   const sortedPools = [...pools.valid].sort(poolOrder);
 
   const holdings = existingHoldings(existing);
@@ -168,41 +169,54 @@ export function computeDesired(services: ServiceView[], pools: PoolSet, existing
       .map((h) => h.address)
       .filter((ip) => svc.type !== 'LoadBalancer' && intent.externalIPs.includes(ip));
     addedToSpec.set(svc.key, ours);
-    for (const ip of intent.externalIPs) {
-      const family = familyOf(ip);
-      if (!family || ours.includes(ip)) continue;
-      const excluded = book.excluded.get(ip);
-      // A Node's own address is never announced; a conflict on an externalIPs address stays on
-      // its claim (the agent retries it), as there is no pool to record it in.
-      if (excluded && excluded.reason !== 'AddressConflict')
-        outcome.problems.push({ reason: excluded.reason, message: `spec.externalIPs address ${ip} is not announced: ${excluded.message}` });
-      else book.add(ip, family, { key: svc.key, svc });
-    }
+    bookExternalIPs(book, { svc, outcome }, intent.externalIPs, ours);
     if (intent.loadBalancer) lbServices.push({ svc, lb: intent.loadBalancer, outcome });
-    else if (ours.length > 0)
-      outcome.externalIPs = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip)); // it lost the annotation
-    else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // no longer a LoadBalancer
+    else withoutLoadBalancer(svc, outcome, ours);
   }
 
   for (const entry of lbServices) keepHeld(book, { valid: sortedPools, invalid: pools.invalid }, entry, holdings.get(entry.svc.key) ?? []);
   const cursors = new Map<string, bigint>();
   for (const entry of lbServices) allocateMissing(book, pools, entry, cursors);
-
-  for (const { svc, lb, outcome } of lbServices) {
-    const rank = (address: string): number => lb.families.indexOf(familyOf(address) ?? 'ipv4');
-    outcome.held.sort((a, b) => rank(a.address) - rank(b.address));
-    const addresses = outcome.held.map((h) => h.address);
-    if (svc.type === 'LoadBalancer') {
-      outcome.ingress = addresses;
-      continue;
-    }
-    const ours = addedToSpec.get(svc.key) ?? [];
-    const user = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip));
-    const want = [...user, ...addresses.filter((a) => !user.some((u) => canonicalAddress(u) === a))];
-    if (JSON.stringify(want) !== JSON.stringify(svc.externalIPs)) outcome.externalIPs = want;
-  }
+  for (const entry of lbServices) publishHeld(entry, addedToSpec.get(entry.svc.key) ?? []);
   for (const claim of book.claims.values()) claim.services.sort();
   return { claims: book.claims, services: outcomes, poolAllocations: poolUsage(pools.valid, book.claims.values()) };
+}
+
+/** Books the Service's spec.externalIPs (except the pool addresses we put there); excluded ones become problems. */
+function bookExternalIPs(book: Book, at: Pick<Entry, 'svc' | 'outcome'>, externalIPs: string[], ours: string[]): void {
+  const { svc, outcome } = at;
+  for (const ip of externalIPs) {
+    const family = familyOf(ip);
+    if (!family || ours.includes(ip)) continue;
+    const excluded = book.excluded.get(ip);
+    // A Node's own address is never announced; a conflict on an externalIPs address stays on
+    // its claim (the agent retries it), as there is no pool to record it in.
+    if (excluded && excluded.reason !== 'AddressConflict')
+      outcome.problems.push({ reason: excluded.reason, message: `spec.externalIPs address ${ip} is not announced: ${excluded.message}` });
+    else book.add(ip, family, { key: svc.key, svc });
+  }
+}
+
+/** A Service that asks for no pool address (any more): take back what we wrote for it. */
+function withoutLoadBalancer(svc: ServiceView, outcome: ServiceOutcome, ours: string[]): void {
+  if (ours.length > 0)
+    outcome.externalIPs = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip)); // it lost the annotation
+  else if (svc.type !== 'LoadBalancer' && svc.ingress.length > 0) outcome.ingress = []; // no longer a LoadBalancer
+}
+
+/** The held addresses, in the Service's family order, as its ingress (LoadBalancer) or in its spec.externalIPs. */
+function publishHeld(entry: Entry, ours: string[]): void {
+  const { svc, lb, outcome } = entry;
+  const rank = (address: string): number => lb.families.indexOf(familyOf(address) ?? 'ipv4');
+  outcome.held.sort((a, b) => rank(a.address) - rank(b.address));
+  const addresses = outcome.held.map((h) => h.address);
+  if (svc.type === 'LoadBalancer') {
+    outcome.ingress = addresses;
+    return;
+  }
+  const user = svc.externalIPs.filter((ip) => !ours.includes(canonicalAddress(ip) ?? ip));
+  const want = [...user, ...addresses.filter((a) => !user.some((u) => canonicalAddress(u) === a))];
+  if (JSON.stringify(want) !== JSON.stringify(svc.externalIPs)) outcome.externalIPs = want;
 }
 
 /**
@@ -260,36 +274,53 @@ function keptIn(pools: PoolSet, lb: LoadBalancerIntent, address: string, recorde
   return null;
 }
 
+function holderOf(entry: Entry): Holder {
+  return { key: entry.svc.key, svc: entry.svc, ...(entry.lb.shareKey ? { shareKey: entry.lb.shareKey } : {}) };
+}
+
 function keepHeld(book: Book, pools: PoolSet, entry: Entry, fromClaims: Holding[]): void {
-  const { svc, lb, outcome } = entry;
-  const holder: Holder = { key: svc.key, svc, ...(lb.shareKey ? { shareKey: lb.shareKey } : {}) };
-  const candidates: Holding[] = [...fromClaims, ...svc.ingress.map((address) => ({ address }))];
-  for (const family of lb.families) {
-    const want = lb.requested[family];
-    for (const { address, pool: recorded } of candidates) {
-      if (familyOf(address) !== family || (want && want !== address)) continue;
-      const pool = keptIn(pools, lb, address, recorded);
-      const excluded = book.excluded.get(address);
-      if (pool && excluded && !want) {
-        const message = `${address} is given up: ${excluded.message}`;
-        if (!outcome.dropped?.some((d) => d.message === message)) (outcome.dropped ??= []).push({ reason: excluded.reason, message });
-        continue;
-      }
-      if (!pool || excluded || book.conflict(address, holder) !== null) continue;
-      book.add(address, family, holder, pool);
-      outcome.held.push({ address, pool });
-      break;
+  const candidates: Holding[] = [...fromClaims, ...entry.svc.ingress.map((address) => ({ address }))];
+  const ctx: KeepContext = { pools, entry, holder: holderOf(entry) };
+  for (const family of entry.lb.families) keepInFamily(book, ctx, family, candidates);
+}
+
+interface KeepContext {
+  pools: PoolSet;
+  entry: Entry;
+  holder: Holder;
+}
+
+/** Keeps the first held address of the family the Service may go on using; an excluded one is dropped and said so. */
+function keepInFamily(book: Book, ctx: KeepContext, family: IpFamily, candidates: Holding[]): void {
+  const { lb, outcome } = ctx.entry;
+  const want = lb.requested[family];
+  for (const { address, pool: recorded } of candidates) {
+    if (familyOf(address) !== family || (want && want !== address)) continue;
+    const pool = keptIn(ctx.pools, lb, address, recorded);
+    const excluded = book.excluded.get(address);
+    if (pool && excluded && !want) {
+      noteDropped(outcome, address, excluded);
+      continue;
     }
+    if (!pool || excluded || book.conflict(address, ctx.holder) !== null) continue;
+    book.add(address, family, ctx.holder, pool);
+    outcome.held.push({ address, pool });
+    return;
   }
 }
 
+function noteDropped(outcome: ServiceOutcome, address: string, excluded: Exclusion): void {
+  const message = `${address} is given up: ${excluded.message}`;
+  if (!outcome.dropped?.some((d) => d.message === message)) (outcome.dropped ??= []).push({ reason: excluded.reason, message });
+}
+
 function allocateMissing(book: Book, pools: PoolSet, entry: Entry, cursors: Map<string, bigint>): void {
-  const { svc, lb, outcome } = entry;
-  const holder: Holder = { key: svc.key, svc, ...(lb.shareKey ? { shareKey: lb.shareKey } : {}) };
+  const { lb, outcome } = entry;
+  const holder = holderOf(entry);
   for (const family of lb.families) {
     if (outcome.held.some((h) => familyOf(h.address) === family)) continue;
     const required = lb.required.includes(family);
-    const result = pickAddress(book, pools, lb, family, holder, cursors);
+    const result = pickAddress(book, { pools, lb, holder, cursors }, family);
     if ('problem' in result) {
       if (required) outcome.problems.push(result.problem);
       continue;
@@ -299,14 +330,14 @@ function allocateMissing(book: Book, pools: PoolSet, entry: Entry, cursors: Map<
   }
 }
 
-type Pick = { address: string; pool: string } | { problem: Problem };
+type Picked = { address: string; pool: string } | { problem: Problem };
 
-function familyName(f: Family): string {
+function familyName(f: IpFamily): string {
   return f === 'ipv4' ? 'IPv4' : 'IPv6';
 }
 
 /** The pools this Service may draw from in one family, or why there is none. */
-function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: Family): Pool[] | { problem: Problem } {
+function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: IpFamily): Pool[] | { problem: Problem } {
   if (lb.pool) {
     const reason = pools.invalid.get(lb.pool);
     if (reason)
@@ -331,43 +362,53 @@ function eligiblePools(pools: PoolSet, lb: LoadBalancerIntent, family: Family): 
   return list;
 }
 
-function pickAddress(
-  book: Book,
-  pools: PoolSet,
-  lb: LoadBalancerIntent,
-  family: Family,
-  holder: Holder,
-  cursors: Map<string, bigint>,
-): Pick {
-  const eligible = eligiblePools(pools, lb, family);
+interface PickContext {
+  pools: PoolSet;
+  lb: LoadBalancerIntent;
+  holder: Holder;
+  /** Pool name -> where the next search for a free address starts. */
+  cursors: Map<string, bigint>;
+}
+
+function pickAddress(book: Book, ctx: PickContext, family: IpFamily): Picked {
+  const eligible = eligiblePools(ctx.pools, ctx.lb, family);
   if ('problem' in eligible) return eligible;
-  const want = lb.requested[family];
-  if (want) {
-    const pool = eligible.find((p) => poolContains(p, want));
-    if (!pool) {
-      const where = lb.pool ? `IpClaimPool ${lb.pool}` : 'any IpClaimPool';
-      return { problem: { reason: 'AddressOutsidePool', message: `requested address ${want} is not in ${where}` } };
-    }
-    const excluded = book.excluded.get(want);
-    if (excluded) return { problem: { reason: excluded.reason, message: `requested address ${want} cannot be used: ${excluded.message}` } };
-    const conflict = book.conflict(want, holder);
-    if (conflict) return { problem: { reason: 'AddressInUse', message: `requested address ${want} cannot be used: ${conflict}` } };
-    return { address: want, pool: pool.name };
-  }
-  if (holder.shareKey) {
-    for (const address of book.shared.get(holder.shareKey) ?? []) {
-      const pool = book.taken.get(address)?.pool;
-      if (familyOf(address) !== family || !pool || !eligible.some((p) => p.name === pool)) continue;
-      if (book.conflict(address, holder) === null) return { address, pool };
-    }
-  }
+  const want = ctx.lb.requested[family];
+  if (want) return requestedAddress(book, ctx, eligible, want);
+  const shared = sharedAddress(book, ctx.holder, eligible, family);
+  if (shared) return shared;
   for (const pool of eligible) {
-    const found = nextFree(pool, book.unusable, cursors.get(pool.name) ?? 0n);
+    const found = nextFree(pool, book.unusable, ctx.cursors.get(pool.name) ?? 0n);
     if (found) {
-      cursors.set(pool.name, found.value + 1n);
+      ctx.cursors.set(pool.name, found.value + 1n);
       return { address: found.address, pool: pool.name };
     }
   }
   const names = eligible.map((p) => p.name).join(', ');
   return { problem: { reason: 'PoolExhausted', message: `no free ${familyName(family)} address left in ${names}` } };
+}
+
+/** The address the Service asked for by name, or why it cannot have it. */
+function requestedAddress(book: Book, ctx: PickContext, eligible: Pool[], want: string): Picked {
+  const pool = eligible.find((p) => poolContains(p, want));
+  if (!pool) {
+    const where = ctx.lb.pool ? `IpClaimPool ${ctx.lb.pool}` : 'any IpClaimPool';
+    return { problem: { reason: 'AddressOutsidePool', message: `requested address ${want} is not in ${where}` } };
+  }
+  const excluded = book.excluded.get(want);
+  if (excluded) return { problem: { reason: excluded.reason, message: `requested address ${want} cannot be used: ${excluded.message}` } };
+  const conflict = book.conflict(want, ctx.holder);
+  if (conflict) return { problem: { reason: 'AddressInUse', message: `requested address ${want} cannot be used: ${conflict}` } };
+  return { address: want, pool: pool.name };
+}
+
+/** An address already held under the Service's sharing key that it may join, if any. */
+function sharedAddress(book: Book, holder: Holder, eligible: Pool[], family: IpFamily): Picked | null {
+  if (!holder.shareKey) return null;
+  for (const address of book.shared.get(holder.shareKey) ?? []) {
+    const pool = book.taken.get(address)?.pool;
+    if (familyOf(address) !== family || !pool || !eligible.some((p) => p.name === pool)) continue;
+    if (book.conflict(address, holder) === null) return { address, pool };
+  }
+  return null;
 }

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import type { IpClaim, IpClaimPool, IpRange } from '../api/types.js';
 import { parsePool, type Pool } from './allocator.js';
 import { computeDesired } from './desired.js';
-import { conflictExclusions, exclusionsIn, mergeExclusions, nodeExclusions } from './exclusions.js';
+import { activeConflicts, exclusionsIn, mergeExclusions, nodeExclusions } from './exclusions.js';
 import { parseNodeEntry } from './kube.js';
 import { parseService, type ServiceView } from './service.js';
 
@@ -152,15 +152,18 @@ test('spec.externalIPs naming a node address gets no claim and a problem', () =>
 
 test('a conflict reported on a claim excludes the address until --conflict-retry has passed since it was seen', () => {
   const claims = [conflictClaim('192.0.2.1', 'ns/s1', T0)];
-  const at = (now: number) => [...conflictExclusions(claims, [], now, 10 * MIN).keys()];
+  const at = (now: number) => [...activeConflicts(claims, [], { now, retryMs: 10 * MIN }).keys()];
   assert.equal(at(T0 + MIN), ['192.0.2.1']);
   assert.equal(at(T0 + 10 * MIN), [], 'retried after 10 minutes');
 });
 
 test("a conflict naming one of our agents' MACs (IpNode.status.macs) is not a conflict", () => {
   const claims = [conflictClaim('192.0.2.1', 'ns/s1', T0, '02:00:5e:00:53:01')];
-  assert.equal([...conflictExclusions(claims, [], T0 + 1000, 10 * MIN, new Set(['02:00:5e:00:53:01'])).keys()], []);
-  assert.equal([...conflictExclusions(claims, [], T0 + 1000, 10 * MIN, new Set(['02:00:5e:00:53:02'])).keys()], ['192.0.2.1']);
+  assert.equal([...activeConflicts(claims, [], { now: T0 + 1000, retryMs: 10 * MIN, ourMacs: new Set(['02:00:5e:00:53:01']) }).keys()], []);
+  assert.equal(
+    [...activeConflicts(claims, [], { now: T0 + 1000, retryMs: 10 * MIN, ourMacs: new Set(['02:00:5e:00:53:02']) }).keys()],
+    ['192.0.2.1'],
+  );
 });
 
 test('conflicts recorded in pool status are kept until they expire, the newest sighting wins', () => {
@@ -177,7 +180,10 @@ test('conflicts recorded in pool status are kept until they expire, the newest s
       ],
     },
   };
-  const found = conflictExclusions([conflictClaim('192.0.2.1', 'ns/s1', T0 + MIN, 'aa:bb:cc:dd:ee:ff')], [stored], T0 + 2 * MIN, 10 * MIN);
+  const found = activeConflicts([conflictClaim('192.0.2.1', 'ns/s1', T0 + MIN, 'aa:bb:cc:dd:ee:ff')], [stored], {
+    now: T0 + 2 * MIN,
+    retryMs: 10 * MIN,
+  });
   assert.equal([...found.keys()], ['192.0.2.1']);
   assert.match(found.get('192.0.2.1')?.message ?? '', 'aa:bb:cc:dd:ee:ff');
 });
@@ -187,7 +193,7 @@ test('an auto-allocated Service whose address conflicts gets the next free one a
   const auto = svc('auto', {}, {}, ['192.0.2.1']);
   const requested = svc('req', {}, { 'ipcontroller.ext/loadBalancerIPs': '192.0.2.1' });
   const claims = [conflictClaim('192.0.2.1', 'ns/auto', T0)];
-  const excluded = mergeExclusions(nodeExclusions([], [pool]), conflictExclusions(claims, [], T0 + 1000, 10 * MIN));
+  const excluded = mergeExclusions(nodeExclusions([], [pool]), activeConflicts(claims, [], { now: T0 + 1000, retryMs: 10 * MIN }));
   const d = computeDesired([auto, requested], { valid: [pool], invalid: new Map(), excluded }, claims, cfg);
   assert.equal(d.services.get('ns/auto')?.ingress, ['192.0.2.2']);
   assert.is(d.services.get('ns/auto')?.dropped?.[0]?.reason, 'AddressConflict');

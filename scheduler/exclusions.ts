@@ -14,8 +14,10 @@
 //                   (forgotten) after --conflict-retry, in case that host went away.
 import type { Condition, IpClaim, IpClaimPool } from '../api/types.js';
 import { fromBigInt, parseAddress, type Pool } from './allocator.js';
+import { CLAIM_CONDITION } from '../api/conditions.js';
+import { ADDRESS_CONFLICT, type ExclusionReason } from '../api/reasons.js';
 
-export type ExclusionReason = 'NodeAddress' | 'NodeSubnet' | 'AddressConflict';
+export type { ExclusionReason };
 
 export interface Exclusion {
   address: string;
@@ -33,9 +35,8 @@ export interface NodeAddresses {
   addresses: Array<{ address: string; type: string }>;
 }
 
-/** The claim condition the agent writes when a foreign host answers for the address. */
-export const ANNOUNCED = 'Announced';
-export const ADDRESS_CONFLICT = 'AddressConflict';
+// Re-exported while scheduler/reconciler.ts imports them from here (their home is api/).
+export { CLAIM_CONDITION as ANNOUNCED, ADDRESS_CONFLICT };
 
 /** Node addresses, and the network / broadcast address of every pool cidr holding one. */
 export function nodeExclusions(nodes: NodeAddresses[], pools: Pool[]): Exclusions {
@@ -77,13 +78,41 @@ export function nodeExclusions(nodes: NodeAddresses[], pools: Pool[]): Exclusion
 }
 
 function conflictCondition(claim: IpClaim): Condition | undefined {
-  return claim.status?.conditions?.find((c) => c.type === ANNOUNCED && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
+  return claim.status?.conditions?.find((c) => c.type === CLAIM_CONDITION && c.status === 'False' && c.reason === ADDRESS_CONFLICT);
+}
+
+/** When conflicts are judged, and which MACs are our own agents'. */
+export interface ConflictWindow {
+  now: number;
+  /** A conflict is kept this long after it was seen, then forgotten so the address is probed again. */
+  retryMs: number;
+  /** MACs of our agents (IpNode.status.macs): a "conflict" with one of them is not one. */
+  ourMacs?: ReadonlySet<string>;
 }
 
 /**
  * Conflicts still in force at `now`: those recorded in pool status, and those agents just
  * reported on pool claims (condition Announced=False, reason AddressConflict). Each is kept
  * for retryMs after it was seen, then forgotten so the address is probed again.
+ */
+export function activeConflicts(claims: IpClaim[], pools: IpClaimPool[], window: ConflictWindow): Exclusions {
+  const out: Exclusions = new Map();
+  const fresh = (seenAt: string | undefined): boolean => {
+    const t = seenAt ? Date.parse(seenAt) : NaN;
+    return !Number.isNaN(t) && window.now - t < window.retryMs;
+  };
+  const keep = (e: Exclusion): void => {
+    const old = out.get(e.address);
+    if (!old || Date.parse(old.seenAt ?? '') < Date.parse(e.seenAt ?? '')) out.set(e.address, e);
+  };
+  for (const e of recordedConflicts(pools)) if (fresh(e.seenAt)) keep(e);
+  for (const e of reportedConflicts(claims, window.ourMacs ?? new Set())) if (fresh(e.seenAt)) keep(e);
+  return out;
+}
+
+/**
+ * @deprecated activeConflicts with a ConflictWindow; kept only while scheduler/reconciler.ts
+ * (owned elsewhere) still calls it.
  */
 export function conflictExclusions(
   claims: IpClaim[],
@@ -92,26 +121,31 @@ export function conflictExclusions(
   retryMs: number,
   ourMacs: ReadonlySet<string> = new Set(),
 ): Exclusions {
-  const out: Exclusions = new Map();
-  const fresh = (seenAt: string | undefined): boolean => {
-    const t = seenAt ? Date.parse(seenAt) : NaN;
-    return !Number.isNaN(t) && now - t < retryMs;
-  };
-  const keep = (e: Exclusion): void => {
-    const old = out.get(e.address);
-    if (!old || Date.parse(old.seenAt ?? '') < Date.parse(e.seenAt ?? '')) out.set(e.address, e);
-  };
-  for (const pool of pools) {
-    for (const e of pool.status?.excluded ?? []) {
-      if (e.reason === ADDRESS_CONFLICT && fresh(e.seenAt))
-        keep({ address: e.address, reason: 'AddressConflict', message: e.message, ...(e.seenAt ? { seenAt: e.seenAt } : {}) });
-    }
-  }
+  return activeConflicts(claims, pools, { now, retryMs, ourMacs });
+}
+
+/** Conflicts the pools' status records. */
+function recordedConflicts(pools: IpClaimPool[]): Exclusion[] {
+  return pools.flatMap((pool) =>
+    (pool.status?.excluded ?? [])
+      .filter((e) => e.reason === ADDRESS_CONFLICT)
+      .map((e): Exclusion => ({
+        address: e.address,
+        reason: ADDRESS_CONFLICT,
+        message: e.message,
+        ...(e.seenAt ? { seenAt: e.seenAt } : {}),
+      })),
+  );
+}
+
+/** Conflicts agents reported on pool claims, except those naming one of our own MACs. */
+function reportedConflicts(claims: IpClaim[], ourMacs: ReadonlySet<string>): Exclusion[] {
+  const out: Exclusion[] = [];
   for (const claim of claims) {
     const c = conflictCondition(claim);
     const address = parseAddress(claim.spec.cidr.split('/')[0] ?? '')?.text;
-    if (!c || !address || !claim.spec.pool || !fresh(c.lastTransitionTime) || namesOurMac(c.message, ourMacs)) continue;
-    keep({ address, reason: 'AddressConflict', message: c.message, seenAt: c.lastTransitionTime });
+    if (!c || !address || !claim.spec.pool || namesOurMac(c.message, ourMacs)) continue;
+    out.push({ address, reason: ADDRESS_CONFLICT, message: c.message, seenAt: c.lastTransitionTime });
   }
   return out;
 }

@@ -1,6 +1,8 @@
 // Which node holds each claim. Pure: the decision depends only on the claims, the candidate
 // nodes and the endpoints, never on the order they were listed in.
-import type { NodeFailure } from './health.js';
+import type { MoveReason, NodeFailureReason, PendingReason } from '../api/reasons.js';
+
+export type { MoveReason };
 
 export type Strategy = 'fair' | 'first-alive';
 
@@ -18,7 +20,7 @@ export interface PlacementInput {
   /** Nodes that may hold addresses. */
   candidates: string[];
   /** Why each non-candidate node is out (for IPMoved reasons). */
-  failures: Map<string, NodeFailure>;
+  failures: Map<string, NodeFailureReason>;
   /** Non-candidate nodes that keep the claims they have (health.ts `holds`): nothing new goes there. */
   holding?: string[];
   /** Service key -> nodes with a serving endpoint (for ETP Local). */
@@ -27,14 +29,12 @@ export interface PlacementInput {
   rebalance: boolean;
 }
 
-export type MoveReason = NodeFailure | 'no-endpoint' | 'rebalance';
-
 export type Decision =
   | { kind: 'keep'; node: string }
   | { kind: 'assign'; node: string }
   | { kind: 'move'; from: string; to: string; reason: MoveReason }
   /** No node can take it; `node` is where it stays, if anywhere. */
-  | { kind: 'pending'; reason: 'NoCandidateNode' | 'NoServingEndpoint'; message: string; node?: string };
+  | { kind: 'pending'; reason: PendingReason; message: string; node?: string };
 
 /** Service key -> nodes with a serving endpoint, for the Services with externalTrafficPolicy: Local. */
 export function endpointNodesOf(
@@ -111,51 +111,74 @@ export function pickNode(allowed: string[], address: string, counts: Map<string,
 export function place(input: PlacementInput): Map<string, Decision> {
   const claims = [...input.claims].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const candidates = [...new Set(input.candidates)].sort();
-  const counts = new Map<string, number>(candidates.map((n) => [n, 0]));
+  const round: Round = {
+    input,
+    candidates,
+    counts: new Map<string, number>(candidates.map((n) => [n, 0])),
+    share: candidates.length ? Math.ceil(claims.length / candidates.length) : 0,
+    holding: new Set(input.holding ?? []),
+  };
   const decisions = new Map<string, Decision>();
-  const share = candidates.length ? Math.ceil(claims.length / candidates.length) : 0;
-  const toPlace: Array<{ claim: ClaimToPlace; allowed: string[]; why?: MoveReason }> = [];
-
-  const holding = new Set(input.holding ?? []);
+  const toPlace: Queued[] = [];
   for (const claim of claims) {
-    const allowed = allowedNodes(claim, candidates, input.endpointNodes);
-    const current = claim.current;
-    if (current && holding.has(current)) {
-      decisions.set(claim.name, { kind: 'keep', node: current });
-      continue;
-    }
-    if (current && allowed.includes(current) && !(input.rebalance && !withinShare(current, allowed, counts, share, input.strategy))) {
-      counts.set(current, (counts.get(current) ?? 0) + 1);
-      decisions.set(claim.name, { kind: 'keep', node: current });
-      continue;
-    }
-    let why: MoveReason | undefined;
-    if (current)
-      why = !candidates.includes(current)
-        ? (input.failures.get(current) ?? 'not-agent')
-        : allowed.includes(current)
-          ? 'rebalance'
-          : 'no-endpoint';
-    toPlace.push({ claim, allowed, ...(why ? { why } : {}) });
+    const kept = keepOrQueue(round, claim);
+    if ('keep' in kept) decisions.set(claim.name, kept.keep);
+    else toPlace.push(kept);
   }
-
-  for (const { claim, allowed, why } of toPlace) {
-    const node = pickNode(allowed, claim.address, counts, input.strategy);
-    if (node === undefined) {
-      decisions.set(claim.name, pending(claim, candidates));
-      continue;
-    }
-    counts.set(node, (counts.get(node) ?? 0) + 1);
-    if (!claim.current) decisions.set(claim.name, { kind: 'assign', node });
-    else if (claim.current === node) decisions.set(claim.name, { kind: 'keep', node });
-    else decisions.set(claim.name, { kind: 'move', from: claim.current, to: node, reason: why ?? 'rebalance' });
-  }
+  for (const queued of toPlace) decisions.set(queued.claim.name, assign(round, queued));
   return decisions;
 }
 
-function withinShare(node: string, allowed: string[], counts: Map<string, number>, share: number, strategy: Strategy): boolean {
-  if (strategy === 'first-alive') return [...allowed].sort()[0] === node;
-  return (counts.get(node) ?? 0) < share;
+/** One placement: the input and the counts that change as claims are placed. */
+interface Round {
+  input: PlacementInput;
+  /** Sorted, without duplicates. */
+  candidates: string[];
+  /** Node -> claims placed on it so far. */
+  counts: Map<string, number>;
+  /** Claims per node when spread evenly (fair strategy). */
+  share: number;
+  holding: Set<string>;
+}
+
+/** A claim that needs a node: where it may go and, when it leaves one, why. */
+interface Queued {
+  claim: ClaimToPlace;
+  allowed: string[];
+  why?: MoveReason;
+}
+
+/** Keeps the claim on its node when it may stay there, or queues it for a node. */
+function keepOrQueue(round: Round, claim: ClaimToPlace): { keep: Decision } | Queued {
+  const allowed = allowedNodes(claim, round.candidates, round.input.endpointNodes);
+  const current = claim.current;
+  if (!current) return { claim, allowed };
+  if (round.holding.has(current)) return { keep: { kind: 'keep', node: current } };
+  if (allowed.includes(current) && !(round.input.rebalance && !withinShare(current, allowed, round))) {
+    round.counts.set(current, (round.counts.get(current) ?? 0) + 1);
+    return { keep: { kind: 'keep', node: current } };
+  }
+  return { claim, allowed, why: leaveReason(round, current, allowed) };
+}
+
+function leaveReason(round: Round, current: string, allowed: string[]): MoveReason {
+  if (!round.candidates.includes(current)) return round.input.failures.get(current) ?? 'not-agent';
+  return allowed.includes(current) ? 'rebalance' : 'no-endpoint';
+}
+
+function assign(round: Round, queued: Queued): Decision {
+  const { claim, allowed, why } = queued;
+  const node = pickNode(allowed, claim.address, round.counts, round.input.strategy);
+  if (node === undefined) return pending(claim, round.candidates);
+  round.counts.set(node, (round.counts.get(node) ?? 0) + 1);
+  if (!claim.current) return { kind: 'assign', node };
+  if (claim.current === node) return { kind: 'keep', node };
+  return { kind: 'move', from: claim.current, to: node, reason: why ?? 'rebalance' };
+}
+
+function withinShare(node: string, allowed: string[], round: Round): boolean {
+  if (round.input.strategy === 'first-alive') return [...allowed].sort()[0] === node;
+  return (round.counts.get(node) ?? 0) < round.share;
 }
 
 function pending(claim: ClaimToPlace, candidates: string[]): Decision {

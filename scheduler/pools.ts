@@ -10,7 +10,8 @@
 // or at once when the user says so with the annotation RELEASE_ON_DELETE: "true" (their
 // addresses are then released as if the pool had gone), or by removing the finalizer by hand.
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import type { Condition } from '../api/types.js';
+import { PoolCondition, type ConditionInput } from '../api/conditions.js';
+import type { PoolConditionReason } from '../api/reasons.js';
 import type { Pool } from './allocator.js';
 import type { PoolEntry } from './kube.js';
 
@@ -102,25 +103,34 @@ export function overlaps(pools: Pool[]): Map<string, string[]> {
   return out;
 }
 
-type ConditionInput = Pick<Condition, 'type' | 'status' | 'reason' | 'message'>;
+/** A pool condition as this module decides it (ConditionInput with the pool's own types and reasons). */
+type PoolConditionInput = Omit<ConditionInput, 'type' | 'reason'> & {
+  type: (typeof PoolCondition)[keyof typeof PoolCondition];
+  reason: PoolConditionReason;
+};
 
 /** The conditions a valid pool's status carries (Valid, Overlapping, and Deleting while terminating). */
-export function poolConditions(pool: Pool, overlapsWith: string[], users: PoolUser[]): ConditionInput[] {
+export function poolConditions(pool: Pool, overlapsWith: string[], users: PoolUser[]): PoolConditionInput[] {
   const withheld = pool.withheld.length ? `; never handed out: ${pool.withheld.join(', ')}` : '';
-  const out: ConditionInput[] = [
-    { type: 'Valid', status: 'True', reason: 'Valid', message: `${pool.size} allocatable addresses in ${pool.cidr}${withheld}` },
+  const out: PoolConditionInput[] = [
+    {
+      type: PoolCondition.Valid,
+      status: 'True',
+      reason: 'Valid',
+      message: `${pool.size} allocatable addresses in ${pool.cidr}${withheld}`,
+    },
     overlapsWith.length
       ? {
-          type: 'Overlapping',
+          type: PoolCondition.Overlapping,
           status: 'True',
           reason: 'SharesAddresses',
           message: `shares addresses with IpClaimPool ${overlapsWith.join(', ')}; an address in use counts as used in every pool that contains it`,
         }
-      : { type: 'Overlapping', status: 'False', reason: 'Disjoint', message: 'no other IpClaimPool contains these addresses' },
+      : { type: PoolCondition.Overlapping, status: 'False', reason: 'Disjoint', message: 'no other IpClaimPool contains these addresses' },
   ];
   if (pool.terminating)
     out.push({
-      type: 'Deleting',
+      type: PoolCondition.Deleting,
       status: 'True',
       reason: users.length ? 'InUse' : 'Releasing',
       message: users.length ? deletingMessage(users) : 'no address from it is in use; removing it',

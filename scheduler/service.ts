@@ -1,8 +1,10 @@
 // What the scheduler reads from a Service, parsed once at the edge, and what the Service asks
 // for (its intent): pure functions, no I/O.
-import { SERVICE_CONDITION, type Condition } from '../api/types.js';
-import type { Family } from './allocator.js';
-import { parseStrictIp, specialPurpose, type IpResult, type StrictIp } from '../api/ip.js';
+import type { Condition } from '../api/types.js';
+import { SERVICE_CONDITION } from '../api/conditions.js';
+import { parseStrictIp, specialPurpose, type IpFamily, type StrictIp } from '../api/ip.js';
+import type { AllocationProblem } from '../api/reasons.js';
+import { asArray, asRecord, asString, asStrings, type JsonObject, type ParseResult } from '../lib/json.js';
 
 export const ANNOTATION = {
   /** `external-ip: auto` asks for a pool address on any Service type, as in the original. */
@@ -41,11 +43,6 @@ export interface ServiceView {
   addressCondition?: Condition;
 }
 
-type Json = Record<string, unknown>;
-const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
-
 function timeOf(v: unknown): number {
   if (v instanceof Date) return v.getTime();
   const t = typeof v === 'string' ? Date.parse(v) : NaN;
@@ -54,72 +51,83 @@ function timeOf(v: unknown): number {
 
 /** Reads the fields the scheduler uses from a Service (raw watch JSON or a typed list item). */
 export function parseService(raw: unknown): ServiceView | null {
-  const o = obj(raw);
-  const metadata = obj(o.metadata);
-  const spec = obj(o.spec);
-  const name = str(metadata.name);
-  const namespace = str(metadata.namespace);
+  const o = asRecord(raw);
+  const metadata = asRecord(o.metadata);
+  const spec = asRecord(o.spec);
+  const status = asRecord(o.status);
+  const name = asString(metadata.name);
+  const namespace = asString(metadata.namespace);
   if (!name || !namespace) return null;
-  const annotations: Record<string, string> = {};
-  for (const [k, v] of Object.entries(obj(metadata.annotations))) if (typeof v === 'string') annotations[k] = v;
-  const ports = (Array.isArray(spec.ports) ? spec.ports : []).map((p) => {
-    const port = obj(p);
-    return { port: typeof port.port === 'number' ? port.port : 0, protocol: str(port.protocol) ?? 'TCP' };
-  });
-  const ingress = (Array.isArray(obj(obj(o.status).loadBalancer).ingress) ? (obj(obj(o.status).loadBalancer).ingress as unknown[]) : [])
-    .map((i) => str(obj(i).ip))
-    .filter((ip): ip is string => ip !== undefined);
   const view: ServiceView = {
     key: `${namespace}/${name}`,
     namespace,
     name,
-    uid: str(metadata.uid) ?? '',
-    resourceVersion: str(metadata.resourceVersion) ?? '',
+    uid: asString(metadata.uid) ?? '',
+    resourceVersion: asString(metadata.resourceVersion) ?? '',
     created: timeOf(metadata.creationTimestamp),
-    type: str(spec.type) ?? 'ClusterIP',
-    externalIPs: strings(spec.externalIPs),
-    annotations,
-    ipFamilies: strings(spec.ipFamilies),
+    type: asString(spec.type) ?? 'ClusterIP',
+    externalIPs: asStrings(spec.externalIPs),
+    annotations: stringValues(metadata.annotations),
+    ipFamilies: asStrings(spec.ipFamilies),
     externalTrafficPolicyLocal: spec.externalTrafficPolicy === 'Local',
-    ports,
-    ingress,
+    ports: asArray(spec.ports).map(portOf),
+    ingress: asArray(asRecord(status.loadBalancer).ingress)
+      .map((i) => asString(asRecord(i).ip))
+      .filter((ip): ip is string => ip !== undefined),
   };
-  const lbClass = str(spec.loadBalancerClass);
+  const lbClass = asString(spec.loadBalancerClass);
   if (lbClass) view.loadBalancerClass = lbClass;
-  const conditions = Array.isArray(obj(o.status).conditions) ? (obj(o.status).conditions as unknown[]) : [];
-  const ours = conditions.map(obj).find((c) => c.type === SERVICE_CONDITION);
-  if (ours) {
-    const status = ours.status === 'True' || ours.status === 'False' ? ours.status : 'Unknown';
-    const at = ours.lastTransitionTime instanceof Date ? ours.lastTransitionTime.toISOString() : (str(ours.lastTransitionTime) ?? '');
-    view.addressCondition = {
-      type: SERVICE_CONDITION,
-      status,
-      reason: str(ours.reason) ?? '',
-      message: str(ours.message) ?? '',
-      lastTransitionTime: at,
-    };
-  }
-  const lbIP = str(spec.loadBalancerIP);
+  const ours = addressConditionOf(status);
+  if (ours) view.addressCondition = ours;
+  const lbIP = asString(spec.loadBalancerIP);
   if (lbIP) view.loadBalancerIP = lbIP;
-  const policy = str(spec.ipFamilyPolicy);
+  const policy = asString(spec.ipFamilyPolicy);
   if (policy) view.ipFamilyPolicy = policy;
   return view;
+}
+
+/** The string-valued entries of an object (annotations). */
+function stringValues(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, value] of Object.entries(asRecord(v))) if (typeof value === 'string') out[k] = value;
+  return out;
+}
+
+function portOf(p: unknown): ServicePort {
+  const port = asRecord(p);
+  return { port: typeof port.port === 'number' ? port.port : 0, protocol: asString(port.protocol) ?? 'TCP' };
+}
+
+/** Our condition (SERVICE_CONDITION) among the Service's status.conditions. */
+function addressConditionOf(status: JsonObject): Condition | undefined {
+  const ours = asArray(status.conditions)
+    .map(asRecord)
+    .find((c) => c.type === SERVICE_CONDITION);
+  if (!ours) return undefined;
+  return {
+    type: SERVICE_CONDITION,
+    status: ours.status === 'True' || ours.status === 'False' ? ours.status : 'Unknown',
+    reason: asString(ours.reason) ?? '',
+    message: asString(ours.message) ?? '',
+    lastTransitionTime:
+      ours.lastTransitionTime instanceof Date ? ours.lastTransitionTime.toISOString() : (asString(ours.lastTransitionTime) ?? ''),
+  };
 }
 
 /** What one Service asks for from the pools. */
 export interface LoadBalancerIntent {
   /** Wanted families, the primary first. */
-  families: Family[];
+  families: IpFamily[];
   /** Families that must be satisfied; the others are best effort (PreferDualStack). */
-  required: Family[];
+  required: IpFamily[];
   /** Specific addresses by family. */
-  requested: Partial<Record<Family, string>>;
+  requested: Partial<Record<IpFamily, string>>;
   pool?: string;
   shareKey?: string;
 }
 
 export interface Problem {
-  reason: string;
+  reason: AllocationProblem;
   message: string;
 }
 
@@ -164,11 +172,11 @@ export function serviceIntent(svc: ServiceView, lbClass: string): ServiceIntent 
 function loadBalancerIntent(svc: ServiceView): LoadBalancerIntent | { problem: Problem } {
   const requested = requestedAddresses(svc);
   if ('problem' in requested) return requested;
-  const primary: Family = svc.ipFamilies[0] === 'IPv6' ? 'ipv6' : 'ipv4';
-  const other: Family = primary === 'ipv4' ? 'ipv6' : 'ipv4';
-  const requestedFamilies = (['ipv4', 'ipv6'] as Family[]).filter((f) => requested.byFamily[f] !== undefined);
-  let families: Family[];
-  let required: Family[];
+  const primary: IpFamily = svc.ipFamilies[0] === 'IPv6' ? 'ipv6' : 'ipv4';
+  const other: IpFamily = primary === 'ipv4' ? 'ipv6' : 'ipv4';
+  const requestedFamilies = (['ipv4', 'ipv6'] as IpFamily[]).filter((f) => requested.byFamily[f] !== undefined);
+  let families: IpFamily[];
+  let required: IpFamily[];
   if (svc.ipFamilyPolicy === 'RequireDualStack') {
     families = [primary, other];
     required = [primary, other];
@@ -197,7 +205,7 @@ function loadBalancerIntent(svc: ServiceView): LoadBalancerIntent | { problem: P
   return intent;
 }
 
-function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<Family, string>> } | { problem: Problem } {
+function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<IpFamily, string>> } | { problem: Problem } {
   const annotation = svc.annotations[ANNOTATION.loadBalancerIPs];
   const source = annotation !== undefined ? `annotation ${ANNOTATION.loadBalancerIPs}` : 'spec.loadBalancerIP';
   const list =
@@ -209,7 +217,7 @@ function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<Family
       : svc.loadBalancerIP
         ? [svc.loadBalancerIP.trim()]
         : [];
-  const byFamily: Partial<Record<Family, string>> = {};
+  const byFamily: Partial<Record<IpFamily, string>> = {};
   for (const text of list) {
     const parsed = userAddress(text);
     if (!parsed.ok) return { problem: { reason: 'InvalidRequest', message: `${source}: ${JSON.stringify(text)} ${parsed.reason}` } };
@@ -233,7 +241,7 @@ function requestedAddresses(svc: ServiceView): { byFamily: Partial<Record<Family
  * The apiserver's own check of spec.externalIPs refuses only some of these (not multicast
  * outside 224.0.0.0/24, nor broadcast) and, until StrictIPCIDRValidation, allows leading 0s.
  */
-export function userAddress(text: string): IpResult<StrictIp> {
+export function userAddress(text: string): ParseResult<StrictIp> {
   const parsed = parseStrictIp(text);
   if (!parsed.ok) return parsed;
   const special = specialPurpose(parsed.value);

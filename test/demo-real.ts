@@ -21,16 +21,17 @@ async function main(): Promise<void> {
     return;
   }
   step('Starting the real-node lab: kube-apiserver, etcd, controller manager, scheduler, three nodes (containerd, kubelet, kube-proxy)');
-  let cluster: RealCluster | undefined;
+  // Filled in once started, so Ctrl-C at any point tears down what exists.
+  const started: { cluster?: RealCluster } = {};
   const shutdown = async (): Promise<void> => {
     step('Tearing down the lab and the control plane');
-    await cluster?.destroy();
+    await started.cluster?.destroy();
     process.exit(0);
   };
   process.once('SIGINT', () => void shutdown());
   process.once('SIGTERM', () => void shutdown());
-  cluster = await startRealCluster({ handleSignals: false });
-  const c = cluster;
+  const c = await startRealCluster({ handleSignals: false });
+  started.cluster = c;
   say(`up in ${c.timings.total?.toFixed(1)} s`);
   const kubectl = async (args: string[]): Promise<void> => {
     say(`$ kubectl ${args.join(' ')}`);
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
   await loop.steady(10);
   const at = Date.now();
   await c.fail(node);
-  let moved = '';
+  let moved: string;
   try {
     moved = await c.servingNode(ip, node);
     await loop.steady(5);

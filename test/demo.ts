@@ -20,10 +20,11 @@ async function main(): Promise<void> {
   step('Starting a local kube-apiserver and etcd (binaries built once into ~/.cache/ipcontroller)');
   const cp = await startControlPlane({ serviceAccountAdmission: true });
   say(`control plane up in ${cp.startSeconds.toFixed(1)} s at ${cp.server}`);
-  let lab: TwoNodeLab | undefined;
+  // Filled in once started, so Ctrl-C at any point tears down what exists.
+  const started: { lab?: TwoNodeLab } = {};
   const shutdown = async (): Promise<void> => {
     step('Tearing down the lab and the control plane');
-    await lab?.destroy();
+    await started.lab?.destroy();
     await cp.stop();
     plugin.remove();
     process.exit(0);
@@ -44,7 +45,8 @@ async function main(): Promise<void> {
   };
 
   step('Building the lab: node-1 and node-2 (labelled ipcontroller=, agents), node-3 (not labelled), 2 schedulers, a client');
-  lab = await startTwoNodeLab({ kubeconfigPath: cp.kubeconfigPath, handleSignals: false });
+  const lab = await startTwoNodeLab({ kubeconfigPath: cp.kubeconfigPath, handleSignals: false });
+  started.lab = lab;
   say(`leader: ${await lab.leader()}`);
   await kubectl(['get', 'nodes', '-L', 'ipcontroller']);
   await kubectl(['get', 'ipnodes']);
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   await waitFor(
     'an address for nginx',
     async () => {
-      const svc = await lab!.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
+      const svc = await lab.core.readNamespacedService({ name: 'nginx', namespace: 'default' });
       ip = svc.status?.loadBalancer?.ingress?.[0]?.ip ?? '';
       return ip !== '';
     },
@@ -68,7 +70,7 @@ async function main(): Promise<void> {
   await ipcontroller(['status']);
 
   step(`Requesting http://${ip}/ from the client namespace`);
-  await waitFor('an answer', async () => (await lab!.clientGet(ip, 1)).ok, 10_000, 100);
+  await waitFor('an answer', async () => (await lab.clientGet(ip, 1)).ok, 10_000, 100);
   say(`answered by: ${(await lab.clientGet(ip)).body}`);
 
   step(`Hard failure of ${node}: its agent frozen (SIGSTOP) and its link cut, a request every 20 ms`);
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
   await waitFor(
     "the IPMoved Event with the move's duration",
     async () => {
-      const events = await lab!.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=nginx' });
+      const events = await lab.core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=nginx' });
       return events.items.some((e) => e.reason === 'IPMoved');
     },
     70_000,

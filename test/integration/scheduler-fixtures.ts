@@ -11,7 +11,7 @@ import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js
 import { schedulerConfig, type SchedulerConfig } from '../../scheduler/config.js';
 import { startScheduler, type SchedulerHandle } from '../../scheduler/scheduler.js';
 import { createLogger } from '../../lib/logger.js';
-import { claimStatusUpdate, type ClaimOutcome } from '../../agent/status.js';
+import { nextClaimStatus, type ClaimOutcome } from '../../agent/status.js';
 
 export type AgentMode = 'ok' | 'fail' | 'draining' | 'silent';
 
@@ -120,7 +120,7 @@ export class Fixture {
         conflict !== undefined
           ? { kind: 'failed', reason: 'AddressConflict', message: conflict }
           : { kind: 'up', ip: claim.spec.cidr.split('/')[0] ?? '', iface: 'lo' };
-      const status = claimStatusUpdate(claim.status, outcome, agent.node, new Date().toISOString(), claim);
+      const status = nextClaimStatus(outcome, { node: agent.node, nowIso: new Date().toISOString(), current: claim.status, claim });
       if (status) await this.clients.claims.patchStatus(claim.metadata.name ?? '', { status });
     }
   }
