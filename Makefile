@@ -49,7 +49,8 @@ integration: get-deps ## tests against a real kube-apiserver + etcd (the agent's
 e2e: get-deps ## the process lab and the real-node lab (kubelets, containerd, kube-proxy; root); TESTLINK=<name> names the client link
 	TESTLINK=$(TESTLINK) $(NODE_TSX) test/run.ts e2e
 
-test: get-deps ## unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
+test: get-deps ## make lint, then unit + integration + e2e (root: network namespaces), ending with "N passed, N failed"
+	@$(MAKE) --no-print-directory lint
 	$(NODE_TSX) test/run.ts unit integration e2e
 
 bench: get-deps ## every benchmark (root for the lab ones), JSON on stdout

@@ -47,20 +47,6 @@ export function nextClaimStatus(outcome: ClaimOutcome, ctx: ClaimStatusContext):
   };
 }
 
-/**
- * @deprecated nextClaimStatus with a context object; kept only while agent/agent.ts and
- * scheduler/reconciler.test.ts (owned elsewhere) still call it.
- */
-export function claimStatusUpdate(
-  current: IpClaimStatus | undefined,
-  outcome: ClaimOutcome,
-  node: string,
-  nowIso: string,
-  claim?: Pick<IpClaim, 'metadata' | 'spec' | 'status'>,
-): IpClaimStatus | null {
-  return nextClaimStatus(outcome, { node, nowIso, current, claim });
-}
-
 interface WantedStatus {
   phase: 'Assigned' | 'Failed';
   node: string;

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/logger.js';
 import type { KubePort } from './kube.js';
 import type { AgentMetrics } from './metrics.js';
 import { ClaimNotOnThisNode } from './refusals.js';
-import { claimStatusUpdate, type ClaimOutcome } from './status.js';
+import { nextClaimStatus, type ClaimOutcome } from './status.js';
 
 const STATUS_WRITE_CONCURRENCY = 16;
 /** A status written this recently with the same outcome is not written again (the watch has not caught up yet). */
@@ -19,7 +19,7 @@ const errText = (err: unknown): string => (err instanceof Error ? err.message : 
 
 interface StatusWrite {
   name: string;
-  status: NonNullable<ReturnType<typeof claimStatusUpdate>>;
+  status: NonNullable<ReturnType<typeof nextClaimStatus>>;
   key: string;
   outcome: ClaimOutcome;
 }
@@ -44,7 +44,7 @@ export class ClaimStatusWriter {
     const nowIso = new Date(now).toISOString();
     const writes: StatusWrite[] = [];
     for (const [name, outcome] of outcomes) {
-      const status = claimStatusUpdate(byName.get(name)?.status, outcome, this.nodeName, nowIso, byName.get(name));
+      const status = nextClaimStatus(outcome, { node: this.nodeName, nowIso, current: byName.get(name)?.status, claim: byName.get(name) });
       if (!status) continue;
       const key = JSON.stringify([outcome, byName.get(name)?.spec.cidr]);
       const last = this.written.get(name);

@@ -5,15 +5,14 @@ import type { Clock } from './clock.js';
 
 /**
  * Runs `step` at once and then every `periodMs` (measured from each step's start, so a slow step
- * does not push the next one late) until `signal` aborts. A step that throws is handed to
- * `onError` and the loop goes on; without `onError` the error ends the loop (rejects).
+ * does not push the next one late) until `signal` aborts. A step that throws ends the loop (it
+ * rejects): a step that must go on after an error catches it itself.
  */
 export async function every(
   clock: Clock,
   periodMs: number | (() => number),
   signal: AbortSignal,
   step: () => void | Promise<void>,
-  onError?: (err: unknown) => void,
 ): Promise<void> {
   while (!signal.aborted) {
     const started = clock.now();
@@ -21,8 +20,7 @@ export async function every(
       await step();
     } catch (err) {
       if (signal.aborted) return;
-      if (!onError) throw err;
-      onError(err);
+      throw err;
     }
     const period = typeof periodMs === 'function' ? periodMs() : periodMs;
     try {

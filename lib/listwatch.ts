@@ -216,19 +216,22 @@ export class ListWatch<T> {
       this.opts.clock,
       () => this.pause,
       signal,
-      () => this.cycle(signal),
-      (err) => {
-        this.pause = nextBackoff(this.pause, backoff);
-        this.opts.onError?.(err);
-        this.opts.log.warn(
-          { err: String(err instanceof Error ? err.message : err), retryMs: this.pause },
-          `${this.opts.what}: list/watch failed, retrying`,
-        );
-      },
+      () => this.cycle(signal).catch((err: unknown) => this.failed(err, backoff, signal)),
     );
   }
 
   /** One list, then watches until a relist is due. */
+  /** A list or watch failed: back off (the next period is the pause) and say so. */
+  private failed(err: unknown, backoff: { first: number; max: number }, signal: AbortSignal): void {
+    if (signal.aborted) return;
+    this.pause = nextBackoff(this.pause, backoff);
+    this.opts.onError?.(err);
+    this.opts.log.warn(
+      { err: String(err instanceof Error ? err.message : err), retryMs: this.pause },
+      `${this.opts.what}: list/watch failed, retrying`,
+    );
+  }
+
   private async cycle(signal: AbortSignal): Promise<void> {
     this.relistAsked = false;
     let rv = await this.listInto();

@@ -110,20 +110,6 @@ export function activeConflicts(claims: IpClaim[], pools: IpClaimPool[], window:
   return out;
 }
 
-/**
- * @deprecated activeConflicts with a ConflictWindow; kept only while scheduler/reconciler.ts
- * (owned elsewhere) still calls it.
- */
-export function conflictExclusions(
-  claims: IpClaim[],
-  pools: IpClaimPool[],
-  now: number,
-  retryMs: number,
-  ourMacs: ReadonlySet<string> = new Set(),
-): Exclusions {
-  return activeConflicts(claims, pools, { now, retryMs, ourMacs });
-}
-
 /** Conflicts the pools' status records. */
 function recordedConflicts(pools: IpClaimPool[]): Exclusion[] {
   return pools.flatMap((pool) =>

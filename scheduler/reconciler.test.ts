@@ -13,7 +13,7 @@ import {
   type IpClaimStatus,
   type ProbeReport,
 } from '../api/types.js';
-import { claimStatusUpdate } from '../agent/status.js';
+import { nextClaimStatus } from '../agent/status.js';
 import type { Clock } from '../lib/clock.js';
 import type { CoreEvent, KubeWrites } from './kube.js';
 import { SchedulerMetrics } from './metrics.js';
@@ -152,12 +152,9 @@ class MemoryKube implements KubeWrites {
   agentReportsUp(name: string, at: string): IpClaim {
     const cur = this.claims.get(name);
     if (!cur) throw new Error(`no claim ${name}`);
-    const status = claimStatusUpdate(
-      cur.status,
+    const status = nextClaimStatus(
       { kind: 'up', ip: cur.spec.cidr.split('/')[0] ?? '', iface: 'eth0' },
-      cur.spec.nodeName ?? '',
-      at,
-      cur,
+      { node: cur.spec.nodeName ?? '', nowIso: at, current: cur.status, claim: cur },
     );
     const stored = { ...cur, status: { ...cur.status, ...status }, metadata: { ...cur.metadata, resourceVersion: this.next() } };
     this.claims.set(name, stored);

@@ -19,7 +19,7 @@ import { movedMessage, pendingMove } from '../api/moves.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { capped, type Family } from './allocator.js';
-import { ADDRESS_CONFLICT, ANNOUNCED, conflictExclusions, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
+import { ADDRESS_CONFLICT, ANNOUNCED, activeConflicts, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
 import { computeDesired, poolSetOf, type Desired, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
 import { Executor, isInvalid, type RunKind, type RunResult } from './executor.js';
@@ -316,7 +316,7 @@ export class Reconciler {
     const retry = this.d.cfg.conflictRetryMs ?? DEFAULT_CONFLICT_RETRY_MS;
     const excluded = mergeExclusions(
       nodeExclusions(nodes, base.valid),
-      conflictExclusions(claims, stored, this.d.clock.now(), retry, this.ourMacs()),
+      activeConflicts(claims, stored, { now: this.d.clock.now(), retryMs: retry, ourMacs: this.ourMacs() }),
     );
     return { ...base, excluded };
   }

@@ -171,7 +171,7 @@ test('real nodes 4. hard failure of the serving node (agent container frozen, li
   const leaderNode = (await cluster.kubectl(['get', 'pod', leader, '-n', SYSTEM_NS, '-o', 'jsonpath={.spec.nodeName}'])).stdout;
 
   const loop = cluster.requestLoop(WEB_IP, 20, 120_000);
-  let at = 0;
+  let at: number;
   let to = '';
   try {
     await loop.steady(10);
@@ -200,7 +200,7 @@ test('real nodes 5. kubectl rollout restart of the agents: no downtime; at most 
   const before = await servingNode(WEB_IP);
   await nginxThrough(WEB_IP);
   const loop = cluster.requestLoop(WEB_IP, 20, 300_000);
-  let results: RequestResult[] = [];
+  let results: RequestResult[];
   const t0 = Date.now();
   // Where the address is, sampled through the rollout, to count handovers.
   const seen: string[] = [before];

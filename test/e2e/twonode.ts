@@ -366,7 +366,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
       },
       requestLoop(address, intervalMs, maxMs) {
         const host = address.includes(':') ? `[${address}]` : address;
-        return startRequestLoop(lab, clientNs, `http://${host}:${ECHO_PORT}/`, intervalMs, maxMs, 15_000);
+        return startRequestLoop(lab, clientNs, `http://${host}:${ECHO_PORT}/`, { intervalMs, maxMs, steadyTimeoutMs: 15_000 });
       },
       holders,
       async servingNode(address, { not, timeoutMs = 20_000 } = {}) {

@@ -409,7 +409,7 @@ export async function startRealCluster(options: RealClusterOptions = {}): Promis
         return serving;
       },
       requestLoop(address, intervalMs, maxMs) {
-        return startRequestLoop(lab, clientNs, `http://${address}/`, intervalMs, maxMs, 30_000);
+        return startRequestLoop(lab, clientNs, `http://${address}/`, { intervalMs, maxMs, steadyTimeoutMs: 30_000 });
       },
       async fail(name) {
         const n = node(name);

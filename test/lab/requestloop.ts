@@ -17,14 +17,14 @@ export interface RequestLoop {
   stop(): Promise<RequestResult[]>;
 }
 
-export function startRequestLoop(
-  lab: Lab,
-  ns: Netns,
-  url: string,
-  intervalMs: number,
-  maxMs: number,
-  steadyTimeoutMs: number,
-): RequestLoop {
+export interface RequestTiming {
+  intervalMs: number;
+  maxMs: number;
+  steadyTimeoutMs: number;
+}
+
+export function startRequestLoop(lab: Lab, ns: Netns, url: string, timing: RequestTiming): RequestLoop {
+  const { intervalMs, maxMs, steadyTimeoutMs } = timing;
   const proc = lab.spawn(ns, [process.execPath, '--import', 'tsx', REQUEST_LOOP, url, String(intervalMs), String(maxMs)], {
     label: `requests-${Date.now().toString(36)}`,
   });

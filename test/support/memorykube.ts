@@ -5,7 +5,7 @@
 // "cluster": every call a replica makes is recorded with its identity, and `cutOff(identity)`
 // black-holes that replica's Lease requests (a partition, a frozen apiserver).
 import { ApiException } from '@kubernetes/client-node';
-import { claimStatusUpdate } from '../../agent/status.js';
+import { nextClaimStatus } from '../../agent/status.js';
 import {
   AGENT_NODE_LABEL,
   API_VERSION,
@@ -157,12 +157,9 @@ export class MemoryKube implements KubeWrites {
   agentReportsUp(name: string, at: string): IpClaim {
     const cur = this.claims.get(name);
     if (!cur) throw new Error(`no claim ${name}`);
-    const status = claimStatusUpdate(
-      cur.status,
+    const status = nextClaimStatus(
       { kind: 'up', ip: cur.spec.cidr.split('/')[0] ?? '', iface: 'eth0' },
-      cur.spec.nodeName ?? '',
-      at,
-      cur,
+      { node: cur.spec.nodeName ?? '', nowIso: at, current: cur.status, claim: cur },
     );
     const stored = { ...cur, status: { ...cur.status, ...status }, metadata: { ...cur.metadata, resourceVersion: this.next() } };
     this.storeClaim(stored, 'MODIFIED');
