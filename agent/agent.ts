@@ -43,9 +43,9 @@ import { addressChanges, claimOutcomes, tallyOps, wantedClaims, type HeldAddress
 import type { ClaimOutcome } from './status.js';
 import { ClaimStatusWriter } from './statuswriter.js';
 import { IPVS_INTERFACE, strictArpCheck, type StrictArpResult } from './strictarp.js';
+// Only probes carrying the scheduler's header count as "being probed" for fencing.
+import { PROBE_HEADER } from '../api/probe.js';
 
-/** Header the scheduler sets on its probes; only these count as "being probed" for fencing. */
-export const PROBE_HEADER = 'x-ipcontroller-probe';
 /** The gate loop runs at least this often; a gap over gate.ts STALL_MS means the process was frozen or starved. */
 const STALL_TICK_MS = 100;
 

@@ -66,7 +66,7 @@ export class AgentMetrics {
     this.claimFailures = counter('claim_failures_total', 'Claims marked Failed by this agent, by reason.', ['reason']);
     this.reconciles = counter('reconciles_total', 'Address reconciles run.');
     this.reconcileErrors = counter('reconcile_errors_total', 'Address reconciles that failed.');
-    this.probes = counter('probes_total', 'Health probes received from a scheduler (x-ipcontroller-probe header).');
+    this.probes = counter('probes_total', 'Health probes received from a scheduler (UDP, or HTTP with the x-ipcontroller-probe header).');
   }
 
   addressesHeld(family: Family, count: number): void {

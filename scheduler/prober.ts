@@ -13,8 +13,7 @@ import type { Clock } from '../lib/clock.js';
 import { every } from '../lib/every.js';
 import type { ProbeResult } from './health.js';
 import { udpProber } from './probeudp.js';
-
-export const PROBE_HEADER = 'x-ipcontroller-probe';
+import { judgeProbeAnswer, PROBE_HEADER, PROBE_PATH } from '../api/probe.js';
 
 export interface ProbeTarget {
   node: string;
@@ -39,7 +38,7 @@ export function httpProbe(identity: string, clock: Clock): ProbeFn {
         resolve(result);
       };
       const req = request(
-        { hostname: target.address, port: target.port, path: '/healthz', method: 'GET', agent, headers: { [PROBE_HEADER]: identity } },
+        { hostname: target.address, port: target.port, path: PROBE_PATH, method: 'GET', agent, headers: { [PROBE_HEADER]: identity } },
         (res) => {
           let body = '';
           res.setEncoding('utf8');
@@ -58,18 +57,10 @@ export function httpProbe(identity: string, clock: Clock): ProbeFn {
     });
 }
 
+/** The answer judged by the contract (api/probe.ts), with the round trip on success. */
 function judge(target: ProbeTarget, status: number, body: string, rttMs: number): ProbeResult {
-  if (status !== 200) return { ok: false, error: `HTTP ${status}` };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    return { ok: false, error: 'answer is not JSON' };
-  }
-  const o = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
-  if (o.ok !== true) return { ok: false, error: 'answer says ok: false' };
-  if (typeof o.node === 'string' && o.node !== target.node) return { ok: false, error: `answered as node ${o.node}` };
-  return { ok: true, draining: o.draining === true, rttMs };
+  const verdict = judgeProbeAnswer(target.node, status, body);
+  return verdict.ok ? { ...verdict, rttMs } : verdict;
 }
 
 /**
