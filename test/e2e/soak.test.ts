@@ -20,10 +20,10 @@ test('soak: churn and random faults for a few minutes leave no violation and no 
   assert.equal(report.leaked_at_end, [], 'addresses leaked after the faults stopped');
   const errors = Object.entries(report.faults).flatMap(([kind, s]) => s.errors.map((e) => `${kind}: ${e}`));
   assert.equal(errors, [], 'every fault was injected and healed');
-  assert.ok(
-    Object.values(report.faults).reduce((n, s) => n + s.injected, 0) >= Math.floor((report.minutes * 60) / 40),
-    'a fault every 20-40 s',
-  );
+  // A fault comes 20-40 s after the last one healed, and the longest take about 75 s (a 60 s API cut
+  // during a burst), so the count depends on which were drawn: at least one per 90 s.
+  const injected = Object.values(report.faults).reduce((n, s) => n + s.injected, 0);
+  assert.ok(injected >= Math.max(1, Math.floor((report.minutes * 60) / 90)), `faults kept coming: ${injected} in ${report.minutes} min`);
   assert.ok(report.churn.creates >= report.minutes * 20, `churn kept going: ${JSON.stringify(report.churn)}`);
 });
 
