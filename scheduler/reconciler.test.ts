@@ -4,163 +4,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ApiException } from '@kubernetes/client-node';
 import { pino } from 'pino';
-import {
-  SERVICE_CONDITION,
-  type Condition,
-  type IpClaim,
-  type IpClaimPool,
-  type IpClaimPoolStatus,
-  type IpClaimStatus,
-  type ProbeReport,
-} from '../api/types.js';
-import { nextClaimStatus } from '../agent/status.js';
+import { SERVICE_CONDITION, type IpClaim, type IpClaimPool } from '../api/types.js';
+import { MemoryKube } from '../test/support/memorykube.js';
 import type { Clock } from '../lib/clock.js';
-import type { CoreEvent, KubeWrites } from './kube.js';
 import { SchedulerMetrics } from './metrics.js';
 import { Reconciler, emptyCaches, sameJson, type Caches, type NodeHealthView } from './reconciler.js';
 import { parseService, type ServiceView } from './service.js';
 import type { NodeFailure } from './health.js';
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
-const conflict = (): ApiException<string> => new ApiException(409, 'Conflict', 'the object has been modified', {});
 
 /** An apiserver in a Map: resourceVersions, 409 on stale writes and on create of an existing name. */
-class MemoryKube implements KubeWrites {
-  rv = 100;
-  claims = new Map<string, IpClaim>();
-  pools = new Map<string, IpClaimPool>();
-  ingress = new Map<string, Array<{ ip: string; ipMode?: string }>>();
-  /** Services as the apiserver has them (raw), for getService. */
-  services = new Map<string, unknown>();
-  events: CoreEvent[] = [];
-  log: string[] = [];
-  failPoolWrites = 0;
-
-  private next(): string {
-    return String(++this.rv);
-  }
-  async createClaim(claim: IpClaim): Promise<IpClaim> {
-    const name = claim.metadata.name ?? '';
-    this.log.push(`create ${name}`);
-    if (this.claims.has(name)) throw conflict();
-    const rv = this.next();
-    const stored = { ...clone(claim), metadata: { ...claim.metadata, resourceVersion: rv, uid: `uid-${rv}` } };
-    this.claims.set(name, stored);
-    return clone(stored);
-  }
-  async replaceClaim(claim: IpClaim): Promise<IpClaim> {
-    const name = claim.metadata.name ?? '';
-    this.log.push(`replace ${name}`);
-    const cur = this.claims.get(name);
-    if (!cur || cur.metadata.resourceVersion !== claim.metadata.resourceVersion) throw conflict();
-    const stored = { ...clone(claim), metadata: { ...claim.metadata, resourceVersion: this.next() } };
-    this.claims.set(name, stored);
-    return clone(stored);
-  }
-  async deleteClaim(name: string, pre: { uid: string; resourceVersion: string }): Promise<void> {
-    this.log.push(`delete ${name}`);
-    const cur = this.claims.get(name);
-    if (cur && (cur.metadata.uid !== pre.uid || cur.metadata.resourceVersion !== pre.resourceVersion)) throw conflict();
-    this.claims.delete(name);
-  }
-  async getService(namespace: string, name: string): Promise<unknown> {
-    return this.services.get(`${namespace}/${name}`) ?? null;
-  }
-  async getClaim(name: string): Promise<IpClaim | null> {
-    const c = this.claims.get(name);
-    return c ? clone(c) : null;
-  }
-  async patchClaimStatus(name: string, status: IpClaimStatus, resourceVersion: string): Promise<IpClaim> {
-    this.log.push(`claim-status ${name}`);
-    const cur = this.claims.get(name);
-    if (!cur) throw new ApiException(404, 'NotFound', '', {});
-    if (cur.metadata.resourceVersion !== resourceVersion) throw conflict();
-    const stored = { ...cur, status, metadata: { ...cur.metadata, resourceVersion: this.next() } };
-    this.claims.set(name, stored);
-    return clone(stored);
-  }
-  async getPool(name: string): Promise<IpClaimPool | null> {
-    const p = this.pools.get(name);
-    return p ? clone(p) : null;
-  }
-  async replacePoolStatus(pool: IpClaimPool): Promise<IpClaimPool> {
-    const name = pool.metadata.name ?? '';
-    this.log.push(`pool-status ${name}`);
-    const cur = this.pools.get(name);
-    if (this.failPoolWrites > 0) {
-      this.failPoolWrites--;
-      if (cur) this.pools.set(name, { ...cur, metadata: { ...cur.metadata, resourceVersion: this.next() } }); // someone else wrote
-      throw conflict();
-    }
-    if (!cur || cur.metadata.resourceVersion !== pool.metadata.resourceVersion) throw conflict();
-    const stored = { ...cur, status: clone(pool.status), metadata: { ...cur.metadata, resourceVersion: this.next() } } as IpClaimPool;
-    this.pools.set(name, stored);
-    return clone(stored);
-  }
-  async patchPoolStatusRaw(name: string, status: IpClaimPoolStatus): Promise<void> {
-    this.log.push(`pool-status-raw ${name}`);
-    void status;
-  }
-  async setPoolFinalizers(name: string, resourceVersion: string, finalizers: string[]): Promise<unknown> {
-    this.log.push(`pool-finalizers ${name} [${finalizers.join(',')}]`);
-    const cur = this.pools.get(name);
-    if (!cur || cur.metadata.resourceVersion !== resourceVersion) throw conflict();
-    if (finalizers.length === 0 && cur.metadata.deletionTimestamp) {
-      this.pools.delete(name);
-      return clone(cur);
-    }
-    const stored = { ...cur, metadata: { ...cur.metadata, finalizers, resourceVersion: this.next() } } as IpClaimPool;
-    this.pools.set(name, stored);
-    return clone(stored);
-  }
-  async patchServiceIngress(
-    namespace: string,
-    name: string,
-    _rv: string,
-    ingress: Array<{ ip: string; ipMode?: string }>,
-  ): Promise<unknown> {
-    this.log.push(`ingress ${namespace}/${name}`);
-    this.ingress.set(`${namespace}/${name}`, ingress);
-    return {
-      metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' },
-      spec: { type: 'LoadBalancer' },
-      status: { loadBalancer: { ingress } },
-    };
-  }
-  async patchServiceExternalIPs(namespace: string, name: string, _rv: string, externalIPs: string[]): Promise<unknown> {
-    this.log.push(`externalIPs ${namespace}/${name}`);
-    return { metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' }, spec: { type: 'ClusterIP', externalIPs } };
-  }
-  async createEvent(event: CoreEvent): Promise<void> {
-    this.events.push(event);
-  }
-  conditions = new Map<string, Condition>();
-  async patchServiceCondition(namespace: string, name: string, condition: Condition): Promise<unknown> {
-    this.log.push(`condition ${namespace}/${name} ${condition.status} ${condition.reason}`);
-    this.conditions.set(`${namespace}/${name}`, condition);
-    const ingress = this.ingress.get(`${namespace}/${name}`) ?? [];
-    return {
-      metadata: { name, namespace, resourceVersion: this.next(), uid: 'u' },
-      spec: { type: 'LoadBalancer' },
-      status: { loadBalancer: { ingress }, conditions: [condition] },
-    };
-  }
-  async patchIpNodeProbe(name: string, probe: ProbeReport): Promise<void> {
-    this.log.push(`probe ${name} ${probe.consecutiveFailures}`);
-  }
-  /** What the agent on the claim's node writes once the address is up there. */
-  agentReportsUp(name: string, at: string): IpClaim {
-    const cur = this.claims.get(name);
-    if (!cur) throw new Error(`no claim ${name}`);
-    const status = nextClaimStatus(
-      { kind: 'up', ip: cur.spec.cidr.split('/')[0] ?? '', iface: 'eth0' },
-      { node: cur.spec.nodeName ?? '', nowIso: at, current: cur.status, claim: cur },
-    );
-    const stored = { ...cur, status: { ...cur.status, ...status }, metadata: { ...cur.metadata, resourceVersion: this.next() } };
-    this.claims.set(name, stored);
-    return clone(stored);
-  }
-}
 
 const clock: Clock = { now: () => 1_000_000, sleep: () => Promise.resolve() };
 
