@@ -25,7 +25,8 @@ test('spec.externalIPs: one claim per address on a healthy node; shared by two S
     const claim = await f.clients.claims.get('203-0-113-40-32');
     assert.equal(claim?.spec.services, [`default/${a}`, `default/${b}`].sort());
     assert.is(claim?.spec.cidr, '203.0.113.40/32');
-    assert.ok(agent.probedBy.size > 0, 'the agent was probed with the scheduler identity header');
+    // A node with no probe result yet may be chosen, so the first probe can land after placement.
+    await waitFor('the agent was probed with the scheduler identity header', async () => agent.probedBy.size > 0, 15_000);
     await f.deleteService(a);
     await waitFor(
       'claim keeps only b',
