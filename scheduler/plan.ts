@@ -5,6 +5,7 @@
 // A step is a write (or none) and its notices; the notices are told only when the write
 // succeeded (a step without a write tells them at once), so a failed write says nothing
 // that is not true.
+import { setCondition, type ConditionInput } from '../api/conditions.js';
 import { claimName } from '../api/names.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpClaimStatus } from '../api/types.js';
 import { API_VERSION, MOVE_ANNOTATION, SERVICE_CONDITION } from '../api/types.js';
@@ -70,17 +71,6 @@ export const STAGE: Record<WriteKind, string> = {
 
 export const addressOf = (cidr: string): string => cidr.split('/')[0] ?? cidr;
 export const sameList = (a: string[] | undefined, b: string[] | undefined): boolean => JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
-
-export function condition(c: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>, now: number): Condition {
-  return { type: c.type, status: c.status, reason: c.reason, message: c.message, lastTransitionTime: new Date(now).toISOString() };
-}
-
-/** The list with c in place of its type; an unchanged status keeps its lastTransitionTime. */
-export function withCondition(list: Condition[] | undefined, c: Condition): Condition[] {
-  const old = list?.find((x) => x.type === c.type);
-  const kept = old && old.status === c.status ? { ...c, lastTransitionTime: old.lastTransitionTime } : c;
-  return [...(list ?? []).filter((x) => x.type !== c.type), kept];
-}
 
 export function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
   return (
@@ -214,12 +204,12 @@ function unplacedStatus(
 ): IpClaimStatus | null {
   const old = current.status?.conditions?.find((c) => c.type === 'Scheduled');
   if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return null;
-  const scheduled = condition({ type: 'Scheduled', status: 'False', reason: decision.reason, message: decision.message }, now);
+  const scheduled: ConditionInput = { type: 'Scheduled', status: 'False', reason: decision.reason, message: decision.message };
   return {
     ...current.status,
     serviceList: claim.services.join(', '),
     phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending',
-    conditions: withCondition(current.status?.conditions, scheduled),
+    conditions: setCondition(current.status?.conditions, scheduled, new Date(now).toISOString()),
   };
 }
 
@@ -231,9 +221,10 @@ export function pendingStatus(claim: DesiredClaim, decision: Decision, current: 
   const placed = `placed on ${current.spec.nodeName ?? ''}`;
   return {
     ...current.status,
-    conditions: withCondition(
+    conditions: setCondition(
       current.status?.conditions,
-      condition({ type: 'Scheduled', status: 'True', reason: 'Scheduled', message: placed }, now),
+      { type: 'Scheduled', status: 'True', reason: 'Scheduled', message: placed },
+      new Date(now).toISOString(),
     ),
   };
 }
