@@ -5,10 +5,11 @@
 // A step is a write (or none) and its notices; the notices are told only when the write
 // succeeded (a step without a write tells them at once), so a failed write says nothing
 // that is not true.
-import { setCondition, type ConditionInput } from '../api/conditions.js';
+import { SCHEDULED_CONDITION, SERVICE_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
 import { claimName } from '../api/names.js';
+import { CLAIM_SCHEDULED, type ScheduledReason } from '../api/reasons.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpClaimStatus } from '../api/types.js';
-import { API_VERSION, MOVE_ANNOTATION, SERVICE_CONDITION } from '../api/types.js';
+import { API_VERSION, MOVE_ANNOTATION } from '../api/types.js';
 import { moveAnnotation } from '../api/moves.js';
 import { addressCondition, transient, type ServiceClaim } from './condition.js';
 import type { DesiredClaim, ServiceOutcome } from './desired.js';
@@ -195,6 +196,14 @@ export function planClaims(input: ClaimPlanInput): Step[] {
   return steps;
 }
 
+/** The scheduler's Scheduled condition on a claim, with a reason from its closed list. */
+const scheduledCondition = (status: 'True' | 'False', reason: ScheduledReason, message: string): ConditionInput => ({
+  type: SCHEDULED_CONDITION,
+  status,
+  reason,
+  message,
+});
+
 /** The status of a claim no node can take: Scheduled=False with why; null when it says so already. */
 function unplacedStatus(
   claim: DesiredClaim,
@@ -202,9 +211,9 @@ function unplacedStatus(
   current: IpClaim,
   now: number,
 ): IpClaimStatus | null {
-  const old = current.status?.conditions?.find((c) => c.type === 'Scheduled');
+  const old = current.status?.conditions?.find((c) => c.type === SCHEDULED_CONDITION);
   if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return null;
-  const scheduled: ConditionInput = { type: 'Scheduled', status: 'False', reason: decision.reason, message: decision.message };
+  const scheduled = scheduledCondition('False', decision.reason, decision.message);
   return {
     ...current.status,
     serviceList: claim.services.join(', '),
@@ -216,16 +225,12 @@ function unplacedStatus(
 /** The claim status the scheduler writes: only to say why it cannot place a claim (or that it now can); null = no write. */
 export function pendingStatus(claim: DesiredClaim, decision: Decision, current: IpClaim, now: number): IpClaimStatus | null {
   if (decision.kind === 'pending') return unplacedStatus(claim, decision, current, now);
-  const old = current.status?.conditions?.find((c) => c.type === 'Scheduled');
+  const old = current.status?.conditions?.find((c) => c.type === SCHEDULED_CONDITION);
   if (old?.status !== 'False') return null;
   const placed = `placed on ${current.spec.nodeName ?? ''}`;
   return {
     ...current.status,
-    conditions: setCondition(
-      current.status?.conditions,
-      { type: 'Scheduled', status: 'True', reason: 'Scheduled', message: placed },
-      new Date(now).toISOString(),
-    ),
+    conditions: setCondition(current.status?.conditions, scheduledCondition('True', CLAIM_SCHEDULED, placed), new Date(now).toISOString()),
   };
 }
 
