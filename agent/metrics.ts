@@ -4,6 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AnnouncementKind } from './packets.js';
 import type { Family } from './addresses.js';
+import type { ClaimFailureReason } from '../api/reasons.js';
 
 const PREFIX = 'ipcontroller_agent_';
 
@@ -106,7 +107,7 @@ export class AgentMetrics {
   setStrictArpMissing(missing: boolean): void {
     this.strictArpMissing.set(missing ? 1 : 0);
   }
-  claimFailed(reason: string): void {
+  claimFailed(reason: ClaimFailureReason): void {
     this.claimFailures.inc({ reason });
   }
   reconciled(failed: boolean): void {

@@ -7,7 +7,7 @@
 // that is not true.
 import { SCHEDULED_CONDITION, SERVICE_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
 import { claimName } from '../api/names.js';
-import { CLAIM_SCHEDULED, type ScheduledReason } from '../api/reasons.js';
+import { CLAIM_SCHEDULED, type MoveReason, type ScheduledReason } from '../api/reasons.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpClaimStatus } from '../api/types.js';
 import { API_VERSION, MOVE_ANNOTATION } from '../api/types.js';
 import { moveAnnotation } from '../api/moves.js';
@@ -25,7 +25,7 @@ export type Notice =
   | { kind: 'pool-event'; pool: string; uid: string; type: 'Normal' | 'Warning'; reason: string; message: string }
   /** Addresses released from these Services: counted, and an IPReleased Event on each. */
   | { kind: 'released'; services: string[]; address: string }
-  | { kind: 'failover'; reason: string; seconds: number | undefined }
+  | { kind: 'failover'; reason: MoveReason; seconds: number | undefined }
   | { kind: 'log'; level: 'info' | 'warn'; fields: Record<string, unknown>; message: string };
 
 export type Write =

@@ -39,7 +39,7 @@ import {
 } from './plan.js';
 import { planFinalizers, planInvalidPools, planPoolStatuses } from './poolplan.js';
 import { overlaps, poolUsers } from './pools.js';
-import type { ServiceView } from './service.js';
+import type { Problem, ServiceView } from './service.js';
 import { Store } from './watch.js';
 
 export { sameJson } from './poolplan.js';
@@ -437,7 +437,7 @@ export class Reconciler {
     this.d.metrics.claimPhases(claimPhases(this.d.caches.claims.values()));
   }
 
-  private reportProblems(svc: ServiceView, problems: Array<{ reason: string; message: string }>): Set<string> {
+  private reportProblems(svc: ServiceView, problems: Problem[]): Set<string> {
     const seen = new Set<string>();
     for (const p of problems) {
       const id = `${p.reason}|${p.message}`;
