@@ -8,8 +8,6 @@ import { asStrings, isRecord } from '../lib/json.js';
 
 /** An address family as iproute2 names it (`ip -j addr` "family"); the API's IpFamily is 'ipv4' | 'ipv6'. */
 export type InetFamily = 'inet' | 'inet6';
-/** @deprecated Old name of InetFamily, kept while agent/agent.ts and agent/metrics.ts still import it. */
-export type Family = InetFamily;
 
 export interface HostAddress {
   ip: string;

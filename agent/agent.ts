@@ -11,7 +11,7 @@ import type { Clock } from '../lib/clock.js';
 import { every } from '../lib/every.js';
 import { startStatusServer, type HealthReport, type HealthRequest, type StatusServer, type StatusServerOptions } from '../lib/http.js';
 import type { Logger } from '../lib/logger.js';
-import { batchLines, planReconcile, type AddressOp, type Family, type HostLink } from './addresses.js';
+import { batchLines, planReconcile, type AddressOp, type HostLink, type InetFamily } from './addresses.js';
 import { Announcer, type AnnounceTarget } from './announcer.js';
 import type { AgentConfig } from './config.js';
 import type { DeadmanPort } from './deadman.js';
@@ -505,7 +505,7 @@ class Agent {
   }
 
   private updateHeldGauge(): void {
-    const count: Record<Family, number> = { inet: 0, inet6: 0 };
+    const count: Record<InetFamily, number> = { inet: 0, inet6: 0 };
     for (const h of this.heldByClaim.values()) count[h.family] += 1;
     this.deps.metrics.addressesHeld('inet', count.inet);
     this.deps.metrics.addressesHeld('inet6', count.inet6);

@@ -4,6 +4,7 @@
 // foreign hosts claiming them and defends once (RFC 5227 2.4). The agent asks it, per
 // reconcile, which new addresses may go up now, and reads the conflicts to report.
 import type { Clock } from '../lib/clock.js';
+import { every } from '../lib/every.js';
 import type { Logger } from '../lib/logger.js';
 import { CLAIM_CONDITION } from '../api/conditions.js';
 import { ADDRESS_CONFLICT } from '../api/reasons.js';
@@ -269,15 +270,11 @@ export class ConflictGuard {
     }
   }
 
+  /** Reads received frames every pollMs while no probe runs (a running probe reads them itself); closes the receivers on stop. */
   private async pollLoop(): Promise<void> {
-    while (!this.signal.aborted) {
-      try {
-        await this.deps.clock.sleep(this.cfg.pollMs, this.signal);
-      } catch {
-        return;
-      }
+    await every(this.deps.clock, this.cfg.pollMs, this.signal, () => {
       if (this.probes.size === 0) this.readAll();
-    }
+    });
     this.close();
   }
 }

@@ -3,7 +3,8 @@
 // _total counters, bounded labels: no per-IP labels, which would grow with every Service).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AnnouncementKind } from './packets.js';
-import type { Family } from './addresses.js';
+import type { InetFamily } from './addresses.js';
+import type { ClaimFailureReason } from '../api/reasons.js';
 
 const PREFIX = 'ipcontroller_agent_';
 
@@ -69,7 +70,7 @@ export class AgentMetrics {
     this.probes = counter('probes_total', 'Health probes received from a scheduler (UDP, or HTTP with the x-ipcontroller-probe header).');
   }
 
-  addressesHeld(family: Family, count: number): void {
+  addressesHeld(family: InetFamily, count: number): void {
     this.held.set({ family: family === 'inet' ? 'ipv4' : 'ipv6' }, count);
   }
   announcementSent(kind: AnnouncementKind): void {
@@ -106,7 +107,7 @@ export class AgentMetrics {
   setStrictArpMissing(missing: boolean): void {
     this.strictArpMissing.set(missing ? 1 : 0);
   }
-  claimFailed(reason: string): void {
+  claimFailed(reason: ClaimFailureReason): void {
     this.claimFailures.inc({ reason });
   }
   reconciled(failed: boolean): void {

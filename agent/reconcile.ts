@@ -2,6 +2,7 @@
 // claims want of this node, what the ops of one `ip -batch` did, which addresses are held
 // afterwards, the outcome of every claim (up, or failed with its reason) that becomes its
 // status, and which held addresses changed. agent.ts runs the ops and acts on these.
+import type { ClaimFailureReason } from '../api/reasons.js';
 import type { IpClaim } from '../api/types.js';
 import { isUp, wantedAddress, type AddressOp, type HostLink, type Plan, type WantedAddress } from './addresses.js';
 import type { ClaimEntry } from './kube.js';
@@ -74,7 +75,7 @@ export function claimOutcomes(input: OutcomeInput): { held: Map<string, HeldAddr
 
 export interface InvalidClaim {
   claim: string;
-  reason: string;
+  reason: ClaimFailureReason;
   message: string;
 }
 

@@ -4,12 +4,12 @@
 import type { ClaimMove, IpClaim, IpClaimStatus } from '../api/types.js';
 import { completedMove } from '../api/moves.js';
 import { CLAIM_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
-import { CLAIM_UP } from '../api/reasons.js';
+import { CLAIM_UP, type ClaimFailureReason } from '../api/reasons.js';
 
 // Re-exported while agent/agent.ts and agent/gate.ts import them from here (their home is api/conditions.ts).
 export { CLAIM_CONDITION, setCondition, type ConditionInput };
 
-export type ClaimOutcome = { kind: 'up'; ip: string; iface: string } | { kind: 'failed'; reason: string; message: string };
+export type ClaimOutcome = { kind: 'up'; ip: string; iface: string } | { kind: 'failed'; reason: ClaimFailureReason; message: string };
 
 /** Where and when a claim status is decided, and what the claim says now. */
 export interface ClaimStatusContext {

@@ -32,6 +32,13 @@ export type AllocationProblem = (typeof ALLOCATION_PROBLEMS)[number];
 export const PENDING_REASONS = ['NoCandidateNode', 'NoServingEndpoint'] as const;
 export type PendingReason = (typeof PENDING_REASONS)[number];
 
+/** The claim Scheduled=True reason, once a claim that could not be placed is placed (scheduler/plan.ts). */
+export const CLAIM_SCHEDULED = 'Scheduled';
+
+/** Reasons of the scheduler's claim condition Scheduled: placed again, or why not. */
+export const SCHEDULED_REASONS = [CLAIM_SCHEDULED, ...PENDING_REASONS] as const;
+export type ScheduledReason = (typeof SCHEDULED_REASONS)[number];
+
 /** Why a node is not a candidate for claims (scheduler/health.ts). */
 export const NODE_FAILURES = ['not-agent', 'excluded', 'no-ipnode', 'draining', 'heartbeat', 'not-ready', 'probe'] as const;
 export type NodeFailureReason = (typeof NODE_FAILURES)[number];

@@ -2,6 +2,7 @@
 // or the same data as JSON / YAML for scripts. Pure: a model in, a string out.
 import { stripVTControlCharacters } from 'node:util';
 import { stringify } from 'yaml';
+import { SERVICE_CONDITION } from '../api/conditions.js';
 import { seconds } from '../api/moves.js';
 import type { AddressExplanation, Explanation } from './explain.js';
 import type { History } from './history.js';
@@ -161,7 +162,7 @@ function whyCondition(e: Explanation, st: Style): string[] {
   if (!c) return [];
   const out = [
     '',
-    `${st.bold('Condition ipcontroller.ext/AddressReady')}: ${c.status === 'True' ? st.ok(c.status) : st.bad(c.status)} (${c.reason}) ${c.message}`,
+    `${st.bold(`Condition ${SERVICE_CONDITION}`)}: ${c.status === 'True' ? st.ok(c.status) : st.bad(c.status)} (${c.reason}) ${c.message}`,
   ];
   if (e.recorded && (e.recorded.status !== c.status || e.recorded.reason !== c.reason))
     out.push(`  on the Service now: ${e.recorded.status} (${e.recorded.reason}); the scheduler updates it on its next pass`);

@@ -7,9 +7,6 @@ import { parseStrictCidr, parseStrictIp, SPECIAL_RANGES, toBigInt, type IpFamily
 
 export { toBigInt };
 
-/** @deprecated The API's IpFamily (api/ip.ts); kept while scheduler/reconciler.ts imports Family from here. */
-export type Family = IpFamily;
-
 export interface Pool {
   name: string;
   cidr: string;

@@ -1,6 +1,7 @@
 // The scheduler's Prometheus metrics: one module owning its Registry, speaking domain verbs.
 // Built in main (or per test) and passed down; nothing registers globally.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { AllocationProblem, MoveReason } from '../api/reasons.js';
 
 const P = 'ipcontroller_scheduler_';
 
@@ -76,13 +77,13 @@ export class SchedulerMetrics {
   allocated(pool: string): void {
     this.allocations.inc({ pool });
   }
-  allocationFailed(reason: string): void {
+  allocationFailed(reason: AllocationProblem): void {
     this.allocationFailures.inc({ reason });
   }
   released(): void {
     this.releases.inc();
   }
-  failover(reason: string, seconds: number | undefined): void {
+  failover(reason: MoveReason, seconds: number | undefined): void {
     this.failovers.inc({ reason });
     if (seconds !== undefined) this.failoverSeconds.observe(seconds);
   }

@@ -5,9 +5,11 @@
 // A step is a write (or none) and its notices; the notices are told only when the write
 // succeeded (a step without a write tells them at once), so a failed write says nothing
 // that is not true.
+import { SCHEDULED_CONDITION, SERVICE_CONDITION, setCondition, type ConditionInput } from '../api/conditions.js';
 import { claimName } from '../api/names.js';
+import { CLAIM_SCHEDULED, type MoveReason, type ScheduledReason } from '../api/reasons.js';
 import type { Condition, IpClaim, IpClaimPool, IpClaimPoolStatus, IpClaimSpec, IpClaimStatus } from '../api/types.js';
-import { API_VERSION, MOVE_ANNOTATION, SERVICE_CONDITION } from '../api/types.js';
+import { API_VERSION, MOVE_ANNOTATION } from '../api/types.js';
 import { moveAnnotation } from '../api/moves.js';
 import { addressCondition, transient, type ServiceClaim } from './condition.js';
 import type { DesiredClaim, ServiceOutcome } from './desired.js';
@@ -23,7 +25,7 @@ export type Notice =
   | { kind: 'pool-event'; pool: string; uid: string; type: 'Normal' | 'Warning'; reason: string; message: string }
   /** Addresses released from these Services: counted, and an IPReleased Event on each. */
   | { kind: 'released'; services: string[]; address: string }
-  | { kind: 'failover'; reason: string; seconds: number | undefined }
+  | { kind: 'failover'; reason: MoveReason; seconds: number | undefined }
   | { kind: 'log'; level: 'info' | 'warn'; fields: Record<string, unknown>; message: string };
 
 export type Write =
@@ -70,17 +72,6 @@ export const STAGE: Record<WriteKind, string> = {
 
 export const addressOf = (cidr: string): string => cidr.split('/')[0] ?? cidr;
 export const sameList = (a: string[] | undefined, b: string[] | undefined): boolean => JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
-
-export function condition(c: Pick<Condition, 'type' | 'status' | 'reason' | 'message'>, now: number): Condition {
-  return { type: c.type, status: c.status, reason: c.reason, message: c.message, lastTransitionTime: new Date(now).toISOString() };
-}
-
-/** The list with c in place of its type; an unchanged status keeps its lastTransitionTime. */
-export function withCondition(list: Condition[] | undefined, c: Condition): Condition[] {
-  const old = list?.find((x) => x.type === c.type);
-  const kept = old && old.status === c.status ? { ...c, lastTransitionTime: old.lastTransitionTime } : c;
-  return [...(list ?? []).filter((x) => x.type !== c.type), kept];
-}
 
 export function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
   return (
@@ -205,6 +196,14 @@ export function planClaims(input: ClaimPlanInput): Step[] {
   return steps;
 }
 
+/** The scheduler's Scheduled condition on a claim, with a reason from its closed list. */
+const scheduledCondition = (status: 'True' | 'False', reason: ScheduledReason, message: string): ConditionInput => ({
+  type: SCHEDULED_CONDITION,
+  status,
+  reason,
+  message,
+});
+
 /** The status of a claim no node can take: Scheduled=False with why; null when it says so already. */
 function unplacedStatus(
   claim: DesiredClaim,
@@ -212,29 +211,26 @@ function unplacedStatus(
   current: IpClaim,
   now: number,
 ): IpClaimStatus | null {
-  const old = current.status?.conditions?.find((c) => c.type === 'Scheduled');
+  const old = current.status?.conditions?.find((c) => c.type === SCHEDULED_CONDITION);
   if (old?.status === 'False' && old.reason === decision.reason && old.message === decision.message) return null;
-  const scheduled = condition({ type: 'Scheduled', status: 'False', reason: decision.reason, message: decision.message }, now);
+  const scheduled = scheduledCondition('False', decision.reason, decision.message);
   return {
     ...current.status,
     serviceList: claim.services.join(', '),
     phase: current.status?.phase === 'Assigned' && decision.node ? 'Assigned' : 'Pending',
-    conditions: withCondition(current.status?.conditions, scheduled),
+    conditions: setCondition(current.status?.conditions, scheduled, new Date(now).toISOString()),
   };
 }
 
 /** The claim status the scheduler writes: only to say why it cannot place a claim (or that it now can); null = no write. */
 export function pendingStatus(claim: DesiredClaim, decision: Decision, current: IpClaim, now: number): IpClaimStatus | null {
   if (decision.kind === 'pending') return unplacedStatus(claim, decision, current, now);
-  const old = current.status?.conditions?.find((c) => c.type === 'Scheduled');
+  const old = current.status?.conditions?.find((c) => c.type === SCHEDULED_CONDITION);
   if (old?.status !== 'False') return null;
   const placed = `placed on ${current.spec.nodeName ?? ''}`;
   return {
     ...current.status,
-    conditions: withCondition(
-      current.status?.conditions,
-      condition({ type: 'Scheduled', status: 'True', reason: 'Scheduled', message: placed }, now),
-    ),
+    conditions: setCondition(current.status?.conditions, scheduledCondition('True', CLAIM_SCHEDULED, placed), new Date(now).toISOString()),
   };
 }
 

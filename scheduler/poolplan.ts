@@ -1,12 +1,13 @@
 // The pool part of a reconcile's write plan (plan.ts): the protection finalizer, the status of
 // each valid pool (allocations, used, free, conditions, excluded addresses) and the status of
 // each pool that cannot be used. Pure; the pool status is rebuilt from the claims each pass.
+import { PoolCondition, setCondition } from '../api/conditions.js';
 import type { IpClaimPool, IpClaimPoolStatus } from '../api/types.js';
 import { capped, type Pool } from './allocator.js';
 import type { DesiredClaim, PoolSet } from './desired.js';
 import { exclusionsIn, exclusionSummary } from './exclusions.js';
 import type { PoolEntry } from './kube.js';
-import { condition, withCondition, type Notice, type Step } from './plan.js';
+import { type Notice, type Step } from './plan.js';
 import { deletingMessage, finalizerAction, poolConditions, poolMeta, POOL_FINALIZER, type PoolUser } from './pools.js';
 
 function waitNotices(name: string, uid: string, users: PoolUser[]): Notice[] {
@@ -58,18 +59,18 @@ export interface PoolStatusInput {
 
 /** The status of a valid pool, from the pool as read; null when it already says so. */
 export function poolStatus(pool: Pool, input: PoolStatusInput, current: IpClaimPool): IpClaimPoolStatus | null {
-  const { now } = input;
+  const nowIso = new Date(input.now).toISOString();
   const want = Object.fromEntries(input.allocations.get(pool.name) ?? new Map<string, string>());
   const inUse = Object.keys(want).length;
   let list = current.status?.conditions;
   for (const c of poolConditions(pool, input.overlapping.get(pool.name) ?? [], input.users.get(pool.name) ?? []))
-    list = withCondition(list, condition(c, now));
+    list = setCondition(list, c, nowIso);
   const out = exclusionsIn(pool, input.pools.excluded ?? new Map());
   const excluded = out.length
-    ? { type: 'AddressesExcluded', status: 'True' as const, reason: 'Excluded', message: exclusionSummary(out) }
-    : { type: 'AddressesExcluded', status: 'False' as const, reason: 'NoneExcluded', message: exclusionSummary(out) };
-  list = withCondition(list, condition(excluded, now));
-  if (!pool.terminating) list = list.filter((c) => c.type !== 'Deleting');
+    ? { type: PoolCondition.AddressesExcluded, status: 'True' as const, reason: 'Excluded', message: exclusionSummary(out) }
+    : { type: PoolCondition.AddressesExcluded, status: 'False' as const, reason: 'NoneExcluded', message: exclusionSummary(out) };
+  list = setCondition(list, excluded, nowIso);
+  if (!pool.terminating) list = list.filter((c) => c.type !== PoolCondition.Deleting);
   const { excluded: _old, excludedCount: _count, ...rest } = current.status ?? {};
   const free = capped(pool.size - BigInt(inUse) - BigInt(out.filter((e) => !(e.address in want)).length));
   const status: IpClaimPoolStatus = {
@@ -104,12 +105,13 @@ function invalidPoolStep(
   const message = kept.length
     ? `${reason}; it keeps the ${kept.length} address(es) it gave out and gives out no new one until it is fixed`
     : reason;
-  const existing = status?.conditions?.find((c) => c.type === 'Valid');
+  const existing = status?.conditions?.find((c) => c.type === PoolCondition.Valid);
   if (existing?.status === 'False' && existing.message === message && (status?.used ?? 0) === kept.length) return null;
   // A merge patch: null removes an allocation that is no longer kept.
   const allocations: Record<string, string | null> = Object.fromEntries(Object.keys(status?.allocations ?? {}).map((a) => [a, null]));
   for (const c of kept) allocations[c.address] = c.name;
-  const conditions = withCondition(status?.conditions, condition({ type: 'Valid', status: 'False', reason: 'InvalidSpec', message }, now));
+  const invalidCondition = { type: PoolCondition.Valid, status: 'False', reason: 'InvalidSpec', message } as const;
+  const conditions = setCondition(status?.conditions, invalidCondition, new Date(now).toISOString());
   const patch = { conditions, allocations: allocations as Record<string, string>, used: kept.length, free: 0 };
   const after: IpClaimPoolStatus = { ...status, ...patch, allocations: Object.fromEntries(kept.map((c) => [c.address, c.name])) };
   const said = 'IpClaimPool is invalid; no address is allocated from it';

@@ -18,7 +18,8 @@ import { API_VERSION } from '../api/types.js';
 import { movedMessage, pendingMove } from '../api/moves.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { capped, type Family } from './allocator.js';
+import type { IpFamily } from '../api/ip.js';
+import { capped } from './allocator.js';
 import { ADDRESS_CONFLICT, ANNOUNCED, activeConflicts, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
 import { computeDesired, poolSetOf, type Desired, type DesiredClaim, type PoolSet } from './desired.js';
 import type { EventSink } from './events.js';
@@ -39,7 +40,7 @@ import {
 } from './plan.js';
 import { planFinalizers, planInvalidPools, planPoolStatuses } from './poolplan.js';
 import { overlaps, poolUsers } from './pools.js';
-import type { ServiceView } from './service.js';
+import type { Problem, ServiceView } from './service.js';
 import { Store } from './watch.js';
 
 export { sameJson } from './poolplan.js';
@@ -75,7 +76,7 @@ export interface NodeHealthView {
 
 export interface ReconcileConfig {
   lbClass: string;
-  mask: Record<Family, number>;
+  mask: Record<IpFamily, number>;
   strategy: Strategy;
   rebalance: boolean;
   /** Parallel writes to the apiserver. */
@@ -437,7 +438,7 @@ export class Reconciler {
     this.d.metrics.claimPhases(claimPhases(this.d.caches.claims.values()));
   }
 
-  private reportProblems(svc: ServiceView, problems: Array<{ reason: string; message: string }>): Set<string> {
+  private reportProblems(svc: ServiceView, problems: Problem[]): Set<string> {
     const seen = new Set<string>();
     for (const p of problems) {
       const id = `${p.reason}|${p.message}`;

@@ -12,6 +12,7 @@ import { API_VERSION, type IpClaim } from '../../api/types.js';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, startAgentProcess, startApiForwarder, startCapture, type CapturedFrame } from '../lab/index.js';
 import { testCluster, uniqueName } from '../support/cluster.js';
+import { inBatches, percentile } from './_harness.js';
 
 const BULK_V4 = 500;
 const BULK_V6 = 500;
@@ -26,21 +27,7 @@ function v4(i: number): string {
 }
 const v6 = (i: number): string => `2001:db8:b::${(i + 1).toString(16)}`;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx] as number;
-}
 const round = (n: number, digits = 1): number => Number(n.toFixed(digits));
-
-async function inPool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 const announced = (f: CapturedFrame): string | undefined =>
   f.arp && f.arp.senderIp === f.arp.targetIp ? f.arp.senderIp : f.na?.override ? f.na.target : undefined;
@@ -82,7 +69,7 @@ export async function run(): Promise<Record<string, unknown>> {
       ...Array.from({ length: BULK_V6 }, (_, i) => `${v6(i)}/128`),
     ];
     log(`creating ${bulk.length} claims`);
-    await inPool(
+    await inBatches(
       bulk.map((cidr, i) => [cidr, `${runId}-b${i}`] as const),
       32,
       async ([cidr, name]) => {
@@ -158,7 +145,7 @@ export async function run(): Promise<Record<string, unknown>> {
       .sort((a, b) => b.added - a.added)[0];
     log('deleting the claims');
     const deleteStart = Date.now();
-    await inPool(
+    await inBatches(
       bulk.map((_, i) => `${runId}-b${i}`),
       32,
       async (name) => {

@@ -19,7 +19,8 @@ import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@k
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
-import { fakeAgent, type FakeAgent } from '../integration/scheduler-fixtures.js';
+import type { FakeAgent } from '../integration/scheduler-fixtures.js';
+import { createLoadBalancerServices, inBatches, startStandInAgents, stopChild } from './_harness.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -33,15 +34,6 @@ interface Figures {
   heapTotalMB: number;
   externalMB: number;
   seconds: number;
-}
-
-async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
 }
 
 /** The command line that starts the scheduler, dist (as in the image) or tsx (as in development). */
@@ -134,33 +126,9 @@ class Scheduler {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.child);
     this.child = null;
   }
-}
-
-async function createServices(core: CoreV1Api, names: string[]): Promise<void> {
-  await inBatches(names, 16, (name) =>
-    core.createNamespacedService({
-      namespace: NS,
-      body: {
-        metadata: { name },
-        spec: {
-          type: 'LoadBalancer',
-          ipFamilies: ['IPv6'],
-          ipFamilyPolicy: 'SingleStack',
-          allocateLoadBalancerNodePorts: false,
-          ports: [{ port: 80, protocol: 'TCP' }],
-        },
-      },
-    }),
-  );
 }
 
 let lastProgress = 0;
@@ -181,25 +149,7 @@ async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeo
   const kc = cp.kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   const clients = ipClients(kc);
-  for (let i = 0; i < 3; i++) {
-    const name = `memory-node-${i}`;
-    const agent = await fakeAgent(name);
-    agents.push(agent);
-    await core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
-    await clients.nodes.create({
-      apiVersion: API_VERSION,
-      kind: 'IpNode',
-      metadata: { name },
-      spec: { probeAddress: '127.0.0.1', probePort: agent.port },
-    });
-    const beat = (): Promise<unknown> => {
-      const now = new Date().toISOString();
-      const ready = { type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now };
-      return clients.nodes.patchStatus(name, { status: { renewTime: now, conditions: [ready] } }).catch(() => undefined);
-    };
-    await beat();
-    timers.push(setInterval(() => void beat(), 1000));
-  }
+  await startStandInAgents({ core, clients }, 'memory-node-', 3, { agents, timers });
   await clients.pools.create({
     apiVersion: API_VERSION,
     kind: 'IpClaimPool',
@@ -286,7 +236,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await setUp(cp, agents, timers);
     log(`creating ${count} LoadBalancer Services`);
     const names = Array.from({ length: count }, (_, i) => `mem-${i}`);
-    await createServices(r.core, names);
+    await createLoadBalancerServices(r.core, { namespace: NS, names, ipv6: true });
     const measured: CliFigures[] = [];
     for (const [i, cli] of clis.entries()) {
       if (i > 0) await wipe(cp, r.core, r.clients, names);

@@ -24,6 +24,7 @@ import {
   podBoundToken,
 } from '../support/agent-identity.js';
 import { testCluster, uniqueName, type TestCluster } from '../support/cluster.js';
+import { percentile } from './_harness.js';
 import { fileURLToPath } from 'node:url';
 
 const ROUNDS = Number(process.env.IPC_BENCH_POLICY_ROUNDS ?? 3);
@@ -32,10 +33,6 @@ const WARMUP = 20;
 const AUTH_MANIFEST = fileURLToPath(new URL('../../examples/auth.yaml', import.meta.url));
 const log = (msg: string): void => void process.stderr.write(`  policy bench: ${msg}\n`);
 
-function percentile(sorted: number[], p: number): number {
-  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[idx] ?? NaN;
-}
 const round = (n: number, digits = 3): number => Number(n.toFixed(digits));
 
 /** Sum and count of the apiserver's time in the VAP plugin for allowed UPDATEs. */

@@ -22,6 +22,7 @@ import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
+import { createLoadBalancerServices, heartbeat, inBatches, percentile, registerAgentNode, stopChild } from './_harness.js';
 import { SIM_NODE_PREFIX, simAddress } from './_probescale-agents.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,21 +30,6 @@ const NS = 'default';
 const SERVICES = 20;
 const HEARTBEAT_MS = 15_000;
 const log = (msg: string): void => void process.stderr.write(`  probescale bench: ${msg}\n`);
-
-export function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
-async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 /** CPU seconds (user + system) a process used so far, from /proc/<pid>/stat. */
 export function cpuSeconds(pid: number): number {
@@ -115,13 +101,7 @@ class Replica {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.child);
     this.child = null;
   }
 }
@@ -198,27 +178,9 @@ async function addNodes(api: { core: CoreV1Api; clients: IpClients }, range: { f
   const indexes = Array.from({ length: range.to - range.from }, (_, k) => range.from + k);
   await inBatches(indexes, 16, async (i) => {
     const name = `${SIM_NODE_PREFIX}${i}`;
-    await core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
-    await clients.nodes.create({
-      apiVersion: API_VERSION,
-      kind: 'IpNode',
-      metadata: { name },
-      spec: { probeAddress: simAddress(i), probePort: port },
-    });
-    await beat(clients, name);
+    await registerAgentNode(core, clients, name, { address: simAddress(i), port });
+    await heartbeat(clients, name);
   });
-}
-
-function beat(clients: IpClients, name: string): Promise<unknown> {
-  const now = new Date().toISOString();
-  return clients.nodes
-    .patchStatus(name, {
-      status: {
-        renewTime: now,
-        conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now }],
-      },
-    })
-    .catch(() => undefined);
 }
 
 /** Keeps every heartbeat fresh, spread over HEARTBEAT_MS. */
@@ -228,23 +190,10 @@ function heartbeats(clients: IpClients, count: () => number, signal: AbortSignal
     if (signal.aborted) return;
     const n = count();
     const perTick = Math.max(1, Math.ceil(n / (HEARTBEAT_MS / 100)));
-    for (let k = 0; k < perTick && n > 0; k++) void beat(clients, `${SIM_NODE_PREFIX}${i++ % n}`);
+    for (let k = 0; k < perTick && n > 0; k++) void heartbeat(clients, `${SIM_NODE_PREFIX}${i++ % n}`);
     setTimeout(tick, 100);
   };
   tick();
-}
-
-async function createServices(core: CoreV1Api): Promise<void> {
-  const names = Array.from({ length: SERVICES }, (_, i) => `ps-svc-${i}`);
-  await inBatches(names, 8, (name) =>
-    core.createNamespacedService({
-      namespace: NS,
-      body: {
-        metadata: { name },
-        spec: { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false, ports: [{ port: 80, protocol: 'TCP' }] },
-      },
-    }),
-  );
 }
 
 interface ReplicaResult {
@@ -355,7 +304,8 @@ export async function run(): Promise<Record<string, unknown>> {
       metadata: { name: 'probescale' },
       spec: { cidr: '198.51.100.0/24' },
     });
-    await createServices(core);
+    const names = Array.from({ length: SERVICES }, (_, i) => `ps-svc-${i}`);
+    await createLoadBalancerServices(core, { namespace: NS, names, concurrency: 8 });
     moves.start();
     let have = 0;
     heartbeats(clients, () => have, stop.signal);

@@ -17,28 +17,14 @@ import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
-import { fakeAgent, type FakeAgent } from '../integration/scheduler-fixtures.js';
+import type { FakeAgent } from '../integration/scheduler-fixtures.js';
+import { createLoadBalancerServices, inBatches, percentile, startStandInAgents, stopChild } from './_harness.js';
 import { apiserverWrites, writeFloor, writesBetween, type FloorResult } from './_writefloor.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
 const POOL = 'bench-v6';
 const log = (msg: string): void => void process.stderr.write(`  scheduler bench: ${msg}\n`);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i] as number;
-}
-
-async function inBatches<T>(items: T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await fn(items[next++] as T);
-    }),
-  );
-}
 
 /** Watches claims and Services and records when each Service got a placed claim and an ingress. */
 class Tracker {
@@ -128,33 +114,9 @@ class SchedulerProcess {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.child);
     this.child = null;
   }
-}
-
-async function createServices(core: CoreV1Api, names: string[]): Promise<void> {
-  await inBatches(names, 16, (name) =>
-    core.createNamespacedService({
-      namespace: NS,
-      body: {
-        metadata: { name },
-        spec: {
-          type: 'LoadBalancer',
-          ipFamilies: ['IPv6'],
-          ipFamilyPolicy: 'SingleStack',
-          allocateLoadBalancerNodePorts: false,
-          ports: [{ port: 80, protocol: 'TCP' }],
-        },
-      },
-    }),
-  );
 }
 
 /** Back to no claims and no addresses: claims deleted, pool status emptied, ingress cleared. */
@@ -217,31 +179,7 @@ export async function run(): Promise<Record<string, unknown>> {
       floors.push(await writeFloor(kc, NS, floorWrites, inFlight));
       log(`write floor: ${JSON.stringify(floors.at(-1))}`);
     }
-    for (let i = 0; i < 3; i++) {
-      const name = `bench-node-${i}`;
-      const agent = await fakeAgent(name);
-      agents.push(agent);
-      await core.createNode({ body: { metadata: { name, labels: { ipcontroller: '' } } } });
-      await clients.nodes.create({
-        apiVersion: API_VERSION,
-        kind: 'IpNode',
-        metadata: { name },
-        spec: { probeAddress: '127.0.0.1', probePort: agent.port },
-      });
-      const beat = (): Promise<unknown> => {
-        const now = new Date().toISOString();
-        return clients.nodes
-          .patchStatus(name, {
-            status: {
-              renewTime: now,
-              conditions: [{ type: 'Ready', status: 'True', reason: 'Ready', message: 'bench', lastTransitionTime: now }],
-            },
-          })
-          .catch(() => undefined);
-      };
-      await beat();
-      timers.push(setInterval(() => void beat(), 1000));
-    }
+    await startStandInAgents({ core, clients }, 'bench-node-', 3, { agents, timers });
     await clients.pools.create({
       apiVersion: API_VERSION,
       kind: 'IpClaimPool',
@@ -257,7 +195,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const latencyServices = Array.from({ length: Number(process.env.IPC_BENCH_LATENCY_SERVICES ?? 200) }, (_, i) => `lat-${i}`);
     for (const name of latencyServices) {
       const t0 = performance.now();
-      await createServices(core, [name]);
+      await createLoadBalancerServices(core, { namespace: NS, names: [name], ipv6: true });
       await waitFor(`claim of ${name}`, async () => tracker.placedAt.has(`${NS}/${name}`), 30_000, 2);
       latencies.push((tracker.placedAt.get(`${NS}/${name}`) as number) - t0);
     }
@@ -278,7 +216,7 @@ export async function run(): Promise<Record<string, unknown>> {
     const large = Number(process.env.IPC_BENCH_COLD_LARGE ?? 5000);
     log(`cold start with ${small} Services`);
     const first = Array.from({ length: small }, (_, i) => `cold-${i}`);
-    await createServices(core, first);
+    await createLoadBalancerServices(core, { namespace: NS, names: first, ipv6: true });
     const cold1k = await coldStart(kc, sched, tracker, first);
     log(`${small}: ${JSON.stringify(cold1k)}`);
     await sched.stop();
@@ -286,7 +224,7 @@ export async function run(): Promise<Record<string, unknown>> {
     // 3. Cold start with 5,000 Services (the 1,000 wiped back to nothing, 4,000 more).
     log(`creating ${large - small} more Services`);
     const more = Array.from({ length: large - small }, (_, i) => `cold-${small + i}`);
-    await createServices(core, more);
+    await createLoadBalancerServices(core, { namespace: NS, names: more, ipv6: true });
     await wipe(kc, clients, core, first);
     log(`cold start with ${large} Services`);
     const all = [...first, ...more];

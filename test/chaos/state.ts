@@ -5,6 +5,7 @@
 // (persistence.ts decides when one has lasted too long).
 import ipaddr from 'ipaddr.js';
 import type { V1Service } from '@kubernetes/client-node';
+import type { IpFamily } from '../../api/ip.js';
 import type { IpClaim, IpClaimPool } from '../../api/types.js';
 
 /** The agent's ownership mark on an address (agent/README.md, "Ownership"). */
@@ -42,8 +43,6 @@ export interface Snapshot {
   nodeAddresses: Record<string, NodeAddress[]>;
 }
 
-type Family = 'ipv4' | 'ipv6';
-
 export function canonical(text: string): string | null {
   try {
     const parsed = ipaddr.parse(text.trim());
@@ -55,7 +54,7 @@ export function canonical(text: string): string | null {
   }
 }
 
-const familyOf = (ip: string): Family => (ip.includes(':') ? 'ipv6' : 'ipv4');
+const familyOf = (ip: string): IpFamily => (ip.includes(':') ? 'ipv6' : 'ipv4');
 const claimIp = (c: IpClaim): string => canonical(c.spec.cidr.split('/')[0] ?? '') ?? c.spec.cidr;
 const keyOf = (s: V1Service): string => `${s.metadata?.namespace}/${s.metadata?.name}`;
 
@@ -73,9 +72,9 @@ export function parseAddresses(json: string): NodeAddress[] {
 export interface Ask {
   externalIPs: string[];
   /** Families it must get one pool address each for; empty when it wants no pool address. */
-  required: Family[];
+  required: IpFamily[];
   /** Families it may get (PreferDualStack adds the other one). */
-  allowed: Family[];
+  allowed: IpFamily[];
 }
 
 export function asks(svc: V1Service): Ask {
@@ -86,8 +85,8 @@ export function asks(svc: V1Service): Ask {
   const annotations = svc.metadata?.annotations ?? {};
   const wantsPool = spec.type === 'LoadBalancer' || annotations['external-ip'] === 'auto';
   if (!wantsPool) return { ...none, externalIPs };
-  const primary: Family = spec.ipFamilies?.[0] === 'IPv6' ? 'ipv6' : 'ipv4';
-  const other: Family = primary === 'ipv4' ? 'ipv6' : 'ipv4';
+  const primary: IpFamily = spec.ipFamilies?.[0] === 'IPv6' ? 'ipv6' : 'ipv4';
+  const other: IpFamily = primary === 'ipv4' ? 'ipv6' : 'ipv4';
   const requested = (annotations['ipcontroller.ext/loadBalancerIPs'] ?? spec.loadBalancerIP ?? '')
     .split(',')
     .map(canonical)
@@ -285,7 +284,7 @@ export function deletedLiveClaim(claim: IpClaim, servicesNow: (V1Service | null)
 }
 
 /** Pool addresses by Service uid and family, as seen in status.loadBalancer.ingress. */
-export type IngressMemory = Map<string, Partial<Record<Family, string>>>;
+export type IngressMemory = Map<string, Partial<Record<IpFamily, string>>>;
 
 /**
  * A live Service's address must never change once given (no churn, issue 9): compares each
