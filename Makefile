@@ -29,8 +29,8 @@ node_modules/.package-lock.json: package-lock.json
 control-plane: ## build (or find in the cache) kube-apiserver, etcd and kubectl for tests
 	bash test/controlplane/build.sh
 
-build: ## compile TypeScript to dist/ (bin: dist/cli.js)
-	npx tsc -p tsconfig.build.json
+build: ## compile TypeScript to dist/ and bundle dist/cli.js (what the image runs; see Dockerfile)
+	npm run --silent build
 
 lint: node_modules/.package-lock.json ## type-check (strict, tests included), then eslint (eslint.config.js) and the prettier check
 	npx tsc -p tsconfig.json --noEmit

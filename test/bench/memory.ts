@@ -1,5 +1,5 @@
 // Scheduler memory benchmark (`make bench memory`): the scheduler as users run it
-// (`node dist/cli.js scheduler`, built here with `tsc -p tsconfig.build.json` unless
+// (`node dist/cli.js scheduler`, built here with `npm run build` as in the image unless
 // IPC_BENCH_MEMORY_CLI names built cli.js files) against a real control plane holding 5,000
 // LoadBalancer Services. Reported, once every claim is placed and every ingress written:
 //   - coldStart: RSS, peak RSS and V8 heap of the process that placed all 5,000 claims;
@@ -161,11 +161,8 @@ async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeo
 /** The built cli.js files to measure: IPC_BENCH_MEMORY_CLI (comma-separated, e.g. before,after), else dist/cli.js built now. */
 function builtClis(): string[] {
   if (process.env.IPC_BENCH_MEMORY_CLI) return process.env.IPC_BENCH_MEMORY_CLI.split(',').filter(Boolean);
-  log('building dist (tsc -p tsconfig.build.json)');
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
-    cwd: ROOT,
-    stdio: 'inherit',
-  });
+  log('building dist as the image does (npm run build: tsc, then the esbuild bundle)');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   return ['dist/cli.js'];
 }
 
