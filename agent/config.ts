@@ -27,10 +27,10 @@ Flags:
                           contact nor a scheduler probe (default 3s; 0 = never)
   --stall-withdraw DUR    a process that did not run for longer than this (frozen, starved)
                           removes every address at once on resume and takes back only what
-                          freshly listed claims still give it (default 500ms; 0 = never)
+                          freshly listed claims still give it (default 250ms; 0 = never)
   --deadman DUR           the kernel answers ARP / NS for this node's addresses only while the
                           agent has run within this long (nftables sets that time out), so a
-                          frozen, starved or killed agent's node falls silent (default 400ms,
+                          frozen, starved or killed agent's node falls silent (default 250ms,
                           under the scheduler's earliest failover; 0 = off)
   --drain-timeout DUR     on SIGTERM, wait at most this long for claims to move (default 20s)
   --conflict-probes N     probes (ARP with sender 0.0.0.0 / NS from ::) before an address no
@@ -83,18 +83,18 @@ export const AGENT_DEFAULTS = {
   // Just above the scheduler's failure window (3 failed probes 200 ms apart plus the probe
   // timeout, about 1 s), with room for a GC pause or a slow write.
   fenceAfterMs: 3000,
-  // The scheduler's earliest failover of a node that stops answering: 3 probes 200 ms apart,
-  // each failing after 100 ms, is 0.5 s. A process that did not run for longer may have lost its
-  // claims, and its kernel answers ARP for them meanwhile, so it lets go at once. Not lowered
-  // with the tuned 0.3 s window (README, "Failover figures"): under a load average of 35 on 2
-  // cores agents stalled 300-450 ms now and then, and at 300 ms each of those withdrew every
-  // address until a relist that once took 21 s; --deadman keeps a frozen node silent meanwhile.
-  stallWithdrawMs: 500,
-  // Under the scheduler's earliest failover (0.5 s at its defaults, 0.3 s at the tuned
-  // --probe-interval 100ms: give --deadman 250ms there): once a frozen node's claims can have moved,
-  // its kernel has stopped answering for them. Refreshed every 100 ms, so a busy event loop has
-  // four chances.
-  deadmanMs: 400,
+  // The scheduler's earliest failover of a node that stops answering: 3 probes 100 ms apart,
+  // each failing after 80 ms, is 0.28 s. A process that did not run for longer than this may have
+  // lost its claims, and its kernel answers ARP for them meanwhile, so it lets go at once. With
+  // two busy loops on both cores (load 7-19) no agent stalled that long in 10 minutes; under a
+  // load of 35 on 2 cores agents stalled 300-450 ms now and then and each withdrew everything
+  // until a relist (README, "Failover figures"): there, run the scheduler at --probe-interval
+  // 200ms --probe-timeout 100ms and give this 500ms.
+  stallWithdrawMs: 250,
+  // Under the scheduler's earliest failover (0.28 s at its defaults): once a frozen node's claims
+  // can have moved, its kernel has stopped answering for them. Refreshed every 62 ms, so a busy
+  // event loop has four chances.
+  deadmanMs: 250,
   // Inside Kubernetes' default 30 s termination grace period.
   drainTimeoutMs: 20_000,
   // Two probes 30 ms apart, decided 60 ms after the first: a host on the LAN answers an ARP

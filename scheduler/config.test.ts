@@ -14,8 +14,8 @@ test('defaults', () => {
   assert.is(c.nodeFilter, 'fair');
   assert.is(c.monitorMs, 4000);
   assert.is(c.leaderElect, true);
-  assert.is(c.probeIntervalMs, 200);
-  assert.is(c.probeTimeoutMs, 100);
+  assert.is(c.probeIntervalMs, 100);
+  assert.is(c.probeTimeoutMs, 80);
   assert.is(c.probeFailures, 3);
   assert.is(c.leaseDurationMs, 4000);
   assert.is(c.renewDeadlineMs, 2000);

@@ -42,17 +42,17 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   leaderElect: true,
   resyncMs: 20_000,
   lbClass: 'ipcontroller.ext/l2',
-  // 3 failed probes 200ms apart, each given up after 100ms: a node silent for 500ms is failed
-  // 0.5-0.7s after it died. A failure that came in after the scheduler's own loop stalled does
-  // not count (health.ts). Measured in the lab (README, "Failover figures"): the window cannot
-  // be shorter than the longest time a healthy agent goes unscheduled. On the 2-core lab under
-  // a load average of 30-40, agents stalled 300-450ms now and then, and windows of 200-300ms
-  // (2 or 3 x 100ms, 3 x 70ms, 4 x 50ms) moved healthy nodes' claims; 5 x 100ms (the same 500ms)
-  // found dead nodes no sooner (each timeout adds the timer's lateness) for twice the probes.
-  // Where agents are never starved for 300ms, --probe-interval 100ms (3 failures) is the tuned
-  // setting, with the agent's --deadman 250ms.
-  probeIntervalMs: 200,
-  probeTimeoutMs: 100,
+  // 3 failed probes 100ms apart, each given up after 80ms: a node silent for 280ms is failed
+  // 0.28-0.38s after it died, and its claims answer again about 0.1s later. A failure that came
+  // in after the scheduler's own loop stalled does not count (health.ts). The window cannot be
+  // shorter than the longest time a healthy agent goes unscheduled: measured in the lab (README,
+  // "Failover figures") with two busy loops on both cores and a load average of 7-19, no healthy
+  // node failed a probe in 10 minutes; on a host starved far beyond that (load 30-40 on 2 cores)
+  // agents stalled 300-450ms now and then, and there --probe-interval 200ms --probe-timeout 100ms
+  // (0.5-0.7s, the defaults before) is the setting. The agent's --deadman and --stall-withdraw
+  // (250ms) sit under the earliest failover; a longer interval only widens that margin.
+  probeIntervalMs: 100,
+  probeTimeoutMs: 80,
   probeFailures: 3,
   rebalance: false,
   // client-go's defaults are 15/10/2s; ours are shorter so a standby takes over within 4.5s.
@@ -80,8 +80,8 @@ Flags:
   --leader-elect BOOL            elect a leader through a Lease (default true)
   --resync DURATION              full resync interval (default 20s)
   --lb-class NAME                loadBalancerClass handled besides none (default ipcontroller.ext/l2)
-  --probe-interval DURATION      agent probe interval (default 200ms)
-  --probe-timeout DURATION       agent probe timeout (default 100ms; keep it at most the interval:
+  --probe-interval DURATION      agent probe interval (default 100ms)
+  --probe-timeout DURATION       agent probe timeout (default 80ms; keep it at most the interval:
                                  probes run one at a time, so a longer one delays the next)
   --probe-failures N             consecutive failed probes that fail a node (default 3). A node is
                                  failed after (N-1) x interval + timeout of silence, found up to one

@@ -103,7 +103,7 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return {
       settings:
-        'examples/claims as shipped (probe 200ms x 3 failures); schedulers are pods (possibly on the cut node); backend nginx pod on node-3; client request every 20 ms, 250 ms timeout',
+        'examples/claims as shipped (probe 100ms x 3 failures, timeout 80ms); schedulers are pods (possibly on the cut node); backend nginx pod on node-3; client request every 20 ms, 250 ms timeout',
       hard_failover_downtime_ms: stats(downtimes),
       hard_failover_with_scheduler_leader_on_cut_node_ms: stats(withLeader),
       lab_start_s: cluster.timings.total,
