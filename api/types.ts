@@ -173,8 +173,8 @@ export interface IpClaimPool {
 
 export type IpResource = IpClaim | IpNode | IpClaimPool;
 
-// Condition types live in conditions.ts; re-exported here while agent/agent.ts, scheduler/health.ts
-// and scheduler/reconciler.ts still import them from types.ts.
+// Condition types live in conditions.ts; re-exported here for the files that read them beside the
+// resource types (agent/gate.ts, scheduler/health.ts, scheduler/reconciler.test.ts).
 export { NodeCondition, SERVICE_CONDITION } from './conditions.js';
 
 /** Label every agent node carries, as in the original project. */
