@@ -243,7 +243,7 @@ test('4+5. hard failure moves the IP and the client follows the ARP; the node co
     );
     assert.ok(survivorAnswers > 0, 'the client asked and the survivor answered');
     // While frozen its kernel does not answer either: the agent's dead-man switch (nftables
-    // sets that only the running agent refreshes, --deadman 400ms) expired long before the
+    // sets that only the running agent refreshes, --deadman, 250ms by default) expired long before the
     // link came back.
     assert.equal(oldAnswers, [], `${from}'s kernel answered ARP for ${WEB_IP} while its agent was frozen`);
     // Once the agent runs again it lets go at once (--stall-withdraw), without waiting to list the claims
