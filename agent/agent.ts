@@ -15,6 +15,7 @@ import { batchLines, planReconcile, type AddressOp, type HostLink, type InetFami
 import { Announcer, type AnnounceTarget } from './announcer.js';
 import type { AgentConfig } from './config.js';
 import type { DeadmanPort } from './deadman.js';
+import type { KernelYieldPort } from './kernelyield.js';
 import { claimsAssignedHere, handingOver, waitForClaimsToMove } from './drain.js';
 import type { FrameSender } from './frames.js';
 import {
@@ -62,6 +63,8 @@ export interface AgentDeps {
   sightings?: SightingSource;
   /** The kernel's dead-man switch (deadman.ts); without it a frozen agent's kernel keeps answering. */
   deadman?: DeadmanPort;
+  /** The kernel's yield to other agents' announcements (kernelyield.ts); without it the agent yields alone (yielding.ts). */
+  kernelYield?: KernelYieldPort;
   /** The HTTP server for /healthz, /readyz, /metrics (default lib/http's; tests pass an in-memory one). */
   serve?: (options: StatusServerOptions) => Promise<StatusServer>;
   /** The UDP probe responder on the status server's port number (default: the real one, unless serve is a test's). */
@@ -581,6 +584,8 @@ class Agent {
     // Addresses removed: the switch has nothing left to guard. Left in place otherwise, so a
     // crash-like stop keeps the kernel silent for what stays on the interface.
     if (options.removeAddresses) await this.deps.deadman?.close().catch(() => undefined);
+    // Nothing in it needs keeping: the next run makes it anew.
+    await this.deps.kernelYield?.close().catch(() => undefined);
     await this.responder?.close();
     await this.server?.close();
     this.deps.sender.close();

@@ -9,6 +9,7 @@ import type { Logger } from '../lib/logger.js';
 import type { AddressOp, HostLink, WantedAddress } from './addresses.js';
 import { ADDRESS_CONFLICT } from './conflict.js';
 import { conflictMessage, type ConflictGuard, type HeldTarget } from './guard.js';
+import type { KernelYieldPort } from './kernelyield.js';
 import type { KubePort } from './kube.js';
 import { parseMac } from './packets.js';
 import type { HeldAddress } from './reconcile.js';
@@ -32,7 +33,7 @@ export class ConflictWatch {
   constructor(
     private readonly guard: ConflictGuard | undefined,
     private readonly config: { nodeName: string; resyncMs: number },
-    private readonly deps: { kube: KubePort; clock: Clock; logger: Logger },
+    private readonly deps: { kube: KubePort; clock: Clock; logger: Logger; kernelYield?: KernelYieldPort },
   ) {}
 
   /**
@@ -86,6 +87,8 @@ export class ConflictWatch {
     state: { links: HostLink[]; byName: Map<string, IpClaim>; held: Map<string, HeldAddress> },
     report: { outcomes: Map<string, ClaimOutcome>; conflicts: Map<string, string> },
   ): void {
+    // The kernel yield (kernelyield.ts) needs the other agents' MACs with or without a guard.
+    void this.refreshPeerMacs().then(() => this.deps.kernelYield?.setPeers(this.otherAgentsMacs()));
     if (!this.guard) return;
     const targets: HeldTarget[] = [];
     for (const [claim, h] of state.held) {
@@ -105,8 +108,13 @@ export class ConflictWatch {
     for (const [claim, message] of report.conflicts) report.outcomes.set(claim, { kind: 'failed', reason: ADDRESS_CONFLICT, message });
     this.guard.setHeld(targets);
     this.guard.retain(new Set(state.byName.keys()));
-    void this.refreshPeerMacs();
-    this.guard.setOwnMacs([...this.ownMacs, ...[...this.peerMacs.values()].flatMap((p) => p.macs)]);
+    this.guard.setOwnMacs([...this.ownMacs, ...this.otherAgentsMacs()]);
+  }
+
+  /** The other agents' MACs (not this node's, should two nodes report one). */
+  private otherAgentsMacs(): string[] {
+    const own = new Set(this.ownMacs.map((m) => m.toLowerCase()));
+    return [...this.peerMacs.values()].flatMap((p) => p.macs).filter((m) => !own.has(m.toLowerCase()));
   }
 
   /**

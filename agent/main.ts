@@ -8,6 +8,7 @@ import { startAgent } from './agent.js';
 import { AGENT_USAGE, parseAgentArgs } from './config.js';
 import { openPacketSender } from './frames.js';
 import { nftDeadman } from './deadman.js';
+import { nftKernelYield } from './kernelyield.js';
 import { kubePort } from './kube.js';
 import { AgentMetrics } from './metrics.js';
 import { iproute2 } from './net.js';
@@ -43,12 +44,21 @@ export async function main(argv: string[]): Promise<number> {
             return undefined;
           })
         : undefined;
+    const kernelYield = await nftKernelYield(logger).catch((err: unknown) => {
+      // The agent still yields on its own (yielding.ts), a few ms later than the kernel would.
+      logger.warn(
+        { err: String(err) },
+        'kernel yield: nftables not usable; another agent taking an address over may see this node answer for a few ms',
+      );
+      return undefined;
+    });
     const agent = await startAgent(config, {
       kube: kubePort(kc, { clock, logger, relistMs: config.resyncMs, nodeName: config.nodeName }),
       net: iproute2({ logger, clock }),
       sender: await openPacketSender(),
       sightings: await packetSightingSource(),
       ...(deadman ? { deadman } : {}),
+      ...(kernelYield ? { kernelYield } : {}),
       clock,
       logger,
       metrics: new AgentMetrics({ defaultMetrics: true }),
