@@ -17,6 +17,7 @@ import type { NetPort } from './net.js';
 import type { Frame } from './packets.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
 import type { DeadmanPort } from './deadman.js';
+import type { KernelYieldPort } from './kernelyield.js';
 import { ClaimNotOnThisNode } from './refusals.js';
 
 class FakeNet implements NetPort {
@@ -132,9 +133,11 @@ class FakeKube implements KubePort {
     if (movedTo !== undefined) throw new ClaimNotOnThisNode(name, movedTo);
     this.statuses.push({ name, status });
   }
-  async getIpNode(): Promise<IpNode | null> {
+  /** Other agents' IpNodes, by node name. */
+  readonly peers = new Map<string, IpNode>();
+  async getIpNode(name: string): Promise<IpNode | null> {
     this.check();
-    return this.ipNode;
+    return this.peers.get(name) ?? this.ipNode;
   }
   async createIpNode(node: IpNode): Promise<void> {
     this.check();
@@ -191,7 +194,12 @@ class FakeDeadman implements DeadmanPort {
   }
 }
 
-async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[], deadman?: (clock: ManualClock) => DeadmanPort): Promise<Rig> {
+async function rig(
+  overrides: Partial<AgentConfig> = {},
+  logs?: LogLine[],
+  deadman?: (clock: ManualClock) => DeadmanPort,
+  kernelYield?: KernelYieldPort,
+): Promise<Rig> {
   const clock = new ManualClock();
   const net = new FakeNet();
   const kube = new FakeKube(clock);
@@ -206,6 +214,7 @@ async function rig(overrides: Partial<AgentConfig> = {}, logs?: LogLine[], deadm
     clock,
     metrics,
     ...(deadman ? { deadman: deadman(clock) } : {}),
+    ...(kernelYield ? { kernelYield } : {}),
     logger: logs
       ? pino({ level: 'trace' }, { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) })
       : pino({ level: 'silent' }),
@@ -541,6 +550,26 @@ test("an address removed behind the agent's back is put back and announced again
   assert.ok(r.net.has('192.0.2.50'));
   assert.ok(r.sender.sent.length > before);
   assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_addresses_restored_total'), / 1$/m);
+  await r.agent.stop();
+});
+
+test('the kernel yield is told the MACs of the other agents our claims name (never its own)', async () => {
+  const told: string[][] = [];
+  const kernelYield: KernelYieldPort = { setPeers: async (macs) => void told.push([...macs]), close: async () => undefined };
+  const r = await rig({}, undefined, undefined, kernelYield);
+  const peer = (name: string, macs: string[]): IpNode => ({
+    apiVersion: API_VERSION,
+    kind: 'IpNode',
+    metadata: { name },
+    spec: { probeAddress: '192.0.2.12', probePort: 9610 },
+    status: { macs },
+  });
+  r.kube.peers.set('node-b', peer('node-b', ['02:00:00:00:00:0b', '02:00:5e:00:53:01']));
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  r.kube.setClaim('other', '192.0.2.60/32', 'node-b');
+  await r.agent.reconcileNow();
+  await flush();
+  assert.equal(told.at(-1), ['02:00:00:00:00:0b']);
   await r.agent.stop();
 });
 
