@@ -10,28 +10,20 @@
 import { hasStatus, isConflict } from '../api/client.js';
 import type { IpClaim, IpClaimPool } from '../api/types.js';
 import type { Clock } from '../lib/clock.js';
-import { forEachLimit } from '../lib/concurrency.js';
 import type { Logger } from '../lib/logger.js';
 import { parsePoolEntry, type KubeWrites } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { STAGE, type Step, type Write } from './plan.js';
 import type { Caches } from './reconciler.js';
 import { parseService } from './service.js';
+import { StepRun, type RunHandle, type RunHooks, type RunResult } from './steprun.js';
 
-export type RunKind = 'ok' | 'retry' | 'lostLeadership';
+export type RunKind = RunResult['kind'];
+export type { RunHandle, RunHooks, RunResult };
 
 export interface Failure {
   step: Step;
   err: unknown;
-}
-
-export interface RunResult {
-  kind: RunKind;
-  writes: number;
-  errors: number;
-  /** Keys of the steps whose write landed (or that had none). */
-  done: Set<string>;
-  failures: Failure[];
 }
 
 export interface ExecutorDeps {
@@ -84,24 +76,37 @@ export class Executor {
   }
 
   async run(steps: Step[], concurrency = this.d.concurrency): Promise<RunResult> {
-    const result: RunResult = { kind: 'ok', writes: 0, errors: 0, done: new Set(), failures: [] };
-    await forEachLimit(steps, concurrency, async (step) => {
-      if (this.lost) return;
-      try {
-        const done = step.write ? await this.perform(step.write) : 'skipped';
-        if (done === 'lost' || done === 'kept') return;
-        if (done === 'written') {
-          result.writes++;
-          this.d.metrics.apiWrite(step.write?.kind ?? 'none');
-        }
-        result.done.add(step.key);
-        this.d.tell(step);
-      } catch (err) {
-        await this.failed(step, err, result);
+    return this.start(steps, {}, concurrency).result;
+  }
+
+  /**
+   * Starts a run whose queue may grow while it goes: follow(step) gives the steps that follow a
+   * landed one (a Service's ingress after its claim), and add() puts in steps another lane
+   * decided on; both go before the steps not started yet, so what follows a write is written
+   * next. settled(step) hears of every step that ended (landed, kept or failed). The run ends
+   * when nothing is queued, nothing is in flight and no hold() is left open.
+   */
+  start(steps: Step[], hooks: RunHooks = {}, concurrency = this.d.concurrency): RunHandle {
+    return new StepRun(steps, hooks, { concurrency, one: (step, result) => this.one(step, result), lost: () => this.lost });
+  }
+
+  /** One step: its write (unless leadership is gone), counted and told; true when it landed (or had none). */
+  private async one(step: Step, result: RunResult): Promise<boolean> {
+    if (this.lost) return false;
+    try {
+      const done = step.write ? await this.perform(step.write) : 'skipped';
+      if (done === 'lost' || done === 'kept') return false;
+      if (done === 'written') {
+        result.writes++;
+        this.d.metrics.apiWrite(step.write?.kind ?? 'none');
       }
-    });
-    result.kind = this.lost ? 'lostLeadership' : result.errors > 0 ? 'retry' : 'ok';
-    return result;
+      result.done.add(step.key);
+      this.d.tell(step);
+      return true;
+    } catch (err) {
+      await this.failed(step, err, result);
+      return false;
+    }
   }
 
   private async failed(step: Step, err: unknown, result: RunResult): Promise<void> {

@@ -493,4 +493,26 @@ test('a claim kept because its Service turned up in the API says nothing of a re
   assert.not.ok(/ipcontroller_scheduler_releases_total \d*[1-9]/.test(await w.metrics.registry.metrics()), 'no release counted');
 });
 
+test('several Services in one pass: each ingress once, after its own claim and the pool status; a second pass writes nothing', async () => {
+  const w = world();
+  for (const n of ['a', 'b', 'c', 'd']) {
+    const s = service(n);
+    w.caches.services.upsert(s.key, s, '1');
+  }
+  const r = await w.reconciler.pass(live());
+  assert.is(r.errors, 0);
+  const log = w.kube.log;
+  const poolAt = log.indexOf('pool-status p');
+  assert.ok(poolAt > log.indexOf('create 192-0-2-1-32'), log.join(', '));
+  for (const n of ['a', 'b', 'c', 'd']) {
+    const ip = w.kube.ingress.get(`ns/${n}`)?.[0]?.ip ?? '';
+    const at = log.indexOf(`ingress ns/${n}`);
+    assert.is(log.filter((l) => l === `ingress ns/${n}`).length, 1, `${n}: ${log.join(', ')}`);
+    assert.ok(at > poolAt && at > log.indexOf(`create ${ip.replaceAll('.', '-')}-32`), `${n}: ${log.join(', ')}`);
+  }
+  assert.is(w.kube.events.filter((e) => e.reason === 'IPAllocated').length, 4);
+  w.kube.log = [];
+  assert.is((await w.reconciler.pass(live())).writes, 0);
+});
+
 test.run();

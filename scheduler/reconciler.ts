@@ -8,11 +8,13 @@
 //   2. each pool's finalizer, then its allocations, used and free in IpClaimPool.status:
 //      read-modify-write with the resourceVersion, 409s re-read and retried;
 //   3. status.loadBalancer.ingress of Services whose claims exist, then their condition;
-//   4. Events and metrics.
+//   4. Events (after the pass's writes: they are best effort) and metrics.
 // Each stage is planned on the caches as the previous stage left them (writes go through to
 // the caches). Claims are the record of who holds what; the pool status is rebuilt from them
 // each pass, so a crash between steps leaves nothing that the next pass (or the next leader)
-// does not fix.
+// does not fix. A pass that deletes no claim pipelines 1-3 (writePipelined): each Service's
+// ingress is written as soon as its own claims exist and the pool status is written, while
+// the other claims are still being created; per Service the order stays claim, pool, ingress.
 import type { IpClaim, IpNode } from '../api/types.js';
 import { API_VERSION } from '../api/types.js';
 import { movedMessage, pendingMove } from '../api/moves.js';
@@ -21,9 +23,9 @@ import type { Logger } from '../lib/logger.js';
 import type { IpFamily } from '../api/ip.js';
 import { capped } from './allocator.js';
 import { ADDRESS_CONFLICT, ANNOUNCED, activeConflicts, mergeExclusions, namesOurMac, nodeExclusions } from './exclusions.js';
-import { computeDesired, poolSetOf, type Desired, type DesiredClaim, type PoolSet } from './desired.js';
+import { computeDesired, poolSetOf, type Desired, type DesiredClaim, type PoolSet, type ServiceOutcome } from './desired.js';
 import type { EventSink } from './events.js';
-import { Executor, isInvalid, type RunKind, type RunResult } from './executor.js';
+import { Executor, isInvalid, type RunHandle, type RunKind, type RunResult } from './executor.js';
 import type { NodeFailure } from './health.js';
 import type { CoreEvent, KubeWrites, NodeView, PoolEntry, SliceView } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
@@ -161,6 +163,8 @@ interface PassState {
   now: number;
   exec: Executor;
   tally: Tally;
+  /** Services whose ingress was already tried this pass (pipelined after their claims). */
+  ingressTried: Set<string>;
 }
 
 export class Reconciler {
@@ -196,10 +200,10 @@ export class Reconciler {
       signal,
       validUntil,
     );
-    const s: PassState = { desired, pools, decisions, existing, svcByKey, now: this.d.clock.now(), exec, tally };
+    const now = this.d.clock.now();
+    const s: PassState = { desired, pools, decisions, existing, svcByKey, now, exec, tally, ingressTried: new Set() };
     try {
-      const done =
-        (await this.writeClaims(s, existingByName)) && (await this.writePools(s)) && (await this.writeServices(s)) && !exec.lostLeadership;
+      const done = (await this.writeClaimsAndPools(s, existingByName)) && (await this.writeServices(s)) && !exec.lostLeadership;
       if (done) this.tellAfterPass(s);
     } finally {
       this.flushEvents();
@@ -209,14 +213,13 @@ export class Reconciler {
 
   /** Runs one stage's steps; false when leadership was lost (the pass stops). */
   private async run(s: PassState, steps: Step[]): Promise<RunResult | null> {
-    // Planning is synchronous: let timers (the Lease renewal) run between stages of a large pass.
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await yieldToTimers();
     const r = s.tally.add(await s.exec.run(steps));
-    this.flushEvents();
     return r.kind === 'lostLeadership' ? null : r;
   }
 
-  private async writeClaims(s: PassState, existing: Map<string, IpClaim>): Promise<boolean> {
+  /** Claims, claim statuses and pools (stages 1 and 2); pipelined with the ingress when no claim is deleted. */
+  private async writeClaimsAndPools(s: PassState, existing: Map<string, IpClaim>): Promise<boolean> {
     const input: ClaimPlanInput = {
       desired: s.desired.claims,
       decisions: s.decisions,
@@ -226,8 +229,17 @@ export class Reconciler {
       failedAt: this.d.health().failedAt,
       holdBack: this.refused.holding(s.now),
     };
-    const claims = await this.run(s, planClaims(input));
-    if (!claims) return false;
+    const steps = planClaims(input);
+    // A delete changes who uses a pool (its finalizer may go): the pools wait for every claim write then.
+    if (steps.some((st) => st.write?.kind === 'claim-delete')) {
+      const claims = await this.run(s, steps);
+      return claims !== null && (await this.afterClaims(s, input, claims)) && (await this.writePools(s));
+    }
+    return this.writePipelined(s, input, steps);
+  }
+
+  /** The claim statuses, decided on the claims as the claim writes left them. */
+  private async afterClaims(s: PassState, input: ClaimPlanInput, claims: RunResult): Promise<boolean> {
     this.noteRefused(claims, s);
     const failed = new Set(claims.failures.map((f) => f.step.key));
     return (
@@ -236,6 +248,41 @@ export class Reconciler {
         planClaimStatuses(input, (name) => this.d.caches.claims.get(name), failed),
       )) !== null
     );
+  }
+
+  /**
+   * No claim is deleted this pass, so who uses each pool is known before any claim write
+   * lands (the desired claims). The pool stage starts once the first claim write has settled;
+   * each Service's ingress is queued as soon as its claims exist, and written once the pool
+   * stage is done, in the same run as the claim creates still to come (before them). So a
+   * cold start writes at the apiserver's pace from the first create to the last ingress
+   * instead of all creates, then all ingress patches.
+   */
+  private async writePipelined(s: PassState, input: ClaimPlanInput, steps: Step[]): Promise<boolean> {
+    await yieldToTimers();
+    const lane = new IngressLane(s.desired, s.svcByKey, (name) => this.d.caches.claims.get(name) !== undefined, s.ingressTried);
+    const gate = new PoolGate(!steps.some((st) => st.write));
+    const run = s.exec.start(steps, {
+      follow: (step) => gate.pass(lane.after(step.key)),
+      settled: (step) => (step.write ? gate.claimSettled() : undefined),
+    });
+    const pools = this.poolLane(s, gate, run);
+    const claims = s.tally.add(await run.result);
+    const poolsOk = await pools;
+    return claims.kind !== 'lostLeadership' && poolsOk && (await this.afterClaims(s, input, claims));
+  }
+
+  /** The pool stage of a pipelined pass: after the first claim write, then lets the ingress that waited for it into the run. */
+  private async poolLane(s: PassState, gate: PoolGate, run: RunHandle): Promise<boolean> {
+    const release = run.hold();
+    try {
+      await Promise.race([gate.firstClaim, run.result]);
+      const ok = await this.writePools(s);
+      if (ok) run.add(gate.open());
+      return ok;
+    } finally {
+      release();
+    }
   }
 
   /** A create the apiserver refuses (422) for a reason the allocator did not foresee: an Event on its Services, and a backoff. */
@@ -284,7 +331,7 @@ export class Reconciler {
     const claims = this.d.caches.claims;
     const ingress = await this.run(
       s,
-      planIngress(s.desired.services, s.svcByKey, (name) => claims.get(name) !== undefined),
+      planIngress(s.desired.services, s.svcByKey, (name) => claims.get(name) !== undefined).filter((st) => !s.ingressTried.has(st.key)),
     );
     if (!ingress) return false;
     const steps = planServiceConditions({
@@ -460,8 +507,8 @@ export class Reconciler {
   }
 
   /**
-   * Events wait for the end of the stage that caused them: they are best effort, and sent
-   * while the stage writes they would take the apiserver's time from the claim and ingress
+   * Events wait for the end of the pass that caused them: they are best effort, and sent
+   * while the pass writes they would take the apiserver's time from the claim and ingress
    * writes (a cold start of thousands of Services emits two per Service).
    */
   private emit(e: CoreEvent): void {
@@ -501,4 +548,60 @@ function claimPhases(claims: IpClaim[]): Record<string, number> {
     phases[phase] = (phases[phase] ?? 0) + 1;
   }
   return phases;
+}
+
+/** Planning is synchronous: lets timers (the Lease renewal) run between the stages of a large pass. */
+const yieldToTimers = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The ingress of each Service, planned as soon as every claim it needs exists; once per Service and pass. */
+class IngressLane {
+  constructor(
+    private readonly desired: Desired,
+    private readonly svcByKey: Map<string, ServiceView>,
+    private readonly claimExists: (name: string) => boolean,
+    /** Services whose ingress step was made (shared with the pass: its ingress stage skips them). */
+    private readonly tried: Set<string>,
+  ) {}
+
+  /** The ingress steps a landed (or unchanged) claim makes possible. */
+  after(claimName: string): Step[] {
+    const outcomes = new Map<string, ServiceOutcome>();
+    for (const key of this.desired.claims.get(claimName)?.services ?? []) {
+      const outcome = this.desired.services.get(key);
+      if (outcome && !this.tried.has(key)) outcomes.set(key, outcome);
+    }
+    const steps = planIngress(outcomes, this.svcByKey, this.claimExists);
+    for (const st of steps) this.tried.add(st.key);
+    return steps;
+  }
+}
+
+/** Holds the ingress of a pipelined pass until the pool stage is done (per Service: claim, pool, ingress). */
+class PoolGate {
+  readonly firstClaim: Promise<void>;
+  private settle: () => void = () => {};
+  private opened = false;
+  private readonly waiting: Step[] = [];
+
+  constructor(noClaimWrites: boolean) {
+    this.firstClaim = new Promise((resolve) => (this.settle = resolve));
+    if (noClaimWrites) this.settle();
+  }
+
+  claimSettled(): void {
+    this.settle();
+  }
+
+  /** Steps through once open; kept until then. */
+  pass(steps: Step[]): Step[] {
+    if (this.opened) return steps;
+    this.waiting.push(...steps);
+    return [];
+  }
+
+  /** Opens the gate; returns what waited. */
+  open(): Step[] {
+    this.opened = true;
+    return this.waiting.splice(0);
+  }
 }
