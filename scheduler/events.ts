@@ -1,6 +1,6 @@
 // Events on Services, best effort like client-go's recorder: queued, sent a few at a time,
 // repeats of the same message within a window dropped, and the queue bounded so a burst
-// (cold start of thousands of Services) never holds up placement.
+// never grows without end (emit never waits: placement is never held up by it).
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import type { CoreEvent } from './kube.js';
@@ -36,8 +36,11 @@ export class EventRecorder implements EventSink {
     if (last !== undefined && now - last < (this.opts.dedupeMs ?? 600_000)) return;
     if (this.recent.size > 20_000) this.recent.clear();
     this.recent.set(key, now);
-    // client-go's broadcaster also queues 1,000 Events and drops the rest.
-    if (this.queue.length >= (this.opts.maxQueued ?? 1_000)) {
+    // client-go's broadcaster queues 1,000 Events and drops the rest; a cold start of 5,000
+    // Services tells two per Service (IPAllocated, IPAssigned), after the pass's writes (the
+    // reconciler holds them until then), so the queue takes 20,000 (a few MB) and every Service
+    // of such a burst still gets its Events, sent 4 at a time behind the writes that matter.
+    if (this.queue.length >= (this.opts.maxQueued ?? 20_000)) {
       this.dropped++;
       this.opts.onDrop?.();
       return;

@@ -301,8 +301,9 @@ function poolWrites(custom: CustomObjectsApi, clients: IpClients): PoolWrites {
   };
 }
 
-export function kubeFor(kc: KubeConfig, component: string): Kube {
-  const make = keepAliveApis(kc);
+/** maxSockets: the keep-alive pool's size (default 32); the writes in flight, Events and the Lease renewal share it. */
+export function kubeFor(kc: KubeConfig, component: string, maxSockets?: number): Kube {
+  const make = keepAliveApis(kc, maxSockets ? { maxSockets } : {});
   const core = make(CoreV1Api);
   const discovery = make(DiscoveryV1Api);
   const custom = make(CustomObjectsApi);

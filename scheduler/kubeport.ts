@@ -31,9 +31,13 @@ export interface SchedulerKube {
   lease(namespace: string, name: string): LeaseStore;
 }
 
-/** The real port: keep-alive clients from the kubeconfig, list+watch restarted with backoff (watch.ts). */
-export function kubePort(kc: KubeConfig, opts: { clock: Clock; log: Logger }): SchedulerKube {
-  const kube = kubeFor(kc, 'ipcontroller-scheduler');
+/**
+ * The real port: keep-alive clients from the kubeconfig, list+watch restarted with backoff
+ * (watch.ts). writesInFlight (the reconcile's concurrency) sizes the connection pool so the
+ * Lease renewal and the Events never queue behind a pass's writes for a socket.
+ */
+export function kubePort(kc: KubeConfig, opts: { clock: Clock; log: Logger; writesInFlight?: number }): SchedulerKube {
+  const kube = kubeFor(kc, 'ipcontroller-scheduler', Math.max(32, (opts.writesInFlight ?? 0) + 16));
   const custom = (plural: string) => () => kube.lists.custom(plural);
   const sources: Record<Watched, { path: string; list(): Promise<{ items: unknown[]; resourceVersion: string }> }> = {
     services: { path: '/api/v1/services', list: kube.lists.services },

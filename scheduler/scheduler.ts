@@ -62,7 +62,13 @@ function environment(config: Readonly<SchedulerConfig>, deps: SchedulerDeps): En
   const clock = deps.clock ?? systemClock;
   const log = (deps.logger ?? createLogger('scheduler', config.logLevel)).child({ identity: config.identity });
   const metrics = deps.metrics ?? new SchedulerMetrics();
-  const kube = deps.kube ?? kubePort(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), { clock, log: log.child({ part: 'watch' }) });
+  const kube =
+    deps.kube ??
+    kubePort(deps.kubeConfig ?? loadKubeConfig(config.kubeconfig), {
+      clock,
+      log: log.child({ part: 'watch' }),
+      writesInFlight: config.concurrency,
+    });
   return { clock, log, metrics, kube };
 }
 
