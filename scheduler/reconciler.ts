@@ -191,6 +191,8 @@ export class Reconciler {
     const existing = caches.claims.values();
     const pools = this.poolSet(existing);
     const desired = computeDesired(services, pools, existing, cfg);
+    // The largest synchronous part of a pass (about 0.2 s at 5,000 Services): let the Lease renewal run before placement and planning.
+    await yieldToTimers();
     const svcByKey = new Map(services.map((s) => [s.key, s]));
     const existingByName = new Map(existing.map((c) => [c.metadata.name ?? '', c]));
     const decisions = this.placeAll([...desired.claims.values()], existingByName, svcByKey);
