@@ -182,8 +182,14 @@ class FakeDeadman implements DeadmanPort {
   refreshes: { at: number; addresses: string[]; ttlMs: number }[] = [];
   closed = false;
   constructor(private readonly clock: ManualClock) {}
+  /** Called at every hold and refresh, so a test can see what happened before each. */
+  onCall?: (kind: 'hold' | 'refresh', addresses: string[]) => void;
   async refresh(addresses: string[], ttlMs: number): Promise<void> {
     this.refreshes.push({ at: this.clock.now(), addresses: [...addresses].sort(), ttlMs });
+    this.onCall?.('refresh', addresses);
+  }
+  async hold(addresses: string[]): Promise<void> {
+    this.onCall?.('hold', addresses);
   }
   async close(): Promise<void> {
     this.closed = true;
@@ -550,6 +556,26 @@ test("an address removed behind the agent's back is put back and announced again
   assert.ok(r.net.has('192.0.2.50'));
   assert.ok(r.sender.sent.length > before);
   assert.match(await r.metrics.registry.getSingleMetricAsString('ipcontroller_agent_addresses_restored_total'), / 1$/m);
+  await r.agent.stop();
+});
+
+test('a new address stays unanswered by the kernel until its first announcement is out, then is live at once', async () => {
+  let dm: FakeDeadman | undefined;
+  const r = await rig({ fenceAfterMs: 10_000, deadmanMs: 400 }, undefined, (clock) => (dm = new FakeDeadman(clock)));
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow(); // the first reconcile; c2 below is the one that comes up on a running agent
+  const seen: string[] = [];
+  if (dm)
+    dm.onCall = (kind, addresses) =>
+      seen.push(`${kind} ${[...addresses].sort().join(',')} after ${r.net.batches.length} batches, ${r.sender.sent.length} frames`);
+  const batches = r.net.batches.length;
+  const frames = r.sender.sent.length;
+  r.kube.setClaim('c2', '192.0.2.51/32', 'node-a');
+  await r.agent.reconcileNow();
+  assert.equal(seen.slice(0, 2), [
+    `hold 192.0.2.51 after ${batches} batches, ${frames} frames`,
+    `refresh 192.0.2.50,192.0.2.51 after ${batches + 1} batches, ${frames + 2} frames`,
+  ]);
   await r.agent.stop();
 });
 

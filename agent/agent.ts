@@ -424,6 +424,7 @@ class Agent {
     this.conflicts.watch({ links, byName: claims.byName, held }, { outcomes, conflicts });
     if (!this.firstReconcileDone && this.heartbeat.registered) void this.heartbeat.beat(); // Ready=True now, not one --hb later
     this.firstReconcileDone = true;
+    if (tally.addedOk.size) await this.deadmanNow();
     lap('announced');
     if (tally.addedOk.size || tally.removed || errors) {
       this.log.info(
@@ -454,6 +455,7 @@ class Agent {
       ...(this.config.iface ? { flagIface: this.config.iface } : {}),
     });
     const guarded = this.conflicts.holdAdds(plan.ops, links, view.byName);
+    await this.holdNewAddresses(guarded.ops);
     const errors = await this.deps.net.apply(batchLines(guarded.ops));
     this.reportOps(guarded.ops, errors);
     for (const r of plan.recovered)
@@ -463,6 +465,27 @@ class Agent {
     const { waiting, conflicts } = guarded;
     const { held, outcomes } = claimOutcomes({ plan, invalid: view.invalid, links, tally, waiting, conflicts, lingering: view.lingering });
     return { held, outcomes, tally, errors: errors.size, conflicts };
+  }
+
+  /**
+   * Addresses about to go up stay unanswered by this kernel until their first announcement is
+   * out (deadman.ts deadmanHold; reconcileOnce marks them live right after announcing), so a
+   * request that comes before it is not answered here and by the node the claim moved from.
+   */
+  private async holdNewAddresses(ops: AddressOp[]): Promise<void> {
+    const port = this.deps.deadman;
+    if (!port || this.config.deadmanMs <= 0) return;
+    const live = new Set([...this.heldByClaim.values()].map((h) => h.ip));
+    const fresh = ops.filter((op) => op.op === 'add' && !live.has(op.ip)).map((op) => op.ip);
+    if (fresh.length) await port.hold(fresh).catch((err: unknown) => this.log.warn({ err: String(err) }, 'deadman hold failed'));
+  }
+
+  /** Marks what is held live now (not at the next round): new addresses were just announced. */
+  private async deadmanNow(): Promise<void> {
+    const port = this.deps.deadman;
+    if (!port || this.config.deadmanMs <= 0 || this.step().withdrawAll) return;
+    const live = [...this.heldByClaim.values()].map((h) => h.ip);
+    await port.refresh(live, this.config.deadmanMs).catch((err: unknown) => this.log.warn({ err: String(err) }, 'deadman refresh failed'));
   }
 
   private reportOps(ops: AddressOp[], errors: Map<number, string>): void {

@@ -2,7 +2,7 @@
 // frozen node falls silent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { asOneLine, hasTables, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
+import { asOneLine, hasTables, deadmanHold, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
 
 test('IPv6 addresses are keyed as the 128-bit integer at the NA target offset', () => {
   assert.is(ipv6Key('2001:db8::50'), '0x20010db8000000000000000000000050');
@@ -48,6 +48,14 @@ test('tables left by an earlier run are found in nft list tables (and kept), a h
   assert.ok(hasTables('table inet filter\ntable arp t\ntable ip6 t\n', 't'));
   assert.not.ok(hasTables('table arp t\n', 't'));
   assert.not.ok(hasTables('table arp tt\ntable ip6 t\n', 't'));
+});
+
+test('a hold adds addresses to the managed sets only, so they stay unanswered until a refresh marks them live', () => {
+  assert.is(
+    deadmanHold(['192.0.2.52', '2001:db8::52'], 't'),
+    'add element arp t managed { 192.0.2.52 }\nadd element ip6 t managed { 0x20010db8000000000000000000000052 }\n',
+  );
+  assert.is(deadmanHold([], 't'), '', 'nothing to hold: no transaction');
 });
 
 test.run();

@@ -17,6 +17,11 @@ export const DEADMAN_TABLE = 'ipcontroller_deadman';
 export interface DeadmanPort {
   /** Replaces the managed addresses and marks them live for ttlMs. */
   refresh(addresses: string[], ttlMs: number): Promise<void>;
+  /**
+   * Adds addresses about to go up as managed but not live: the kernel stays silent for them
+   * until the next refresh, which the agent sends once their first announcement is out.
+   */
+  hold(addresses: string[]): Promise<void>;
   /** Removes the tables (a clean stop that also removed its addresses). */
   close(): Promise<void>;
 }
@@ -77,6 +82,21 @@ export function deadmanRefresh(addresses: string[], ttlMs: number, table = DEADM
     lines.push(`add element ip6 ${table} live { ${v6.map((a) => `${a} timeout ${ttl}ms`).join(', ')} }`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * One transaction: the addresses join the managed set without being live. A new owner's kernel
+ * would otherwise answer an ARP request that comes between the address going up and its first
+ * gratuitous ARP, while the old owner (a live node the claim moved from) answers too: the
+ * old one yields only on that announcement (kernelyield.ts).
+ */
+export function deadmanHold(addresses: string[], table = DEADMAN_TABLE): string {
+  const v4 = addresses.filter((a) => ipaddr.IPv4.isValid(a) && !a.includes(':'));
+  const v6 = addresses.filter((a) => a.includes(':')).map(ipv6Key);
+  const lines: string[] = [];
+  if (v4.length) lines.push(`add element arp ${table} managed { ${v4.join(', ')} }`);
+  if (v6.length) lines.push(`add element ip6 ${table} managed { ${v6.join(', ')} }`);
+  return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
 function nft(script: string): Promise<{ code: number; stderr: string }> {
@@ -148,6 +168,12 @@ export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
     async refresh(addresses, ttlMs) {
       shell ??= open();
       shell.stdin.write(asOneLine(deadmanRefresh(addresses, ttlMs)));
+    },
+    async hold(addresses) {
+      const script = deadmanHold(addresses);
+      if (!script) return;
+      shell ??= open();
+      shell.stdin.write(asOneLine(script));
     },
     async close() {
       shell?.stdin.end();

@@ -1,12 +1,15 @@
-// The kernel yield (agent/kernelyield.ts) on the wire: a node holding an address stops
-// answering ARP / NS for it the moment another agent of ours announces it, and answers again
-// once those announcements stop; a host that is not one of our agents changes nothing.
-// Answers are asked for with arping / ndisc6 from the peer's namespace. Needs root.
+// The kernel's silences on the wire. The yield (agent/kernelyield.ts): a node holding an
+// address stops answering ARP / NS for it the moment another agent of ours announces it, and
+// answers again once those announcements stop; a host that is not one of our agents changes
+// nothing. The hold (agent/deadman.ts deadmanHold): an address about to go up is not answered
+// until the dead-man switch marks it live. Answers are asked for with arping / ndisc6 from
+// another namespace. Needs root.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { waitFor } from '../controlplane/harness.js';
 import { Lab, type Netns } from '../lab/index.js';
 import { peerList, yieldPeers, yieldTables } from '../../agent/kernelyield.js';
+import { deadmanHold, deadmanRefresh, deadmanTables } from '../../agent/deadman.js';
 
 const V4 = '192.0.2.60';
 const V6 = '2001:db8:40::60';
@@ -55,6 +58,28 @@ test('a peer agent announcing an address silences this kernel for it until its a
       HOLD_MS + 15_000,
       200,
     );
+  } finally {
+    await lab.destroy();
+  }
+});
+
+test('an address held by the dead-man switch is not answered until a refresh marks it live', async () => {
+  const lab = Lab.create();
+  try {
+    const holder = await lab.addNamespace('holder');
+    const asker = await lab.addNamespace('asker');
+    await lab.attach(holder, { mac: '02:00:5e:41:00:0a', addresses: ['192.0.2.10/24', '2001:db8:40::a/64'] });
+    await lab.attach(asker, { mac: '02:00:5e:41:00:0b', addresses: ['192.0.2.11/24', '2001:db8:40::b/64'] });
+    const made = await lab.exec(holder, ['nft', '-f', '-'], deadmanTables() + deadmanHold([V4, V6]));
+    assert.is(made.code, 0, made.stderr);
+    for (const cidr of [`${V4}/32`, `${V6}/128`]) {
+      const added = await lab.exec(holder, ['ip', 'addr', 'add', cidr, 'dev', 'eth0', ...(cidr.includes(':') ? ['nodad'] : [])]);
+      assert.is(added.code, 0, added.stderr);
+    }
+    assert.equal(await answers(lab, asker), { v4: false, v6: false }, 'held: up on the interface, not answered');
+    const live = await lab.exec(holder, ['nft', '-f', '-'], deadmanRefresh([V4, V6], 60_000));
+    assert.is(live.code, 0, live.stderr);
+    await waitFor('answered once live', async () => Object.values(await answers(lab, asker)).every(Boolean), 15_000, 200);
   } finally {
     await lab.destroy();
   }
