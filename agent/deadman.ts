@@ -8,6 +8,7 @@
 // agent has not run for --deadman stops answering; its own announcements (AF_PACKET frames)
 // do not pass these hooks. Pure: the nft scripts; NftDeadman runs them.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { nftScript } from './nft.js';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -99,17 +100,6 @@ export function deadmanHold(addresses: string[], table = DEADMAN_TABLE): string 
   return lines.length ? `${lines.join('\n')}\n` : '';
 }
 
-function nft(script: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => resolve({ code: 127, stderr: String(err) }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stderr }));
-    child.stdin.end(script);
-  });
-}
-
 /** Whether `nft list tables` shows both of the switch's tables. */
 export function hasTables(listing: string, table = DEADMAN_TABLE): boolean {
   const lines = listing.split('\n').map((l) => l.trim());
@@ -143,7 +133,7 @@ export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
   // (`nft list tables`, not `list table` lines in one -f batch: nft 1.0.6 fails those.)
   const present = hasTables(await listTables());
   if (!present) {
-    const made = await nft(deadmanTables());
+    const made = await nftScript(deadmanTables());
     if (made.code !== 0) throw new Error(`nft: ${made.stderr.trim()}`);
   }
   let shell: ChildProcessWithoutNullStreams | undefined;
@@ -178,7 +168,7 @@ export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
     async close() {
       shell?.stdin.end();
       shell = undefined;
-      await nft(`delete table arp ${DEADMAN_TABLE}\ndelete table ip6 ${DEADMAN_TABLE}\n`);
+      await nftScript(`delete table arp ${DEADMAN_TABLE}\ndelete table ip6 ${DEADMAN_TABLE}\n`);
     },
   };
 }

@@ -13,7 +13,7 @@
 // kernel not answering requests for that address until a second after the peer's last frame;
 // the agent's own announcements keep the clients' caches right meanwhile.
 // Pure: the nft scripts. nftKernelYield runs them.
-import { spawn } from 'node:child_process';
+import { nftScript } from './nft.js';
 import type { Logger } from '../lib/logger.js';
 
 export const YIELD_TABLE = 'ipcontroller_yield';
@@ -82,20 +82,9 @@ export function yieldPeers(macs: readonly string[], table = YIELD_TABLE): string
   return `${lines.join('\n')}\n`;
 }
 
-function nft(script: string): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn('nft', ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => resolve({ code: 127, stderr: String(err) }));
-    child.on('close', (code) => resolve({ code: code ?? 1, stderr }));
-    child.stdin.end(script);
-  });
-}
-
 /** The tables through the nft command, in the agent's network namespace; peers change rarely, so one `nft -f` each time. */
 export async function nftKernelYield(logger: Logger): Promise<KernelYieldPort> {
-  const made = await nft(yieldTables());
+  const made = await nftScript(yieldTables());
   if (made.code !== 0) throw new Error(`nft: ${made.stderr.trim()}`);
   let current = '';
   return {
@@ -103,7 +92,7 @@ export async function nftKernelYield(logger: Logger): Promise<KernelYieldPort> {
       const list = peerList(macs);
       const key = list.join(',');
       if (key === current) return;
-      const done = await nft(yieldPeers(list));
+      const done = await nftScript(yieldPeers(list));
       if (done.code !== 0) {
         logger.warn({ err: done.stderr.trim() }, 'kernel yield: could not set the peers; yielding is left to the agent');
         return;
@@ -112,7 +101,7 @@ export async function nftKernelYield(logger: Logger): Promise<KernelYieldPort> {
       logger.debug({ peers: list }, 'kernel yield: peers set');
     },
     async close() {
-      await nft(`delete table arp ${YIELD_TABLE}\ndelete table ip6 ${YIELD_TABLE}\n`);
+      await nftScript(`delete table arp ${YIELD_TABLE}\ndelete table ip6 ${YIELD_TABLE}\n`);
     },
   };
 }
