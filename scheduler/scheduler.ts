@@ -150,7 +150,7 @@ function nodeMonitor(
     identity: config.identity,
     cfg: config,
   });
-  const probe = parts.probe ?? defaultProbe(config.identity, clock);
+  const probe = parts.probe ?? defaultProbe(config.identity, clock, config.probeFailures);
   return new NodeMonitor({ caches: parts.caches, config, probe, clock, log, metrics, reporter, onChange: parts.onChange }, signal);
 }
 

@@ -60,7 +60,7 @@ const agents = spawn(process.execPath, ['--import', 'tsx', 'test/bench/_probesca
 await new Promise<void>((resolve) => createInterface({ input: agents.stdout }).on('line', (l) => l === 'ready' && resolve()));
 const results = [
   await measure('http', httpProbe('transport-bench', systemClock), { nodes, port, seconds }),
-  await measure('udp-first', defaultProbe('transport-bench', systemClock), { nodes, port, seconds }),
+  await measure('udp-first', defaultProbe('transport-bench', systemClock, 3), { nodes, port, seconds }),
 ];
 agents.kill('SIGTERM');
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
