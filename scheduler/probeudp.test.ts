@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSocket } from 'node:dgram';
 import { startProbeResponder } from '../agent/proberesponder.js';
-import { judgeAnswer, udpProber } from './probeudp.js';
+import { encodeProbe } from '../api/probewire.js';
+import { judgeAnswer, probeDatagram, udpProber } from './probeudp.js';
 
 const target = { node: 'n1', address: '127.0.0.1', port: 9 };
 const answer = { seq: 1, ok: true, draining: false, node: 'n1' };
@@ -57,6 +58,17 @@ test('no answer: the probe fails at its timeout; many probes in flight are told 
     silent.close();
     await responder.close();
   }
+});
+
+test('each probe datagram is the encoded probe with its own sequence number, and a copy', () => {
+  const template = encodeProbe({ seq: 0, identity: 'sched-a' });
+  for (const seq of [1, 0x01020304, 2 ** 32 - 1, 2 ** 32 + 7]) {
+    assert.equal(probeDatagram(template, seq), encodeProbe({ seq, identity: 'sched-a' }), `seq ${seq}`);
+  }
+  const a = probeDatagram(template, 5);
+  probeDatagram(template, 6);
+  assert.is(a.readUInt32BE(6), 5, 'an earlier datagram (maybe still being sent) is not changed');
+  assert.is(template.readUInt32BE(6), 0);
 });
 
 test.run();
