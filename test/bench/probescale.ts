@@ -11,7 +11,9 @@
 // 1,000 heartbeats every 2 s does not drown the probing cost being measured on a 2-core machine.
 // Env: BENCH_PROBESCALE_SECONDS (window per size, default 30; the issue asks 300),
 // BENCH_PROBESCALE_SIZES (default 10,100,500,1000), BENCH_PROBESCALE_SCHEDULER_ARGS (more flags),
-// BENCH_PROBESCALE_LOGDIR (where the replicas' logs go; default the control plane's folder).
+// BENCH_PROBESCALE_LOGDIR (where the replicas' logs go; default the control plane's folder),
+// BENCH_PROBESCALE_NODE_ARGS (Node flags for the replicas, e.g. `--cpu-prof --cpu-prof-dir=DIR`
+// for a CPU profile of each replica per size: Node refuses --cpu-prof in NODE_OPTIONS).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -66,6 +68,7 @@ class Replica {
     this.child = spawn(
       process.execPath,
       [
+        ...(process.env.BENCH_PROBESCALE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
         '--import',
         'tsx',
         'cli.ts',
