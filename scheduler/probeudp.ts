@@ -75,9 +75,15 @@ export function udpProber(identity: string): ProbeFn {
   let timer: NodeJS.Timeout | null = null;
   let armedFor = Infinity;
 
+  // The timeout timer only schedules the expiry: Node runs timers before it reads sockets, so a
+  // scheduler that did not get the CPU for a while (a busy host) would fail probes whose answers
+  // are waiting unread in the socket. setImmediate runs after this turn's socket reads.
   const expire = (): void => {
     timer = null;
     armedFor = Infinity;
+    setImmediate(expireDue);
+  };
+  const expireDue = (): void => {
     const now = performance.now();
     let next = Infinity;
     for (const [s, p] of pending) {
