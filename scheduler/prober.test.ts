@@ -1,9 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createServer } from 'node:http';
+import { systemClock } from '../lib/clock.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
 import type { ProbeResult } from './health.js';
 import {
   firstOk,
+  httpProbe,
   PROBE_SLOT_MS,
   probeSlots,
   slotsDue,
@@ -215,6 +218,32 @@ test('firstOk: the first good answer, or the second failure when both fail', asy
   assert.equal(await firstOk(Promise.resolve(FAIL), Promise.resolve(httpError)), httpError);
   const late = new Promise<ProbeResult>((r) => setImmediate(() => r(FAIL)));
   assert.equal(await firstOk(late, Promise.resolve(httpError)), httpError);
+});
+
+test('HTTP probe: an answer waiting unread when the timeout comes (the scheduler did not run) still counts', async () => {
+  let answered = (): void => undefined;
+  const sent = new Promise<void>((r) => (answered = r));
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, node: 'a', draining: false }), answered);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const timeoutMs = 1_000;
+    const started = performance.now();
+    const result = httpProbe('s', systemClock)(target('a', port), timeoutMs);
+    await sent;
+    // Blocks this process past the deadline with the answer in its socket, as a starved scheduler is.
+    while (performance.now() < started + timeoutMs + 50) {
+      /* busy */
+    }
+    const r = await result;
+    assert.ok(r.ok, JSON.stringify(r));
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 });
 
 test.run();

@@ -56,8 +56,12 @@ export function httpProbe(identity: string, clock: Clock): ProbeFn {
           res.on('error', (err) => finish({ ok: false, error: err.message }));
         },
       );
+      // As the UDP probe: the timeout acts after this turn's socket reads (setImmediate), so an
+      // answer that came in while the scheduler did not get the CPU is read before it gives up.
       const timer = setTimeout(() => {
-        req.destroy(new Error(`timeout after ${timeoutMs}ms`));
+        setImmediate(() => {
+          if (!settled) req.destroy(new Error(`timeout after ${timeoutMs}ms`));
+        });
       }, timeoutMs);
       req.on('error', (err) => finish({ ok: false, error: err.message }));
       req.end();
