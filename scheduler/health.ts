@@ -103,9 +103,19 @@ function conditionTrue(ipNode: IpNode, type: string): boolean {
   return ipNode.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
 }
 
+/** The last renewTime parsed per IpNode status: a step reads every node's, and most did not change since the last step. */
+const parsedBeats = new WeakMap<object, { text: string; at: number | null }>();
+
 export function heartbeatOf(ipNode: IpNode): number | null {
-  const t = ipNode.status?.renewTime ? Date.parse(ipNode.status.renewTime) : NaN;
-  return Number.isNaN(t) ? null : t;
+  const status = ipNode.status;
+  const text = status?.renewTime;
+  if (!status || !text) return null;
+  const known = parsedBeats.get(status);
+  if (known?.text === text) return known.at;
+  const t = Date.parse(text);
+  const at = Number.isNaN(t) ? null : t;
+  parsedBeats.set(status, { text, at });
+  return at;
 }
 
 /** Whether a node may hold addresses now, or why not. */
@@ -243,7 +253,7 @@ export function healthStep(
   }
   view.candidates.sort();
   view.holding.sort();
-  view.key = healthKey(view, observations);
+  view.key = healthKey(previous, view, observations);
   return { view, transitions, changed: view.key !== previous.key };
 }
 
@@ -270,14 +280,49 @@ function record(
   return h.holds && !previous.holding.includes(name) ? { kind: 'holding', node: name, message: h.message } : null;
 }
 
-function healthKey(view: HealthView, observations: readonly HealthObservation[]): string {
+/** The Node addresses part of a view's key, and what it was built from, by view (see addressesKey). */
+const addressKeys = new WeakMap<HealthView, { byName: Map<string, readonly string[]>; key: string }>();
+
+function healthKey(previous: Readonly<HealthView>, view: HealthView, observations: readonly HealthObservation[]): string {
   const failures = [...view.failures]
     .map(([n, r]) => `${n}=${r}${view.holding.includes(n) ? '(holds)' : ''}`)
     .sort()
     .join(',');
-  const addresses = observations
-    .flatMap((o) => (o.addresses ? [`${o.name}=${o.addresses.join('+')}`] : []))
+  return `${view.candidates.join(',')}|${failures}|${addressesKey(previous, view, observations)}`;
+}
+
+/**
+ * Every node's addresses as one sorted string. Node addresses rarely change, so when every
+ * observation has the same addresses as at the previous step, that step's string is taken
+ * again instead of building and sorting one string per node at every step.
+ */
+function addressesKey(previous: Readonly<HealthView>, view: HealthView, observations: readonly HealthObservation[]): string {
+  const before = addressKeys.get(previous);
+  let same = before !== undefined;
+  let count = 0;
+  for (const o of observations) {
+    if (!o.addresses) continue;
+    count++;
+    if (same && !sameList(before?.byName.get(o.name), o.addresses)) same = false;
+  }
+  if (same && before && before.byName.size === count) {
+    addressKeys.set(view, before);
+    return before.key;
+  }
+  const byName = new Map<string, readonly string[]>();
+  // Copies: an observation's list changed in place must not look unchanged at the next step.
+  for (const o of observations) if (o.addresses) byName.set(o.name, [...o.addresses]);
+  const key = [...byName]
+    .map(([name, addresses]) => `${name}=${addresses.join('+')}`)
     .sort()
     .join(',');
-  return `${view.candidates.join(',')}|${failures}|${addresses}`;
+  addressKeys.set(view, { byName, key });
+  return key;
+}
+
+function sameList(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

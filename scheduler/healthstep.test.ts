@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { IpNode } from '../api/types.js';
-import { emptyHealthView, healthStep, type HealthObservation, type HealthView, type ProbeState } from './health.js';
+import { emptyHealthView, healthStep, heartbeatOf, type HealthObservation, type HealthView, type ProbeState } from './health.js';
 
 const cfg = { monitorMs: 4000, probeFailures: 3 };
 const T0 = 1_000_000;
@@ -120,6 +120,31 @@ test('the step does not change the view it was given', () => {
   const snapshot = JSON.stringify([[...before.failedAt], before.candidates, before.holding]);
   healthStep(before, [node('a', T0, answered(T0 + 200))], T0 + 200, cfg);
   assert.is(JSON.stringify([[...before.failedAt], before.candidates, before.holding]), snapshot);
+});
+
+test('a Node address that comes, goes or changes (even in the same list object) changes the view; the same again does not', () => {
+  const list = ['192.0.2.1'];
+  let step = healthStep(emptyHealthView(), [node('a', T0, undefined, list), node('b', T0)], T0, cfg);
+  step = healthStep(step.view, [node('a', T0, undefined, ['192.0.2.1']), node('b', T0)], T0 + 200, cfg);
+  assert.not.ok(step.changed, 'same addresses, another list: no change');
+  step = healthStep(step.view, [node('a', T0, undefined, list), node('b', T0, undefined, ['192.0.2.2'])], T0 + 400, cfg);
+  assert.ok(step.changed, 'b has an address now');
+  list[0] = '192.0.2.3';
+  step = healthStep(step.view, [node('a', T0, undefined, list), node('b', T0, undefined, ['192.0.2.2'])], T0 + 600, cfg);
+  assert.ok(step.changed, 'the list of a changed in place');
+  step = healthStep(step.view, [node('a', T0, undefined, list), node('b', T0, undefined, ['192.0.2.2'])], T0 + 800, cfg);
+  assert.not.ok(step.changed);
+  step = healthStep(step.view, [node('a', T0, undefined, list)], T0 + 1000, cfg);
+  assert.ok(step.changed, 'b is gone');
+});
+
+test('a heartbeat rewritten in the same status object is read again', () => {
+  const n = ipNode('a', T0);
+  assert.is(heartbeatOf(n), T0);
+  if (n.status) n.status.renewTime = new Date(T0 + 5000).toISOString();
+  assert.is(heartbeatOf(n), T0 + 5000);
+  if (n.status) n.status.renewTime = 'not a time';
+  assert.is(heartbeatOf(n), null);
 });
 
 test.run();

@@ -5,14 +5,23 @@
 //
 // Where a failover starts: a probe fails -> probed() -> check() -> healthStep drops the node
 // from the candidates -> onChange -> the next reconcile pass moves its claims.
+//
+// Cost: a health step looks at every node, so one per probe result or per IpNode event made
+// the work grow with the square of the nodes (every agent heartbeats its IpNode every --hb, 2 s:
+// 500 events a second at 1,000 nodes). A probe result or IpNode change first asks nodeHealth
+// about its own node (recheck); the full step runs only when that node's verdict moves, when
+// agents come, go or move their probe address, and on the timer (which catches what time alone
+// changes, such as a heartbeat going stale).
 import type { Clock } from '../lib/clock.js';
 import { every } from '../lib/every.js';
 import type { Logger } from '../lib/logger.js';
 import type { SchedulerConfig } from './config.js';
+import type { IpNode } from '../api/types.js';
 import {
   emptyHealthView,
   healthStep,
   nextProbeState,
+  nodeHealth,
   type HealthObservation,
   type HealthTransition,
   type HealthView,
@@ -41,6 +50,10 @@ export class NodeMonitor {
   private readonly probes = new Map<string, ProbeState>();
   private readonly prober: Prober;
   private current: HealthView = emptyHealthView();
+  /** current.candidates as a set, for recheck. */
+  private candidates = new Set<string>();
+  /** The IpNode object last seen per node: the store replaces an object when it changes. */
+  private readonly seen = new Map<string, IpNode>();
 
   constructor(
     private readonly d: NodeMonitorDeps,
@@ -81,6 +94,29 @@ export class NodeMonitor {
     }
   }
 
+  /**
+   * The IpNode cache changed (a watch event or a list). An agent that came, went or moved its
+   * probe address: the probes follow and a full step runs, as before. Otherwise (a heartbeat,
+   * a condition) only the changed nodes are asked again (recheck).
+   */
+  ipNodesChanged(): void {
+    const { ipNodes } = this.d.caches;
+    let targets = ipNodes.size !== this.seen.size;
+    const changed: string[] = [];
+    for (const name of ipNodes.keys()) {
+      const now = ipNodes.get(name);
+      const before = this.seen.get(name);
+      if (!now || now === before) continue;
+      changed.push(name);
+      this.seen.set(name, now);
+      if (!before || before.spec.probeAddress !== now.spec.probeAddress || before.spec.probePort !== now.spec.probePort) targets = true;
+    }
+    if (!targets) return this.recheck(changed);
+    for (const name of this.seen.keys()) if (!ipNodes.has(name)) this.seen.delete(name);
+    this.syncTargets();
+    this.check();
+  }
+
   /** One probe result: the node's next probe state, then a health step. */
   probed(node: string, result: ProbeResult): void {
     const { clock, config } = this.d;
@@ -92,13 +128,31 @@ export class NodeMonitor {
     if (!result.ok) this.d.log.debug({ node, err: result.error }, 'probe failed');
     // Only a changed verdict is news (every node is looked at on the health tick anyway):
     // looking at all N nodes after each of N probes made probing cost grow with N squared.
-    if (probeVerdictChanged(before, state, config.probeFailures)) this.check();
+    if (probeVerdictChanged(before, state, config.probeFailures)) this.recheck([node]);
+  }
+
+  /**
+   * A full step when one of these nodes' verdict (candidate, or failed for which reason, holding
+   * or not) is not what the view says; nothing otherwise, since a step would change nothing for
+   * them (and what time alone changes for the others is the timer's step).
+   */
+  private recheck(nodes: readonly string[]): void {
+    const now = this.d.clock.now();
+    const { failures, holding } = this.current;
+    for (const name of nodes) {
+      const h = nodeHealth(this.observation(name), now, this.d.config);
+      const same = h.candidate
+        ? this.candidates.has(name)
+        : failures.get(name) === h.reason && (h.holds === true) === holding.includes(name);
+      if (!same) return this.check();
+    }
   }
 
   /** One health step over what the caches and probes say now. */
   check(): void {
     const step = healthStep(this.current, this.observe(), this.d.clock.now(), this.d.config);
     this.current = step.view;
+    this.candidates = new Set(step.view.candidates);
     this.tell(step.transitions);
     this.d.metrics.nodeStates(step.view.states);
     if (step.changed) this.d.onChange();
@@ -107,17 +161,19 @@ export class NodeMonitor {
   private observe(): HealthObservation[] {
     const { nodes, ipNodes } = this.d.caches;
     const names = new Set([...nodes.keys(), ...ipNodes.keys()]);
-    return [...names].map((name) => {
-      const node = nodes.get(name);
-      const ipNode = ipNodes.get(name);
-      const probe = this.probes.get(name);
-      return {
-        name,
-        ...(node ? { nodeLabels: node.labels, addresses: (node.addresses ?? []).map((a) => a.address) } : {}),
-        ...(ipNode ? { ipNode } : {}),
-        ...(probe ? { probe } : {}),
-      };
-    });
+    return [...names].map((name) => this.observation(name));
+  }
+
+  private observation(name: string): HealthObservation {
+    const node = this.d.caches.nodes.get(name);
+    const ipNode = this.d.caches.ipNodes.get(name);
+    const probe = this.probes.get(name);
+    return {
+      name,
+      ...(node ? { nodeLabels: node.labels, addresses: (node.addresses ?? []).map((a) => a.address) } : {}),
+      ...(ipNode ? { ipNode } : {}),
+      ...(probe ? { probe } : {}),
+    };
   }
 
   /** Logs a node found failed, once, after the node caches have listed (not at start-up). */

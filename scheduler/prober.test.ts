@@ -1,8 +1,22 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { createServer } from 'node:http';
+import { systemClock } from '../lib/clock.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
 import type { ProbeResult } from './health.js';
-import { firstOk, PROBE_SLOT_MS, probeSlots, slotsDue, Prober, slotOf, udpFirstProbe, type ProbeFn, type ProbeTarget } from './prober.js';
+import {
+  firstOk,
+  httpProbe,
+  PROBE_SLOT_MS,
+  probeSlots,
+  slotsDue,
+  Prober,
+  slotOf,
+  udpAlone,
+  udpFirstProbe,
+  type ProbeFn,
+  type ProbeTarget,
+} from './prober.js';
 
 const OK: ProbeResult = { ok: true, draining: false, rttMs: 1 };
 const FAIL: ProbeResult = { ok: false, error: 'no answer' };
@@ -112,29 +126,88 @@ test('a removed or re-addressed target is not reported from its old probe, and a
   assert.is(calls.get('b')?.length, 1);
 });
 
-test('UDP first: both until UDP answers, then UDP alone; a UDP failure brings HTTP back for the next probe', async () => {
+/** Test doubles of the two transports: each answers as its switch says and records that it was used. */
+function transports(): { udp: ProbeFn; http: ProbeFn; used: string[]; set: { udp: boolean; http: boolean } } {
   const used: string[] = [];
-  let udpAnswers = false;
+  const set = { udp: false, http: true };
   const udp: ProbeFn = () => {
     used.push('udp');
-    return Promise.resolve(udpAnswers ? OK : { ok: false, error: 'no UDP answer' });
+    return Promise.resolve(set.udp ? OK : { ok: false, error: 'no UDP answer' });
   };
   const http: ProbeFn = () => {
     used.push('http');
-    return Promise.resolve(OK);
+    return Promise.resolve(set.http ? OK : { ok: false, error: 'connect ECONNREFUSED' });
   };
-  const probe = udpFirstProbe(udp, http);
+  return { udp, http, used, set };
+}
+
+test('UDP alone while misses stay under probeFailures - 1 (at least 1), after a first UDP answer', () => {
+  assert.is(udpAlone(null, 3), false, 'never answered over UDP: both');
+  assert.is(udpAlone(0, 3), true);
+  assert.is(udpAlone(1, 3), true, 'one late answer: still UDP alone');
+  assert.is(udpAlone(2, 3), false, 'probeFailures - 1 misses: HTTP beside UDP');
+  assert.is(udpAlone(0, 1), true);
+  assert.is(udpAlone(1, 1), false, 'at least one miss, even with --probe-failures 1');
+  assert.is(udpAlone(1, 2), false);
+  assert.is(udpAlone(3, 5), true);
+  assert.is(udpAlone(4, 5), false);
+});
+
+test('UDP first: both until UDP answers, then UDP alone, HTTP beside it only after probeFailures - 1 misses', async () => {
+  const { udp, http, used, set } = transports();
+  const probe = udpFirstProbe(udp, http, { probeFailures: 3 });
   assert.equal(await probe(target('a'), 100), OK, 'an HTTP-only agent is fine');
   assert.equal(used.splice(0), ['udp', 'http']);
-  udpAnswers = true;
+  set.udp = true;
   await probe(target('a'), 100);
   assert.equal(used.splice(0), ['udp', 'http']);
   await probe(target('a'), 100);
   assert.equal(used.splice(0), ['udp'], 'known to answer UDP: no HTTP');
-  udpAnswers = false;
+  set.udp = false;
   assert.is((await probe(target('a'), 100)).ok, false, 'a UDP failure is a failure');
+  assert.equal(used.splice(0), ['udp'], 'one miss (a late answer on a busy host) adds no HTTP probe');
+  assert.is((await probe(target('a'), 100)).ok, false);
+  assert.equal(used.splice(0), ['udp']);
+  assert.equal(await probe(target('a'), 100), OK, 'after probeFailures - 1 misses HTTP answers beside UDP');
+  assert.equal(used.splice(0), ['udp', 'http']);
   await probe(target('a'), 100);
-  assert.equal(used.splice(0), ['udp', 'udp', 'http'], 'then both again');
+  assert.equal(used.splice(0), ['udp', 'http'], 'both until UDP answers again');
+  set.udp = true;
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'http', 'udp'], 'UDP answered: alone again');
+});
+
+test('an agent that loses UDP never fails probeFailures probes in a row; one that is silent does', async () => {
+  for (const probeFailures of [1, 2, 3, 5]) {
+    const { udp, http, set } = transports();
+    const probe = udpFirstProbe(udp, http, { probeFailures });
+    set.udp = true;
+    await probe(target('a'), 100);
+    set.udp = false;
+    let inARow = 0;
+    let most = 0;
+    for (let i = 0; i < 20; i++) {
+      inARow = (await probe(target('a'), 100)).ok ? 0 : inARow + 1;
+      most = Math.max(most, inARow);
+    }
+    assert.ok(most < probeFailures || probeFailures === 1, `probeFailures ${probeFailures}: ${most} failures in a row`);
+    if (probeFailures === 1) assert.is(most, 1, 'with --probe-failures 1 the first miss fails the node, as it always did');
+    set.http = false;
+    for (let i = 0; i < probeFailures; i++) inARow = (await probe(target('a'), 100)).ok ? 0 : inARow + 1;
+    assert.is(inARow, probeFailures, 'silent on both: it fails');
+  }
+});
+
+test('targets are tracked apart: by address and port', async () => {
+  const { udp, http, used, set } = transports();
+  const probe = udpFirstProbe(udp, http, { probeFailures: 3 });
+  set.udp = true;
+  await probe(target('a', 1), 100);
+  used.splice(0);
+  await probe(target('a', 1), 100);
+  await probe(target('a', 2), 100);
+  assert.equal(used, ['udp', 'udp', 'http'], 'port 2 has not answered over UDP yet');
 });
 
 test('firstOk: the first good answer, or the second failure when both fail', async () => {
@@ -145,6 +218,32 @@ test('firstOk: the first good answer, or the second failure when both fail', asy
   assert.equal(await firstOk(Promise.resolve(FAIL), Promise.resolve(httpError)), httpError);
   const late = new Promise<ProbeResult>((r) => setImmediate(() => r(FAIL)));
   assert.equal(await firstOk(late, Promise.resolve(httpError)), httpError);
+});
+
+test('HTTP probe: an answer waiting unread when the timeout comes (the scheduler did not run) still counts', async () => {
+  let answered = (): void => undefined;
+  const sent = new Promise<void>((r) => (answered = r));
+  const server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: true, node: 'a', draining: false }), answered);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  try {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    const timeoutMs = 1_000;
+    const started = performance.now();
+    const result = httpProbe('s', systemClock)(target('a', port), timeoutMs);
+    await sent;
+    // Blocks this process past the deadline with the answer in its socket, as a starved scheduler is.
+    while (performance.now() < started + timeoutMs + 50) {
+      /* busy */
+    }
+    const r = await result;
+    assert.ok(r.ok, JSON.stringify(r));
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 });
 
 test.run();

@@ -4,7 +4,14 @@
 // Transport: one UDP datagram each way (api/probewire.ts) on the IpNode's probePort, from one
 // socket per address family for all targets; an agent that has not answered over UDP yet (an
 // older agent, or one whose UDP port is blocked) is probed over keep-alive HTTP GET /healthz at
-// the same time, and the first good answer counts, so mixed versions keep working. Scheduling:
+// the same time, and the first good answer counts, so mixed versions keep working.
+// Fallback: an agent that has answered over UDP stays on UDP alone until --probe-failures - 1
+// UDP probes in a row have failed (at least 1), and only then gets HTTP beside UDP. Why not at
+// the first miss: on a busy host a late UDP answer is the common failure, and sending HTTP (about
+// 8 times the CPU of a UDP probe) after every one of them doubled the work exactly when the host
+// had none to spare (the probe-scale bench at 500 nodes: 909 HTTP probes a second beside 1,105
+// UDP). Why not later: an agent that lost UDP (downgraded, port blocked) must be answered over
+// HTTP before its failures reach --probe-failures, so it never counts as failed. Scheduling:
 // one timer for all targets, which are spread over the interval in slots of about 10 ms, so a
 // thousand nodes are a few dozen datagrams every 10 ms instead of a thousand timers and
 // connections each waking on its own.
@@ -49,8 +56,12 @@ export function httpProbe(identity: string, clock: Clock): ProbeFn {
           res.on('error', (err) => finish({ ok: false, error: err.message }));
         },
       );
+      // As the UDP probe: the timeout acts after this turn's socket reads (setImmediate), so an
+      // answer that came in while the scheduler did not get the CPU is read before it gives up.
       const timer = setTimeout(() => {
-        req.destroy(new Error(`timeout after ${timeoutMs}ms`));
+        setImmediate(() => {
+          if (!settled) req.destroy(new Error(`timeout after ${timeoutMs}ms`));
+        });
       }, timeoutMs);
       req.on('error', (err) => finish({ ok: false, error: err.message }));
       req.end();
@@ -64,23 +75,32 @@ function judge(target: ProbeTarget, status: number, body: string, rttMs: number)
 }
 
 /**
- * UDP where the agent answers it, HTTP where it has not (yet): a target is probed over both until
- * its first UDP answer, then over UDP alone; a failed UDP probe sends it back to both for the
- * next probe, so an agent downgraded to HTTP only costs one failed probe, not a failover.
+ * Whether the next probe of a target goes over UDP alone: it has answered over UDP (`misses` is
+ * not null: the UDP failures in a row since) and has missed fewer than `probeFailures - 1` (at
+ * least 1) since. Pure.
  */
-export function udpFirstProbe(udp: ProbeFn, http: ProbeFn): ProbeFn {
-  const udpAnswers = new Set<string>();
-  return async (target, timeoutMs) => {
+export function udpAlone(misses: number | null, probeFailures: number): boolean {
+  return misses !== null && misses < Math.max(1, probeFailures - 1);
+}
+
+/**
+ * UDP where the agent answers it, HTTP beside it where it has not (yet) or has stopped: a target
+ * is probed over both until its first UDP answer, then over UDP alone until udpAlone says no
+ * (see the header: a late answer on a busy host must not add an HTTP probe, an agent that lost
+ * UDP must get one before it counts as failed), then over both again until UDP answers again.
+ */
+export function udpFirstProbe(udp: ProbeFn, http: ProbeFn, opts: { probeFailures: number }): ProbeFn {
+  /** UDP failures in a row since the target's last UDP answer; no entry: never answered over UDP. */
+  const misses = new Map<string, number>();
+  const counted = (key: string, result: ProbeResult): ProbeResult => {
+    if (result.ok) misses.set(key, 0);
+    else if (misses.has(key)) misses.set(key, (misses.get(key) ?? 0) + 1);
+    return result;
+  };
+  return (target, timeoutMs) => {
     const key = `${target.address}|${target.port}`;
-    if (udpAnswers.has(key)) {
-      const result = await udp(target, timeoutMs);
-      if (!result.ok) udpAnswers.delete(key);
-      return result;
-    }
-    const viaUdp = udp(target, timeoutMs).then((r) => {
-      if (r.ok) udpAnswers.add(key);
-      return r;
-    });
+    const viaUdp = udp(target, timeoutMs).then((r) => counted(key, r));
+    if (udpAlone(misses.get(key) ?? null, opts.probeFailures)) return viaUdp;
     return firstOk(viaUdp, http(target, timeoutMs));
   };
 }
@@ -103,9 +123,9 @@ export function firstOk(a: Promise<ProbeResult>, b: Promise<ProbeResult>): Promi
   });
 }
 
-/** The scheduler's probe: UDP with an HTTP fallback per target (see udpFirstProbe). */
-export function defaultProbe(identity: string, clock: Clock): ProbeFn {
-  return udpFirstProbe(udpProber(identity), httpProbe(identity, clock));
+/** The scheduler's probe: UDP with an HTTP fallback per target (see udpFirstProbe); probeFailures as --probe-failures. */
+export function defaultProbe(identity: string, clock: Clock, probeFailures: number): ProbeFn {
+  return udpFirstProbe(udpProber(identity), httpProbe(identity, clock), { probeFailures });
 }
 
 export interface ProberOptions {

@@ -62,8 +62,10 @@ export function reportDue(
  */
 export function probeVerdictChanged(prev: ProbeState | undefined, next: ProbeState, failures: number): boolean {
   if (!prev) return true;
-  const verdict = (s: ProbeState): string => `${s.consecutiveFailures === 0}|${s.consecutiveFailures >= failures}|${s.draining}`;
-  return verdict(prev) !== verdict(next);
+  // Compared field by field: this runs for every probe result, so it builds no strings.
+  const a = prev.consecutiveFailures;
+  const b = next.consecutiveFailures;
+  return (a === 0) !== (b === 0) || a >= failures !== b >= failures || prev.draining !== next.draining;
 }
 
 /** reportDue for the state a report would be built from (same rules, no report built). */

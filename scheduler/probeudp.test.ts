@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createSocket } from 'node:dgram';
 import { startProbeResponder } from '../agent/proberesponder.js';
-import { judgeAnswer, udpProber } from './probeudp.js';
+import { encodeAnswer, encodeProbe } from '../api/probewire.js';
+import { judgeAnswer, probeDatagram, udpProber } from './probeudp.js';
 
 const target = { node: 'n1', address: '127.0.0.1', port: 9 };
 const answer = { seq: 1, ok: true, draining: false, node: 'n1' };
@@ -56,6 +57,41 @@ test('no answer: the probe fails at its timeout; many probes in flight are told 
   } finally {
     silent.close();
     await responder.close();
+  }
+});
+
+test('each probe datagram is the encoded probe with its own sequence number, and a copy', () => {
+  const template = encodeProbe({ seq: 0, identity: 'sched-a' });
+  for (const seq of [1, 0x01020304, 2 ** 32 - 1, 2 ** 32 + 7]) {
+    assert.equal(probeDatagram(template, seq), encodeProbe({ seq, identity: 'sched-a' }), `seq ${seq}`);
+  }
+  const a = probeDatagram(template, 5);
+  probeDatagram(template, 6);
+  assert.is(a.readUInt32BE(6), 5, 'an earlier datagram (maybe still being sent) is not changed');
+  assert.is(template.readUInt32BE(6), 0);
+});
+
+test('an answer waiting unread when the timeout comes (the scheduler did not run) still counts', async () => {
+  const agent = createSocket('udp4');
+  await new Promise<void>((r) => agent.bind(0, '127.0.0.1', () => r()));
+  try {
+    const probe = udpProber('s');
+    const started = performance.now();
+    const timeoutMs = 1_000;
+    const received = new Promise<{ seq: number; port: number }>((resolve) =>
+      agent.once('message', (msg, from) => resolve({ seq: msg.readUInt32BE(6), port: from.port })),
+    );
+    const result = probe({ ...target, port: agent.address().port }, timeoutMs);
+    const { seq, port } = await received;
+    await new Promise<void>((r) => agent.send(encodeAnswer({ seq, ok: true, draining: false, node: 'n1' }), port, '127.0.0.1', () => r()));
+    // Blocks this process past the deadline with the answer in its socket, as a starved scheduler is.
+    while (performance.now() < started + timeoutMs + 50) {
+      /* busy */
+    }
+    const r = await result;
+    assert.ok(r.ok, JSON.stringify(r));
+  } finally {
+    agent.close();
   }
 });
 

@@ -156,7 +156,7 @@ function nodeMonitor(
     identity: config.identity,
     cfg: config,
   });
-  const probe = parts.probe ?? defaultProbe(config.identity, clock);
+  const probe = parts.probe ?? defaultProbe(config.identity, clock, config.probeFailures);
   return new NodeMonitor({ caches: parts.caches, config, probe, clock, log, metrics, reporter, onChange: parts.onChange }, signal);
 }
 
@@ -168,15 +168,11 @@ function feedCaches(env: Env, caches: Caches, monitor: NodeMonitor, on: { kick()
   const invalid = new InvalidObjects(env.log);
   const feed = <T>(what: Watched, store: Store<T>, parse: (raw: unknown) => Parsed<T> | null, onChange: () => void): Promise<void> =>
     env.kube.listWatch(what, { store, parse, onChange, onError: () => env.metrics.reconcileError(`watch-${what}`) }, on.signal);
-  const ipNodesChanged = (): void => {
-    monitor.syncTargets();
-    monitor.check();
-  };
   return [
     feed('services', caches.services, parseServiceEntry, on.kick),
     feed('nodes', caches.nodes, parseNodeEntry, () => monitor.check()),
     feed('endpointslices', caches.slices, parseSliceEntry, on.kick),
-    feed('ipnodes', caches.ipNodes, invalid.reporting('IpNode', parseIpNode, parseIpNodeEntry), ipNodesChanged),
+    feed('ipnodes', caches.ipNodes, invalid.reporting('IpNode', parseIpNode, parseIpNodeEntry), () => monitor.ipNodesChanged()),
     feed('ipclaims', caches.claims, invalid.reporting('IpClaim', parseIpClaim, parseClaimEntry), on.kick),
     feed('ipclaimpools', caches.pools, parsePoolEntry, on.kick),
   ];

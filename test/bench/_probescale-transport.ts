@@ -1,18 +1,13 @@
 // The probe path alone, without an apiserver (for a host too busy to run probescale.ts): the
 // scheduler's Prober with the HTTP probe (as before) and with the UDP-first probe (as now),
-// one after the other against N simulated agents (_probescale-agents.ts, a separate process),
+// one after the other against N simulated agents (_simagents.ts, a separate Go process),
 // reporting this process's CPU per answered probe and at the nominal rate (N x 5 probes/s).
 // Usage: node --import tsx test/bench/_probescale-transport.ts [nodes=1000] [seconds=10]
-import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { systemClock } from '../../lib/clock.js';
 import { defaultProbe, httpProbe, Prober, type ProbeFn } from '../../scheduler/prober.js';
 import { freePort } from '../controlplane/harness.js';
-import { SIM_NODE_PREFIX, simAddress } from './_probescale-agents.js';
-
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+import { SIM_NODE_PREFIX, simAddress, startSimAgents } from './_simagents.js';
 
 async function measure(
   name: string,
@@ -53,15 +48,11 @@ async function measure(
 const nodes = Number(process.argv[2] ?? 1000);
 const seconds = Number(process.argv[3] ?? 10);
 const port = await freePort();
-const agents = spawn(process.execPath, ['--import', 'tsx', 'test/bench/_probescale-agents.ts', String(nodes), String(port)], {
-  cwd: ROOT,
-  stdio: ['pipe', 'pipe', 'inherit'],
-});
-await new Promise<void>((resolve) => createInterface({ input: agents.stdout }).on('line', (l) => l === 'ready' && resolve()));
+const agents = await startSimAgents(nodes, port);
 const results = [
   await measure('http', httpProbe('transport-bench', systemClock), { nodes, port, seconds }),
-  await measure('udp-first', defaultProbe('transport-bench', systemClock), { nodes, port, seconds }),
+  await measure('udp-first', defaultProbe('transport-bench', systemClock, 3), { nodes, port, seconds }),
 ];
-agents.kill('SIGTERM');
+await agents.stop();
 process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 process.exit(0);

@@ -1,6 +1,6 @@
 // Probe-scale benchmark (issue 14.2): what probing costs the scheduler as nodes grow. For each
 // size (10, 100, 500, 1,000 agent nodes): Nodes and IpNodes in a real apiserver, the agents
-// simulated by one separate process on loopback (_probescale-agents.ts: agent i on
+// simulated by one separate process on loopback (_simagents.ts, a small Go program: agent i on
 // 127.77.<i/250>.<1+i%250>, HTTP /healthz and the UDP probe on one port number), some Services
 // placed on them, and two scheduler replicas as their own processes (cli.ts, leader election on).
 // Over a window per size it reports the leader's and the standby's CPU (utime + stime from
@@ -11,19 +11,20 @@
 // 1,000 heartbeats every 2 s does not drown the probing cost being measured on a 2-core machine.
 // Env: BENCH_PROBESCALE_SECONDS (window per size, default 30; the issue asks 300),
 // BENCH_PROBESCALE_SIZES (default 10,100,500,1000), BENCH_PROBESCALE_SCHEDULER_ARGS (more flags),
-// BENCH_PROBESCALE_LOGDIR (where the replicas' logs go; default the control plane's folder).
+// BENCH_PROBESCALE_LOGDIR (where the replicas' logs go; default the control plane's folder),
+// BENCH_PROBESCALE_NODE_ARGS (Node flags for the replicas, e.g. `--cpu-prof --cpu-prof-dir=DIR`
+// for a CPU profile of each replica per size: Node refuses --cpu-prof in NODE_OPTIONS).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
 import { createLoadBalancerServices, heartbeat, inBatches, percentile, registerAgentNode, stopChild } from './_harness.js';
-import { SIM_NODE_PREFIX, simAddress } from './_probescale-agents.js';
+import { SIM_NODE_PREFIX, simAddress, startSimAgents, type SimAgents, type SimCounts } from './_simagents.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -67,6 +68,7 @@ class Replica {
     this.child = spawn(
       process.execPath,
       [
+        ...(process.env.BENCH_PROBESCALE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
         '--import',
         'tsx',
         'cli.ts',
@@ -104,34 +106,6 @@ class Replica {
     await stopChild(this.child);
     this.child = null;
   }
-}
-
-/** The simulated agents, one process; `counts()` asks it how many probes it answered so far. */
-type Counts = Record<string, { http: number; udp: number } | undefined>;
-interface Agents {
-  child: ChildProcess;
-  counts(): Promise<Counts>;
-}
-
-async function startAgents(count: number, port: number): Promise<Agents> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'test/bench/_probescale-agents.ts', String(count), String(port)], {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const waiting: Array<(line: string) => void> = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => waiting.shift()?.(l));
-  const next = (): Promise<string> => new Promise((resolve) => waiting.push(resolve));
-  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`simulated agents exited with ${code}`))));
-  exited.catch(() => undefined);
-  if ((await Promise.race([next(), exited])) !== 'ready') throw new Error('simulated agents did not start');
-  return {
-    child,
-    counts: async () => {
-      const line = next();
-      child.kill('SIGUSR2');
-      return JSON.parse(await line) as Counts;
-    },
-  };
 }
 
 /** Counts changes of spec.nodeName of claims that already had one: moves. */
@@ -233,13 +207,13 @@ function replicaResult(cpuSeconds: number, seconds: number, answered: { http: nu
   };
 }
 
-function answeredBetween(c0: Counts, c1: Counts, identity: string): { http: number; udp: number } {
+function answeredBetween(c0: SimCounts, c1: SimCounts, identity: string): { http: number; udp: number } {
   const a = c0[identity] ?? { http: 0, udp: 0 };
   const b = c1[identity] ?? { http: 0, udp: 0 };
   return { http: b.http - a.http, udp: b.udp - a.udp };
 }
 
-async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, agents: Agents): Promise<SizeResult> {
+async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, agents: SimAgents): Promise<SizeResult> {
   const windowMs = Number(process.env.BENCH_PROBESCALE_SECONDS ?? 30) * 1000;
   const extra = process.env.BENCH_PROBESCALE_SCHEDULER_ARGS?.split(' ').filter(Boolean) ?? [];
   for (const r of replicas) r.start(extra);
@@ -291,7 +265,7 @@ export async function run(): Promise<Record<string, unknown>> {
   const cp = await startControlPlane();
   const stop = new AbortController();
   const port = await freePort();
-  const agents = await startAgents(max, port);
+  const agents = await startSimAgents(max, port);
   const replicas = [new Replica('probescale-a', cp, await freePort()), new Replica('probescale-b', cp, await freePort())];
   const moves = new MoveCounter(cp.kubeConfig());
   try {
@@ -324,14 +298,14 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return {
       sizes: results,
-      note: 'simulated agents in one process on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nodes x 5/s (what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s; leader election relaxed (lease 30 s, renew deadline 20 s, retry 2 s)',
+      note: 'simulated agents in one Go process (test/bench/simagents) on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nodes x 5/s (what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s; leader election relaxed (lease 30 s, renew deadline 20 s, retry 2 s)',
       schedulerArgs: process.env.BENCH_PROBESCALE_SCHEDULER_ARGS ?? '',
     };
   } finally {
     stop.abort();
     moves.end();
     for (const r of replicas) await r.stop();
-    agents.child.kill('SIGTERM');
+    await agents.stop();
     await cp.stop();
   }
 }

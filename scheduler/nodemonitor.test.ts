@@ -1,0 +1,134 @@
+// NodeMonitor's cost rule: an IpNode event or probe result that moves no node's verdict takes no
+// full health step (the timer's step catches what time changes); one that does, or an agent that
+// comes, goes or moves its probe address, takes one at once, as before.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { pino } from 'pino';
+import { API_VERSION, type IpNode } from '../api/types.js';
+import { flush, ManualClock } from '../lib/manualclock.js';
+import { NodeMonitor } from './nodemonitor.js';
+import type { ProbeFn, ProbeTarget } from './prober.js';
+import { emptyCaches } from './reconciler.js';
+
+const config = { monitorMs: 60_000, probeFailures: 3, probeIntervalMs: 200, probeTimeoutMs: 100 };
+
+function ipNode(name: string, at: number, more: { port?: number; draining?: boolean } = {}): IpNode {
+  const time = new Date(at).toISOString();
+  const cond = (type: string): { type: string; status: 'True'; reason: string; message: string; lastTransitionTime: string } => ({
+    type,
+    status: 'True',
+    reason: type,
+    message: '',
+    lastTransitionTime: time,
+  });
+  return {
+    apiVersion: API_VERSION,
+    kind: 'IpNode',
+    metadata: { name },
+    spec: { probeAddress: '127.0.0.1', probePort: more.port ?? 1 },
+    status: { renewTime: time, conditions: more.draining ? [cond('Ready'), cond('Draining')] : [cond('Ready')] },
+  };
+}
+
+/** A monitor over nodes a, b, c that counts its full steps (each sets the nodes gauge once). */
+function world(): {
+  clock: ManualClock;
+  caches: ReturnType<typeof emptyCaches>;
+  monitor: NodeMonitor;
+  steps: () => number;
+  targets: ProbeTarget[];
+  answer: Map<string, boolean>;
+  stop: AbortController;
+} {
+  const clock = new ManualClock();
+  const caches = emptyCaches();
+  const targets: ProbeTarget[] = [];
+  const answer = new Map<string, boolean>();
+  const probe: ProbeFn = (t) => {
+    targets.push(t);
+    return Promise.resolve(answer.get(t.node) === false ? { ok: false, error: 'no answer' } : { ok: true, draining: false, rttMs: 1 });
+  };
+  for (const name of ['a', 'b', 'c']) {
+    caches.nodes.upsert(name, { name, labels: { ipcontroller: '' } }, '1');
+    caches.ipNodes.upsert(name, ipNode(name, clock.now()), '1');
+  }
+  caches.nodes.synced = true;
+  caches.ipNodes.synced = true;
+  let steps = 0;
+  const stop = new AbortController();
+  const monitor = new NodeMonitor(
+    {
+      caches,
+      config,
+      probe,
+      clock,
+      log: pino({ level: 'silent' }),
+      metrics: { probed: () => undefined, forgetNode: () => undefined, nodeStates: () => void steps++ },
+      reporter: { observe: () => undefined, forget: () => undefined },
+      onChange: () => undefined,
+    },
+    stop.signal,
+  );
+  monitor.ipNodesChanged();
+  return { clock, caches, monitor, steps: () => steps, targets, answer, stop };
+}
+
+test('a heartbeat that changes no verdict takes no full step; a Draining condition takes one at once', () => {
+  const w = world();
+  assert.is(w.steps(), 1, 'the first list: one step');
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c']);
+  w.caches.ipNodes.upsert('b', ipNode('b', w.clock.now() + 1000), '2');
+  w.monitor.ipNodesChanged();
+  assert.is(w.steps(), 1, 'heartbeat: nothing to decide again');
+  w.caches.ipNodes.upsert('b', ipNode('b', w.clock.now() + 2000, { draining: true }), '3');
+  w.monitor.ipNodesChanged();
+  assert.is(w.steps(), 2);
+  assert.equal(w.monitor.view().candidates, ['a', 'c'], 'draining: out at once');
+  assert.is(w.monitor.view().failures.get('b'), 'draining');
+  w.stop.abort();
+});
+
+test('an agent that comes, goes or moves its probe port: probes follow and a full step runs', async () => {
+  const w = world();
+  w.caches.nodes.upsert('d', { name: 'd', labels: { ipcontroller: '' } }, '1');
+  w.caches.ipNodes.upsert('d', ipNode('d', w.clock.now()), '1');
+  w.monitor.ipNodesChanged();
+  assert.is(w.steps(), 2);
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c', 'd']);
+  w.caches.ipNodes.upsert('a', ipNode('a', w.clock.now(), { port: 2 }), '2');
+  w.monitor.ipNodesChanged();
+  assert.is(w.steps(), 3);
+  await w.clock.advance(250, 10);
+  assert.ok(
+    w.targets.some((t) => t.node === 'a' && t.port === 2),
+    'probed on its new port',
+  );
+  const before = w.steps();
+  w.caches.ipNodes.remove('c');
+  w.monitor.ipNodesChanged();
+  assert.is(w.steps(), before + 1);
+  assert.is(w.monitor.view().failures.get('c'), 'no-ipnode');
+  w.stop.abort();
+});
+
+test('probe results: a first answer or one failure moves no verdict; the failure that fails the node steps at once', async () => {
+  const w = world();
+  await w.clock.advance(250, 10);
+  await flush();
+  assert.ok(w.targets.length >= 3, 'every node probed');
+  const ticks = w.steps(); // no timer here (run() is not started): only the steps results cause
+  w.answer.set('b', false);
+  w.monitor.probed('b', { ok: false, error: 'no answer' });
+  w.monitor.probed('b', { ok: false, error: 'no answer' });
+  assert.is(w.steps(), ticks, 'two failures: no full step');
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c']);
+  w.monitor.probed('b', { ok: false, error: 'no answer' });
+  assert.is(w.steps(), ticks + 1, 'the third: one step, at once');
+  assert.equal(w.monitor.view().candidates, ['a', 'c']);
+  w.monitor.probed('b', { ok: true, draining: false, rttMs: 1 });
+  assert.is(w.steps(), ticks + 2, 'answered again: back at once');
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c']);
+  w.stop.abort();
+});
+
+test.run();
