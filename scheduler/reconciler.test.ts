@@ -389,13 +389,19 @@ test('a 409 on create heals a cache that wrongly believed the name free (tombsto
   assert.not.ok(w.kube.log.includes('create 192-0-2-1-32'), `no second create of the taken name: ${w.kube.log.join(', ')}`);
 });
 
-test('a claim whose Service is missing from the cache but exists in the API is kept, and the Service is cached', async () => {
+/** A claim whose Service (ns/late) is missing from the cache but exists in the API. */
+function lateServiceWorld(): World {
   const w = world();
   orphan(w, ['ns/late']);
   w.kube.services.set('ns/late', {
     metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' },
     spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] },
   });
+  return w;
+}
+
+test('a claim whose Service is missing from the cache but exists in the API is kept, and the Service is cached', async () => {
+  const w = lateServiceWorld();
   await w.reconciler.pass(live());
   assert.not.ok(
     w.kube.log.some((l) => l.startsWith('delete')),
@@ -479,12 +485,7 @@ test('an invalid pool: its status is written once, not again on the next pass be
 });
 
 test('a claim kept because its Service turned up in the API says nothing of a release', async () => {
-  const w = world();
-  orphan(w, ['ns/late']);
-  w.kube.services.set('ns/late', {
-    metadata: { name: 'late', namespace: 'ns', uid: 'l', resourceVersion: '60' },
-    spec: { type: 'ClusterIP', externalIPs: ['192.0.2.5'], ipFamilies: ['IPv4'] },
-  });
+  const w = lateServiceWorld();
   await w.reconciler.pass(live());
   assert.not.ok(
     w.kube.events.some((e) => e.reason === 'IPReleased'),

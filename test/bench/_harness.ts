@@ -110,3 +110,27 @@ export function percentile(sorted: number[], p: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] as number;
 }
+
+/**
+ * The command line of a scheduler replica under tsx, as the benchmarks start it: node flags
+ * first (--cpu-prof and the like), then the scheduler against the control plane with its
+ * metrics on 127.0.0.1:port, then the benchmark's own flags.
+ */
+export function schedulerArgv(
+  nodeArgs: string | undefined,
+  target: { kubeconfigPath: string; port: number; namespace: string; identity: string },
+  flags: string[],
+): string[] {
+  return [
+    ...(nodeArgs?.split(' ').filter(Boolean) ?? []),
+    '--import',
+    'tsx',
+    'cli.ts',
+    'scheduler',
+    `--kubeconfig=${target.kubeconfigPath}`,
+    `--metrics-bind=127.0.0.1:${target.port}`,
+    `--lease-namespace=${target.namespace}`,
+    `--identity=${target.identity}`,
+    ...flags,
+  ];
+}

@@ -23,7 +23,7 @@ import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
-import { createLoadBalancerServices, heartbeat, inBatches, percentile, registerAgentNode, stopChild } from './_harness.js';
+import { createLoadBalancerServices, heartbeat, inBatches, percentile, registerAgentNode, schedulerArgv, stopChild } from './_harness.js';
 import { SIM_NODE_PREFIX, simAddress, startSimAgents, type SimAgents, type SimCounts } from './_simagents.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -67,25 +67,20 @@ class Replica {
     const out = openSync(join(process.env.BENCH_PROBESCALE_LOGDIR ?? this.cp.dir, `probescale-${this.identity}.log`), 'a');
     this.child = spawn(
       process.execPath,
-      [
-        ...(process.env.BENCH_PROBESCALE_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        '--import',
-        'tsx',
-        'cli.ts',
-        'scheduler',
-        `--kubeconfig=${this.cp.kubeconfigPath}`,
-        `--metrics-bind=127.0.0.1:${this.port}`,
-        `--lease-namespace=${NS}`,
-        `--identity=${this.identity}`,
-        '--monitor=60s',
-        // Leader election is not what is measured: relaxed so that a busy host's slow apiserver
-        // (lease requests time out at half the renew deadline) does not keep the bench leaderless.
-        '--leader-elect-lease-duration=30s',
-        '--leader-elect-renew-deadline=20s',
-        '--leader-elect-retry-period=2s',
-        '--log-level=warn',
-        ...extraArgs,
-      ],
+      schedulerArgv(
+        process.env.BENCH_PROBESCALE_NODE_ARGS,
+        { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: this.identity },
+        [
+          '--monitor=60s',
+          // Leader election is not what is measured: relaxed so that a busy host's slow apiserver
+          // (lease requests time out at half the renew deadline) does not keep the bench leaderless.
+          '--leader-elect-lease-duration=30s',
+          '--leader-elect-renew-deadline=20s',
+          '--leader-elect-retry-period=2s',
+          '--log-level=warn',
+          ...extraArgs,
+        ],
+      ),
       { cwd: ROOT, stdio: ['ignore', out, out] },
     );
   }

@@ -18,7 +18,7 @@ import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
 import type { FakeAgent } from '../integration/scheduler-fixtures.js';
-import { createLoadBalancerServices, inBatches, percentile, startStandInAgents, stopChild } from './_harness.js';
+import { createLoadBalancerServices, inBatches, percentile, schedulerArgv, startStandInAgents, stopChild } from './_harness.js';
 import { apiserverWrites, writeFloor, writesBetween, type FloorResult } from './_writefloor.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -82,18 +82,11 @@ class SchedulerProcess {
     const out = openSync(logFile, 'a');
     this.child = spawn(
       process.execPath,
-      [
-        ...(process.env.IPC_BENCH_SCHEDULER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-        '--import',
-        'tsx',
-        'cli.ts',
-        'scheduler',
-        `--kubeconfig=${this.cp.kubeconfigPath}`,
-        `--metrics-bind=127.0.0.1:${this.port}`,
-        `--lease-namespace=${NS}`,
-        '--identity=bench',
-        `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`,
-      ],
+      schedulerArgv(
+        process.env.IPC_BENCH_SCHEDULER_NODE_ARGS,
+        { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: 'bench' },
+        [`--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`],
+      ),
       { cwd: ROOT, stdio: ['ignore', out, out] },
     );
     await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 180_000, 100);
