@@ -243,6 +243,7 @@ export async function hardFailure(b: BenchLab, loop: RequestLoop): Promise<HardF
   b.faults.push(window);
   const { to, confirmed } = await failAndWait(b, loop, window);
   if (!confirmed) b.unconfirmed.push(`${VIP} on ${to} after ${from} failed at ${new Date(at).toISOString()}`);
+  await loop.settled();
   const results = loop.results();
   const downtime = downtimeAround(results, at);
   if (!downtime) throw new Error(`no answer before or after the fault on ${from}`);
@@ -385,11 +386,14 @@ export interface IdleWatch {
   moves: number;
   /** Probes of healthy nodes the leader counted as failed meanwhile: the margin left before a false failover. */
   failed_probes: number;
+  /** Requests of a client asking VIP every 20 ms that failed meanwhile (a blip no move explains, e.g. a self-fenced agent). */
+  client_failures: number;
+  client_requests: number;
 }
 
 /** A no-fault period with claims on both nodes: every move in it is a false failover. */
 async function idleWatch(b: BenchLab, seconds: number): Promise<IdleWatch> {
-  if (seconds <= 0) return { seconds: 0, moves: 0, failed_probes: 0 };
+  if (seconds <= 0) return { seconds: 0, moves: 0, failed_probes: 0, client_failures: 0, client_requests: 0 };
   const { lab } = b;
   for (const [i, ip] of IDLE_VIPS.entries()) {
     await lab.core.createNamespacedService({
@@ -403,11 +407,18 @@ async function idleWatch(b: BenchLab, seconds: number): Promise<IdleWatch> {
   const before = b.watch.moves.length;
   const failedBefore = await leaderProbeFailures(lab);
   process.stderr.write(`  idle watch: ${seconds} s with no fault\n`);
+  const loop = lab.requestLoop(VIP, 20, seconds * 1000 + 60_000);
+  await loop.steady(5);
+  const loopStart = Date.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
+  const requests = (await loop.stop()).filter((r) => r.t >= loopStart);
   const failed = (await leaderProbeFailures(lab)) - failedBefore;
   const moves = b.watch.moves.slice(before).filter((m) => m.t >= start).length;
-  process.stderr.write(`  idle watch: ${moves} moves, ${failed} failed probes of healthy nodes\n`);
-  return { seconds, moves, failed_probes: failed };
+  const clientFailures = requests.filter((r) => !r.ok).length;
+  process.stderr.write(
+    `  idle watch: ${moves} moves, ${failed} failed probes of healthy nodes, ${clientFailures} of ${requests.length} client requests failed\n`,
+  );
+  return { seconds, moves, failed_probes: failed, client_failures: clientFailures, client_requests: requests.length };
 }
 
 export function settingsText(): string {

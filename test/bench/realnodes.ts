@@ -86,6 +86,7 @@ export async function run(): Promise<Record<string, unknown>> {
         try {
           to = await cluster.servingNode(VIP, from);
           await loop.steady(5);
+          await loop.settled();
         } finally {
           await cluster.recover(from);
         }

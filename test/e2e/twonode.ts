@@ -395,6 +395,7 @@ export async function startTwoNodeLab(options: TwoNodeLabOptions): Promise<TwoNo
         await fault(handle.node(from));
         const to = await handle.servingNode(address, { not: from });
         await loop.steady(5);
+        await loop.settled();
         const results = loop.results();
         return { from, to, at, results, downtime: downtimeAround(results, at) };
       },

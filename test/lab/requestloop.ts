@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../controlplane/harness.js';
-import { parseRequestLog, type RequestResult } from '../support/downtime.js';
+import { CLIENT_TIMEOUT_MS, parseRequestLog, type RequestResult } from '../support/downtime.js';
 import type { Lab, Netns } from './lab.js';
 
 const REQUEST_LOOP = fileURLToPath(new URL('../e2e/request-loop.ts', import.meta.url));
@@ -13,6 +13,11 @@ export interface RequestLoop {
   results(): RequestResult[];
   /** Waits until the loop has seen n successful answers in a row (it starts in about a second). */
   steady(n?: number, timeoutMs?: number): Promise<void>;
+  /**
+   * Waits until every request started before the call has ended (a result completed more than
+   * the client timeout after it), so a downtime read next counts the failures still in flight.
+   */
+  settled(timeoutMs?: number): Promise<void>;
   /** Stops the loop and returns every request's result, in completion order. */
   stop(): Promise<RequestResult[]>;
 }
@@ -41,6 +46,10 @@ export function startRequestLoop(lab: Lab, ns: Netns, url: string, timing: Reque
         timeoutMs,
         50,
       );
+    },
+    async settled(timeoutMs = steadyTimeoutMs) {
+      const after = Date.now() + CLIENT_TIMEOUT_MS + 50;
+      await waitFor('requests in flight ended', async () => results().some((r) => r.t > after), timeoutMs, 50);
     },
     async stop() {
       proc.signal('SIGTERM');

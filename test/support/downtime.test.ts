@@ -21,6 +21,25 @@ test('downtime runs from the last success before the fault to the first success 
   assert.is(d?.servedAfter, 'node-b');
 });
 
+test('a request sent into the outage counts when it ends, even after a later request was answered', () => {
+  // The fault at 1000: requests sent at 1010 and 1030 time out at 1260 and 1280; the one sent
+  // at 1150 (after the move) is answered at 1160. The client met no answer from 995 to 1160.
+  const results = parseRequestLog(
+    [
+      { s: 990, t: 995, ok: true, body: 'node-a' },
+      { s: 1150, t: 1160, ok: true, body: 'node-b' },
+      { s: 1010, t: 1260, ok: false, error: 'timeout' },
+      { s: 1030, t: 1280, ok: false, error: 'timeout' },
+      { s: 1170, t: 1180, ok: true, body: 'node-b' },
+    ]
+      .map((r) => JSON.stringify(r))
+      .join('\n'),
+  );
+  const d = downtimeAround(results, 1000);
+  assert.is(d?.downtimeMs, 165);
+  assert.is(d?.servedAfter, 'node-b');
+});
+
 test('no failure after the fault means no downtime', () => {
   const clean = parseRequestLog(['{"t":1,"ok":true,"body":"a"}', '{"t":5,"ok":true,"body":"b"}'].join('\n'));
   assert.is(downtimeAround(clean, 2)?.downtimeMs, 0);
