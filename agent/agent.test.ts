@@ -40,12 +40,14 @@ class FakeNet implements NetPort {
     },
   ];
   batches: string[][] = [];
+  routeReads = 0;
   onDeleted: ((line: string) => void) | undefined;
   async links(): Promise<HostLink[]> {
     return structuredClone(this.links_);
   }
   async defaultRoutes() {
-    return {};
+    this.routeReads += 1;
+    return { inet: 'eth0' };
   }
   async apply(lines: string[]): Promise<Map<number, string>> {
     if (lines.length) this.batches.push(lines);
@@ -261,6 +263,20 @@ test('a claim for this node: one batch adds the marked address, both GARP forms 
   await r.clock.advance(5000);
   assert.is(r.sender.sent.length, 10);
   await r.agent.stop();
+});
+
+test('without --iface the default routes are read once per --resync, not for every reconcile', async () => {
+  const r = await rig({ iface: undefined });
+  r.kube.setClaim('c1', '192.0.2.50/32', 'node-a');
+  await r.agent.reconcileNow();
+  const reads = r.net.routeReads; // the heartbeat reads them too, for the probe address
+  r.kube.setClaim('c2', '192.0.2.51/32', 'node-a');
+  await r.agent.reconcileNow();
+  assert.ok(r.net.has('192.0.2.51'), 'the claim went on the default route interface');
+  assert.is(r.net.routeReads, reads, 'not read again for the second claim');
+  await r.clock.advance(AGENT_DEFAULTS.resyncMs);
+  await r.agent.reconcileNow();
+  assert.ok(r.net.routeReads > reads, 'read again once --resync has passed');
 });
 
 test('the claim moves away: the address is removed and no longer announced', async () => {

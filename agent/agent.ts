@@ -96,6 +96,9 @@ export interface RunningAgent {
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** What one reconcile works on after listing the interfaces. */
+/** Interface of the default route per family, as NetPort.defaultRoutes reads it. */
+type DefaultRoutes = Awaited<ReturnType<NetPort['defaultRoutes']>>;
+
 interface ReconcileView extends WantedClaims {
   links: HostLink[];
   withdraw: boolean;
@@ -122,6 +125,8 @@ class Agent {
   private readonly drainState = { draining: false, drained: false };
   /** Claims moved away while draining whose new node has not confirmed them yet. */
   private lingering = new Set<string>();
+  /** The default routes and when they were read (see defaultRoutes). */
+  private routes: { at: number; value: DefaultRoutes } | undefined;
   private dirty = false;
   private running: Promise<void> | undefined;
   private loops: Promise<void>[] = [];
@@ -404,7 +409,7 @@ class Agent {
     const claims = this.wanted();
     this.lingering = claims.lingering;
     // The default route only matters without --iface (a claim's spec.link never needs it).
-    const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.deps.net.defaultRoutes()]);
+    const [links, defaultRoute] = await Promise.all([this.deps.net.links(), this.config.iface ? {} : this.defaultRoutes()]);
     lap('listed');
     const view: ReconcileView = { ...claims, links, withdraw: decision.withdrawAll };
     const { held, outcomes, tally, errors, conflicts } = await this.applyPlan(view, defaultRoute);
@@ -440,7 +445,7 @@ class Agent {
   /** Plans the address changes, runs them in one batch and reads what is held and each claim's outcome. */
   private async applyPlan(
     view: ReconcileView,
-    defaultRoute: Awaited<ReturnType<NetPort['defaultRoutes']>>,
+    defaultRoute: DefaultRoutes,
   ): Promise<{
     held: Map<string, HeldAddress>;
     outcomes: Map<string, ClaimOutcome>;
@@ -465,6 +470,20 @@ class Agent {
     const { waiting, conflicts } = guarded;
     const { held, outcomes } = claimOutcomes({ plan, invalid: view.invalid, links, tally, waiting, conflicts, lingering: view.lingering });
     return { held, outcomes, tally, errors: errors.size, conflicts };
+  }
+
+  /**
+   * The default routes (which interface a claim without a link goes on when --iface is not set),
+   * read at most once per --resync: reading them is two `ip` processes, and on the failover's
+   * path that cost 25-75 ms with other work on the CPUs. A route that changes is followed within
+   * --resync. Nothing found is not kept (a node whose route comes up late is not held back).
+   */
+  private async defaultRoutes(): Promise<DefaultRoutes> {
+    const now = this.deps.clock.now();
+    if (this.routes && now - this.routes.at < this.config.resyncMs) return this.routes.value;
+    const value = await this.deps.net.defaultRoutes();
+    this.routes = Object.keys(value).length ? { at: now, value } : undefined;
+    return value;
   }
 
   /**
@@ -612,6 +631,7 @@ class Agent {
     await this.responder?.close();
     await this.server?.close();
     this.deps.sender.close();
+    this.deps.net.close?.();
     this.log.info({ removedAddresses: options.removeAddresses === true }, 'agent stopped');
   }
 }

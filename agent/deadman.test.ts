@@ -2,7 +2,7 @@
 // frozen node falls silent.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { asOneLine, hasTables, deadmanHold, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
+import { ACK_LINE, acksIn, asOneLine, hasTables, deadmanHold, deadmanRefresh, deadmanTables, ipv6Key } from './deadman.js';
 
 test('IPv6 addresses are keyed as the 128-bit integer at the NA target offset', () => {
   assert.is(ipv6Key('2001:db8::50'), '0x20010db8000000000000000000000050');
@@ -56,6 +56,14 @@ test('a hold adds addresses to the managed sets only, so they stay unanswered un
     'add element arp t managed { 192.0.2.52 }\nadd element ip6 t managed { 0x20010db8000000000000000000000052 }\n',
   );
   assert.is(deadmanHold([], 't'), '', 'nothing to hold: no transaction');
+});
+
+test('a hold is confirmed by a listing whose last line is the table closing: one per listing, partial lines do not count', () => {
+  assert.match(ACK_LINE, /^list chain arp ipcontroller_deadman out\n$/);
+  const listing = 'table arp ipcontroller_deadman {\n\tchain out {\n\t\ttype filter hook output priority filter; policy accept;\n\t}\n}\n';
+  assert.is(acksIn(listing), 1);
+  assert.is(acksIn(listing + listing), 2);
+  assert.is(acksIn('\t}\n'), 0, 'an inner closing brace is not the end of a listing');
 });
 
 test.run();

@@ -122,6 +122,60 @@ export function asOneLine(script: string): string {
 }
 
 /**
+ * A listing whose output ends with a line "}" (the table's close): nft -i runs lines in order,
+ * so once it is out every line written before it has been applied.
+ */
+export const ACK_LINE = `list chain arp ${DEADMAN_TABLE} out\n`;
+
+/** How long a hold waits for nft before the addresses go up anyway (as they did before holds were confirmed). */
+const HOLD_ACK_TIMEOUT_MS = 1_000;
+
+/** Count of ACK_LINE listings completed in some nft output: its lines that are exactly "}". Pure. */
+export function acksIn(text: string): number {
+  return text.split('\n').filter((l) => l === '}').length;
+}
+
+/**
+ * Waiters for ACK_LINE listings: the k-th one written is confirmed by the k-th "}" read, so a
+ * waiter that gave up does not let a later one pass on its late listing. All fail when nft exits.
+ */
+class AckWaiters {
+  private sent = 0;
+  private received = 0;
+  private partial = '';
+  private readonly waiting = new Map<number, (ok: boolean) => void>();
+
+  /** Call right before writing ACK_LINE; resolves true once it has run, false after timeoutMs or an exit. */
+  next(timeoutMs: number): Promise<boolean> {
+    const k = ++this.sent;
+    return new Promise((resolve) => {
+      const settle = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.waiting.delete(k);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => settle(false), timeoutMs);
+      this.waiting.set(k, settle);
+    });
+  }
+
+  read(text: string): void {
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop() ?? '';
+    this.received += acksIn(lines.join('\n'));
+    for (const [k, settle] of [...this.waiting]) if (k <= this.received) settle(true);
+  }
+
+  /** nft exited: a new process counts from zero. */
+  endAll(): void {
+    for (const settle of [...this.waiting.values()]) settle(false);
+    this.sent = 0;
+    this.received = 0;
+    this.partial = '';
+  }
+}
+
+/**
  * The switch through the nft command (Debian's nftables), in the agent's network namespace:
  * the tables once with `nft -f -`, then every refresh as one line to a long-lived `nft -i`
  * (a process per refresh cost about 15 ms of CPU with 200 addresses, a line about 5 ms).
@@ -138,9 +192,10 @@ export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
   }
   let shell: ChildProcessWithoutNullStreams | undefined;
   let lastError = 0;
+  const acks = new AckWaiters();
   const open = (): ChildProcessWithoutNullStreams => {
     const child = spawn('nft', ['-i']);
-    child.stdout.resume();
+    child.stdout.on('data', (d: Buffer) => acks.read(d.toString()));
     child.stdin.on('error', () => undefined); // it exited: the next refresh starts another
     child.stderr.on('data', (d: Buffer) => {
       // A refresh that fails leaves the addresses unanswered once the last one expires: safe,
@@ -150,7 +205,9 @@ export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
       logger.error({ err: d.toString().trim() }, 'deadman: refresh failed; this node stops answering for its addresses');
     });
     child.on('exit', () => {
-      if (shell === child) shell = undefined;
+      if (shell !== child) return;
+      shell = undefined;
+      acks.endAll();
     });
     return child;
   };
@@ -163,7 +220,11 @@ export async function nftDeadman(logger: Logger): Promise<DeadmanPort> {
       const script = deadmanHold(addresses);
       if (!script) return;
       shell ??= open();
-      shell.stdin.write(asOneLine(script));
+      // Awaited: the addresses go up right after, through a long-lived ip process that is
+      // quicker than this line, and the hold must be in the kernel first.
+      const acked = acks.next(HOLD_ACK_TIMEOUT_MS);
+      shell.stdin.write(asOneLine(script) + ACK_LINE);
+      if (!(await acked)) logger.warn({ addresses: addresses.length }, 'deadman: hold not confirmed in time; adding the addresses anyway');
     },
     async close() {
       shell?.stdin.end();

@@ -1,12 +1,14 @@
-// The address port and its iproute2 implementation: list with `ip -j addr`, change with one
-// `ip -force -batch -` spawn per reconcile, follow changes with a long-lived
-// `ip -o monitor address`. All of it acts on the network namespace the agent runs in.
+// The address port and its iproute2 implementation: list (`addr show`) and change addresses
+// through one long-lived `ip -j -force -batch -` (ipsession.ts), with a process per call as the
+// fallback when that session fails; follow changes with a long-lived `ip -o monitor address`.
+// All of it acts on the network namespace the agent runs in.
 import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { parseBatchErrors, parseIpAddrJson, type InetFamily, type HostLink } from './addresses.js';
+import { IpSession, type SessionReply } from './ipsession.js';
 
 export interface NetPort {
   links(): Promise<HostLink[]>;
@@ -17,6 +19,8 @@ export interface NetPort {
   watchAddresses(onDeleted: (line: string) => void, signal: AbortSignal): void;
   /** A numeric sysctl under /proc/sys, e.g. "net/ipv4/conf/all/arp_ignore"; null when unreadable. */
   sysctl(path: string): Promise<number | null>;
+  /** Ends long-lived processes (the agent is stopping). */
+  close?(): void;
 }
 
 interface RunResult {
@@ -58,9 +62,18 @@ function routeDevice(json: unknown): string | undefined {
 
 export function iproute2(options: { logger: Logger; clock: Clock }): NetPort {
   const log = options.logger.child({ port: 'iproute2' });
+  const session = new IpSession();
+  /** The session's reply, or null after a warning when it failed (the caller falls back to a process of its own). */
+  const viaSession = (lines: string[], jsonLines: number): Promise<SessionReply | null> =>
+    session.run(lines, jsonLines).catch((err: unknown) => {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'ip batch session failed; one ip process for this call');
+      return null;
+    });
   return {
     async links() {
-      return parseIpAddrJson(await runJson(['addr', 'show']));
+      const reply = await viaSession(['addr show'], 1);
+      const [json] = reply?.json ?? [];
+      return parseIpAddrJson(json !== undefined ? (JSON.parse(json) as unknown) : await runJson(['addr', 'show']));
     },
     async defaultRoutes() {
       const [v4, v6] = await Promise.all([runJson(['-4', 'route', 'show', 'default']), runJson(['-6', 'route', 'show', 'default'])]);
@@ -73,6 +86,8 @@ export function iproute2(options: { logger: Logger; clock: Clock }): NetPort {
     },
     async apply(lines) {
       if (lines.length === 0) return new Map();
+      const reply = await viaSession(lines, 0);
+      if (reply) return reply.errors;
       const result = await run(['-force', '-batch', '-'], lines.join('\n') + '\n');
       const errors = parseBatchErrors(result.stderr);
       if (result.code !== 0 && errors.size === 0) {
@@ -105,6 +120,9 @@ export function iproute2(options: { logger: Logger; clock: Clock }): NetPort {
           await options.clock.sleep(backoff, signal).catch(() => undefined);
         }
       })();
+    },
+    close() {
+      session.close();
     },
     async sysctl(path) {
       try {
