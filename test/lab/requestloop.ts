@@ -14,8 +14,9 @@ export interface RequestLoop {
   /** Waits until the loop has seen n successful answers in a row (it starts in about a second). */
   steady(n?: number, timeoutMs?: number): Promise<void>;
   /**
-   * Waits until every request started before the call has ended (a result completed more than
-   * the client timeout after it), so a downtime read next counts the failures still in flight.
+   * Waits until every request started before the call has ended and a request started after
+   * them has been answered, so a downtime read next counts the failures still in flight and
+   * finds the answer after them.
    */
   settled(timeoutMs?: number): Promise<void>;
   /** Stops the loop and returns every request's result, in completion order. */
@@ -48,8 +49,14 @@ export function startRequestLoop(lab: Lab, ns: Netns, url: string, timing: Reque
       );
     },
     async settled(timeoutMs = steadyTimeoutMs) {
+      // A request started this much later completes after every one started before the call.
       const after = Date.now() + CLIENT_TIMEOUT_MS + 50;
-      await waitFor('requests in flight ended', async () => results().some((r) => r.t > after), timeoutMs, 50);
+      await waitFor(
+        'requests in flight ended, then one answered',
+        async () => results().some((r) => r.ok && (r.s ?? r.t) > after),
+        timeoutMs,
+        50,
+      );
     },
     async stop() {
       proc.signal('SIGTERM');
