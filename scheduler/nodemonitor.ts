@@ -46,6 +46,17 @@ export interface NodeMonitorDeps {
   onChange(): void;
 }
 
+/**
+ * The period of the timer's full health step. It catches only what time alone changes: a
+ * heartbeat going stale (--monitor) and a probe answer too old to hold a node (half of it).
+ * Probe failures take a step at once (probed -> recheck), so the step does not follow the probe
+ * interval: at 1,000 nodes a step over every node every 100 ms was work for nothing. A 16th of
+ * --monitor (250 ms at the default 4 s), at least 25 ms, at most 250 ms. Pure.
+ */
+export function healthTickMs(monitorMs: number): number {
+  return Math.max(25, Math.min(250, Math.floor(monitorMs / 16)));
+}
+
 export class NodeMonitor {
   private readonly probes = new Map<string, ProbeState>();
   private readonly prober: Prober;
@@ -77,9 +88,9 @@ export class NodeMonitor {
     return this.current;
   }
 
-  /** Heartbeats expire without any event: a step every probe interval (at most 250 ms) until signal aborts. */
+  /** Heartbeats expire without any event: a step every healthTickMs until signal aborts. */
   run(signal: AbortSignal): Promise<void> {
-    return every(this.d.clock, Math.min(this.d.config.probeIntervalMs, 250), signal, () => this.check());
+    return every(this.d.clock, healthTickMs(this.d.config.monitorMs), signal, () => this.check());
   }
 
   /** Probes follow the IpNodes: one loop per probe address; a node without an IpNode is forgotten. */
@@ -128,7 +139,7 @@ export class NodeMonitor {
     if (!result.ok) this.d.log.debug({ node, err: result.error }, 'probe failed');
     // Only a changed verdict is news (every node is looked at on the health tick anyway):
     // looking at all N nodes after each of N probes made probing cost grow with N squared.
-    if (probeVerdictChanged(before, state, config.probeFailures)) this.recheck([node]);
+    if (probeVerdictChanged(before, state, config)) this.recheck([node]);
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   slotOf,
   udpAlone,
   udpFirstProbe,
+  udpMisses,
   type ProbeFn,
   type ProbeTarget,
 } from './prober.js';
@@ -208,6 +209,53 @@ test('targets are tracked apart: by address and port', async () => {
   await probe(target('a', 1), 100);
   await probe(target('a', 2), 100);
   assert.equal(used, ['udp', 'udp', 'http'], 'port 2 has not answered over UDP yet');
+});
+
+test('UDP misses: an answer resets them, a miss counts only once UDP has answered', () => {
+  assert.is(udpMisses(null, false), null, 'never answered over UDP: still unknown');
+  assert.is(udpMisses(null, true), 0);
+  assert.is(udpMisses(0, false), 1);
+  assert.is(udpMisses(2, true), 0);
+});
+
+test('an agent whose UDP answers come late stays on UDP alone: no HTTP probe is added', async () => {
+  const { udp, http, used, set } = transports();
+  const probe = udpFirstProbe(udp, http, { probeFailures: 3 });
+  set.udp = true;
+  await probe(target('a'), 100);
+  set.udp = false; // each probe times out, and its answer comes after
+  for (let i = 0; i < 10; i++) {
+    assert.is((await probe(target('a'), 100)).ok, false, 'a late answer is still a failed probe');
+    probe.lateAnswer(target('a'));
+  }
+  assert.equal(used.splice(0), ['udp', 'http', ...Array<string>(10).fill('udp')], 'UDP alone throughout');
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'udp', 'udp', 'http'], 'no late answers: HTTP beside UDP after probeFailures - 1 misses');
+});
+
+test('a removed target is forgotten: the Prober tells the probe, which starts it over', async () => {
+  const { udp, http, used, set } = transports();
+  const probe = udpFirstProbe(udp, http, { probeFailures: 3 });
+  set.udp = true;
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'http', 'udp']);
+  probe.forget(target('a'));
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'http'], 'forgotten: as a new target');
+
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const forgotten: string[] = [];
+  const fn: ProbeFn = Object.assign(() => Promise.resolve(OK), { forget: (t: ProbeTarget) => void forgotten.push(`${t.node}:${t.port}`) });
+  const p = prober(fn, clock, stop.signal);
+  p.sync([target('a', 1), target('b', 1)]);
+  p.sync([target('a', 2)]);
+  assert.equal(forgotten.sort(), ['a:1', 'b:1'], 'removed, and the old address of one that moved');
+  stop.abort();
+  assert.equal(forgotten.sort(), ['a:1', 'a:2', 'b:1'], 'stopped: all forgotten');
 });
 
 test('firstOk: the first good answer, or the second failure when both fail', async () => {

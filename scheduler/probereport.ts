@@ -5,7 +5,7 @@
 // that is about 3 writes a second, against 5,000 probes a second.
 import type { ProbeReport } from '../api/types.js';
 import type { Logger } from '../lib/logger.js';
-import type { HealthConfig, ProbeState } from './health.js';
+import { countedFailures, type HealthConfig, type ProbeState } from './health.js';
 
 /** Refresh of an unchanged report: keeps the RTT shown by `kubectl get ipnodes` recent enough to read. */
 export const PROBE_REPORT_REFRESH_MS = 300_000;
@@ -17,16 +17,19 @@ export function probeReport(
   scheduler: { identity: string; cfg: HealthConfig },
 ): ProbeReport {
   const { identity: by, cfg } = scheduler;
+  // The failures health.ts counts (its stall rule drops those seen while the scheduler itself did
+  // not run), so that `kubectl ipcontroller why` on this report decides as the scheduler did.
+  const counted = state ? countedFailures(state, cfg) : { count: 0 };
   const report: ProbeReport = {
     by,
     observedAt: new Date(now).toISOString(),
-    consecutiveFailures: state?.consecutiveFailures ?? 0,
+    consecutiveFailures: counted.count,
     failureThreshold: cfg.probeFailures,
     monitorMs: cfg.monitorMs,
     draining: state?.draining ?? false,
   };
   if (rttMs !== undefined) report.rttMs = Math.round(rttMs * 1000) / 1000;
-  if (state?.failedAt !== undefined) report.failedAt = new Date(state.failedAt).toISOString();
+  if (counted.count >= cfg.probeFailures && counted.reachedAt !== undefined) report.failedAt = new Date(counted.reachedAt).toISOString();
   if (state?.lastError) report.lastError = state.lastError.slice(0, 512);
   return report;
 }
@@ -57,15 +60,23 @@ export function reportDue(
 
 /**
  * Whether a probe changed what health.ts decides with: answered at all, failed past the
- * threshold, draining. The scheduler looks at all nodes again only then (and on its own timer),
- * not after every probe. A rule in health.ts that reads more of ProbeState must be added here.
+ * threshold as health.ts counts failures (countedFailures: its stall rule), draining. The
+ * scheduler looks at all nodes again only then (and on its own timer), not after every probe.
+ * A rule in health.ts that reads more of ProbeState must be added here.
  */
-export function probeVerdictChanged(prev: ProbeState | undefined, next: ProbeState, failures: number): boolean {
+export function probeVerdictChanged(prev: ProbeState | undefined, next: ProbeState, cfg: HealthConfig): boolean {
   if (!prev) return true;
   // Compared field by field: this runs for every probe result, so it builds no strings.
   const a = prev.consecutiveFailures;
   const b = next.consecutiveFailures;
-  return (a === 0) !== (b === 0) || a >= failures !== b >= failures || prev.draining !== next.draining;
+  if ((a === 0) !== (b === 0) || prev.draining !== next.draining) return true;
+  // Counted failures are never more than the raw ones: below the threshold raw, below it counted.
+  if (a < cfg.probeFailures && b < cfg.probeFailures) return false;
+  return failedBy(prev, cfg) !== failedBy(next, cfg);
+}
+
+function failedBy(state: ProbeState | undefined, cfg: HealthConfig): boolean {
+  return state !== undefined && countedFailures(state, cfg).count >= cfg.probeFailures;
 }
 
 /** reportDue for the state a report would be built from (same rules, no report built). */
@@ -76,8 +87,7 @@ function stateDue(
   d: { identity: string; cfg: HealthConfig },
 ): boolean {
   const p = previous.report;
-  const failures = state?.consecutiveFailures ?? 0;
-  if (p.consecutiveFailures >= p.failureThreshold !== failures >= d.cfg.probeFailures) return true;
+  if (p.consecutiveFailures >= p.failureThreshold !== failedBy(state, d.cfg)) return true;
   if (p.draining !== (state?.draining ?? false) || p.by !== d.identity) return true;
   if (p.failureThreshold !== d.cfg.probeFailures || p.monitorMs !== d.cfg.monitorMs) return true;
   return now - previous.at >= PROBE_REPORT_REFRESH_MS;
