@@ -31,7 +31,7 @@ function ipNode(name: string, at: number, more: { port?: number; draining?: bool
 }
 
 /** A monitor over nodes a, b, c that counts its full steps (each sets the nodes gauge once). */
-function world(): {
+function world(more: { probeMaxRate?: number } = {}): {
   clock: ManualClock;
   caches: ReturnType<typeof emptyCaches>;
   monitor: NodeMonitor;
@@ -59,7 +59,7 @@ function world(): {
   const monitor = new NodeMonitor(
     {
       caches,
-      config,
+      config: { ...config, ...more },
       probe,
       clock,
       log: pino({ level: 'silent' }),
@@ -158,6 +158,18 @@ test('failures counted after a stall of the scheduler fail the node at once when
   await w.clock.advance(200);
   fail();
   assert.equal(w.monitor.view().candidates, ['a', 'c'], 'the third counted failure: failed at once, with no timer step');
+});
+
+test('a stretched interval (--probe-max-rate) widens the stall rule with it: failures at the stretched pace count', async () => {
+  const w = world({ probeMaxRate: 10 }); // 3 nodes per 200 ms = 15/s: every 400 ms
+  await w.clock.advance(1_000, 10);
+  w.stop.abort();
+  await flush();
+  for (let i = 0; i < 3; i++) {
+    await w.clock.advance(450); // past the unstretched stall limit (200 + 100 + 100 ms)
+    w.monitor.probed('b', { ok: false, error: 'no answer' });
+  }
+  assert.equal(w.monitor.view().candidates, ['a', 'c'], 'three failures 450 ms apart at a 400 ms interval: failed');
 });
 
 test.run();

@@ -170,8 +170,30 @@ export interface ProberOptions {
   probe: ProbeFn;
   intervalMs: number;
   timeoutMs: number;
+  /** --probe-max-rate: probes per second this replica sends at most (0 or absent: no cap); see probeStretch. */
+  maxRate?: number;
   clock: Clock;
   onResult(node: string, result: ProbeResult): void;
+}
+
+/**
+ * The longest interval the rate cap stretches to. Agents count being probed as contact for
+ * fencing (--fence-after, 3 s by default): 1 s keeps three probes in that window.
+ */
+export const MAX_STRETCHED_INTERVAL_MS = 1_000;
+
+/**
+ * How many intervals apart each target is probed under the rate cap: 1 while `targets` probes
+ * per interval stay within `maxRate` a second, else the fewest whole intervals that do, at most
+ * up to MAX_STRETCHED_INTERVAL_MS. The cost of probing then stops growing with the nodes; what
+ * grows instead is the time to find a dead node ((failures - 1) x the stretched interval +
+ * timeout). The agents' dead-man switch does not depend on it (the agent refreshes it itself,
+ * agent.ts deadmanLoop): a later failover only widens its margin. Pure.
+ */
+export function probeStretch(targets: number, intervalMs: number, maxRate: number | undefined): number {
+  if (!maxRate || maxRate <= 0 || targets <= 0) return 1;
+  const wanted = Math.ceil((targets * 1000) / (maxRate * intervalMs));
+  return Math.max(1, Math.min(wanted, Math.floor(MAX_STRETCHED_INTERVAL_MS / intervalMs)));
 }
 
 /** About this long between two ticks of the probe timer; the interval is cut into that many slots. */
@@ -183,14 +205,25 @@ export function probeSlots(intervalMs: number): number {
 }
 
 export function slotOf(node: string, slots: number): number {
+  return nameHash(node) % slots;
+}
+
+/** Which of `stretch` rounds a node is probed in under the rate cap (stable, spread apart from its slot). */
+export function phaseOf(node: string, slots: number, stretch: number): number {
+  return Math.floor(nameHash(node) / slots) % stretch;
+}
+
+function nameHash(node: string): number {
   let h = 2166136261;
   for (let i = 0; i < node.length; i++) h = Math.imul(h ^ node.charCodeAt(i), 16777619);
-  return (h >>> 0) % slots;
+  return h >>> 0;
 }
 
 interface Probed {
   target: ProbeTarget;
   slot: number;
+  /** The round, of every `stretch`, it is probed in (phaseOf). */
+  phase: number;
   inFlight: boolean;
   /** Bumped when the target is replaced or removed: a result of an older one is not reported. */
   generation: number;
@@ -223,6 +256,9 @@ export class Prober {
   private nextSlot = 0;
   private nextAt: number;
   private generation = 0;
+  /** Rounds over all slots so far, and every how many rounds a target is probed (probeStretch). */
+  private round = 0;
+  private stretch = 1;
 
   constructor(
     private readonly opts: ProberOptions,
@@ -257,9 +293,20 @@ export class Prober {
       }
     }
     if (this.stopped.aborted) return;
+    const stretch = probeStretch(wanted.size, this.opts.intervalMs, this.opts.maxRate);
+    if (stretch !== this.stretch) {
+      this.stretch = stretch;
+      for (const p of this.targets.values()) p.phase = phaseOf(p.target.node, this.slots, stretch);
+    }
     for (const target of wanted.values()) {
       if (this.targets.has(target.node)) continue;
-      const p: Probed = { target, slot: slotOf(target.node, this.slots), inFlight: false, generation: ++this.generation };
+      const p: Probed = {
+        target,
+        slot: slotOf(target.node, this.slots),
+        phase: phaseOf(target.node, this.slots, stretch),
+        inFlight: false,
+        generation: ++this.generation,
+      };
       this.targets.set(target.node, p);
       this.bySlot[p.slot]?.add(p);
     }
@@ -271,8 +318,15 @@ export class Prober {
     for (let i = 0; i < due.count; i++) {
       const slot = this.nextSlot;
       this.nextSlot = (slot + 1) % this.slots;
-      for (const p of this.bySlot[slot] ?? []) if (!p.inFlight) this.probe(p);
+      const phase = this.round % this.stretch;
+      if (this.nextSlot === 0) this.round++;
+      for (const p of this.bySlot[slot] ?? []) if (!p.inFlight && p.phase === phase) this.probe(p);
     }
+  }
+
+  /** How long apart each target is probed now: the interval, stretched by the rate cap (probeStretch). */
+  effectiveIntervalMs(): number {
+    return this.opts.intervalMs * this.stretch;
   }
 
   private probe(p: Probed): void {

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProbeState } from './health.js';
-import { probeReport, probeStateOf, probeVerdictChanged, reportDue, PROBE_REPORT_REFRESH_MS } from './probereport.js';
+import { ProbeReporter, probeReport, probeStateOf, probeVerdictChanged, reportDue, PROBE_REPORT_REFRESH_MS } from './probereport.js';
 
 const cfg = { monitorMs: 4000, probeFailures: 3 };
 
@@ -85,6 +85,27 @@ test('a verdict that moves only by the stall rule still makes the scheduler look
     'raw 5 -> 6 (both past the threshold) but counted 2 -> 3: failed now',
   );
   assert.ok(probeVerdictChanged(failing([100, 100]), failing([100, 100, 100]), timed), 'no stall: failed at the third');
+});
+
+test('the reporter counts by the rules it was last told (a stretched interval), not only the configured ones', async () => {
+  const written: number[] = [];
+  const reporter = new ProbeReporter({
+    write: (_node, report) => {
+      written.push(report.consecutiveFailures);
+      return Promise.resolve();
+    },
+    isLeader: () => true,
+    log: { debug: () => undefined } as unknown as ConstructorParameters<typeof ProbeReporter>[0]['log'],
+    identity: 's1',
+    cfg: timed,
+  });
+  const slow = failing([400, 400, 400]); // a 400 ms interval: stalls by the configured 100 ms rules
+  reporter.observe('n', slow, null, 3_000);
+  await new Promise((r) => setImmediate(r));
+  reporter.useRules({ ...timed, probeIntervalMs: 400 });
+  reporter.observe('n', slow, null, 3_001);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(written, [0, 3]);
 });
 
 test.run();

@@ -106,16 +106,25 @@ export class ProbeReporter {
   private readonly last = new Map<string, { report: ProbeReport; at: number }>();
   private readonly rtt = new Map<string, number>();
   private readonly busy = new Set<string>();
+  private cfg: HealthConfig;
 
-  constructor(private readonly d: ProbeReporterDeps) {}
+  constructor(private readonly d: ProbeReporterDeps) {
+    this.cfg = d.cfg;
+  }
+
+  /** The failure rules the prober runs by now (the rate cap may stretch the interval); the configured ones until told. */
+  useRules(cfg: HealthConfig): void {
+    this.cfg = cfg;
+  }
 
   observe(node: string, state: ProbeState | undefined, rttMs: number | null, now: number): void {
     if (rttMs !== null) this.rtt.set(node, rttMs);
     if (!this.d.isLeader() || this.busy.has(node)) return;
     const last = this.last.get(node);
+    const scheduler = { identity: this.d.identity, cfg: this.cfg };
     // Most probes change nothing worth a write: decide that before building a report.
-    if (last && !stateDue(last, state, now, this.d)) return;
-    const report = probeReport(state, this.rtt.get(node), now, this.d);
+    if (last && !stateDue(last, state, now, scheduler)) return;
+    const report = probeReport(state, this.rtt.get(node), now, scheduler);
     if (!reportDue(this.last.get(node), report, now)) return;
     this.busy.add(node);
     this.d
