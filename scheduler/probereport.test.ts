@@ -1,7 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { ProbeState } from './health.js';
-import { ProbeReporter, probeReport, probeStateOf, probeVerdictChanged, reportDue, PROBE_REPORT_REFRESH_MS } from './probereport.js';
+import {
+  ProbeReporter,
+  probeReport,
+  REPORT_WRITES_IN_FLIGHT,
+  probeStateOf,
+  probeVerdictChanged,
+  reportDue,
+  PROBE_REPORT_REFRESH_MS,
+} from './probereport.js';
 
 const cfg = { monitorMs: 4000, probeFailures: 3 };
 
@@ -106,6 +114,36 @@ test('the reporter counts by the rules it was last told (a stretched interval), 
   reporter.observe('n', slow, null, 3_001);
   await new Promise((r) => setImmediate(r));
   assert.equal(written, [0, 3]);
+});
+
+test('a new leader writes its first reports a few at a time, the rest with their next probes', async () => {
+  const pending: Array<() => void> = [];
+  const written: string[] = [];
+  const reporter = new ProbeReporter({
+    write: (node) =>
+      new Promise<void>((resolve) =>
+        pending.push(() => {
+          written.push(node);
+          resolve();
+        }),
+      ),
+    isLeader: () => true,
+    log: { debug: () => undefined } as unknown as ConstructorParameters<typeof ProbeReporter>[0]['log'],
+    identity: 's1',
+    cfg,
+  });
+  const ok = { consecutiveFailures: 0, draining: false, answeredAt: 1_000 };
+  const nodes = Array.from({ length: 100 }, (_, i) => `n${i}`);
+  for (const n of nodes) reporter.observe(n, ok, 0.3, 1_000);
+  assert.is(pending.length, REPORT_WRITES_IN_FLIGHT, 'not 100 writes at once');
+  for (let round = 0; round < 20 && written.length < nodes.length; round++) {
+    for (const done of pending.splice(0)) done();
+    await new Promise((r) => setImmediate(r));
+    for (const n of nodes) reporter.observe(n, ok, 0.3, 1_100 + round); // the next probes
+    assert.ok(pending.length <= REPORT_WRITES_IN_FLIGHT);
+  }
+  assert.is(new Set(written).size, nodes.length, 'every node reported in the end, once');
+  assert.is(written.length, nodes.length);
 });
 
 test.run();

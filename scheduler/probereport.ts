@@ -101,7 +101,15 @@ export interface ProbeReporterDeps {
   cfg: HealthConfig;
 }
 
-/** Writes due reports, one in flight per node; a failed write is tried again with the next probe. */
+/**
+ * Report writes in flight at most, over all nodes. A new leader has a report due for every node at
+ * its first probe of each: at 1,000 nodes that was 1,000 IpNode status writes at once, which
+ * queue in the apiserver in front of the replicas' Lease renewals. A report not written for
+ * this cap is tried again with the node's next probe (an interval later).
+ */
+export const REPORT_WRITES_IN_FLIGHT = 8;
+
+/** Writes due reports, one in flight per node and REPORT_WRITES_IN_FLIGHT in all; a failed write is tried again with the next probe. */
 export class ProbeReporter {
   private readonly last = new Map<string, { report: ProbeReport; at: number }>();
   private readonly rtt = new Map<string, number>();
@@ -119,7 +127,7 @@ export class ProbeReporter {
 
   observe(node: string, state: ProbeState | undefined, rttMs: number | null, now: number): void {
     if (rttMs !== null) this.rtt.set(node, rttMs);
-    if (!this.d.isLeader() || this.busy.has(node)) return;
+    if (!this.d.isLeader() || this.busy.has(node) || this.busy.size >= REPORT_WRITES_IN_FLIGHT) return;
     const last = this.last.get(node);
     const scheduler = { identity: this.d.identity, cfg: this.cfg };
     // Most probes change nothing worth a write: decide that before building a report.
