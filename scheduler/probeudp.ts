@@ -249,7 +249,7 @@ export function udpProber(identity: string, opts: UdpProberOptions = {}): ProbeF
       // Room for a slot's answers arriving together (the kernel caps it at net.core.rmem_max).
       socket = createSocket({ type, recvBufferSize: 1 << 20, lookup: literalLookup });
       socket.on('message', onMessage);
-      socket.on('error', () => undefined); // a send error is reported to its probe; nothing else is fatal
+      socket.on('error', () => undefined); // a send error: its probe fails at its timeout; nothing here is fatal
       socket.unref();
       sockets.set(type, socket);
     }
