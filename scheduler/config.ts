@@ -17,6 +17,8 @@ export interface SchedulerConfig {
   probeIntervalMs: number;
   probeTimeoutMs: number;
   probeFailures: number;
+  /** Probes per second one replica sends at most; more nodes stretch the interval (prober.ts probeStretch). 0: no cap. */
+  probeMaxRate: number;
   rebalance: boolean;
   leaseDurationMs: number;
   renewDeadlineMs: number;
@@ -54,6 +56,9 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   probeIntervalMs: 100,
   probeTimeoutMs: 80,
   probeFailures: 3,
+  // 1,000 nodes at the 100ms interval: beyond that the interval stretches (2,000 nodes: 200ms),
+  // so probing costs a replica no more than at 1,000 nodes (about 15-25% of a core, issue 14.2).
+  probeMaxRate: 10_000,
   rebalance: false,
   // client-go's defaults are 15/10/2s; ours are shorter so a standby takes over within 4.5s.
   leaseDurationMs: 4_000,
@@ -88,6 +93,9 @@ Flags:
                                  interval later; a failure that came in after the scheduler itself
                                  did not run (interval + timeout + max(50ms, interval/2) after the
                                  result before it) does not count
+  --probe-max-rate N             probes per second one replica sends at most (default 10000: 1,000
+                                 nodes at 100ms). More nodes stretch the interval to whole multiples
+                                 of it (at most 1s), and a node is failed that much later; 0 = no cap
   --conflict-retry DURATION      how long an address a foreign host answered for is not allocated before it is probed again (default 10m)
   --rebalance                    move healthy claims to even out nodes (default off: no churn)
   --leader-elect-lease-duration DURATION   (default 4s)
@@ -133,6 +141,7 @@ const OPTIONS = {
   'probe-interval': { type: 'string' },
   'probe-timeout': { type: 'string' },
   'probe-failures': { type: 'string' },
+  'probe-max-rate': { type: 'string' },
   rebalance: { type: 'string' },
   'conflict-retry': { type: 'string' },
   'leader-elect-lease-duration': { type: 'string' },
@@ -195,6 +204,7 @@ const PARSERS: Array<[keyof typeof OPTIONS, (c: SchedulerConfig, text: string) =
   ['leader-elect', (c, t) => (c.leaderElect = bool('leader-elect', t))],
   ['rebalance', (c, t) => (c.rebalance = bool('rebalance', t))],
   ['probe-failures', (c, t) => (c.probeFailures = int('probe-failures', t, 1, 100))],
+  ['probe-max-rate', (c, t) => (c.probeMaxRate = int('probe-max-rate', t, 0, 1_000_000))],
   [
     'metrics-bind',
     (c, t) => {

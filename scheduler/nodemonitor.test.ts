@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import { pino } from 'pino';
 import { API_VERSION, type IpNode } from '../api/types.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
-import { NodeMonitor } from './nodemonitor.js';
+import { healthTickMs, NodeMonitor } from './nodemonitor.js';
 import type { ProbeFn, ProbeTarget } from './prober.js';
 import { emptyCaches } from './reconciler.js';
 
@@ -31,7 +31,7 @@ function ipNode(name: string, at: number, more: { port?: number; draining?: bool
 }
 
 /** A monitor over nodes a, b, c that counts its full steps (each sets the nodes gauge once). */
-function world(): {
+function world(more: { probeMaxRate?: number } = {}): {
   clock: ManualClock;
   caches: ReturnType<typeof emptyCaches>;
   monitor: NodeMonitor;
@@ -59,7 +59,7 @@ function world(): {
   const monitor = new NodeMonitor(
     {
       caches,
-      config,
+      config: { ...config, ...more },
       probe,
       clock,
       log: pino({ level: 'silent' }),
@@ -129,6 +129,47 @@ test('probe results: a first answer or one failure moves no verdict; the failure
   assert.is(w.steps(), ticks + 2, 'answered again: back at once');
   assert.equal(w.monitor.view().candidates, ['a', 'b', 'c']);
   w.stop.abort();
+});
+
+test('the timer step follows --monitor (what only time changes), not the probe interval', () => {
+  assert.is(healthTickMs(4_000), 250, 'the default --monitor 4s: every 250 ms');
+  assert.is(healthTickMs(60_000), 250, 'at most 250 ms');
+  assert.is(healthTickMs(1_000), 62);
+  assert.is(healthTickMs(100), 25, 'at least 25 ms');
+});
+
+test('failures counted after a stall of the scheduler fail the node at once when they reach the threshold', async () => {
+  const w = world();
+  await w.clock.advance(250, 10);
+  w.stop.abort(); // probes stop: only the results below count
+  await flush();
+  const fail = (): void => w.monitor.probed('b', { ok: false, error: 'no answer' });
+  fail();
+  await w.clock.advance(200);
+  fail();
+  await w.clock.advance(1_000); // the scheduler did not run: the next failure says nothing of b
+  fail();
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c'], '3 failures in a row, but the third came after a stall');
+  await w.clock.advance(200);
+  fail();
+  await w.clock.advance(200);
+  fail();
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c'], '2 counted');
+  await w.clock.advance(200);
+  fail();
+  assert.equal(w.monitor.view().candidates, ['a', 'c'], 'the third counted failure: failed at once, with no timer step');
+});
+
+test('a stretched interval (--probe-max-rate) widens the stall rule with it: failures at the stretched pace count', async () => {
+  const w = world({ probeMaxRate: 10 }); // 3 nodes per 200 ms = 15/s: every 400 ms
+  await w.clock.advance(1_000, 10);
+  w.stop.abort();
+  await flush();
+  for (let i = 0; i < 3; i++) {
+    await w.clock.advance(450); // past the unstretched stall limit (200 + 100 + 100 ms)
+    w.monitor.probed('b', { ok: false, error: 'no answer' });
+  }
+  assert.equal(w.monitor.view().candidates, ['a', 'c'], 'three failures 450 ms apart at a 400 ms interval: failed');
 });
 
 test.run();

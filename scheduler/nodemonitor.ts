@@ -22,6 +22,7 @@ import {
   healthStep,
   nextProbeState,
   nodeHealth,
+  type HealthConfig,
   type HealthObservation,
   type HealthTransition,
   type HealthView,
@@ -35,15 +36,27 @@ import type { Caches } from './reconciler.js';
 
 export interface NodeMonitorDeps {
   caches: Pick<Caches, 'nodes' | 'ipNodes'>;
-  config: Pick<SchedulerConfig, 'monitorMs' | 'probeFailures' | 'probeIntervalMs' | 'probeTimeoutMs'>;
+  config: Pick<SchedulerConfig, 'monitorMs' | 'probeFailures' | 'probeIntervalMs' | 'probeTimeoutMs'> &
+    Partial<Pick<SchedulerConfig, 'probeMaxRate'>>;
   probe: ProbeFn;
   clock: Clock;
   log: Logger;
   metrics: Pick<SchedulerMetrics, 'probed' | 'forgetNode' | 'nodeStates'>;
   /** Publishes the probe view in IpNode status.probe (the leader only). */
-  reporter: Pick<ProbeReporter, 'observe' | 'forget'>;
+  reporter: Pick<ProbeReporter, 'observe' | 'forget'> & Partial<Pick<ProbeReporter, 'useRules'>>;
   /** A step changed what placement reads. */
   onChange(): void;
+}
+
+/**
+ * The period of the timer's full health step. It catches only what time alone changes: a
+ * heartbeat going stale (--monitor) and a probe answer too old to hold a node (half of it).
+ * Probe failures take a step at once (probed -> recheck), so the step does not follow the probe
+ * interval: at 1,000 nodes a step over every node every 100 ms was work for nothing. A 16th of
+ * --monitor (250 ms at the default 4 s), at least 25 ms, at most 250 ms. Pure.
+ */
+export function healthTickMs(monitorMs: number): number {
+  return Math.max(25, Math.min(250, Math.floor(monitorMs / 16)));
 }
 
 export class NodeMonitor {
@@ -54,6 +67,12 @@ export class NodeMonitor {
   private candidates = new Set<string>();
   /** The IpNode object last seen per node: the store replaces an object when it changes. */
   private readonly seen = new Map<string, IpNode>();
+  /**
+   * The failure rules as the prober runs now: the configured ones with the interval the rate cap
+   * stretched it to, so that the stall rule (health.ts stallLimitMs) does not take the longer
+   * gaps of a stretched interval for stalls of the scheduler.
+   */
+  private rules: HealthConfig;
 
   constructor(
     private readonly d: NodeMonitorDeps,
@@ -65,11 +84,13 @@ export class NodeMonitor {
         probe: d.probe,
         intervalMs: config.probeIntervalMs,
         timeoutMs: config.probeTimeoutMs,
+        ...(config.probeMaxRate !== undefined ? { maxRate: config.probeMaxRate } : {}),
         clock,
         onResult: (node, result) => this.probed(node, result),
       },
       signal,
     );
+    this.rules = { ...config };
   }
 
   /** The view placement reads (the reconciler's health()). */
@@ -77,15 +98,24 @@ export class NodeMonitor {
     return this.current;
   }
 
-  /** Heartbeats expire without any event: a step every probe interval (at most 250 ms) until signal aborts. */
+  /** Heartbeats expire without any event: a step every healthTickMs until signal aborts. */
   run(signal: AbortSignal): Promise<void> {
-    return every(this.d.clock, Math.min(this.d.config.probeIntervalMs, 250), signal, () => this.check());
+    return every(this.d.clock, healthTickMs(this.d.config.monitorMs), signal, () => this.check());
   }
 
   /** Probes follow the IpNodes: one loop per probe address; a node without an IpNode is forgotten. */
   syncTargets(): void {
     const { ipNodes } = this.d.caches;
     this.prober.sync(ipNodes.values().map((n) => ({ node: n.metadata.name ?? '', address: n.spec.probeAddress, port: n.spec.probePort })));
+    const intervalMs = this.prober.effectiveIntervalMs();
+    if (intervalMs !== this.rules.probeIntervalMs) {
+      this.d.log.info(
+        { nodes: ipNodes.size, intervalMs, maxRate: this.d.config.probeMaxRate },
+        'probe interval changed by --probe-max-rate',
+      );
+      this.rules = { ...this.d.config, probeIntervalMs: intervalMs };
+      this.d.reporter.useRules?.(this.rules);
+    }
     for (const name of [...this.probes.keys()]) {
       if (ipNodes.get(name)) continue;
       this.probes.delete(name);
@@ -128,7 +158,7 @@ export class NodeMonitor {
     if (!result.ok) this.d.log.debug({ node, err: result.error }, 'probe failed');
     // Only a changed verdict is news (every node is looked at on the health tick anyway):
     // looking at all N nodes after each of N probes made probing cost grow with N squared.
-    if (probeVerdictChanged(before, state, config.probeFailures)) this.recheck([node]);
+    if (probeVerdictChanged(before, state, this.rules)) this.recheck([node]);
   }
 
   /**
@@ -140,7 +170,7 @@ export class NodeMonitor {
     const now = this.d.clock.now();
     const { failures, holding } = this.current;
     for (const name of nodes) {
-      const h = nodeHealth(this.observation(name), now, this.d.config);
+      const h = nodeHealth(this.observation(name), now, this.rules);
       const same = h.candidate
         ? this.candidates.has(name)
         : failures.get(name) === h.reason && (h.holds === true) === holding.includes(name);
@@ -150,7 +180,7 @@ export class NodeMonitor {
 
   /** One health step over what the caches and probes say now. */
   check(): void {
-    const step = healthStep(this.current, this.observe(), this.d.clock.now(), this.d.config);
+    const step = healthStep(this.current, this.observe(), this.d.clock.now(), this.rules);
     this.current = step.view;
     this.candidates = new Set(step.view.candidates);
     this.tell(step.transitions);

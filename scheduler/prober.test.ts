@@ -14,6 +14,10 @@ import {
   slotOf,
   udpAlone,
   udpFirstProbe,
+  udpMisses,
+  MAX_STRETCHED_INTERVAL_MS,
+  phaseOf,
+  probeStretch,
   type ProbeFn,
   type ProbeTarget,
 } from './prober.js';
@@ -208,6 +212,88 @@ test('targets are tracked apart: by address and port', async () => {
   await probe(target('a', 1), 100);
   await probe(target('a', 2), 100);
   assert.equal(used, ['udp', 'udp', 'http'], 'port 2 has not answered over UDP yet');
+});
+
+test('the rate cap stretches the interval to whole multiples, only past the cap, at most to 1 s', () => {
+  assert.is(probeStretch(1_000, 100, 10_000), 1, '1,000 nodes at 100 ms: within the default cap');
+  assert.is(probeStretch(1_001, 100, 10_000), 2);
+  assert.is(probeStretch(2_000, 100, 10_000), 2, '2,000 nodes: every 200 ms, the same 10,000 probes a second');
+  assert.is(probeStretch(2_500, 100, 10_000), 3);
+  assert.is(probeStretch(100_000, 100, 10_000), MAX_STRETCHED_INTERVAL_MS / 100, 'never beyond 1 s (agents fence after 3 s unprobed)');
+  assert.is(probeStretch(100_000, 2_000, 10), 1, 'an interval already past 1 s is not stretched');
+  assert.is(probeStretch(5_000, 100, 0), 1, '0: no cap');
+  assert.is(probeStretch(5_000, 100, undefined), 1);
+  const phases = new Set(Array.from({ length: 1000 }, (_, i) => phaseOf(`ps-${i}`, 10, 3)));
+  assert.equal([...phases].sort(), [0, 1, 2], 'nodes spread over the rounds');
+});
+
+test('under the rate cap each target is probed once per stretched interval, and faster again when nodes go', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const { fn, calls } = recording(() => Promise.resolve(OK), clock);
+  const p = new Prober({ probe: fn, intervalMs: 200, timeoutMs: 100, maxRate: 100, clock, onResult: () => undefined }, stop.signal);
+  const forty = Array.from({ length: 40 }, (_, i) => target(`n${i}`));
+  p.sync(forty); // 40 per 200 ms = 200/s: stretched to 400 ms
+  assert.is(p.effectiveIntervalMs(), 400);
+  await clock.advance(4_000, 10);
+  for (const t of forty) {
+    const times = calls.get(t.node) ?? [];
+    const gaps = times.slice(1).map((x, i) => x - (times[i] as number));
+    assert.ok(times.length >= 9 && gaps.every((g) => g === 400), `${t.node}: ${gaps.join(',')}`);
+  }
+  p.sync(forty.slice(0, 10));
+  assert.is(p.effectiveIntervalMs(), 200, '10 nodes: within the cap');
+  calls.clear();
+  await clock.advance(2_000, 10);
+  stop.abort();
+  for (const t of forty.slice(0, 10)) assert.ok((calls.get(t.node)?.length ?? 0) >= 9, `${t.node}: ${calls.get(t.node)?.length}`);
+});
+
+test('UDP misses: an answer resets them, a miss counts only once UDP has answered', () => {
+  assert.is(udpMisses(null, false), null, 'never answered over UDP: still unknown');
+  assert.is(udpMisses(null, true), 0);
+  assert.is(udpMisses(0, false), 1);
+  assert.is(udpMisses(2, true), 0);
+});
+
+test('an agent whose UDP answers come late stays on UDP alone: no HTTP probe is added', async () => {
+  const { udp, http, used, set } = transports();
+  const probe = udpFirstProbe(udp, http, { probeFailures: 3 });
+  set.udp = true;
+  await probe(target('a'), 100);
+  set.udp = false; // each probe times out, and its answer comes after
+  for (let i = 0; i < 10; i++) {
+    assert.is((await probe(target('a'), 100)).ok, false, 'a late answer is still a failed probe');
+    probe.lateAnswer(target('a'));
+  }
+  assert.equal(used.splice(0), ['udp', 'http', ...Array<string>(10).fill('udp')], 'UDP alone throughout');
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'udp', 'udp', 'http'], 'no late answers: HTTP beside UDP after probeFailures - 1 misses');
+});
+
+test('a removed target is forgotten: the Prober tells the probe, which starts it over', async () => {
+  const { udp, http, used, set } = transports();
+  const probe = udpFirstProbe(udp, http, { probeFailures: 3 });
+  set.udp = true;
+  await probe(target('a'), 100);
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'http', 'udp']);
+  probe.forget(target('a'));
+  await probe(target('a'), 100);
+  assert.equal(used.splice(0), ['udp', 'http'], 'forgotten: as a new target');
+
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const forgotten: string[] = [];
+  const fn: ProbeFn = Object.assign(() => Promise.resolve(OK), { forget: (t: ProbeTarget) => void forgotten.push(`${t.node}:${t.port}`) });
+  const p = prober(fn, clock, stop.signal);
+  p.sync([target('a', 1), target('b', 1)]);
+  p.sync([target('a', 2)]);
+  assert.equal(forgotten.sort(), ['a:1', 'b:1'], 'removed, and the old address of one that moved');
+  stop.abort();
+  assert.equal(forgotten.sort(), ['a:1', 'a:2', 'b:1'], 'stopped: all forgotten');
 });
 
 test('firstOk: the first good answer, or the second failure when both fail', async () => {

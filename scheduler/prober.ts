@@ -11,7 +11,9 @@
 // 8 times the CPU of a UDP probe) after every one of them doubled the work exactly when the host
 // had none to spare (the probe-scale bench at 500 nodes: 909 HTTP probes a second beside 1,105
 // UDP). Why not later: an agent that lost UDP (downgraded, port blocked) must be answered over
-// HTTP before its failures reach --probe-failures, so it never counts as failed. Scheduling:
+// HTTP before its failures reach --probe-failures, so it never counts as failed. A UDP answer
+// that comes after its probe's timeout resets the count too: that agent answers UDP, late, and
+// HTTP would be as late (at 1,000 nodes on a busy host, half the probes went to HTTP). Scheduling:
 // one timer for all targets, which are spread over the interval in slots of about 10 ms, so a
 // thousand nodes are a few dozen datagrams every 10 ms instead of a thousand timers and
 // connections each waking on its own.
@@ -28,8 +30,11 @@ export interface ProbeTarget {
   port: number;
 }
 
-/** One probe; the port the scheduler's probing runs on (real HTTP or UDP, or a test double). */
-export type ProbeFn = (target: ProbeTarget, timeoutMs: number) => Promise<ProbeResult>;
+/**
+ * One probe; the port the scheduler's probing runs on (real HTTP or UDP, or a test double).
+ * `forget`, where there is one, is told of each target the Prober stops probing.
+ */
+export type ProbeFn = ((target: ProbeTarget, timeoutMs: number) => Promise<ProbeResult>) & { forget?(target: ProbeTarget): void };
 
 /** The HTTP probe: GET /healthz with the scheduler's identity; 200 and {"ok":true,"node":name}. */
 export function httpProbe(identity: string, clock: Clock): ProbeFn {
@@ -83,26 +88,55 @@ export function udpAlone(misses: number | null, probeFailures: number): boolean 
   return misses !== null && misses < Math.max(1, probeFailures - 1);
 }
 
+/** What udpFirstProbe knows of one target: the UDP failures in a row since its last UDP answer (null: none yet). */
+interface UdpRecord {
+  misses: number | null;
+}
+
+/** udpFirstProbe's probe, with what it must be told besides. */
+export type UdpFirstProbe = ProbeFn & {
+  /** A UDP answer came after its probe's timeout (udpProber onLateAnswer). */
+  lateAnswer(target: ProbeTarget): void;
+  forget(target: ProbeTarget): void;
+};
+
 /**
  * UDP where the agent answers it, HTTP beside it where it has not (yet) or has stopped: a target
  * is probed over both until its first UDP answer, then over UDP alone until udpAlone says no
  * (see the header: a late answer on a busy host must not add an HTTP probe, an agent that lost
  * UDP must get one before it counts as failed), then over both again until UDP answers again.
+ * A UDP answer that comes late counts as a UDP answer here (not for health): the agent answers
+ * UDP, and HTTP beside it would be late too and cost 8 times as much. A removed target is
+ * forgotten (Prober.sync calls forget).
  */
-export function udpFirstProbe(udp: ProbeFn, http: ProbeFn, opts: { probeFailures: number }): ProbeFn {
-  /** UDP failures in a row since the target's last UDP answer; no entry: never answered over UDP. */
-  const misses = new Map<string, number>();
-  const counted = (key: string, result: ProbeResult): ProbeResult => {
-    if (result.ok) misses.set(key, 0);
-    else if (misses.has(key)) misses.set(key, (misses.get(key) ?? 0) + 1);
-    return result;
-  };
-  return (target, timeoutMs) => {
-    const key = `${target.address}|${target.port}`;
-    const viaUdp = udp(target, timeoutMs).then((r) => counted(key, r));
-    if (udpAlone(misses.get(key) ?? null, opts.probeFailures)) return viaUdp;
+export function udpFirstProbe(udp: ProbeFn, http: ProbeFn, opts: { probeFailures: number }): UdpFirstProbe {
+  const known = new Map<string, UdpRecord>();
+  const keyOf = (target: ProbeTarget): string => `${target.address}|${target.port}`;
+  const probe = (target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> => {
+    const key = keyOf(target);
+    let rec = known.get(key);
+    if (!rec) known.set(key, (rec = { misses: null }));
+    const r = rec;
+    const viaUdp = udp(target, timeoutMs).then((result) => {
+      r.misses = udpMisses(r.misses, result.ok);
+      return result;
+    });
+    if (udpAlone(r.misses, opts.probeFailures)) return viaUdp;
     return firstOk(viaUdp, http(target, timeoutMs));
   };
+  return Object.assign(probe, {
+    lateAnswer: (target: ProbeTarget) => {
+      const rec = known.get(keyOf(target));
+      if (rec) rec.misses = 0;
+    },
+    forget: (target: ProbeTarget) => void known.delete(keyOf(target)),
+  });
+}
+
+/** The UDP misses in a row after one more UDP result: an answer resets them, a miss counts once UDP has answered. Pure. */
+export function udpMisses(misses: number | null, answered: boolean): number | null {
+  if (answered) return 0;
+  return misses === null ? null : misses + 1;
 }
 
 /** The first ok result of two, or the second's failure when both fail (HTTP's error says more). */
@@ -125,15 +159,41 @@ export function firstOk(a: Promise<ProbeResult>, b: Promise<ProbeResult>): Promi
 
 /** The scheduler's probe: UDP with an HTTP fallback per target (see udpFirstProbe); probeFailures as --probe-failures. */
 export function defaultProbe(identity: string, clock: Clock, probeFailures: number): ProbeFn {
-  return udpFirstProbe(udpProber(identity), httpProbe(identity, clock), { probeFailures });
+  const late = { to: (_target: ProbeTarget): void => undefined };
+  const udp = udpProber(identity, { onLateAnswer: (target) => late.to(target) });
+  const first = udpFirstProbe(udp, httpProbe(identity, clock), { probeFailures });
+  late.to = (target) => first.lateAnswer(target);
+  return first;
 }
 
 export interface ProberOptions {
   probe: ProbeFn;
   intervalMs: number;
   timeoutMs: number;
+  /** --probe-max-rate: probes per second this replica sends at most (0 or absent: no cap); see probeStretch. */
+  maxRate?: number;
   clock: Clock;
   onResult(node: string, result: ProbeResult): void;
+}
+
+/**
+ * The longest interval the rate cap stretches to. Agents count being probed as contact for
+ * fencing (--fence-after, 3 s by default): 1 s keeps three probes in that window.
+ */
+export const MAX_STRETCHED_INTERVAL_MS = 1_000;
+
+/**
+ * How many intervals apart each target is probed under the rate cap: 1 while `targets` probes
+ * per interval stay within `maxRate` a second, else the fewest whole intervals that do, at most
+ * up to MAX_STRETCHED_INTERVAL_MS. The cost of probing then stops growing with the nodes; what
+ * grows instead is the time to find a dead node ((failures - 1) x the stretched interval +
+ * timeout). The agents' dead-man switch does not depend on it (the agent refreshes it itself,
+ * agent.ts deadmanLoop): a later failover only widens its margin. Pure.
+ */
+export function probeStretch(targets: number, intervalMs: number, maxRate: number | undefined): number {
+  if (!maxRate || maxRate <= 0 || targets <= 0) return 1;
+  const wanted = Math.ceil((targets * 1000) / (maxRate * intervalMs));
+  return Math.max(1, Math.min(wanted, Math.floor(MAX_STRETCHED_INTERVAL_MS / intervalMs)));
 }
 
 /** About this long between two ticks of the probe timer; the interval is cut into that many slots. */
@@ -145,14 +205,25 @@ export function probeSlots(intervalMs: number): number {
 }
 
 export function slotOf(node: string, slots: number): number {
+  return nameHash(node) % slots;
+}
+
+/** Which of `stretch` rounds a node is probed in under the rate cap (stable, spread apart from its slot). */
+export function phaseOf(node: string, slots: number, stretch: number): number {
+  return Math.floor(nameHash(node) / slots) % stretch;
+}
+
+function nameHash(node: string): number {
   let h = 2166136261;
   for (let i = 0; i < node.length; i++) h = Math.imul(h ^ node.charCodeAt(i), 16777619);
-  return (h >>> 0) % slots;
+  return h >>> 0;
 }
 
 interface Probed {
   target: ProbeTarget;
   slot: number;
+  /** The round, of every `stretch`, it is probed in (phaseOf). */
+  phase: number;
   inFlight: boolean;
   /** Bumped when the target is replaced or removed: a result of an older one is not reported. */
   generation: number;
@@ -185,6 +256,9 @@ export class Prober {
   private nextSlot = 0;
   private nextAt: number;
   private generation = 0;
+  /** Rounds over all slots so far, and every how many rounds a target is probed (probeStretch). */
+  private round = 0;
+  private stretch = 1;
 
   constructor(
     private readonly opts: ProberOptions,
@@ -215,12 +289,24 @@ export class Prober {
       if (!t || t.address !== p.target.address || t.port !== p.target.port || this.stopped.aborted) {
         this.targets.delete(node);
         this.bySlot[p.slot]?.delete(p);
+        this.opts.probe.forget?.(p.target);
       }
     }
     if (this.stopped.aborted) return;
+    const stretch = probeStretch(wanted.size, this.opts.intervalMs, this.opts.maxRate);
+    if (stretch !== this.stretch) {
+      this.stretch = stretch;
+      for (const p of this.targets.values()) p.phase = phaseOf(p.target.node, this.slots, stretch);
+    }
     for (const target of wanted.values()) {
       if (this.targets.has(target.node)) continue;
-      const p: Probed = { target, slot: slotOf(target.node, this.slots), inFlight: false, generation: ++this.generation };
+      const p: Probed = {
+        target,
+        slot: slotOf(target.node, this.slots),
+        phase: phaseOf(target.node, this.slots, stretch),
+        inFlight: false,
+        generation: ++this.generation,
+      };
       this.targets.set(target.node, p);
       this.bySlot[p.slot]?.add(p);
     }
@@ -232,8 +318,15 @@ export class Prober {
     for (let i = 0; i < due.count; i++) {
       const slot = this.nextSlot;
       this.nextSlot = (slot + 1) % this.slots;
-      for (const p of this.bySlot[slot] ?? []) if (!p.inFlight) this.probe(p);
+      const phase = this.round % this.stretch;
+      if (this.nextSlot === 0) this.round++;
+      for (const p of this.bySlot[slot] ?? []) if (!p.inFlight && p.phase === phase) this.probe(p);
     }
+  }
+
+  /** How long apart each target is probed now: the interval, stretched by the rate cap (probeStretch). */
+  effectiveIntervalMs(): number {
+    return this.opts.intervalMs * this.stretch;
   }
 
   private probe(p: Probed): void {

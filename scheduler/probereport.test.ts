@@ -1,6 +1,15 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { probeReport, probeStateOf, probeVerdictChanged, reportDue, PROBE_REPORT_REFRESH_MS } from './probereport.js';
+import type { ProbeState } from './health.js';
+import {
+  ProbeReporter,
+  probeReport,
+  REPORT_WRITES_IN_FLIGHT,
+  probeStateOf,
+  probeVerdictChanged,
+  reportDue,
+  PROBE_REPORT_REFRESH_MS,
+} from './probereport.js';
 
 const cfg = { monitorMs: 4000, probeFailures: 3 };
 
@@ -38,18 +47,103 @@ test('the report stands for the probe state health.ts decides with', () => {
 
 test('only a probe that changes the verdict makes the scheduler look at every node again', () => {
   const ok = { consecutiveFailures: 0, draining: false, answeredAt: 1000 };
-  assert.ok(probeVerdictChanged(undefined, ok, 3), 'first answer');
-  assert.not.ok(probeVerdictChanged(ok, { ...ok, answeredAt: 1200 }, 3), 'one more answer: nothing new');
+  assert.ok(probeVerdictChanged(undefined, ok, cfg), 'first answer');
+  assert.not.ok(probeVerdictChanged(ok, { ...ok, answeredAt: 1200 }, cfg), 'one more answer: nothing new');
   const one = { consecutiveFailures: 1, draining: false };
-  assert.ok(probeVerdictChanged(ok, one, 3), 'first failure: no longer answering (a stale-heartbeat node stops holding)');
-  assert.not.ok(probeVerdictChanged(one, { consecutiveFailures: 2, draining: false }, 3));
+  assert.ok(probeVerdictChanged(ok, one, cfg), 'first failure: no longer answering (a stale-heartbeat node stops holding)');
+  assert.not.ok(probeVerdictChanged(one, { consecutiveFailures: 2, draining: false }, cfg));
   assert.ok(
-    probeVerdictChanged({ consecutiveFailures: 2, draining: false }, { consecutiveFailures: 3, draining: false, failedAt: 5 }, 3),
+    probeVerdictChanged({ consecutiveFailures: 2, draining: false }, { consecutiveFailures: 3, draining: false, failedAt: 5 }, cfg),
     'failed',
   );
-  assert.not.ok(probeVerdictChanged({ consecutiveFailures: 3, draining: false }, { consecutiveFailures: 4, draining: false }, 3));
-  assert.ok(probeVerdictChanged({ consecutiveFailures: 4, draining: false }, ok, 3), 'back');
-  assert.ok(probeVerdictChanged(ok, { ...ok, draining: true }, 3), 'draining');
+  assert.not.ok(probeVerdictChanged({ consecutiveFailures: 3, draining: false }, { consecutiveFailures: 4, draining: false }, cfg));
+  assert.ok(probeVerdictChanged({ consecutiveFailures: 4, draining: false }, ok, cfg), 'back');
+  assert.ok(probeVerdictChanged(ok, { ...ok, draining: true }, cfg), 'draining');
+});
+
+/** Failures 100 ms apart, except where `gaps` says (ms since the result before); the first after an answer at 0. */
+function failing(gaps: number[]): ProbeState {
+  let at = 1_000;
+  const run = gaps.map((gapMs) => ({ at: (at += gapMs), gapMs }));
+  return { consecutiveFailures: run.length, draining: false, answeredAt: 1_000, lastResultAt: at, lastError: 'timeout', run };
+}
+
+const timed = { ...cfg, probeIntervalMs: 100, probeTimeoutMs: 80 }; // stall limit 230 ms
+
+test('the report counts failures as health.ts does: one seen after a stall of the scheduler starts the count again', () => {
+  const stalled = failing([100, 100, 900]);
+  const report = probeReport(stalled, 0.5, 3_000, { identity: 's1', cfg: timed });
+  assert.is(report.consecutiveFailures, 0, 'the third came 900 ms after the second: the scheduler did not run');
+  assert.is(report.failedAt, undefined);
+  const failed = failing([100, 100, 100]);
+  const real = probeReport(failed, 0.5, 3_000, { identity: 's1', cfg: timed });
+  assert.is(real.consecutiveFailures, 3);
+  assert.is(real.failedAt, new Date(1_300).toISOString(), 'failed when the third counted failure came in');
+  const prev = { report: probeReport(failing([100, 100]), 0.5, 1_200, { identity: 's1', cfg: timed }), at: 1_200 };
+  assert.not.ok(reportDue(prev, report, 3_000), 'a stall is not written as a failed node');
+  assert.ok(reportDue(prev, real, 3_000));
+});
+
+test('a verdict that moves only by the stall rule still makes the scheduler look again', () => {
+  const gaps = [100, 100, 900];
+  assert.not.ok(probeVerdictChanged(failing([100, 100]), failing(gaps), timed), 'raw 3, counted 0: not failed, nothing new');
+  assert.not.ok(probeVerdictChanged(failing([...gaps, 100]), failing([...gaps, 100, 100]), timed), 'counted 1 -> 2');
+  assert.ok(
+    probeVerdictChanged(failing([...gaps, 100, 100]), failing([...gaps, 100, 100, 100]), timed),
+    'raw 5 -> 6 (both past the threshold) but counted 2 -> 3: failed now',
+  );
+  assert.ok(probeVerdictChanged(failing([100, 100]), failing([100, 100, 100]), timed), 'no stall: failed at the third');
+});
+
+test('the reporter counts by the rules it was last told (a stretched interval), not only the configured ones', async () => {
+  const written: number[] = [];
+  const reporter = new ProbeReporter({
+    write: (_node, report) => {
+      written.push(report.consecutiveFailures);
+      return Promise.resolve();
+    },
+    isLeader: () => true,
+    log: { debug: () => undefined } as unknown as ConstructorParameters<typeof ProbeReporter>[0]['log'],
+    identity: 's1',
+    cfg: timed,
+  });
+  const slow = failing([400, 400, 400]); // a 400 ms interval: stalls by the configured 100 ms rules
+  reporter.observe('n', slow, null, 3_000);
+  await new Promise((r) => setImmediate(r));
+  reporter.useRules({ ...timed, probeIntervalMs: 400 });
+  reporter.observe('n', slow, null, 3_001);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(written, [0, 3]);
+});
+
+test('a new leader writes its first reports a few at a time, the rest with their next probes', async () => {
+  const pending: Array<() => void> = [];
+  const written: string[] = [];
+  const reporter = new ProbeReporter({
+    write: (node) =>
+      new Promise<void>((resolve) =>
+        pending.push(() => {
+          written.push(node);
+          resolve();
+        }),
+      ),
+    isLeader: () => true,
+    log: { debug: () => undefined } as unknown as ConstructorParameters<typeof ProbeReporter>[0]['log'],
+    identity: 's1',
+    cfg,
+  });
+  const ok = { consecutiveFailures: 0, draining: false, answeredAt: 1_000 };
+  const nodes = Array.from({ length: 100 }, (_, i) => `n${i}`);
+  for (const n of nodes) reporter.observe(n, ok, 0.3, 1_000);
+  assert.is(pending.length, REPORT_WRITES_IN_FLIGHT, 'not 100 writes at once');
+  for (let round = 0; round < 20 && written.length < nodes.length; round++) {
+    for (const done of pending.splice(0)) done();
+    await new Promise((r) => setImmediate(r));
+    for (const n of nodes) reporter.observe(n, ok, 0.3, 1_100 + round); // the next probes
+    assert.ok(pending.length <= REPORT_WRITES_IN_FLIGHT);
+  }
+  assert.is(new Set(written).size, nodes.length, 'every node reported in the end, once');
+  assert.is(written.length, nodes.length);
 });
 
 test.run();

@@ -5,7 +5,7 @@
 // that is about 3 writes a second, against 5,000 probes a second.
 import type { ProbeReport } from '../api/types.js';
 import type { Logger } from '../lib/logger.js';
-import type { HealthConfig, ProbeState } from './health.js';
+import { countedFailures, type HealthConfig, type ProbeState } from './health.js';
 
 /** Refresh of an unchanged report: keeps the RTT shown by `kubectl get ipnodes` recent enough to read. */
 export const PROBE_REPORT_REFRESH_MS = 300_000;
@@ -17,16 +17,19 @@ export function probeReport(
   scheduler: { identity: string; cfg: HealthConfig },
 ): ProbeReport {
   const { identity: by, cfg } = scheduler;
+  // The failures health.ts counts (its stall rule drops those seen while the scheduler itself did
+  // not run), so that `kubectl ipcontroller why` on this report decides as the scheduler did.
+  const counted = state ? countedFailures(state, cfg) : { count: 0 };
   const report: ProbeReport = {
     by,
     observedAt: new Date(now).toISOString(),
-    consecutiveFailures: state?.consecutiveFailures ?? 0,
+    consecutiveFailures: counted.count,
     failureThreshold: cfg.probeFailures,
     monitorMs: cfg.monitorMs,
     draining: state?.draining ?? false,
   };
   if (rttMs !== undefined) report.rttMs = Math.round(rttMs * 1000) / 1000;
-  if (state?.failedAt !== undefined) report.failedAt = new Date(state.failedAt).toISOString();
+  if (counted.count >= cfg.probeFailures && counted.reachedAt !== undefined) report.failedAt = new Date(counted.reachedAt).toISOString();
   if (state?.lastError) report.lastError = state.lastError.slice(0, 512);
   return report;
 }
@@ -57,15 +60,23 @@ export function reportDue(
 
 /**
  * Whether a probe changed what health.ts decides with: answered at all, failed past the
- * threshold, draining. The scheduler looks at all nodes again only then (and on its own timer),
- * not after every probe. A rule in health.ts that reads more of ProbeState must be added here.
+ * threshold as health.ts counts failures (countedFailures: its stall rule), draining. The
+ * scheduler looks at all nodes again only then (and on its own timer), not after every probe.
+ * A rule in health.ts that reads more of ProbeState must be added here.
  */
-export function probeVerdictChanged(prev: ProbeState | undefined, next: ProbeState, failures: number): boolean {
+export function probeVerdictChanged(prev: ProbeState | undefined, next: ProbeState, cfg: HealthConfig): boolean {
   if (!prev) return true;
   // Compared field by field: this runs for every probe result, so it builds no strings.
   const a = prev.consecutiveFailures;
   const b = next.consecutiveFailures;
-  return (a === 0) !== (b === 0) || a >= failures !== b >= failures || prev.draining !== next.draining;
+  if ((a === 0) !== (b === 0) || prev.draining !== next.draining) return true;
+  // Counted failures are never more than the raw ones: below the threshold raw, below it counted.
+  if (a < cfg.probeFailures && b < cfg.probeFailures) return false;
+  return failedBy(prev, cfg) !== failedBy(next, cfg);
+}
+
+function failedBy(state: ProbeState | undefined, cfg: HealthConfig): boolean {
+  return state !== undefined && countedFailures(state, cfg).count >= cfg.probeFailures;
 }
 
 /** reportDue for the state a report would be built from (same rules, no report built). */
@@ -76,8 +87,7 @@ function stateDue(
   d: { identity: string; cfg: HealthConfig },
 ): boolean {
   const p = previous.report;
-  const failures = state?.consecutiveFailures ?? 0;
-  if (p.consecutiveFailures >= p.failureThreshold !== failures >= d.cfg.probeFailures) return true;
+  if (p.consecutiveFailures >= p.failureThreshold !== failedBy(state, d.cfg)) return true;
   if (p.draining !== (state?.draining ?? false) || p.by !== d.identity) return true;
   if (p.failureThreshold !== d.cfg.probeFailures || p.monitorMs !== d.cfg.monitorMs) return true;
   return now - previous.at >= PROBE_REPORT_REFRESH_MS;
@@ -91,21 +101,38 @@ export interface ProbeReporterDeps {
   cfg: HealthConfig;
 }
 
-/** Writes due reports, one in flight per node; a failed write is tried again with the next probe. */
+/**
+ * Report writes in flight at most, over all nodes. A new leader has a report due for every node at
+ * its first probe of each: at 1,000 nodes that was 1,000 IpNode status writes at once, which
+ * queue in the apiserver in front of the replicas' Lease renewals. A report not written for
+ * this cap is tried again with the node's next probe (an interval later).
+ */
+export const REPORT_WRITES_IN_FLIGHT = 8;
+
+/** Writes due reports, one in flight per node and REPORT_WRITES_IN_FLIGHT in all; a failed write is tried again with the next probe. */
 export class ProbeReporter {
   private readonly last = new Map<string, { report: ProbeReport; at: number }>();
   private readonly rtt = new Map<string, number>();
   private readonly busy = new Set<string>();
+  private cfg: HealthConfig;
 
-  constructor(private readonly d: ProbeReporterDeps) {}
+  constructor(private readonly d: ProbeReporterDeps) {
+    this.cfg = d.cfg;
+  }
+
+  /** The failure rules the prober runs by now (the rate cap may stretch the interval); the configured ones until told. */
+  useRules(cfg: HealthConfig): void {
+    this.cfg = cfg;
+  }
 
   observe(node: string, state: ProbeState | undefined, rttMs: number | null, now: number): void {
     if (rttMs !== null) this.rtt.set(node, rttMs);
-    if (!this.d.isLeader() || this.busy.has(node)) return;
+    if (!this.d.isLeader() || this.busy.has(node) || this.busy.size >= REPORT_WRITES_IN_FLIGHT) return;
     const last = this.last.get(node);
+    const scheduler = { identity: this.d.identity, cfg: this.cfg };
     // Most probes change nothing worth a write: decide that before building a report.
-    if (last && !stateDue(last, state, now, this.d)) return;
-    const report = probeReport(state, this.rtt.get(node), now, this.d);
+    if (last && !stateDue(last, state, now, scheduler)) return;
+    const report = probeReport(state, this.rtt.get(node), now, scheduler);
     if (!reportDue(this.last.get(node), report, now)) return;
     this.busy.add(node);
     this.d

@@ -3,7 +3,20 @@ import * as assert from 'uvu/assert';
 import { createSocket } from 'node:dgram';
 import { startProbeResponder } from '../agent/proberesponder.js';
 import { encodeAnswer, encodeProbe } from '../api/probewire.js';
-import { judgeAnswer, probeDatagram, udpProber } from './probeudp.js';
+import type { ProbeResult } from './health.js';
+import {
+  expiryWaits,
+  InFlight,
+  judgeAnswer,
+  LATE_KEPT,
+  LateAnswers,
+  literalLookup,
+  MAX_EXPIRY_DEFERRALS,
+  probeDatagram,
+  READS_PER_TURN,
+  udpProber,
+  type Pending,
+} from './probeudp.js';
 
 const target = { node: 'n1', address: '127.0.0.1', port: 9 };
 const answer = { seq: 1, ok: true, draining: false, node: 'n1' };
@@ -90,6 +103,104 @@ test('an answer waiting unread when the timeout comes (the scheduler did not run
     }
     const r = await result;
     assert.ok(r.ok, JSON.stringify(r));
+  } finally {
+    agent.close();
+  }
+});
+
+function pendingProbe(startedAt: number, timeoutMs: number, results: Array<[number, ProbeResult]>, n: number): Pending {
+  return { target, from: '127.0.0.1', startedAt, deadline: startedAt + timeoutMs, timeoutMs, resolve: (r) => results.push([n, r]) };
+}
+
+test('timeouts: each queue is read from its front to the first probe in time; the next deadline is returned', () => {
+  const results: Array<[number, ProbeResult]> = [];
+  const f = new InFlight();
+  f.add(1, pendingProbe(0, 80, results, 1));
+  f.add(2, pendingProbe(5, 80, results, 2));
+  f.add(3, pendingProbe(6, 20, results, 3)); // another timeout: its own queue
+  f.add(4, pendingProbe(10, 80, results, 4));
+  assert.ok(f.delete(2), 'answered');
+  assert.not.ok(f.delete(2));
+  const expired: number[] = [];
+  assert.is(
+    f.expire(30, (_p, seq) => expired.push(seq)),
+    80,
+  );
+  assert.equal(expired, [3], 'only the 20 ms probe is due at 30');
+  assert.is(
+    f.expire(85, (_p, seq) => expired.push(seq)),
+    90,
+  );
+  assert.equal(expired, [3, 1]);
+  assert.equal(
+    results.map(([n, r]) => [n, r.ok ? '' : r.error]),
+    [
+      [3, 'no UDP answer within 20ms'],
+      [1, 'no UDP answer within 80ms'],
+    ],
+  );
+  assert.is(f.size, 1);
+  assert.is(
+    f.expire(200, () => undefined),
+    Infinity,
+  );
+  assert.is(f.size, 0);
+});
+
+test('the timeout check waits while the last event-loop turn read a full batch of answers, a bounded number of turns', () => {
+  assert.not.ok(expiryWaits(0, 0), 'nothing read: the socket is drained');
+  assert.not.ok(expiryWaits(READS_PER_TURN - 1, 0), 'fewer than a full batch: drained');
+  assert.ok(expiryWaits(READS_PER_TURN, 0), 'a full batch: more may be waiting');
+  assert.ok(expiryWaits(READS_PER_TURN, MAX_EXPIRY_DEFERRALS - 1));
+  assert.not.ok(expiryWaits(READS_PER_TURN, MAX_EXPIRY_DEFERRALS), 'a flood does not hold the timeouts off for ever');
+});
+
+test('late answers are recognised for the last LATE_KEPT probes that timed out, once each', () => {
+  const late = new LateAnswers();
+  const results: Array<[number, ProbeResult]> = [];
+  for (let seq = 0; seq < LATE_KEPT + 1; seq++) late.add(pendingProbe(0, 80, results, seq), seq);
+  assert.is(late.take(0), undefined, 'the oldest is forgotten');
+  assert.ok(late.take(1));
+  assert.is(late.take(1), undefined, 'once');
+  assert.ok(late.take(LATE_KEPT));
+});
+
+test('probe addresses are taken as they are (IP literals), without a lookup', () => {
+  const got: unknown[] = [];
+  literalLookup('127.0.0.1', 4, (err, address, family) => got.push([err, address, family]));
+  literalLookup('2001:db8::1', 6, (err, address, family) => got.push([err, address, family]));
+  assert.equal(got, [
+    [null, '127.0.0.1', 4],
+    [null, '2001:db8::1', 6],
+  ]);
+  literalLookup('agent.example', 4, (err) => got.push(err?.message));
+  assert.is(got[2], 'probe address agent.example is not an IP address');
+});
+
+test('over loopback: an answer after the timeout fails the probe and is reported as a late answer', async () => {
+  const agent = createSocket('udp4');
+  await new Promise<void>((r) => agent.bind(0, '127.0.0.1', () => r()));
+  try {
+    const lates: string[] = [];
+    const probe = udpProber('s', { onLateAnswer: (t) => lates.push(t.node) });
+    const received = new Promise<{ seq: number; port: number }>((resolve) =>
+      agent.once('message', (msg, from) => resolve({ seq: msg.readUInt32BE(6), port: from.port })),
+    );
+    const t = { ...target, port: agent.address().port };
+    const result = await probe(t, 30);
+    assert.is(result.ok, false);
+    const { seq, port } = await received;
+    const answered = new Promise<void>((resolve) => {
+      const check = setInterval(() => {
+        if (lates.length) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 5);
+    });
+    await new Promise<void>((r) => agent.send(encodeAnswer({ seq, ok: true, draining: false, node: 'n1' }), port, '127.0.0.1', () => r()));
+    await Promise.race([answered, new Promise((_, reject) => setTimeout(() => reject(new Error('no late answer reported')), 5_000))]);
+    assert.equal(lates, ['n1']);
   } finally {
     agent.close();
   }

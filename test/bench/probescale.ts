@@ -3,7 +3,7 @@
 // simulated by one separate process on loopback (_simagents.ts, a small Go program: agent i on
 // 127.77.<i/250>.<1+i%250>, HTTP /healthz and the UDP probe on one port number), some Services
 // placed on them, and two scheduler replicas as their own processes (cli.ts, leader election on).
-// Over a window per size it reports the leader's and the standby's CPU (utime + stime from
+// Over a window per size (shipped scheduler defaults unless BENCH_PROBESCALE_SCHEDULER_ARGS says) it reports the leader's and the standby's CPU (utime + stime from
 // /proc/<pid>/stat, in % of one core), the probe round trip p99 (the leader's per-node RTT gauge
 // sampled every 2 s), failed probes, and false failovers: every agent answers throughout, so every
 // move of a claim (spec.nodeName changed, watched) and every failovers_total increment is false.
@@ -172,7 +172,7 @@ interface ReplicaResult {
   probesPerSecond: { http: number; udp: number };
   /** CPU per answered probe (all of the replica's CPU, so an upper bound of the probe's share). */
   cpuMicrosPerProbe: number;
-  /** cpuMicrosPerProbe x the nominal probe rate: the CPU it would use if the host let it probe at full rate. */
+  /** cpuMicrosPerProbe x the nominal probe rate (nominalProbesPerSecond): the CPU it would use if the host let it probe at full rate. */
   cpuPercentAtNominalRate: number;
 }
 
@@ -182,6 +182,8 @@ interface SizeResult {
   loadAverage1m: number;
   leader: ReplicaResult;
   standby: ReplicaResult;
+  /** Probes a second each replica should send at its interval and rate cap (nodes x 10 at the defaults up to 1,000 nodes). */
+  nominalProbesPerSecond: number;
   probeRttP50Ms: number;
   probeRttP99Ms: number;
   probeRttMaxMs: number;
@@ -191,15 +193,37 @@ interface SizeResult {
   leaderChanged: boolean;
 }
 
-function replicaResult(cpuSeconds: number, seconds: number, answered: { http: number; udp: number }, nodes: number): ReplicaResult {
+function replicaResult(cpuSeconds: number, seconds: number, answered: { http: number; udp: number }, nominalRate: number): ReplicaResult {
   const probes = answered.http + answered.udp;
   const perProbe = probes > 0 ? cpuSeconds / probes : NaN;
   return {
     cpuPercent: +((cpuSeconds / seconds) * 100).toFixed(1),
     probesPerSecond: { http: Math.round(answered.http / seconds), udp: Math.round(answered.udp / seconds) },
     cpuMicrosPerProbe: +(perProbe * 1e6).toFixed(1),
-    cpuPercentAtNominalRate: +(perProbe * nodes * 5 * 100).toFixed(1),
+    cpuPercentAtNominalRate: +(perProbe * nominalRate * 100).toFixed(1),
   };
+}
+
+/** A duration flag's value in ms from the bench's extra scheduler flags ("--flag=100ms" or "--flag 100ms"), or the default. */
+export function flagMs(args: string[], flag: string, fallback: number): number {
+  const i = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  const text = i < 0 ? undefined : args[i]?.includes('=') ? args[i]?.split('=')[1] : args[i + 1];
+  const m = text ? /^(\d+(?:\.\d+)?)(ms|s)$/.exec(text) : null;
+  if (!m) return fallback;
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+}
+
+/** Probes a second per replica at the scheduler's interval and rate cap (its defaults: 100 ms, 10,000/s). */
+export function nominalProbeRate(nodes: number, args: string[]): number {
+  const intervalMs = flagMs(args, '--probe-interval', 100);
+  const capIndex = args.findIndex((a) => a.startsWith('--probe-max-rate'));
+  const capText = capIndex < 0 ? undefined : args[capIndex]?.includes('=') ? args[capIndex]?.split('=')[1] : args[capIndex + 1];
+  const cap = capText === undefined ? 10_000 : Number(capText);
+  const rate = (nodes * 1000) / intervalMs;
+  if (!cap) return rate;
+  // As prober.ts probeStretch: the interval stretches to whole multiples, at most 1 s.
+  const stretch = Math.max(1, Math.min(Math.ceil(rate / cap), Math.floor(1000 / intervalMs)));
+  return rate / stretch;
 }
 
 function answeredBetween(c0: SimCounts, c1: SimCounts, identity: string): { http: number; udp: number } {
@@ -229,6 +253,7 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
     rtts.push(...metricSamples(await leader.metrics(), 'ipcontroller_scheduler_probe_rtt_seconds').map((s) => s * 1000));
   }
   const seconds = (performance.now() - before.t) / 1000;
+  const nominal = nominalProbeRate(nodes, extra);
   const cpu = { leader: leader.cpu() - before.leader, standby: standby.cpu() - before.standby };
   const endText = await leader.metrics();
   const counts1 = await agents.counts();
@@ -241,8 +266,9 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
     nodes,
     windowSeconds: +seconds.toFixed(1),
     loadAverage1m: +(loadavg()[0] ?? NaN).toFixed(1),
-    leader: replicaResult(cpu.leader, seconds, answeredBetween(counts0, counts1, leader.identity), nodes),
-    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), nodes),
+    leader: replicaResult(cpu.leader, seconds, answeredBetween(counts0, counts1, leader.identity), nominal),
+    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), nominal),
+    nominalProbesPerSecond: Math.round(nominal),
     probeRttP50Ms: +percentile(rtts, 50).toFixed(3),
     probeRttP99Ms: +percentile(rtts, 99).toFixed(3),
     probeRttMaxMs: +(rtts.at(-1) ?? NaN).toFixed(3),
@@ -293,7 +319,7 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return {
       sizes: results,
-      note: 'simulated agents in one Go process (test/bench/simagents) on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nodes x 5/s (what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s; leader election relaxed (lease 30 s, renew deadline 20 s, retry 2 s)',
+      note: 'simulated agents in one Go process (test/bench/simagents) on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nominalProbesPerSecond (nodes x 1000 / --probe-interval, capped by --probe-max-rate as the scheduler does; before 14.2 stop 19 this was nodes x 5, the old 200 ms interval: what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s; leader election relaxed (lease 30 s, renew deadline 20 s, retry 2 s)',
       schedulerArgs: process.env.BENCH_PROBESCALE_SCHEDULER_ARGS ?? '',
     };
   } finally {
