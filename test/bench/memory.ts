@@ -8,7 +8,8 @@
 //   - tsxWarmStart: the warm start again under tsx (`node --import tsx cli.ts`), so the
 //     transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
 // IPC_BENCH_MEMORY_CLI=before/cli.js,after/cli.js measures each on the same cluster (claims wiped
-// between them); the last is reported at the top level, the others under `compared`.
+// between them; an entry may add node flags of its own: 'after/cli.js --max-semi-space-size=1');
+// the last is reported at the top level, the others under `compared`.
 // IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of each warm process there;
 // IPC_BENCH_MEMORY_SETTLE_SECONDS=<s> reads the warm process again that much later (warmSettled);
 // IPC_BENCH_MEMORY_NODE_ARGS='<flags>' starts every measured process with those node flags.
@@ -41,6 +42,8 @@ interface Figures {
   rssFileMB: number;
   /** Per V8 heap space: used and committed (size), from prom-client's nodejs_heap_space_size_* gauges. */
   heapSpacesMB: Record<string, { used: number; size: number }>;
+  /** CPU time the process has used so far (user + system, from /proc/<pid>/stat): the cost of flags that trade CPU for memory. */
+  cpuSeconds: number;
   /** warmSettled only: the highest and lowest RSS sampled once a second over the settle period. */
   maxRssMB?: number;
   minRssMB?: number;
@@ -90,6 +93,13 @@ class Scheduler {
     return this.child?.pid ?? 0;
   }
 
+  /** utime + stime of the process, in seconds (clock ticks of 1/100 s, as Linux reports them). */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.pid()}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return +((Number(fields[11]) + Number(fields[12])) / 100).toFixed(2);
+  }
+
   rssMB(): number {
     return this.status('VmRSS');
   }
@@ -129,6 +139,7 @@ class Scheduler {
       rssAnonMB: this.status('RssAnon'),
       rssFileMB: this.status('RssFile'),
       heapSpacesMB: await this.heapSpaces(),
+      cpuSeconds: this.cpuSeconds(),
     };
   }
 
@@ -256,19 +267,21 @@ async function settled(sched: Scheduler, warmStart: Figures): Promise<Figures | 
 }
 
 /** Cold start (no claims), then a fresh process with the claims in place (and its heap snapshot when asked). */
-async function measureCli(r: Run, cli: string, snapshotDir: string | undefined): Promise<CliFigures> {
-  const coldStart = await measure(r, commandFor('dist', cli, []));
+async function measureCli(r: Run, entry: string, snapshotDir: string | undefined): Promise<CliFigures> {
+  // An entry may carry node flags of its own after the file: "after/cli.js --max-semi-space-size=1".
+  const [cli = '', ...flags] = entry.split(' ').filter(Boolean);
+  const coldStart = await measure(r, commandFor('dist', cli, flags));
   await r.sched.stop();
   if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
   const warmStart = await measure(
     r,
-    commandFor('dist', cli, snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : []),
+    commandFor('dist', cli, [...flags, ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [])]),
   );
   const warmSettled = await settled(r.sched, warmStart);
   const snapshot = snapshotDir ? await r.sched.snapshot(snapshotDir) : undefined;
   await r.sched.stop();
   return {
-    command: `node ${cli} scheduler`,
+    command: ['node', ...flags, cli, 'scheduler'].join(' '),
     coldStart,
     warmStart,
     ...(warmSettled ? { warmSettled } : {}),
