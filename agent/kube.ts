@@ -5,7 +5,7 @@
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Clock } from '../lib/clock.js';
 import { keepAliveApis, withTimeout } from '../lib/keepalive.js';
-import { ListWatch, Store, type Listed, type ListWatchOptions, type Parsed } from '../lib/listwatch.js';
+import { ListWatch, Store, type Listed, type ListWatchOptions, type PageRequest, type Parsed } from '../lib/listwatch.js';
 import type { Logger } from '../lib/logger.js';
 import { ResourceClient, hasStatus } from '../api/client.js';
 import { parseIpClaim, parseIpNode } from '../api/parse.js';
@@ -124,12 +124,17 @@ export function kubePort(kc: KubeConfig, options: { clock: Clock; logger: Logger
   };
   const core = api(CoreV1Api);
   const lister = keepAliveApis(kc, { requestTimeoutMs: LIST_TIMEOUT_MS, maxSockets: 1 })(CustomObjectsApi);
-  const listClaims = async (): Promise<Listed> => {
-    const body = (await lister.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL.IpClaim })) as {
-      items?: unknown[];
-      metadata?: { resourceVersion?: string };
-    };
-    return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? '' };
+  // In pages (lib/listwatch.ts): the agent lists every claim in the cluster, not only its own.
+  const listClaims = async (page: PageRequest): Promise<Listed> => {
+    const body = (await lister.listClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL.IpClaim,
+      limit: page.limit,
+      ...(page.continue ? { _continue: page.continue } : {}),
+    })) as { items?: unknown[]; metadata?: { resourceVersion?: string; continue?: string } };
+    const token = body.metadata?.continue;
+    return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? '', ...(token ? { continue: token } : {}) };
   };
   const claims = new ListWatchClaims({
     list: listClaims,

@@ -1,6 +1,21 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { applyEvent, newerRv, nextBackoff, Store, watchSeconds, watchStep, type Parsed } from './listwatch.js';
+import { pino } from 'pino';
+import {
+  applyEvent,
+  listPages,
+  MAX_LIST_RESTARTS,
+  newerRv,
+  nextBackoff,
+  nextPage,
+  restartList,
+  Store,
+  watchSeconds,
+  watchStep,
+  type Listed,
+  type PageRequest,
+  type Parsed,
+} from './listwatch.js';
 
 test('resourceVersions compare as numbers; anything else counts as a change', () => {
   assert.ok(newerRv('10', '9'));
@@ -96,6 +111,83 @@ test('events go into the store versioned: a late MODIFIED and a stale DELETED ch
   assert.ok(apply('DELETED', obj('a', '6')));
   assert.not.ok(apply('ADDED', obj('a', '5')), 'the delete is remembered');
   assert.not.ok(apply('ADDED', { metadata: {} }), 'an object the parser refuses is left out');
+});
+
+test('a list goes on while a page carries a continue token, with the same limit', () => {
+  assert.equal(nextPage({ continue: 'tok' }, 500), { limit: 500, continue: 'tok' });
+  assert.is(nextPage({ continue: '' }, 500), null, 'an empty token ends the list');
+  assert.is(nextPage({}, 500), null);
+});
+
+test('only a 410 Gone on a continue token starts the list again from its first page, a few times at most', () => {
+  const gone = { code: 410 };
+  assert.ok(restartList(gone, { limit: 500, continue: 'tok' }, 0));
+  assert.not.ok(restartList(gone, { limit: 500 }, 0), 'a 410 on the first page is an error');
+  assert.not.ok(restartList({ code: 500 }, { limit: 500, continue: 'tok' }, 0));
+  assert.not.ok(restartList(new Error('socket hang up'), { limit: 500, continue: 'tok' }, 0));
+  assert.not.ok(restartList(gone, { limit: 500, continue: 'tok' }, MAX_LIST_RESTARTS), 'then it fails (backoff, list again)');
+});
+
+/** A paging server over names: pages of limit, tokens that are offsets; expireAt makes that token answer 410 once. */
+function pager(
+  names: string[],
+  rv: string,
+  expireAt = new Set<string>(),
+): { list(page: PageRequest): Promise<Listed>; asked: PageRequest[] } {
+  const asked: PageRequest[] = [];
+  return {
+    asked,
+    list(page: PageRequest): Promise<Listed> {
+      asked.push(page);
+      if (page.continue && expireAt.delete(page.continue)) return Promise.reject(Object.assign(new Error('Expired'), { code: 410 }));
+      const from = Number(page.continue ?? 0);
+      const next = from + page.limit;
+      const items = names.slice(from, next).map((n) => obj(n, rv));
+      return Promise.resolve({ items, resourceVersion: rv, ...(next < names.length ? { continue: String(next) } : {}) });
+    },
+  };
+}
+
+const quiet = pino({ level: 'silent' });
+
+test('a list of more items than a page holds is read page by page, every item once, the resourceVersion from the last page', async () => {
+  const names = Array.from({ length: 12 }, (_, i) => `o${i}`);
+  const server = pager([...names, ''], '77');
+  const listed = await listPages({ what: 'test', list: server.list, parse, pageSize: 5, log: quiet });
+  assert.equal(
+    listed.items.map((i) => i.key),
+    names,
+    'the unnamed object the parser refuses is left out',
+  );
+  assert.is(listed.resourceVersion, '77');
+  assert.equal(server.asked, [{ limit: 5 }, { limit: 5, continue: '5' }, { limit: 5, continue: '10' }]);
+});
+
+test('an expired continue token lists again from the first page, without the first pass items twice', async () => {
+  const names = Array.from({ length: 12 }, (_, i) => `o${i}`);
+  const server = pager(names, '9', new Set(['10']));
+  const listed = await listPages({ what: 'test', list: server.list, parse, pageSize: 5, log: quiet });
+  assert.equal(
+    listed.items.map((i) => i.key),
+    names,
+  );
+  assert.equal(
+    server.asked.map((p) => p.continue ?? 'first'),
+    ['first', '5', '10', 'first', '5', '10'],
+  );
+});
+
+test('a page that fails otherwise fails the whole list', async () => {
+  const list = (page: PageRequest): Promise<Listed> =>
+    page.continue
+      ? Promise.reject(new Error('connection reset'))
+      : Promise.resolve({ items: [obj('a', '1')], resourceVersion: '1', continue: 'x' });
+  try {
+    await listPages({ what: 'test', list, parse, pageSize: 1, log: quiet });
+    assert.unreachable('the list failed half-way');
+  } catch (err) {
+    assert.match(String(err), 'connection reset');
+  }
 });
 
 test.run();

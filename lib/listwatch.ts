@@ -104,17 +104,53 @@ export interface Parsed<T> {
   rv: string;
 }
 
-/** A list response: the items and the resourceVersion to watch from. */
+/** A list response (one page of it): the items, the resourceVersion to watch from, and the token of the next page. */
 export interface Listed {
   items: unknown[];
   resourceVersion: string;
+  /** metadata.continue: absent or empty on the last page. */
+  continue?: string;
+}
+
+/** One page of a chunked list: at most limit items, after the page whose continue token this is. */
+export interface PageRequest {
+  limit: number;
+  continue?: string;
+}
+
+/**
+ * Items per page of a list. A list of 5,000 Services or claims in one response is one large JSON
+ * text, its parse tree and client-node's typed copy of it, all alive at once; in pages of 500 only
+ * one page is (client-go's pager uses the same size).
+ */
+export const LIST_PAGE_SIZE = 500;
+
+/** How often one list starts again from its first page after its continue token expired. */
+export const MAX_LIST_RESTARTS = 3;
+
+/** The next page to ask for after page (asked for with limit), or null when it was the last (pure). */
+export function nextPage(page: Pick<Listed, 'continue'>, limit: number): PageRequest | null {
+  return page.continue ? { limit, continue: page.continue } : null;
+}
+
+/**
+ * Whether a failed page request means listing again from the first page (pure): a 410 Gone on a
+ * continue token says the list's revision was compacted away, and its pages so far cannot be
+ * completed consistently. A 410 on a first page, or after MAX_LIST_RESTARTS restarts, is an error.
+ */
+export function restartList(err: unknown, request: PageRequest, restarts: number): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 410 && request.continue !== undefined && restarts < MAX_LIST_RESTARTS;
 }
 
 export interface ListWatchOptions<T> {
   what: string;
   /** Watch path, e.g. /api/v1/services. */
   path: string;
-  list(): Promise<Listed>;
+  /** Lists one page (limit and continue as the apiserver takes them). */
+  list(page: PageRequest): Promise<Listed>;
+  /** Items per page (default LIST_PAGE_SIZE). */
+  pageSize?: number;
   /** The parsed entry, or null to leave the object out of the store. */
   parse(raw: unknown): Parsed<T> | null;
   store: Store<T>;
@@ -177,6 +213,42 @@ export function watchStep<T>(type: string, raw: unknown, parse: (raw: unknown) =
 export function applyEvent<T>(store: Store<T>, deleted: boolean, parsed: Parsed<T> | null): boolean {
   if (!parsed) return false;
   return deleted ? store.remove(parsed.key, parsed.rv) : store.upsert(parsed.key, parsed.value, parsed.rv);
+}
+
+/**
+ * Lists every page, parsing each as it comes, so only one page's raw objects are alive at a time.
+ * Nothing is stored here: the caller replaces its store after the last page (a list that fails
+ * half-way changes nothing) and watches from the last page's resourceVersion. An expired
+ * continue token lists again from the first page.
+ */
+export async function listPages<T>(
+  opts: Pick<ListWatchOptions<T>, 'what' | 'list' | 'parse' | 'pageSize' | 'log'>,
+): Promise<{ items: Array<Parsed<T>>; resourceVersion: string }> {
+  const limit = opts.pageSize ?? LIST_PAGE_SIZE;
+  let items: Array<Parsed<T>> = [];
+  let request: PageRequest | null = { limit };
+  let restarts = 0;
+  let resourceVersion = '';
+  while (request) {
+    let page: Listed;
+    try {
+      page = await opts.list(request);
+    } catch (err) {
+      if (!restartList(err, request, restarts)) throw err;
+      restarts++;
+      opts.log.info({ restarts }, `${opts.what}: list continue token expired (410 Gone), listing again from the first page`);
+      items = [];
+      request = { limit };
+      continue;
+    }
+    for (const raw of page.items) {
+      const parsed = opts.parse(raw);
+      if (parsed) items.push(parsed);
+    }
+    resourceVersion = page.resourceVersion;
+    request = nextPage(page, limit);
+  }
+  return { items, resourceVersion };
 }
 
 /** How a watch ended without an error: the server closed it, 410 Gone, or a relist was asked for. */
@@ -251,17 +323,12 @@ export class ListWatch<T> {
    */
   private async listInto(): Promise<string> {
     const opts = this.opts;
-    const listed = await opts.list();
-    const items: Array<Parsed<T>> = [];
-    for (const raw of listed.items) {
-      const parsed = opts.parse(raw);
-      if (parsed) items.push(parsed);
-    }
+    const { items, resourceVersion } = await listPages(opts);
     const changed = opts.store.replaceAll(items);
     this.lastList = opts.clock.now();
     if (changed || items.length === 0) opts.onChange();
     opts.onListed?.();
-    return listed.resourceVersion;
+    return resourceVersion;
   }
 
   private watchOnce(startRv: string, signal: AbortSignal): Promise<WatchEnd> {

@@ -25,7 +25,7 @@ import {
   type IpNode,
 } from '../api/types.js';
 import { ANNOTATION, parseService, type ServiceView } from './service.js';
-import type { Parsed } from './watch.js';
+import type { Listed, PageRequest, Parsed } from './watch.js';
 import { keepAliveApis } from './kubeclient.js';
 import { canonicalAddress } from './allocator.js';
 
@@ -182,11 +182,12 @@ export interface KubeWrites {
   patchIpNodeProbe(name: string, probe: ProbeReport): Promise<void>;
 }
 
+/** The lists the caches start from: one page when page is given (limit, continue), else everything in one response. */
 export interface KubeLists {
-  services(): Promise<{ items: unknown[]; resourceVersion: string }>;
-  nodes(): Promise<{ items: unknown[]; resourceVersion: string }>;
-  slices(): Promise<{ items: unknown[]; resourceVersion: string }>;
-  custom(plural: string): Promise<{ items: unknown[]; resourceVersion: string }>;
+  services(page?: PageRequest): Promise<Listed>;
+  nodes(page?: PageRequest): Promise<Listed>;
+  slices(page?: PageRequest): Promise<Listed>;
+  custom(plural: string, page?: PageRequest): Promise<Listed>;
 }
 
 export interface Kube {
@@ -196,9 +197,22 @@ export interface Kube {
   coordination: CoordinationV1Api;
 }
 
-function listed(body: unknown): { items: unknown[]; resourceVersion: string } {
+/** A list response as the store loop takes it. client-node's typed lists name the next page's token `_continue`; raw JSON (custom objects) names it `continue`. */
+export function listed(body: unknown): Listed {
   const b = obj(body);
-  return { items: Array.isArray(b.items) ? b.items : [], resourceVersion: str(obj(b.metadata).resourceVersion) ?? '' };
+  const meta = obj(b.metadata);
+  const token = str(meta.continue) ?? str(meta._continue);
+  return {
+    items: Array.isArray(b.items) ? b.items : [],
+    resourceVersion: str(meta.resourceVersion) ?? '',
+    ...(token ? { continue: token } : {}),
+  };
+}
+
+/** client-node's list parameters for one page (none for a whole list). */
+function paging(page: PageRequest | undefined): { limit?: number; _continue?: string } {
+  if (!page) return {};
+  return page.continue ? { limit: page.limit, _continue: page.continue } : { limit: page.limit };
 }
 
 type ClaimWrites = Pick<KubeWrites, 'createClaim' | 'replaceClaim' | 'deleteClaim' | 'getClaim' | 'patchClaimStatus'>;
@@ -313,10 +327,11 @@ export function kubeFor(kc: KubeConfig, component: string, maxSockets?: number):
     pools: new ResourceClient<IpClaimPool>(custom, PLURAL.IpClaimPool, parseIpClaimPool),
   };
   const lists: KubeLists = {
-    services: async () => listed(await core.listServiceForAllNamespaces()),
-    nodes: async () => listed(await core.listNode()),
-    slices: async () => listed(await discovery.listEndpointSliceForAllNamespaces()),
-    custom: async (plural) => listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })),
+    services: async (page) => listed(await core.listServiceForAllNamespaces(paging(page))),
+    nodes: async (page) => listed(await core.listNode(paging(page))),
+    slices: async (page) => listed(await discovery.listEndpointSliceForAllNamespaces(paging(page))),
+    custom: async (plural, page) =>
+      listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, ...paging(page) })),
   };
   const writes: KubeWrites = { ...claimWrites(clients), ...serviceWrites(core, component), ...poolWrites(custom, clients) };
   return { lists, writes, clients, coordination: make(CoordinationV1Api) };

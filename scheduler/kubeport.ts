@@ -8,7 +8,7 @@ import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
 import { kubeFor, type KubeWrites } from './kube.js';
 import { kubeLeaseStore, type LeaseStore } from './leader.js';
-import { listWatch, type Parsed, type Store } from './watch.js';
+import { listWatch, type Listed, type PageRequest, type Parsed, type Store } from './watch.js';
 
 /** The resources the scheduler caches. */
 export type Watched = 'services' | 'nodes' | 'endpointslices' | 'ipnodes' | 'ipclaims' | 'ipclaimpools';
@@ -38,8 +38,8 @@ export interface SchedulerKube {
  */
 export function kubePort(kc: KubeConfig, opts: { clock: Clock; log: Logger; writesInFlight?: number }): SchedulerKube {
   const kube = kubeFor(kc, 'ipcontroller-scheduler', Math.max(32, (opts.writesInFlight ?? 0) + 16));
-  const custom = (plural: string) => () => kube.lists.custom(plural);
-  const sources: Record<Watched, { path: string; list(): Promise<{ items: unknown[]; resourceVersion: string }> }> = {
+  const custom = (plural: string) => (page: PageRequest) => kube.lists.custom(plural, page);
+  const sources: Record<Watched, { path: string; list(page: PageRequest): Promise<Listed> }> = {
     services: { path: '/api/v1/services', list: kube.lists.services },
     nodes: { path: '/api/v1/nodes', list: kube.lists.nodes },
     endpointslices: { path: '/apis/discovery.k8s.io/v1/endpointslices', list: kube.lists.slices },

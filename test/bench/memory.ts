@@ -8,8 +8,11 @@
 //   - tsxWarmStart: the warm start again under tsx (`node --import tsx cli.ts`), so the
 //     transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
 // IPC_BENCH_MEMORY_CLI=before/cli.js,after/cli.js measures each on the same cluster (claims wiped
-// between them); the last is reported at the top level, the others under `compared`.
+// between them; an entry may add node flags of its own: 'after/cli.js --max-semi-space-size=1');
+// the last is reported at the top level, the others under `compared`.
 // IPC_BENCH_MEMORY_SNAPSHOT_DIR=<dir> also writes a heap snapshot of each warm process there;
+// IPC_BENCH_MEMORY_SETTLE_SECONDS=<s> reads the warm process again that much later (warmSettled);
+// IPC_BENCH_MEMORY_NODE_ARGS='<flags>' starts every measured process with those node flags.
 // IPC_BENCH_MEMORY_LOG=<file> keeps the scheduler's log (else it goes with the control plane's folder).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -34,6 +37,16 @@ interface Figures {
   heapTotalMB: number;
   externalMB: number;
   seconds: number;
+  /** RSS split as the kernel counts it: anonymous (heap, malloc, code V8 compiled) and file-backed (node's own text). */
+  rssAnonMB: number;
+  rssFileMB: number;
+  /** Per V8 heap space: used and committed (size), from prom-client's nodejs_heap_space_size_* gauges. */
+  heapSpacesMB: Record<string, { used: number; size: number }>;
+  /** CPU time the process has used so far (user + system, from /proc/<pid>/stat): the cost of flags that trade CPU for memory. */
+  cpuSeconds: number;
+  /** warmSettled only: the highest and lowest RSS sampled once a second over the settle period. */
+  maxRssMB?: number;
+  minRssMB?: number;
 }
 
 /** The command line that starts the scheduler, dist (as in the image) or tsx (as in development). */
@@ -80,6 +93,17 @@ class Scheduler {
     return this.child?.pid ?? 0;
   }
 
+  /** utime + stime of the process, in seconds (clock ticks of 1/100 s, as Linux reports them). */
+  cpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.pid()}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return +((Number(fields[11]) + Number(fields[12])) / 100).toFixed(2);
+  }
+
+  rssMB(): number {
+    return this.status('VmRSS');
+  }
+
   private status(field: string): number {
     const text = readFileSync(`/proc/${this.pid()}/status`, 'utf8');
     return Math.round(Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN) / 1024);
@@ -91,6 +115,18 @@ class Scheduler {
     return Number(line?.split(' ').pop() ?? NaN);
   }
 
+  /** nodejs_heap_space_size_{used,total}_bytes by space, in MiB (one decimal). */
+  private async heapSpaces(): Promise<Record<string, { used: number; size: number }>> {
+    const text = await (await fetch(`http://127.0.0.1:${this.port}/metrics`)).text();
+    const out: Record<string, { used: number; size: number }> = {};
+    const re = /^ipcontroller_scheduler_nodejs_heap_space_size_(used|total)_bytes\{space="([^"]+)"\} (\S+)$/gm;
+    for (const [, kind = '', space = '', value = ''] of text.matchAll(re)) {
+      const entry = (out[space] ??= { used: 0, size: 0 });
+      entry[kind === 'used' ? 'used' : 'size'] = +(Number(value) / 2 ** 20).toFixed(1);
+    }
+    return out;
+  }
+
   async figures(startedAt: number): Promise<Figures> {
     const mb = async (name: string): Promise<number> => Math.round((await this.metric(name)) / 2 ** 20);
     return {
@@ -100,6 +136,10 @@ class Scheduler {
       heapTotalMB: await mb('nodejs_heap_size_total_bytes'),
       externalMB: await mb('nodejs_external_memory_bytes'),
       seconds: +((performance.now() - startedAt) / 1000).toFixed(1),
+      rssAnonMB: this.status('RssAnon'),
+      rssFileMB: this.status('RssFile'),
+      heapSpacesMB: await this.heapSpaces(),
+      cpuSeconds: this.cpuSeconds(),
     };
   }
 
@@ -202,21 +242,51 @@ interface CliFigures {
   command: string;
   coldStart: Figures;
   warmStart: Figures;
+  /** The warm process again IPC_BENCH_MEMORY_SETTLE_SECONDS later (when set): what it holds once idle. */
+  warmSettled?: Figures;
   snapshot?: string;
 }
 
+/**
+ * With IPC_BENCH_MEMORY_SETTLE_SECONDS set: the warm process's figures that much later, with the
+ * highest and lowest RSS sampled every second until then (resyncs and GCs make it a sawtooth).
+ */
+async function settled(sched: Scheduler, warmStart: Figures): Promise<Figures | undefined> {
+  const settle = Number(process.env.IPC_BENCH_MEMORY_SETTLE_SECONDS ?? 0);
+  if (!(settle > 0)) return undefined;
+  const t0 = performance.now() - warmStart.seconds * 1000;
+  const samples: number[] = [];
+  const until = performance.now() + settle * 1000;
+  while (performance.now() < until) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    samples.push(sched.rssMB());
+  }
+  const figures = { ...(await sched.figures(t0)), maxRssMB: Math.max(...samples), minRssMB: Math.min(...samples) };
+  log(`settled ${settle} s: ${JSON.stringify(figures)}`);
+  return figures;
+}
+
 /** Cold start (no claims), then a fresh process with the claims in place (and its heap snapshot when asked). */
-async function measureCli(r: Run, cli: string, snapshotDir: string | undefined): Promise<CliFigures> {
-  const coldStart = await measure(r, commandFor('dist', cli, []));
+async function measureCli(r: Run, entry: string, snapshotDir: string | undefined): Promise<CliFigures> {
+  // An entry may carry node flags of its own after the file: "after/cli.js --max-semi-space-size=1".
+  const [cli = '', ...flags] = entry.split(' ').filter(Boolean);
+  const coldStart = await measure(r, commandFor('dist', cli, flags));
   await r.sched.stop();
   if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
   const warmStart = await measure(
     r,
-    commandFor('dist', cli, snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : []),
+    commandFor('dist', cli, [...flags, ...(snapshotDir ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapshotDir}`] : [])]),
   );
+  const warmSettled = await settled(r.sched, warmStart);
   const snapshot = snapshotDir ? await r.sched.snapshot(snapshotDir) : undefined;
   await r.sched.stop();
-  return { command: `node ${cli} scheduler`, coldStart, warmStart, ...(snapshot ? { snapshot } : {}) };
+  return {
+    command: ['node', ...flags, cli, 'scheduler'].join(' '),
+    coldStart,
+    warmStart,
+    ...(warmSettled ? { warmSettled } : {}),
+    ...(snapshot ? { snapshot } : {}),
+  };
 }
 
 export async function run(): Promise<Record<string, unknown>> {
