@@ -10,7 +10,7 @@
 // The apiserver gets a larger service range (dual-stack, so Services can be IPv6 and draw from
 // a 2001:db8: pool) and the Services skip NodePorts, or 5,000 would not fit.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
@@ -69,6 +69,38 @@ class Tracker {
   }
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (clock ticks of 10 ms); 0 once it is gone. */
+function cpuSecondsOf(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** The control plane's processes (kube-apiserver, etcd): those whose command line names its directory, but for the scheduler (its kubeconfig is there). */
+function controlPlanePids(dir: string, scheduler: number | undefined): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d) && Number(d) !== scheduler)
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(dir);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** CPU seconds used so far by the scheduler, the control plane and this bench process (its watches). */
+interface CpuReading {
+  scheduler: number;
+  controlPlane: number;
+  bench: number;
+}
+
 class SchedulerProcess {
   child: ChildProcess | null = null;
   constructor(
@@ -96,6 +128,15 @@ class SchedulerProcess {
     const status = readFileSync(`/proc/${this.child?.pid}/status`, 'utf8');
     const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
     return Math.round(kb / 1024);
+  }
+
+  cpu(): CpuReading {
+    const bench = process.cpuUsage();
+    return {
+      scheduler: cpuSecondsOf(this.child?.pid),
+      controlPlane: controlPlanePids(this.cp.dir, this.child?.pid).reduce((sum, pid) => sum + cpuSecondsOf(pid), 0),
+      bench: (bench.user + bench.system) / 1e6,
+    };
   }
 
   async metric(name: string): Promise<number> {
@@ -133,13 +174,16 @@ async function coldStart(kc: KubeConfig, sched: SchedulerProcess, tracker: Track
   tracker.reset();
   const writesBefore = await apiserverWrites(kc);
   const started = performance.now();
+  const cpuStart = sched.cpu();
   await sched.start();
   const ready = performance.now();
+  const cpuReady = sched.cpu();
   const keys = services.map((s) => `${NS}/${s}`);
   await waitFor(`${services.length} claims placed`, async () => keys.every((k) => tracker.placedAt.has(k)), 600_000, 250);
   const placed = performance.now();
   await waitFor(`${services.length} ingresses written`, async () => keys.every((k) => tracker.ingressAt.has(k)), 600_000, 250);
   const done = performance.now();
+  const cpuDone = sched.cpu();
   // Every write the apiserver served meanwhile (counted by the apiserver, not by the scheduler).
   const writes = writesBetween(writesBefore, await apiserverWrites(kc), NOT_PER_SERVICE);
   const total = Object.values(writes).reduce((a, b) => a + b, 0);
@@ -151,6 +195,16 @@ async function coldStart(kc: KubeConfig, sched: SchedulerProcess, tracker: Track
     apiWritesUntilIngress: total,
     writesPerService: +(total / services.length).toFixed(2),
     writesByKind: writes,
+    // Where the time went: CPU seconds from the scheduler's spawn to the last ingress (2 cores,
+    // so at most 2 x allIngressWrittenSeconds), the scheduler's own before it was ready
+    // (loading under tsx, lists), and its CPU per write after that (its watches of what it wrote included).
+    cpuSeconds: {
+      scheduler: +cpuDone.scheduler.toFixed(2),
+      schedulerUntilReady: +cpuReady.scheduler.toFixed(2),
+      controlPlane: +(cpuDone.controlPlane - cpuStart.controlPlane).toFixed(2),
+      benchWatches: +(cpuDone.bench - cpuStart.bench).toFixed(2),
+    },
+    schedulerCpuMsPerWrite: +(((cpuDone.scheduler - cpuReady.scheduler) * 1000) / Math.max(1, total)).toFixed(3),
   };
 }
 
