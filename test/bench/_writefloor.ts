@@ -12,6 +12,8 @@ export interface FloorResult {
   inFlight: number;
   seconds: number;
   writesPerSecond: number;
+  /** This writer's own CPU per write (node:https, no parsing): the least any Node client here spends on one. */
+  clientCpuMsPerWrite: number;
 }
 
 interface Target {
@@ -32,7 +34,14 @@ function targetOf(kc: KubeConfig, inFlight: number): Target {
   };
 }
 
-function send(t: Target, method: string, path: string, body: string | null): Promise<number> {
+interface Call {
+  method: string;
+  path: string;
+  body?: string;
+  contentType?: string;
+}
+
+function send(t: Target, { method, path, body, contentType = 'application/json' }: Call): Promise<number> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -41,7 +50,7 @@ function send(t: Target, method: string, path: string, body: string | null): Pro
         method,
         path,
         agent: t.agent,
-        headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json', accept: 'application/json' },
+        headers: { authorization: `Bearer ${t.token}`, 'content-type': contentType, accept: 'application/json' },
       },
       (res) => {
         res.resume();
@@ -49,7 +58,7 @@ function send(t: Target, method: string, path: string, body: string | null): Pro
       },
     );
     req.on('error', reject);
-    req.end(body ?? undefined);
+    req.end(body);
   });
 }
 
@@ -61,20 +70,33 @@ export async function writeFloor(kc: KubeConfig, namespace: string, writes: numb
   let next = 0;
   let refused = 0;
   const started = performance.now();
+  const cpu = process.cpuUsage();
   await Promise.all(
     Array.from({ length: inFlight }, async () => {
       while (next < writes) {
         const name = `${prefix}${next++}`;
-        const code = await send(t, 'POST', path, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } }));
+        const code = await send(t, {
+          method: 'POST',
+          path,
+          body: JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name } }),
+        });
         if (code !== 201) refused++;
       }
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  await send(t, 'DELETE', path, null).catch(() => 0);
+  const used = process.cpuUsage(cpu);
+  await send(t, { method: 'DELETE', path }).catch(() => 0);
   t.agent.destroy();
   if (refused > 0) throw new Error(`write floor: ${refused} of ${writes} creates refused`);
-  return { objects: 'ConfigMap', writes, inFlight, seconds: +seconds.toFixed(2), writesPerSecond: Math.round(writes / seconds) };
+  return {
+    objects: 'ConfigMap',
+    writes,
+    inFlight,
+    seconds: +seconds.toFixed(2),
+    writesPerSecond: Math.round(writes / seconds),
+    clientCpuMsPerWrite: +((used.user + used.system) / 1000 / writes).toFixed(3),
+  };
 }
 
 /** Writes the apiserver has served so far, by "VERB resource[/subresource]" (from its own apiserver_request_total). */
@@ -113,4 +135,56 @@ export function writesBetween(before: Map<string, number>, after: Map<string, nu
     if (d > 0 && !ignore.test(key)) out[key] = d;
   }
   return out;
+}
+
+/** One Service of the cold start as the trivial writer writes it: its claim, then its ingress. */
+export interface ColdWrite {
+  service: string;
+  /** The Service's resourceVersion, the ingress patch's precondition as the scheduler sends it. */
+  resourceVersion: string;
+  claim: { apiVersion: string; kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+  ip: string;
+}
+
+/**
+ * The cold start's own writes from the trivial writer (no client library, no parsing, no
+ * decisions): for each Service its IpClaim create, then its status.loadBalancer.ingress merge
+ * patch, with the bodies the scheduler sends, inFlight Services at a time. The floor under the
+ * scheduler's cold start for exactly its writes: what the apiserver spends on them, on its own.
+ */
+export async function coldStartFloor(kc: KubeConfig, namespace: string, cold: ColdWrite[], inFlight: number): Promise<FloorResult> {
+  const t = targetOf(kc, inFlight);
+  const claims = cold[0] ? `/apis/${cold[0].claim.apiVersion}/ipclaims` : '';
+  let next = 0;
+  let refused = 0;
+  const started = performance.now();
+  const cpu = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < cold.length) {
+        const c = cold[next++] as ColdWrite;
+        if ((await send(t, { method: 'POST', path: claims, body: JSON.stringify(c.claim) })) !== 201) refused++;
+        const patch = {
+          metadata: { resourceVersion: c.resourceVersion },
+          status: { loadBalancer: { ingress: [{ ip: c.ip, ipMode: 'VIP' }] } },
+        };
+        const path = `/api/v1/namespaces/${namespace}/services/${c.service}/status`;
+        const body = JSON.stringify(patch);
+        if ((await send(t, { method: 'PATCH', path, body, contentType: 'application/merge-patch+json' })) !== 200) refused++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(cpu);
+  t.agent.destroy();
+  if (refused > 0) throw new Error(`cold start floor: ${refused} of ${cold.length * 2} writes refused`);
+  const writes = cold.length * 2;
+  return {
+    objects: 'IpClaim create + Service status patch',
+    writes,
+    inFlight,
+    seconds: +seconds.toFixed(2),
+    writesPerSecond: Math.round(writes / seconds),
+    clientCpuMsPerWrite: +((used.user + used.system) / 1000 / writes).toFixed(3),
+  };
 }
