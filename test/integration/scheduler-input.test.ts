@@ -439,13 +439,17 @@ test('deleting a pool in use: Terminating with a condition and Events naming the
       },
       15_000,
     );
-    const events = await f.core.listNamespacedEvent({
-      namespace: 'default',
-      fieldSelector: `involvedObject.name=${pool},involvedObject.kind=IpClaimPool`,
-    });
-    assert.ok(
-      events.items.some((e) => e.reason === 'PoolInUse' && e.message?.includes(`default/${a}`)),
+    // The Event is posted after the condition is written, so it may not be there yet.
+    await waitFor(
       'a PoolInUse Event on the pool',
+      async () => {
+        const events = await f.core.listNamespacedEvent({
+          namespace: 'default',
+          fieldSelector: `involvedObject.name=${pool},involvedObject.kind=IpClaimPool`,
+        });
+        return events.items.some((e) => e.reason === 'PoolInUse' && e.message?.includes(`default/${a}`) === true);
+      },
+      15_000,
     );
     await f.waitEvent(a, 'PoolDeleting', new RegExp(`IpClaimPool ${pool} is being deleted; this Service keeps`));
     const late = await f.service('del-late', {}, { [POOL]: pool });
