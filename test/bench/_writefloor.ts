@@ -62,6 +62,19 @@ function send(t: Target, { method, path, body, contentType = 'application/json' 
   });
 }
 
+/** A floor run's figures from its count, wall time and the client's CPU over it. */
+function floorResult(objects: string, writes: number, inFlight: number, run: { seconds: number; used: NodeJS.CpuUsage }): FloorResult {
+  const { seconds, used } = run;
+  return {
+    objects,
+    writes,
+    inFlight,
+    seconds: +seconds.toFixed(2),
+    writesPerSecond: Math.round(writes / seconds),
+    clientCpuMsPerWrite: +((used.user + used.system) / 1000 / writes).toFixed(3),
+  };
+}
+
 /** Creates `writes` tiny ConfigMaps in `namespace` with `inFlight` requests at a time, then deletes them. */
 export async function writeFloor(kc: KubeConfig, namespace: string, writes: number, inFlight: number): Promise<FloorResult> {
   const t = targetOf(kc, inFlight);
@@ -89,14 +102,7 @@ export async function writeFloor(kc: KubeConfig, namespace: string, writes: numb
   await send(t, { method: 'DELETE', path }).catch(() => 0);
   t.agent.destroy();
   if (refused > 0) throw new Error(`write floor: ${refused} of ${writes} creates refused`);
-  return {
-    objects: 'ConfigMap',
-    writes,
-    inFlight,
-    seconds: +seconds.toFixed(2),
-    writesPerSecond: Math.round(writes / seconds),
-    clientCpuMsPerWrite: +((used.user + used.system) / 1000 / writes).toFixed(3),
-  };
+  return floorResult('ConfigMap', writes, inFlight, { seconds, used });
 }
 
 /** Writes the apiserver has served so far, by "VERB resource[/subresource]" (from its own apiserver_request_total). */
@@ -178,13 +184,5 @@ export async function coldStartFloor(kc: KubeConfig, namespace: string, cold: Co
   const used = process.cpuUsage(cpu);
   t.agent.destroy();
   if (refused > 0) throw new Error(`cold start floor: ${refused} of ${cold.length * 2} writes refused`);
-  const writes = cold.length * 2;
-  return {
-    objects: 'IpClaim create + Service status patch',
-    writes,
-    inFlight,
-    seconds: +seconds.toFixed(2),
-    writesPerSecond: Math.round(writes / seconds),
-    clientCpuMsPerWrite: +((used.user + used.system) / 1000 / writes).toFixed(3),
-  };
+  return floorResult('IpClaim create + Service status patch', cold.length * 2, inFlight, { seconds, used });
 }
