@@ -25,6 +25,7 @@ test('defaults', () => {
   assert.is(c.metricsHost, '0.0.0.0');
   assert.is(c.metricsPort, 9611);
   assert.is(c.rebalance, false);
+  assert.is(c.standbyProbeIntervalMs, 1000);
   assert.match(c.identity, /_\d+$/);
   assert.ok(Object.isFrozen(c));
 });
@@ -57,6 +58,7 @@ test('flags in the forms people write them', () => {
   assert.is(c.lbClass, 'x/y');
   assert.is(config(['--leader-elect']).leaderElect, true);
   assert.is(config(['--metrics-port=0']).metricsPort, 0);
+  assert.is(config(['--standby-probe-interval=500ms']).standbyProbeIntervalMs, 500);
 });
 
 test('bad values name the flag', () => {
@@ -66,6 +68,7 @@ test('bad values name the flag', () => {
   assert.throws(() => config(['--probe-failures=0']), /--probe-failures/);
   assert.throws(() => config(['--leader-elect-renew-deadline=5s']), /renew-deadline must be shorter/);
   assert.throws(() => config(['--nope']), /Unknown option/);
+  assert.throws(() => config(['--standby-probe-interval=2s']), /--standby-probe-interval must be at most 1s/);
   assert.equal(parseSchedulerArgs(['--help']), { help: true });
 });
 

@@ -19,6 +19,8 @@ export interface SchedulerConfig {
   probeFailures: number;
   /** Probes per second one replica sends at most; more nodes stretch the interval (prober.ts probeStretch). 0: no cap. */
   probeMaxRate: number;
+  /** How often a replica that does not lead probes each agent (prober.ts standbyStretch); at most 1 s. */
+  standbyProbeIntervalMs: number;
   rebalance: boolean;
   leaseDurationMs: number;
   renewDeadlineMs: number;
@@ -59,6 +61,8 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   // 1,000 nodes at the 100ms interval: beyond that the interval stretches (2,000 nodes: 200ms),
   // so probing costs a replica no more than at 1,000 nodes (about 15-25% of a core, issue 14.2).
   probeMaxRate: 10_000,
+  // A standby's probes only keep its view warm for a takeover: a tenth of the leader's rate.
+  standbyProbeIntervalMs: 1_000,
   rebalance: false,
   // client-go's defaults are 15/10/2s; ours are shorter so a standby takes over within 4.5s.
   leaseDurationMs: 4_000,
@@ -96,6 +100,9 @@ Flags:
   --probe-max-rate N             probes per second one replica sends at most (default 10000: 1,000
                                  nodes at 100ms). More nodes stretch the interval to whole multiples
                                  of it (at most 1s), and a node is failed that much later; 0 = no cap
+  --standby-probe-interval DURATION  how often a replica that does not lead probes each agent (default
+                                 1s, at most 1s; at or below --probe-interval: as the leader). It
+                                 probes at the leader's rate from the moment it leads
   --conflict-retry DURATION      how long an address a foreign host answered for is not allocated before it is probed again (default 10m)
   --rebalance                    move healthy claims to even out nodes (default off: no churn)
   --leader-elect-lease-duration DURATION   (default 4s)
@@ -142,6 +149,7 @@ const OPTIONS = {
   'probe-timeout': { type: 'string' },
   'probe-failures': { type: 'string' },
   'probe-max-rate': { type: 'string' },
+  'standby-probe-interval': { type: 'string' },
   rebalance: { type: 'string' },
   'conflict-retry': { type: 'string' },
   'leader-elect-lease-duration': { type: 'string' },
@@ -162,6 +170,7 @@ const DURATIONS: Array<[keyof typeof OPTIONS, keyof SchedulerConfig]> = [
   ['resync', 'resyncMs'],
   ['probe-interval', 'probeIntervalMs'],
   ['probe-timeout', 'probeTimeoutMs'],
+  ['standby-probe-interval', 'standbyProbeIntervalMs'],
   ['conflict-retry', 'conflictRetryMs'],
   ['leader-elect-lease-duration', 'leaseDurationMs'],
   ['leader-elect-renew-deadline', 'renewDeadlineMs'],
@@ -219,6 +228,8 @@ const PARSERS: Array<[keyof typeof OPTIONS, (c: SchedulerConfig, text: string) =
 
 function validate(c: SchedulerConfig): void {
   if (c.probeTimeoutMs <= 0 || c.probeIntervalMs <= 0) throw new Error('--probe-interval and --probe-timeout must be above 0');
+  // Agents count probes as contact for fencing (--fence-after, 3 s by default): keep three in it.
+  if (c.standbyProbeIntervalMs > 1_000) throw new Error('--standby-probe-interval must be at most 1s');
   if (c.renewDeadlineMs >= c.leaseDurationMs)
     throw new Error('--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration');
   if (c.retryPeriodMs >= c.renewDeadlineMs)

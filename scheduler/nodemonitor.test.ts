@@ -31,7 +31,7 @@ function ipNode(name: string, at: number, more: { port?: number; draining?: bool
 }
 
 /** A monitor over nodes a, b, c that counts its full steps (each sets the nodes gauge once). */
-function world(more: { probeMaxRate?: number } = {}): {
+function world(more: { probeMaxRate?: number; standbyProbeIntervalMs?: number } = {}): {
   clock: ManualClock;
   caches: ReturnType<typeof emptyCaches>;
   monitor: NodeMonitor;
@@ -170,6 +170,32 @@ test('a stretched interval (--probe-max-rate) widens the stall rule with it: fai
     w.monitor.probed('b', { ok: false, error: 'no answer' });
   }
   assert.equal(w.monitor.view().candidates, ['a', 'c'], 'three failures 450 ms apart at a 400 ms interval: failed');
+});
+
+test("a standby probes at --standby-probe-interval and its stall rule follows; leading, the failure rules are the leader's again", async () => {
+  const w = world({ standbyProbeIntervalMs: 1_000 }); // the interval is 200 ms: every 1 s as a standby
+  w.monitor.leadershipChanged(false);
+  w.targets.length = 0;
+  await w.clock.advance(3_000, 10);
+  const probesOfA = w.targets.filter((t) => t.node === 'a').length;
+  assert.ok(probesOfA >= 2 && probesOfA <= 3, `a standby probed a ${probesOfA} times in 3 s`);
+  w.answer.set('b', false);
+  await w.clock.advance(3_000, 10);
+  assert.equal(w.monitor.view().candidates, ['a', 'c'], 'failures 1 s apart count for a standby (its stall rule is at its own pace)');
+  w.answer.set('b', true);
+  await w.clock.advance(1_000, 10);
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c']);
+  w.monitor.leadershipChanged(true);
+  w.targets.length = 0;
+  await w.clock.advance(1_000, 10);
+  w.stop.abort();
+  await flush();
+  assert.ok(w.targets.filter((t) => t.node === 'a').length >= 4, 'leading: every 200 ms again');
+  for (let i = 0; i < 3; i++) {
+    await w.clock.advance(1_000); // far past the leader's stall limit (200 + 100 + 100 ms)
+    w.monitor.probed('c', { ok: false, error: 'no answer' });
+  }
+  assert.equal(w.monitor.view().candidates, ['a', 'b', 'c'], 'leading: failures 1 s apart are stalls of the scheduler, not counted');
 });
 
 test.run();

@@ -37,7 +37,7 @@ import type { Caches } from './reconciler.js';
 export interface NodeMonitorDeps {
   caches: Pick<Caches, 'nodes' | 'ipNodes'>;
   config: Pick<SchedulerConfig, 'monitorMs' | 'probeFailures' | 'probeIntervalMs' | 'probeTimeoutMs'> &
-    Partial<Pick<SchedulerConfig, 'probeMaxRate'>>;
+    Partial<Pick<SchedulerConfig, 'probeMaxRate' | 'standbyProbeIntervalMs'>>;
   probe: ProbeFn;
   clock: Clock;
   log: Logger;
@@ -85,6 +85,7 @@ export class NodeMonitor {
         intervalMs: config.probeIntervalMs,
         timeoutMs: config.probeTimeoutMs,
         ...(config.probeMaxRate !== undefined ? { maxRate: config.probeMaxRate } : {}),
+        ...(config.standbyProbeIntervalMs !== undefined ? { standbyIntervalMs: config.standbyProbeIntervalMs } : {}),
         clock,
         onResult: (node, result) => this.probed(node, result),
       },
@@ -103,6 +104,15 @@ export class NodeMonitor {
     return every(this.d.clock, healthTickMs(this.d.config.monitorMs), signal, () => this.check());
   }
 
+  /**
+   * This replica leads, or not (any more): a standby probes every --standby-probe-interval, and
+   * the failure rules (the stall rule's cadence) follow the interval the prober runs at.
+   */
+  leadershipChanged(leading: boolean): void {
+    this.prober.setStandby(!leading);
+    this.syncTargets();
+  }
+
   /** Probes follow the IpNodes: one loop per probe address; a node without an IpNode is forgotten. */
   syncTargets(): void {
     const { ipNodes } = this.d.caches;
@@ -110,8 +120,8 @@ export class NodeMonitor {
     const intervalMs = this.prober.effectiveIntervalMs();
     if (intervalMs !== this.rules.probeIntervalMs) {
       this.d.log.info(
-        { nodes: ipNodes.size, intervalMs, maxRate: this.d.config.probeMaxRate },
-        'probe interval changed by --probe-max-rate',
+        { nodes: ipNodes.size, intervalMs, maxRate: this.d.config.probeMaxRate, standby: this.prober.isStandby() },
+        'probe interval changed (--probe-max-rate, or --standby-probe-interval while not leading)',
       );
       this.rules = { ...this.d.config, probeIntervalMs: intervalMs };
       this.d.reporter.useRules?.(this.rules);

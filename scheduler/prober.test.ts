@@ -18,6 +18,7 @@ import {
   MAX_STRETCHED_INTERVAL_MS,
   phaseOf,
   probeStretch,
+  standbyStretch,
   type ProbeFn,
   type ProbeTarget,
 } from './prober.js';
@@ -247,6 +248,68 @@ test('under the rate cap each target is probed once per stretched interval, and 
   await clock.advance(2_000, 10);
   stop.abort();
   for (const t of forty.slice(0, 10)) assert.ok((calls.get(t.node)?.length ?? 0) >= 9, `${t.node}: ${calls.get(t.node)?.length}`);
+});
+
+test('a standby probes every --standby-probe-interval in whole intervals, at most 1 s, never faster than the leader', () => {
+  assert.is(standbyStretch(100, 1_000), 10, 'the defaults: every 1 s instead of every 100 ms');
+  assert.is(standbyStretch(100, 250), 2, 'whole intervals, rounded down');
+  assert.is(standbyStretch(100, 100), 1, 'at the interval: as the leader');
+  assert.is(standbyStretch(100, 50), 1, 'below it: as the leader');
+  assert.is(standbyStretch(100, 0), 1, '0: as the leader');
+  assert.is(standbyStretch(100, undefined), 1);
+  assert.is(standbyStretch(25, 1_000), 40);
+  assert.is(standbyStretch(2_000, 1_000), 1, 'an interval past 1 s stays as it is');
+});
+
+test('a standby probes each target once per standby interval; leading, every target is probed in the next round and then every interval', async () => {
+  const clock = new ManualClock();
+  const stop = new AbortController();
+  const { fn, calls } = recording(() => Promise.resolve(OK), clock);
+  const p = new Prober(
+    { probe: fn, intervalMs: 100, timeoutMs: 80, standbyIntervalMs: 1_000, clock, onResult: () => undefined },
+    stop.signal,
+  );
+  const ten = Array.from({ length: 10 }, (_, i) => target(`n${i}`));
+  p.setStandby(true);
+  p.sync(ten);
+  assert.is(p.effectiveIntervalMs(), 1_000);
+  await clock.advance(5_000, 10);
+  for (const t of ten) {
+    const times = calls.get(t.node) ?? [];
+    const gaps = times.slice(1).map((x, i) => x - (times[i] as number));
+    assert.ok(times.length >= 4 && times.length <= 5 && gaps.every((g) => g === 1_000), `${t.node} as a standby: ${gaps.join(',')}`);
+  }
+  calls.clear();
+  p.setStandby(false);
+  assert.is(p.effectiveIntervalMs(), 100);
+  await clock.advance(100, 10);
+  for (const t of ten) assert.is(calls.get(t.node)?.length, 1, `${t.node}: probed within one interval of leading`);
+  await clock.advance(1_000, 10);
+  stop.abort();
+  for (const t of ten) assert.ok((calls.get(t.node)?.length ?? 0) >= 10, `${t.node} leading: ${calls.get(t.node)?.length}`);
+});
+
+test('a standby and the rate cap: the longer of the two stretches wins', async () => {
+  const stop = new AbortController();
+  const p = new Prober(
+    {
+      probe: () => Promise.resolve(OK),
+      intervalMs: 100,
+      timeoutMs: 80,
+      maxRate: 100,
+      standbyIntervalMs: 300,
+      clock: new ManualClock(),
+      onResult: () => undefined,
+    },
+    stop.signal,
+  );
+  p.sync(Array.from({ length: 50 }, (_, i) => target(`n${i}`))); // 500/s against a cap of 100/s: every 500 ms
+  assert.is(p.effectiveIntervalMs(), 500);
+  p.setStandby(true);
+  assert.is(p.effectiveIntervalMs(), 500, 'the cap stretches further than the standby interval');
+  p.sync(Array.from({ length: 5 }, (_, i) => target(`n${i}`)));
+  assert.is(p.effectiveIntervalMs(), 300, 'within the cap: the standby interval');
+  stop.abort();
 });
 
 test('UDP misses: an answer resets them, a miss counts only once UDP has answered', () => {

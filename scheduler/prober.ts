@@ -172,6 +172,8 @@ export interface ProberOptions {
   timeoutMs: number;
   /** --probe-max-rate: probes per second this replica sends at most (0 or absent: no cap); see probeStretch. */
   maxRate?: number;
+  /** --standby-probe-interval: how often a standby probes each target (absent: as the leader); see standbyStretch. */
+  standbyIntervalMs?: number;
   clock: Clock;
   onResult(node: string, result: ProbeResult): void;
 }
@@ -194,6 +196,19 @@ export function probeStretch(targets: number, intervalMs: number, maxRate: numbe
   if (!maxRate || maxRate <= 0 || targets <= 0) return 1;
   const wanted = Math.ceil((targets * 1000) / (maxRate * intervalMs));
   return Math.max(1, Math.min(wanted, Math.floor(MAX_STRETCHED_INTERVAL_MS / intervalMs)));
+}
+
+/**
+ * How many intervals apart a standby probes each target: --standby-probe-interval in whole
+ * intervals, at least 1, at most MAX_STRETCHED_INTERVAL_MS. A standby decides nothing with its
+ * probes; they keep its view warm for a takeover (which waits a lease duration, 4 s by default,
+ * after the leader's last renew, so a view 1 s old is fresh enough) and count as contact for the
+ * agents' fencing. Probing at the leader's rate doubled the probes every agent answers and the
+ * CPU the replicas spend (issue 14.2). Pure.
+ */
+export function standbyStretch(intervalMs: number, standbyIntervalMs: number | undefined): number {
+  if (!standbyIntervalMs || standbyIntervalMs <= intervalMs) return 1;
+  return Math.max(1, Math.floor(Math.min(standbyIntervalMs, MAX_STRETCHED_INTERVAL_MS) / intervalMs));
 }
 
 /** About this long between two ticks of the probe timer; the interval is cut into that many slots. */
@@ -259,6 +274,8 @@ export class Prober {
   /** Rounds over all slots so far, and every how many rounds a target is probed (probeStretch). */
   private round = 0;
   private stretch = 1;
+  /** Probing as a standby (standbyStretch) rather than as the leader. */
+  private standby = false;
 
   constructor(
     private readonly opts: ProberOptions,
@@ -293,23 +310,40 @@ export class Prober {
       }
     }
     if (this.stopped.aborted) return;
-    const stretch = probeStretch(wanted.size, this.opts.intervalMs, this.opts.maxRate);
-    if (stretch !== this.stretch) {
-      this.stretch = stretch;
-      for (const p of this.targets.values()) p.phase = phaseOf(p.target.node, this.slots, stretch);
-    }
+    this.restretch(wanted.size);
     for (const target of wanted.values()) {
       if (this.targets.has(target.node)) continue;
       const p: Probed = {
         target,
         slot: slotOf(target.node, this.slots),
-        phase: phaseOf(target.node, this.slots, stretch),
+        phase: phaseOf(target.node, this.slots, this.stretch),
         inFlight: false,
         generation: ++this.generation,
       };
       this.targets.set(target.node, p);
       this.bySlot[p.slot]?.add(p);
     }
+  }
+
+  /**
+   * A standby probes each target every --standby-probe-interval, the leader every interval (each
+   * stretched by the rate cap). Becoming the leader probes every target in the next round.
+   */
+  setStandby(standby: boolean): void {
+    this.standby = standby;
+    this.restretch(this.targets.size);
+  }
+
+  isStandby(): boolean {
+    return this.standby;
+  }
+
+  private restretch(targets: number): void {
+    const { intervalMs, maxRate, standbyIntervalMs } = this.opts;
+    const stretch = Math.max(probeStretch(targets, intervalMs, maxRate), this.standby ? standbyStretch(intervalMs, standbyIntervalMs) : 1);
+    if (stretch === this.stretch) return;
+    this.stretch = stretch;
+    for (const p of this.targets.values()) p.phase = phaseOf(p.target.node, this.slots, stretch);
   }
 
   private probeDueSlots(): void {
@@ -324,7 +358,7 @@ export class Prober {
     }
   }
 
-  /** How long apart each target is probed now: the interval, stretched by the rate cap (probeStretch). */
+  /** How long apart each target is probed now: the interval, stretched by the rate cap (probeStretch) or as a standby. */
   effectiveIntervalMs(): number {
     return this.opts.intervalMs * this.stretch;
   }

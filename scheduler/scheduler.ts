@@ -82,9 +82,12 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
   const synced = (): boolean => Object.values(caches).every((s: Store<unknown>) => s.synced);
   const leader = new LeaderScope(clock, (leading) => {
     metrics.leadership(leading);
+    monitor.leadershipChanged(leading);
     if (leading) trigger.kick();
   });
   const monitor = nodeMonitor(config, env, { caches, leader, onChange: () => trigger.kick(), probe: deps.probe }, signal);
+  // Until it wins the Lease a replica probes as a standby (without an election it leads at once).
+  if (config.leaderElect) monitor.leadershipChanged(false);
   const recorder = eventRecorder(env);
   const reconciler = reconcilerFor(config, env, { caches, recorder, leader, health: () => monitor.view() });
   const firstSync = deferred();

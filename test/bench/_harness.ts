@@ -116,6 +116,13 @@ export function percentile(sorted: number[], p: number): number {
  * first (--cpu-prof and the like), then the scheduler against the control plane with its
  * metrics on 127.0.0.1:port, then the benchmark's own flags.
  */
+/** The command line with a built bundle in place of tsx and cli.ts (none: unchanged). */
+export function withCli(argv: string[], cli: string | undefined): string[] {
+  const at = argv.indexOf('cli.ts');
+  if (!cli || at < 2 || argv[at - 2] !== '--import' || argv[at - 1] !== 'tsx') return argv;
+  return [...argv.slice(0, at - 2), cli, ...argv.slice(at + 1)];
+}
+
 export function schedulerArgv(
   nodeArgs: string | undefined,
   target: { kubeconfigPath: string; port: number; namespace: string; identity: string },

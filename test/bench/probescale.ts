@@ -23,7 +23,17 @@ import { CoreV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
-import { createLoadBalancerServices, heartbeat, inBatches, percentile, registerAgentNode, schedulerArgv, stopChild } from './_harness.js';
+import {
+  createLoadBalancerServices,
+  heartbeat,
+  inBatches,
+  percentile,
+  registerAgentNode,
+  schedulerArgv,
+  stopChild,
+  withCli,
+} from './_harness.js';
+import { probeStretch, standbyStretch } from '../../scheduler/prober.js';
 import { SIM_NODE_PREFIX, simAddress, startSimAgents, type SimAgents, type SimCounts } from './_simagents.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -65,24 +75,21 @@ class Replica {
 
   start(extraArgs: string[]): void {
     const out = openSync(join(process.env.BENCH_PROBESCALE_LOGDIR ?? this.cp.dir, `probescale-${this.identity}.log`), 'a');
-    this.child = spawn(
-      process.execPath,
-      schedulerArgv(
-        process.env.BENCH_PROBESCALE_NODE_ARGS,
-        { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: this.identity },
-        [
-          '--monitor=60s',
-          // Leader election is not what is measured: relaxed so that a busy host's slow apiserver
-          // (lease requests time out at half the renew deadline) does not keep the bench leaderless.
-          '--leader-elect-lease-duration=30s',
-          '--leader-elect-renew-deadline=20s',
-          '--leader-elect-retry-period=2s',
-          '--log-level=warn',
-          ...extraArgs,
-        ],
-      ),
-      { cwd: ROOT, stdio: ['ignore', out, out] },
+    const argv = schedulerArgv(
+      process.env.BENCH_PROBESCALE_NODE_ARGS,
+      { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: this.identity },
+      [
+        '--monitor=60s',
+        // Leader election is not what is measured: relaxed so that a busy host's slow apiserver
+        // (lease requests time out at half the renew deadline) does not keep the bench leaderless.
+        '--leader-elect-lease-duration=30s',
+        '--leader-elect-renew-deadline=20s',
+        '--leader-elect-retry-period=2s',
+        '--log-level=warn',
+        ...extraArgs,
+      ],
     );
+    this.child = spawn(process.execPath, withCli(argv, process.env.IPC_BENCH_SCHEDULER_CLI), { cwd: ROOT, stdio: ['ignore', out, out] });
   }
 
   async metrics(): Promise<string> {
@@ -182,8 +189,10 @@ interface SizeResult {
   loadAverage1m: number;
   leader: ReplicaResult;
   standby: ReplicaResult;
-  /** Probes a second each replica should send at its interval and rate cap (nodes x 10 at the defaults up to 1,000 nodes). */
+  /** Probes a second the leader should send at its interval and rate cap (nodes x 10 at the defaults up to 1,000 nodes). */
   nominalProbesPerSecond: number;
+  /** The same for the standby (nodes x 1 at the defaults: --standby-probe-interval 1s). */
+  standbyNominalProbesPerSecond: number;
   probeRttP50Ms: number;
   probeRttP99Ms: number;
   probeRttMaxMs: number;
@@ -213,17 +222,25 @@ export function flagMs(args: string[], flag: string, fallback: number): number {
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
-/** Probes a second per replica at the scheduler's interval and rate cap (its defaults: 100 ms, 10,000/s). */
-export function nominalProbeRate(nodes: number, args: string[]): number {
+/** A flag's value from the bench's extra scheduler flags ("--flag=N" or "--flag N"), or undefined. */
+function flagText(args: string[], flag: string): string | undefined {
+  const i = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+  return i < 0 ? undefined : args[i]?.includes('=') ? args[i]?.split('=')[1] : args[i + 1];
+}
+
+/**
+ * Probes a second per replica at the scheduler's interval and rate cap (its defaults: 100 ms,
+ * 10,000/s), stretched as prober.ts does; a standby's also by --standby-probe-interval (1 s).
+ */
+export function nominalProbeRate(nodes: number, args: string[], standby = false): number {
   const intervalMs = flagMs(args, '--probe-interval', 100);
-  const capIndex = args.findIndex((a) => a.startsWith('--probe-max-rate'));
-  const capText = capIndex < 0 ? undefined : args[capIndex]?.includes('=') ? args[capIndex]?.split('=')[1] : args[capIndex + 1];
+  const capText = flagText(args, '--probe-max-rate');
   const cap = capText === undefined ? 10_000 : Number(capText);
-  const rate = (nodes * 1000) / intervalMs;
-  if (!cap) return rate;
-  // As prober.ts probeStretch: the interval stretches to whole multiples, at most 1 s.
-  const stretch = Math.max(1, Math.min(Math.ceil(rate / cap), Math.floor(1000 / intervalMs)));
-  return rate / stretch;
+  const stretch = Math.max(
+    probeStretch(nodes, intervalMs, cap),
+    standby ? standbyStretch(intervalMs, flagMs(args, '--standby-probe-interval', 1_000)) : 1,
+  );
+  return (nodes * 1000) / intervalMs / stretch;
 }
 
 function answeredBetween(c0: SimCounts, c1: SimCounts, identity: string): { http: number; udp: number } {
@@ -267,8 +284,9 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
     windowSeconds: +seconds.toFixed(1),
     loadAverage1m: +(loadavg()[0] ?? NaN).toFixed(1),
     leader: replicaResult(cpu.leader, seconds, answeredBetween(counts0, counts1, leader.identity), nominal),
-    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), nominal),
+    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), nominalProbeRate(nodes, extra, true)),
     nominalProbesPerSecond: Math.round(nominal),
+    standbyNominalProbesPerSecond: Math.round(nominalProbeRate(nodes, extra, true)),
     probeRttP50Ms: +percentile(rtts, 50).toFixed(3),
     probeRttP99Ms: +percentile(rtts, 99).toFixed(3),
     probeRttMaxMs: +(rtts.at(-1) ?? NaN).toFixed(3),
@@ -319,7 +337,7 @@ export async function run(): Promise<Record<string, unknown>> {
     }
     return {
       sizes: results,
-      note: 'simulated agents in one Go process (test/bench/simagents) on 127.77.x.y; two scheduler replicas as processes (cli.ts under tsx); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nominalProbesPerSecond (nodes x 1000 / --probe-interval, capped by --probe-max-rate as the scheduler does; before 14.2 stop 19 this was nodes x 5, the old 200 ms interval: what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s; leader election relaxed (lease 30 s, renew deadline 20 s, retry 2 s)',
+      note: `simulated agents in one Go process (test/bench/simagents) on 127.77.x.y; two scheduler replicas as processes (${process.env.IPC_BENCH_SCHEDULER_CLI ?? 'cli.ts under tsx'}; the standby probes every --standby-probe-interval, 1 s by default, since stop 21); CPU = utime+stime over the window in % of one core; probesPerSecond = probes the simulated agents answered for that replica (by its identity); cpuPercentAtNominalRate = CPU per answered probe x nominalProbesPerSecond (nodes x 1000 / --probe-interval, capped by --probe-max-rate as the scheduler does; before 14.2 stop 19 this was nodes x 5, the old 200 ms interval: what it costs at full rate on a host busy enough to starve it); RTT = leader per-node gauge sampled every 2 s; heartbeats every 15 s with --monitor=60s; leader election relaxed (lease 30 s, renew deadline 20 s, retry 2 s)`,
       schedulerArgs: process.env.BENCH_PROBESCALE_SCHEDULER_ARGS ?? '',
     };
   } finally {

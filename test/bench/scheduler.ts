@@ -21,7 +21,7 @@ import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
 import type { FakeAgent } from '../integration/scheduler-fixtures.js';
-import { createLoadBalancerServices, inBatches, percentile, schedulerArgv, startStandInAgents, stopChild } from './_harness.js';
+import { createLoadBalancerServices, inBatches, percentile, schedulerArgv, startStandInAgents, stopChild, withCli } from './_harness.js';
 import { apiserverWrites, coldStartFloor, writeFloor, writesBetween, type ColdWrite, type FloorResult } from './_writefloor.js';
 import { claimName } from '../../api/names.js';
 
@@ -103,13 +103,6 @@ interface CpuReading {
   scheduler: number;
   controlPlane: number;
   bench: number;
-}
-
-/** The command line with a built bundle in place of tsx and cli.ts (none: unchanged). */
-function withCli(argv: string[], cli: string | undefined): string[] {
-  const at = argv.indexOf('cli.ts');
-  if (!cli || at < 2 || argv[at - 2] !== '--import' || argv[at - 1] !== 'tsx') return argv;
-  return [...argv.slice(0, at - 2), cli, ...argv.slice(at + 1)];
 }
 
 class SchedulerProcess {
