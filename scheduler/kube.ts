@@ -132,9 +132,9 @@ export function parsePoolEntry(raw: unknown): Parsed<PoolEntry> | null {
   const name = nameOf(raw);
   if (!name) return null;
   const r = parseIpClaimPool(raw);
-  if (r.ok) return { key: name, value: { ok: true, pool: r.value }, rv: rvOf(raw) };
+  if (r.ok) return { key: name, value: { ok: true, pool: withoutManagedFields(r.value) }, rv: rvOf(raw) };
   const status = obj(obj(raw).status) as IpClaimPoolStatus;
-  const metadata = obj(obj(raw).metadata) as V1ObjectMeta;
+  const { managedFields: _dropped, ...metadata } = obj(obj(raw).metadata) as V1ObjectMeta;
   return { key: name, value: { ok: false, name, reason: r.reason.replace(/^IpClaimPool \S+: /, ''), status, metadata }, rv: rvOf(raw) };
 }
 
