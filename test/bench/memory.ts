@@ -1,12 +1,12 @@
 // Scheduler memory benchmark (`make bench memory`): the scheduler as users run it
-// (`node dist/cli.js scheduler`, built here with `npm run build` as in the image unless
-// IPC_BENCH_MEMORY_CLI names built cli.js files) against a real control plane holding 5,000
+// (`node <the chart's scheduler.nodeFlags> dist/cli.js scheduler`, built here with `npm run build`
+// as in the image unless IPC_BENCH_MEMORY_CLI names built cli.js files) against a real control plane holding 5,000
 // LoadBalancer Services. Reported, once every claim is placed and every ingress written:
 //   - coldStart: RSS, peak RSS and V8 heap of the process that placed all 5,000 claims;
 //   - warmStart: the same for a fresh process that starts with the 5,000 claims already there
 //     (what a restarted or standby-turned-leader replica holds);
-//   - tsxWarmStart: the warm start again under tsx (`node --import tsx cli.ts`), so the
-//     transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
+//   - tsxWarmStart: the warm start again under tsx (`node <the same flags> --import tsx cli.ts`),
+//     so the transpiler's share of RSS is known (IPC_BENCH_MEMORY_TSX=0 skips it).
 // IPC_BENCH_MEMORY_CLI=before/cli.js,after/cli.js measures each on the same cluster (claims wiped
 // between them; an entry may add node flags of its own: 'after/cli.js --max-semi-space-size=1');
 // the last is reported at the top level, the others under `compared`.
@@ -18,6 +18,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
@@ -198,12 +199,27 @@ async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeo
   });
 }
 
-/** The built cli.js files to measure: IPC_BENCH_MEMORY_CLI (comma-separated, e.g. before,after), else dist/cli.js built now. */
+/**
+ * The scheduler's node flags as the Helm chart ships them (values.yaml scheduler.nodeFlags), so
+ * that the figure is the one users get: at node's defaults 5,000 claims held about 10 MiB more.
+ */
+function shippedNodeFlags(): string[] {
+  const values = parse(readFileSync(join(ROOT, 'examples/helm/ipcontroller/values.yaml'), 'utf8')) as {
+    scheduler?: { nodeFlags?: unknown };
+  };
+  const flags = values.scheduler?.nodeFlags;
+  return Array.isArray(flags) ? flags.filter((f): f is string => typeof f === 'string') : [];
+}
+
+/**
+ * The built cli.js files to measure, each with its node flags: IPC_BENCH_MEMORY_CLI
+ * (comma-separated, e.g. before,after), else dist/cli.js built now with the chart's flags.
+ */
 function builtClis(): string[] {
   if (process.env.IPC_BENCH_MEMORY_CLI) return process.env.IPC_BENCH_MEMORY_CLI.split(',').filter(Boolean);
   log('building dist as the image does (npm run build: tsc, then the esbuild bundle)');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
-  return ['dist/cli.js'];
+  return [['dist/cli.js', ...shippedNodeFlags()].join(' ')];
 }
 
 /** Back to no claims and no addresses, so the next scheduler starts cold. */
@@ -310,7 +326,9 @@ export async function run(): Promise<Record<string, unknown>> {
       log(`measuring ${cli}`);
       measured.push(await measureCli(r, cli, snapshotDir && join(snapshotDir, String(i))));
     }
-    const tsxWarmStart = process.env.IPC_BENCH_MEMORY_TSX === '0' ? undefined : await measure(r, commandFor('tsx', '', []));
+    // Under tsx with the same node flags as the last cli measured: the difference is the transpiler's.
+    const [, ...lastFlags] = (clis.at(-1) ?? '').split(' ').filter(Boolean);
+    const tsxWarmStart = process.env.IPC_BENCH_MEMORY_TSX === '0' ? undefined : await measure(r, commandFor('tsx', '', lastFlags));
     await sched.stop();
     // The last cli named is the one under test; the ones before it (a baseline) are listed beside it.
     const main = measured.at(-1) as CliFigures;
