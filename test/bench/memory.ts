@@ -258,19 +258,25 @@ interface CliFigures {
   command: string;
   coldStart: Figures;
   warmStart: Figures;
+  /**
+   * The cold-start process again IPC_BENCH_MEMORY_SETTLE_SECONDS later (when set): its old space
+   * grew with the burst of 10,000 writes (with a 1 MiB young generation most of their garbage is
+   * promoted) and shrinks only when V8's memory reducer runs once the process is idle.
+   */
+  coldSettled?: Figures;
   /** The warm process again IPC_BENCH_MEMORY_SETTLE_SECONDS later (when set): what it holds once idle. */
   warmSettled?: Figures;
   snapshot?: string;
 }
 
 /**
- * With IPC_BENCH_MEMORY_SETTLE_SECONDS set: the warm process's figures that much later, with the
+ * With IPC_BENCH_MEMORY_SETTLE_SECONDS set: a process's figures that much later (cold or warm), with the
  * highest and lowest RSS sampled every second until then (resyncs and GCs make it a sawtooth).
  */
-async function settled(sched: Scheduler, warmStart: Figures): Promise<Figures | undefined> {
+async function settled(sched: Scheduler, start: Figures): Promise<Figures | undefined> {
   const settle = Number(process.env.IPC_BENCH_MEMORY_SETTLE_SECONDS ?? 0);
   if (!(settle > 0)) return undefined;
-  const t0 = performance.now() - warmStart.seconds * 1000;
+  const t0 = performance.now() - start.seconds * 1000;
   const samples: number[] = [];
   const until = performance.now() + settle * 1000;
   while (performance.now() < until) {
@@ -287,6 +293,7 @@ async function measureCli(r: Run, entry: string, snapshotDir: string | undefined
   // An entry may carry node flags of its own after the file: "after/cli.js --max-semi-space-size=1".
   const [cli = '', ...flags] = entry.split(' ').filter(Boolean);
   const coldStart = await measure(r, commandFor('dist', cli, flags));
+  const coldSettled = await settled(r.sched, coldStart);
   await r.sched.stop();
   if (snapshotDir) mkdirSync(snapshotDir, { recursive: true });
   const warmStart = await measure(
@@ -299,6 +306,7 @@ async function measureCli(r: Run, entry: string, snapshotDir: string | undefined
   return {
     command: ['node', ...flags, cli, 'scheduler'].join(' '),
     coldStart,
+    ...(coldSettled ? { coldSettled } : {}),
     warmStart,
     ...(warmSettled ? { warmSettled } : {}),
     ...(snapshot ? { snapshot } : {}),
