@@ -111,11 +111,6 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[i] as number;
 }
 
-/**
- * The command line of a scheduler replica under tsx, as the benchmarks start it: node flags
- * first (--cpu-prof and the like), then the scheduler against the control plane with its
- * metrics on 127.0.0.1:port, then the benchmark's own flags.
- */
 /** The command line with a built bundle in place of tsx and cli.ts (none: unchanged). */
 export function withCli(argv: string[], cli: string | undefined): string[] {
   const at = argv.indexOf('cli.ts');
@@ -123,6 +118,11 @@ export function withCli(argv: string[], cli: string | undefined): string[] {
   return [...argv.slice(0, at - 2), cli, ...argv.slice(at + 1)];
 }
 
+/**
+ * The command line of a scheduler replica under tsx, as the benchmarks start it: node flags
+ * first (--cpu-prof and the like), then the scheduler against the control plane with its
+ * metrics on 127.0.0.1:port, then the benchmark's own flags.
+ */
 export function schedulerArgv(
   nodeArgs: string | undefined,
   target: { kubeconfigPath: string; port: number; namespace: string; identity: string },

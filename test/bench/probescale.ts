@@ -213,19 +213,18 @@ function replicaResult(cpuSeconds: number, seconds: number, answered: { http: nu
   };
 }
 
-/** A duration flag's value in ms from the bench's extra scheduler flags ("--flag=100ms" or "--flag 100ms"), or the default. */
-export function flagMs(args: string[], flag: string, fallback: number): number {
-  const i = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
-  const text = i < 0 ? undefined : args[i]?.includes('=') ? args[i]?.split('=')[1] : args[i + 1];
-  const m = text ? /^(\d+(?:\.\d+)?)(ms|s)$/.exec(text) : null;
-  if (!m) return fallback;
-  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
-}
-
 /** A flag's value from the bench's extra scheduler flags ("--flag=N" or "--flag N"), or undefined. */
 function flagText(args: string[], flag: string): string | undefined {
   const i = args.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
   return i < 0 ? undefined : args[i]?.includes('=') ? args[i]?.split('=')[1] : args[i + 1];
+}
+
+/** A duration flag's value in ms from the bench's extra scheduler flags ("--flag=100ms" or "--flag 100ms"), or the default. */
+export function flagMs(args: string[], flag: string, fallback: number): number {
+  const text = flagText(args, flag);
+  const m = text ? /^(\d+(?:\.\d+)?)(ms|s)$/.exec(text) : null;
+  if (!m) return fallback;
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
 /**
@@ -271,6 +270,7 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
   }
   const seconds = (performance.now() - before.t) / 1000;
   const nominal = nominalProbeRate(nodes, extra);
+  const standbyNominal = nominalProbeRate(nodes, extra, true);
   const cpu = { leader: leader.cpu() - before.leader, standby: standby.cpu() - before.standby };
   const endText = await leader.metrics();
   const counts1 = await agents.counts();
@@ -284,9 +284,9 @@ async function measure(nodes: number, replicas: Replica[], moves: MoveCounter, a
     windowSeconds: +seconds.toFixed(1),
     loadAverage1m: +(loadavg()[0] ?? NaN).toFixed(1),
     leader: replicaResult(cpu.leader, seconds, answeredBetween(counts0, counts1, leader.identity), nominal),
-    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), nominalProbeRate(nodes, extra, true)),
+    standby: replicaResult(cpu.standby, seconds, answeredBetween(counts0, counts1, standby.identity), standbyNominal),
     nominalProbesPerSecond: Math.round(nominal),
-    standbyNominalProbesPerSecond: Math.round(nominalProbeRate(nodes, extra, true)),
+    standbyNominalProbesPerSecond: Math.round(standbyNominal),
     probeRttP50Ms: +percentile(rtts, 50).toFixed(3),
     probeRttP99Ms: +percentile(rtts, 99).toFixed(3),
     probeRttMaxMs: +(rtts.at(-1) ?? NaN).toFixed(3),
