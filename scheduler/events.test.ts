@@ -63,4 +63,30 @@ test('a failing send does not stop the queue', async () => {
   assert.equal(sent, ['good']);
 });
 
+test('close() drops what is queued and ignores later Events; the one in flight finishes', async () => {
+  let dropped = 0;
+  let release: () => void = () => {};
+  const gate = new Promise<void>((r) => (release = r));
+  const sent: string[] = [];
+  const r = new EventRecorder({
+    send: async (e) => {
+      await gate;
+      sent.push(e.message);
+    },
+    clock: new ManualClock(0),
+    log: pino({ level: 'silent' }),
+    concurrency: 1,
+    onDrop: () => dropped++,
+  });
+  for (const m of ['a', 'b', 'c']) r.emit(event(m));
+  const idle = r.idle();
+  r.close();
+  r.emit(event('d'));
+  release();
+  await idle;
+  assert.equal(sent, ['a']);
+  assert.is(dropped, 2);
+  assert.is(r.dropped, 2);
+});
+
 test.run();

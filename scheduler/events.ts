@@ -25,11 +25,13 @@ export class EventRecorder implements EventSink {
   private readonly recent = new Map<string, number>();
   private active = 0;
   private idleWaiters: Array<() => void> = [];
+  private closed = false;
   dropped = 0;
 
   constructor(private readonly opts: RecorderOptions) {}
 
   emit(event: CoreEvent): void {
+    if (this.closed) return;
     const now = this.opts.clock.now();
     const key = `${event.object?.kind ?? 'Service'}|${event.namespace}/${event.object?.name ?? event.serviceName}|${event.reason}|${event.message}`;
     const last = this.recent.get(key);
@@ -55,6 +57,26 @@ export class EventRecorder implements EventSink {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /**
+   * Sends nothing more: what is still queued is dropped (counted) and later Events are ignored;
+   * the few in flight finish. For shutdown: after a 5,000-Service pass thousands are queued, and
+   * sending them all kept a stopped scheduler's process alive past its grace period.
+   */
+  close(): void {
+    this.closed = true;
+    const left = this.queue.splice(0);
+    if (left.length > 0) {
+      this.dropped += left.length;
+      for (let i = 0; i < left.length; i++) this.opts.onDrop?.();
+      this.opts.log.info({ dropped: left.length }, 'stopping: queued Events not sent');
+    }
+    this.settleIfIdle();
+  }
+
+  private settleIfIdle(): void {
+    if (this.active === 0 && this.queue.length === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
   private pump(): void {
     while (this.active < (this.opts.concurrency ?? 4) && this.queue.length > 0) {
       const event = this.queue.shift() as CoreEvent;
@@ -65,9 +87,7 @@ export class EventRecorder implements EventSink {
         .finally(() => {
           this.active--;
           this.pump();
-          if (this.active === 0 && this.queue.length === 0) {
-            for (const w of this.idleWaiters.splice(0)) w();
-          }
+          this.settleIfIdle();
         });
     }
   }

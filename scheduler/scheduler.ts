@@ -123,6 +123,7 @@ export async function startScheduler(config: Readonly<SchedulerConfig>, deps: Sc
       await Promise.allSettled(running);
       await server?.close();
       await Promise.race([recorder.idle(), clock.sleep(2_000).catch(() => undefined)]);
+      recorder.close();
       log.info('scheduler stopped');
     })();
     return stopped;
