@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import {
+  ApiException,
   createConfiguration,
   HttpMethod,
   Observable,
@@ -276,8 +277,31 @@ class SharedPool {
   }
 }
 
+/** One call with a JSON body and answer, made without client-node's typed machinery. */
+export interface JsonRequest {
+  method: HttpMethod;
+  /** Path from the server's root, e.g. /api/v1/namespaces/ns/services/web/status. */
+  path: string;
+  body: unknown;
+  /** Content-Type of the body (default application/json; a merge patch names its own). */
+  contentType?: string;
+}
+
+/** Sends a JsonRequest; resolves to the parsed answer, rejects with ApiException (code, body as text) as client-node does. */
+export type JsonCall = (request: JsonRequest) => Promise<unknown>;
+
+/** Typed API clients and raw JSON calls, over one keep-alive pool with a deadline per request. */
+export interface KeepAliveClient {
+  apis: ApiFactory;
+  json: JsonCall;
+}
+
 /** API clients (from the returned factory) over one keep-alive pool with a deadline per request. */
 export function keepAliveApis(kc: KubeConfig, options: KeepAliveOptions = {}): ApiFactory {
+  return keepAliveClient(kc, options).apis;
+}
+
+export function keepAliveClient(kc: KubeConfig, options: KeepAliveOptions = {}): KeepAliveClient {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const pool = new SharedPool(options.maxSockets ?? 32);
@@ -290,8 +314,30 @@ export function keepAliveApis(kc: KubeConfig, options: KeepAliveOptions = {}): A
       context.setAgent(replaceable(built) ? pool.for(built) : (built as HttpAgent));
     },
   };
-  return (api) =>
+  const apis: ApiFactory = (api) =>
     new api(
       createConfiguration({ baseServer: new ServerConfiguration(cluster.server, {}), authMethods: { default: auth }, httpApi: http }),
     );
+  return { apis, json: jsonCall(cluster.server, http, auth) };
+}
+
+/**
+ * Raw JSON calls through the same transport, credentials and pool as the typed clients (so the
+ * same deadline and pool reset). For the scheduler's two writes per Service in a cold start: a
+ * typed call also builds a request through an observable chain, parses media types and turns a
+ * Service answer into model classes, about 0.05 ms of CPU per write more than this.
+ */
+export function jsonCall(server: string, http: HttpLibrary, auth: SecurityAuthentication): JsonCall {
+  return async ({ method, path, body, contentType = 'application/json' }) => {
+    const context = new RequestContext(server + path, method);
+    context.setHeaderParam('Accept', 'application/json');
+    context.setHeaderParam('Content-Type', contentType);
+    context.setBody(JSON.stringify(body));
+    await auth.applySecurityAuthentication(context);
+    const response = await http.send(context).toPromise();
+    const text = await response.body.text();
+    const code = response.httpStatusCode;
+    if (code < 200 || code > 299) throw new ApiException(code, `HTTP ${code} from ${method} ${path}`, text, response.headers);
+    return JSON.parse(text) as unknown;
+  };
 }

@@ -5,6 +5,7 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
+  HttpMethod,
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
@@ -12,6 +13,7 @@ import {
 } from '@kubernetes/client-node';
 import { isNotFound, ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
+import type { ParseResult } from '../lib/json.js';
 import {
   GROUP,
   PLURAL,
@@ -26,7 +28,7 @@ import {
 } from '../api/types.js';
 import { ANNOTATION, parseService, type ServiceView } from './service.js';
 import type { Listed, PageRequest, Parsed } from './watch.js';
-import { keepAliveApis } from './kubeclient.js';
+import { keepAliveClient, type JsonCall } from './kubeclient.js';
 import { canonicalAddress } from './allocator.js';
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
@@ -222,10 +224,26 @@ type ServiceWrites = Pick<
 >;
 type PoolWrites = Pick<KubeWrites, 'getPool' | 'replacePoolStatus' | 'patchPoolStatusRaw' | 'setPoolFinalizers' | 'patchIpNodeProbe'>;
 
-/** Claim writes; what they return goes into the claims cache (write-through), slimmed as the watch's are. */
-function claimWrites(clients: IpClients): ClaimWrites {
+/** A parsed object, or the parser's reason thrown (as ResourceClient does). */
+function parsedOrThrow<T>(parse: (raw: unknown) => ParseResult<T>, raw: unknown): T {
+  const r = parse(raw);
+  if (!r.ok) throw new Error(r.reason);
+  return r.value;
+}
+
+/**
+ * Claim writes; what they return goes into the claims cache (write-through), slimmed as the
+ * watch's are. The create, one per Service in a cold start, is a raw JSON call (jsonCall).
+ */
+function claimWrites(clients: IpClients, json: JsonCall): ClaimWrites {
   return {
-    createClaim: async (claim) => withoutManagedFields(await clients.claims.create(claim)),
+    createClaim: async (claim) =>
+      withoutManagedFields(
+        parsedOrThrow(
+          clients.claims.parse,
+          await json({ method: HttpMethod.POST, path: `/apis/${GROUP}/${VERSION}/${PLURAL.IpClaim}`, body: claim }),
+        ),
+      ),
     replaceClaim: async (claim) => withoutManagedFields(await clients.claims.replace(claim)),
     deleteClaim: async (name, preconditions) => {
       await clients.claims.delete(name, preconditions);
@@ -239,7 +257,11 @@ function claimWrites(clients: IpClients): ClaimWrites {
   };
 }
 
-function serviceWrites(core: CoreV1Api, component: string): ServiceWrites {
+/** A Service's path under /api/v1. */
+const servicePath = (namespace: string, name: string): string =>
+  `/api/v1/namespaces/${encodeURIComponent(namespace)}/services/${encodeURIComponent(name)}`;
+
+function serviceWrites(core: CoreV1Api, json: JsonCall, component: string): ServiceWrites {
   return {
     getService: async (namespace, name) => {
       try {
@@ -249,15 +271,14 @@ function serviceWrites(core: CoreV1Api, component: string): ServiceWrites {
         throw err;
       }
     },
+    // One per Service in a cold start: a raw JSON call (jsonCall); its answer is the Service as JSON, as a watch gives it.
     patchServiceIngress: (namespace, name, resourceVersion, ingress) =>
-      core.patchNamespacedServiceStatus(
-        {
-          namespace,
-          name,
-          body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } },
-        },
-        mergePatch,
-      ),
+      json({
+        method: HttpMethod.PATCH,
+        path: `${servicePath(namespace, name)}/status`,
+        body: { metadata: { resourceVersion }, status: { loadBalancer: { ingress: ingress.length ? ingress : null } } },
+        contentType: PatchStrategy.MergePatch,
+      }),
     patchServiceExternalIPs: (namespace, name, resourceVersion, externalIPs) =>
       core.patchNamespacedService(
         { namespace, name, body: { metadata: { resourceVersion }, spec: { externalIPs: externalIPs.length ? externalIPs : null } } },
@@ -317,7 +338,7 @@ function poolWrites(custom: CustomObjectsApi, clients: IpClients): PoolWrites {
 
 /** maxSockets: the keep-alive pool's size (default 32); the writes in flight, Events and the Lease renewal share it. */
 export function kubeFor(kc: KubeConfig, component: string, maxSockets?: number): Kube {
-  const make = keepAliveApis(kc, maxSockets ? { maxSockets } : {});
+  const { apis: make, json } = keepAliveClient(kc, maxSockets ? { maxSockets } : {});
   const core = make(CoreV1Api);
   const discovery = make(DiscoveryV1Api);
   const custom = make(CustomObjectsApi);
@@ -333,6 +354,6 @@ export function kubeFor(kc: KubeConfig, component: string, maxSockets?: number):
     custom: async (plural, page) =>
       listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, ...paging(page) })),
   };
-  const writes: KubeWrites = { ...claimWrites(clients), ...serviceWrites(core, component), ...poolWrites(custom, clients) };
+  const writes: KubeWrites = { ...claimWrites(clients, json), ...serviceWrites(core, json, component), ...poolWrites(custom, clients) };
   return { lists, writes, clients, coordination: make(CoordinationV1Api) };
 }

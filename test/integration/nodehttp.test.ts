@@ -1,13 +1,16 @@
 // NodeHttp (lib/keepalive.ts), client-node's transport in both programs, against a loopback
 // HTTP server: what client-node sends arrives as sent, the answer comes back whole (gunzipped
 // when compressed), errors stay ApiExceptions, and a request past its deadline or aborted by
-// its signal ends with an error (the deadline also hands the hung pool to the reset).
+// its signal ends with an error (the deadline also hands the hung pool to the reset). jsonCall,
+// the scheduler's raw JSON writes over the same transport, sends what it is given and fails as
+// client-node does.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { ApiException, CoreV1Api, HttpMethod, RequestContext, createConfiguration, ServerConfiguration } from '@kubernetes/client-node';
-import { NodeHttp } from '../../lib/keepalive.js';
+import { isConflict } from '../../api/client.js';
+import { jsonCall, NodeHttp } from '../../lib/keepalive.js';
 import { waitFor } from '../controlplane/harness.js';
 
 interface Seen {
@@ -112,6 +115,45 @@ test('a request whose signal aborts fails at once with the reason', async () => 
   ctl.abort(new Error('leadership lost'));
   assert.match(String(await pending), /leadership lost/);
   server.closeAllConnections();
+  server.close();
+});
+
+test('jsonCall sends the body with its content type and auth, and answers with the parsed JSON', async () => {
+  const { server, base, seen } = await serve((req, res) =>
+    json(res, 200, { metadata: { resourceVersion: '8' }, echo: JSON.parse(req.body) }),
+  );
+  const auth = {
+    getName: () => 'default',
+    applySecurityAuthentication: async (c: RequestContext): Promise<void> => c.setHeaderParam('Authorization', 'Bearer t'),
+  };
+  const call = jsonCall(base, new NodeHttp(5_000, () => undefined), auth);
+  const body = { metadata: { resourceVersion: '7' }, status: { loadBalancer: { ingress: [{ ip: '2001:db8::a' }] } } };
+  const answer = await call({
+    method: HttpMethod.PATCH,
+    path: '/api/v1/namespaces/ns/services/a/status',
+    body,
+    contentType: 'application/merge-patch+json',
+  });
+  assert.equal(answer, { metadata: { resourceVersion: '8' }, echo: body });
+  assert.is(seen[0]?.method, 'PATCH');
+  assert.is(seen[0]?.url, '/api/v1/namespaces/ns/services/a/status');
+  assert.is(seen[0]?.headers['content-type'], 'application/merge-patch+json');
+  assert.is(seen[0]?.headers.authorization, 'Bearer t');
+  assert.is(seen[0]?.headers.accept, 'application/json');
+  server.close();
+});
+
+test('jsonCall: an error status is an ApiException with the code and the Status as text, as client-node gives it', async () => {
+  const status = { kind: 'Status', apiVersion: 'v1', code: 409, reason: 'Conflict', message: 'the object has been modified' };
+  const { server, base } = await serve((_req, res) => json(res, 409, status));
+  const auth = { getName: () => 'default', applySecurityAuthentication: async (): Promise<void> => undefined };
+  const err = await jsonCall(
+    base,
+    new NodeHttp(5_000, () => undefined),
+    auth,
+  )({ method: HttpMethod.POST, path: '/apis/g/v1/x', body: {} }).catch((e: unknown) => e);
+  assert.ok(isConflict(err));
+  assert.equal(JSON.parse(String((err as ApiException<unknown>).body)), status);
   server.close();
 });
 
