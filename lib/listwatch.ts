@@ -4,10 +4,11 @@
 // error, with a doubling backoff on the injected clock. Objects go into a Store that compares
 // resourceVersions and remembers deletions, so a late watch event cannot roll it back and a
 // write-through (our own write put in at once) is not undone by the event that follows it.
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Clock } from './clock.js';
 import { every } from './every.js';
 import type { Logger } from './logger.js';
+import { StreamWatch } from './watchstream.js';
 
 interface Entry<T> {
   value: T;
@@ -374,7 +375,7 @@ export class ListWatch<T> {
       };
       if (signal.aborted) return done(undefined);
       const params = { resourceVersion: rv, allowWatchBookmarks: true, timeoutSeconds: seconds };
-      new Watch(opts.kubeConfig).watch(opts.path, params, onEvent, done).then(abortWith, done);
+      new StreamWatch(opts.kubeConfig).watch(opts.path, params, onEvent, done).then(abortWith, done);
     });
   }
 }
