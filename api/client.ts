@@ -41,7 +41,8 @@ export class ResourceClient<T extends IpResource> {
     return { group: GROUP, version: VERSION, plural: this.plural };
   }
 
-  private parsed(obj: unknown): T {
+  /** The object parsed as this kind, or the parser's reason thrown (also for answers fetched elsewhere). */
+  parsed(obj: unknown): T {
     const result = this.parse(obj);
     if (!result.ok) throw new Error(result.reason);
     return result.value;

@@ -13,7 +13,6 @@ import {
 } from '@kubernetes/client-node';
 import { isNotFound, ResourceClient, type IpClients } from '../api/client.js';
 import { parseIpClaim, parseIpClaimPool, parseIpNode } from '../api/parse.js';
-import type { ParseResult } from '../lib/json.js';
 import {
   GROUP,
   PLURAL,
@@ -224,13 +223,6 @@ type ServiceWrites = Pick<
 >;
 type PoolWrites = Pick<KubeWrites, 'getPool' | 'replacePoolStatus' | 'patchPoolStatusRaw' | 'setPoolFinalizers' | 'patchIpNodeProbe'>;
 
-/** A parsed object, or the parser's reason thrown (as ResourceClient does). */
-function parsedOrThrow<T>(parse: (raw: unknown) => ParseResult<T>, raw: unknown): T {
-  const r = parse(raw);
-  if (!r.ok) throw new Error(r.reason);
-  return r.value;
-}
-
 /**
  * Claim writes; what they return goes into the claims cache (write-through), slimmed as the
  * watch's are. The create, one per Service in a cold start, is a raw JSON call (jsonCall).
@@ -239,10 +231,7 @@ function claimWrites(clients: IpClients, json: JsonCall): ClaimWrites {
   return {
     createClaim: async (claim) =>
       withoutManagedFields(
-        parsedOrThrow(
-          clients.claims.parse,
-          await json({ method: HttpMethod.POST, path: `/apis/${GROUP}/${VERSION}/${PLURAL.IpClaim}`, body: claim }),
-        ),
+        clients.claims.parsed(await json({ method: HttpMethod.POST, path: `/apis/${GROUP}/${VERSION}/${PLURAL.IpClaim}`, body: claim })),
       ),
     replaceClaim: async (claim) => withoutManagedFields(await clients.claims.replace(claim)),
     deleteClaim: async (name, preconditions) => {
