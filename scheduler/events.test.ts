@@ -24,27 +24,32 @@ test('the same Event within the window is sent once; after it, again', async () 
   assert.equal(sent, ['a', 'b', 'a']);
 });
 
-test('a burst beyond the queue is dropped and counted, never blocking', async () => {
-  let dropped = 0;
+/** A recorder sending one at a time, whose sends wait until release(); counts drops. */
+function gated(maxQueued?: number) {
+  const seen = { dropped: 0, sent: [] as string[] };
   let release: () => void = () => {};
   const gate = new Promise<void>((r) => (release = r));
-  const sent: string[] = [];
   const r = new EventRecorder({
     send: async (e) => {
       await gate;
-      sent.push(e.message);
+      seen.sent.push(e.message);
     },
     clock: new ManualClock(0),
     log: pino({ level: 'silent' }),
-    maxQueued: 3,
+    ...(maxQueued ? { maxQueued } : {}),
     concurrency: 1,
-    onDrop: () => dropped++,
+    onDrop: () => seen.dropped++,
   });
+  return { r, seen, release: () => release() };
+}
+
+test('a burst beyond the queue is dropped and counted, never blocking', async () => {
+  const { r, seen, release } = gated(3);
   for (let i = 0; i < 10; i++) r.emit(event(`m${i}`));
-  assert.is(dropped, 6, 'one in flight, three queued');
+  assert.is(seen.dropped, 6, 'one in flight, three queued');
   release();
   await r.idle();
-  assert.equal(sent, ['m0', 'm1', 'm2', 'm3']);
+  assert.equal(seen.sent, ['m0', 'm1', 'm2', 'm3']);
 });
 
 test('a failing send does not stop the queue', async () => {
@@ -64,28 +69,15 @@ test('a failing send does not stop the queue', async () => {
 });
 
 test('close() drops what is queued and ignores later Events; the one in flight finishes', async () => {
-  let dropped = 0;
-  let release: () => void = () => {};
-  const gate = new Promise<void>((r) => (release = r));
-  const sent: string[] = [];
-  const r = new EventRecorder({
-    send: async (e) => {
-      await gate;
-      sent.push(e.message);
-    },
-    clock: new ManualClock(0),
-    log: pino({ level: 'silent' }),
-    concurrency: 1,
-    onDrop: () => dropped++,
-  });
+  const { r, seen, release } = gated();
   for (const m of ['a', 'b', 'c']) r.emit(event(m));
   const idle = r.idle();
   r.close();
   r.emit(event('d'));
   release();
   await idle;
-  assert.equal(sent, ['a']);
-  assert.is(dropped, 2);
+  assert.equal(seen.sent, ['a']);
+  assert.is(seen.dropped, 2);
   assert.is(r.dropped, 2);
 });
 
