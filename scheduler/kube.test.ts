@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { V1ServiceList } from '@kubernetes/client-node';
-import { listed, parseClaimEntry, parsePoolEntry } from './kube.js';
+import { listed, pagePath, parseClaimEntry, parsePoolEntry } from './kube.js';
 
 test("a typed list's next-page token (client-node names it _continue) and a raw list's (continue) are both read", () => {
   const typed: V1ServiceList = { metadata: { resourceVersion: '12', _continue: 'next' }, items: [{ metadata: { name: 'a' } }] };
@@ -42,6 +42,12 @@ test("cached pools and claims drop metadata.managedFields (nothing reads them; a
   assert.ok(claim, 'the claim parses');
   assert.is(claim?.value.metadata.managedFields, undefined);
   assert.is(claim?.value.metadata.uid, 'u');
+});
+
+test('a page of a list asks for its limit and, after the first, its continue token (escaped)', () => {
+  assert.is(pagePath('/api/v1/services', undefined), '/api/v1/services');
+  assert.is(pagePath('/api/v1/services', { limit: 500 }), '/api/v1/services?limit=500');
+  assert.is(pagePath('/api/v1/nodes', { limit: 500, continue: 'eyJ2Ijoi+/=' }), '/api/v1/nodes?limit=500&continue=eyJ2Ijoi%2B%2F%3D');
 });
 
 test.run();

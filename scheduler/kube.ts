@@ -4,7 +4,6 @@ import {
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  DiscoveryV1Api,
   HttpMethod,
   PatchStrategy,
   setHeaderOptions,
@@ -210,10 +209,12 @@ export function listed(body: unknown): Listed {
   };
 }
 
-/** client-node's list parameters for one page (none for a whole list). */
-function paging(page: PageRequest | undefined): { limit?: number; _continue?: string } {
-  if (!page) return {};
-  return page.continue ? { limit: page.limit, _continue: page.continue } : { limit: page.limit };
+/** A list's path with one page's limit and continue (none for a whole list). */
+export function pagePath(path: string, page: PageRequest | undefined): string {
+  if (!page) return path;
+  const query = new URLSearchParams({ limit: String(page.limit) });
+  if (page.continue) query.set('continue', page.continue);
+  return `${path}?${query.toString()}`;
 }
 
 type ClaimWrites = Pick<KubeWrites, 'createClaim' | 'replaceClaim' | 'deleteClaim' | 'getClaim' | 'patchClaimStatus'>;
@@ -329,19 +330,20 @@ function poolWrites(custom: CustomObjectsApi, clients: IpClients): PoolWrites {
 export function kubeFor(kc: KubeConfig, component: string, maxSockets?: number): Kube {
   const { apis: make, json } = keepAliveClient(kc, maxSockets ? { maxSockets } : {});
   const core = make(CoreV1Api);
-  const discovery = make(DiscoveryV1Api);
   const custom = make(CustomObjectsApi);
   const clients: IpClients = {
     claims: new ResourceClient<IpClaim>(custom, PLURAL.IpClaim, parseIpClaim),
     nodes: new ResourceClient<IpNode>(custom, PLURAL.IpNode, parseIpNode),
     pools: new ResourceClient<IpClaimPool>(custom, PLURAL.IpClaimPool, parseIpClaimPool),
   };
+  // Raw JSON lists (jsonCall): the caches take only a few fields of each object, so a typed copy of every listed Service was garbage.
+  const list = async (path: string, page: PageRequest | undefined): Promise<Listed> =>
+    listed(await json({ method: HttpMethod.GET, path: pagePath(path, page) }));
   const lists: KubeLists = {
-    services: async (page) => listed(await core.listServiceForAllNamespaces(paging(page))),
-    nodes: async (page) => listed(await core.listNode(paging(page))),
-    slices: async (page) => listed(await discovery.listEndpointSliceForAllNamespaces(paging(page))),
-    custom: async (plural, page) =>
-      listed(await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, ...paging(page) })),
+    services: (page) => list('/api/v1/services', page),
+    nodes: (page) => list('/api/v1/nodes', page),
+    slices: (page) => list('/apis/discovery.k8s.io/v1/endpointslices', page),
+    custom: (plural, page) => list(`/apis/${GROUP}/${VERSION}/${plural}`, page),
   };
   const writes: KubeWrites = { ...claimWrites(clients, json), ...serviceWrites(core, json, component), ...poolWrites(custom, clients) };
   return { lists, writes, clients, coordination: make(CoordinationV1Api) };
