@@ -59,6 +59,8 @@ test('flags in the forms people write them', () => {
   assert.is(config(['--leader-elect']).leaderElect, true);
   assert.is(config(['--metrics-port=0']).metricsPort, 0);
   assert.is(config(['--standby-probe-interval=500ms']).standbyProbeIntervalMs, 500);
+  assert.is(config([]).concurrency, 64);
+  assert.is(config(['--writes-in-flight=16']).concurrency, 16);
 });
 
 test('bad values name the flag', () => {
@@ -69,6 +71,7 @@ test('bad values name the flag', () => {
   assert.throws(() => config(['--leader-elect-renew-deadline=5s']), /renew-deadline must be shorter/);
   assert.throws(() => config(['--nope']), /Unknown option/);
   assert.throws(() => config(['--standby-probe-interval=2s']), /--standby-probe-interval must be at most 1s/);
+  assert.throws(() => config(['--writes-in-flight=0']), /--writes-in-flight: "0" is not a whole number from 1 to 256/);
   assert.equal(parseSchedulerArgs(['--help']), { help: true });
 });
 
