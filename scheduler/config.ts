@@ -75,8 +75,8 @@ export const DEFAULTS: Omit<SchedulerConfig, 'identity'> = {
   logLevel: 'info',
   // A cold start's burst (two writes per Service) with 64 in progress (over the API client's pool
   // of 32 connections, main.ts): the apiserver spends less CPU per write than with 16 (etcd and
-  // the watch cache batch more); 5,000 Services 9.9-10.5 s against 11.1 s with 16 on this lab's
-  // 2 cores (issue 14.4). Every write is still guarded and preconditioned; the burst is what the
+  // the watch cache batch more); 5,000 Services 9.4-10.5 s against 10.6-11.1 s with 16 on this
+  // lab's 2 cores (issue 14.4). Every write is still guarded and preconditioned; the burst is what the
   // apiserver's priority and fairness queues, if it must.
   concurrency: 64,
   conflictRetryMs: 10 * 60_000,
