@@ -11,11 +11,10 @@ import { hasStatus, isConflict } from '../api/client.js';
 import type { IpClaim, IpClaimPool } from '../api/types.js';
 import type { Clock } from '../lib/clock.js';
 import type { Logger } from '../lib/logger.js';
-import { parsePoolEntry, type KubeWrites } from './kube.js';
+import { parsePoolEntry, parseServiceEntry, type KubeWrites } from './kube.js';
 import type { SchedulerMetrics } from './metrics.js';
 import { STAGE, type Step, type Write } from './plan.js';
 import type { Caches } from './reconciler.js';
-import { parseService } from './service.js';
 import { StepRun, type RunHandle, type RunHooks, type RunResult } from './steprun.js';
 
 export type RunKind = RunResult['kind'];
@@ -190,10 +189,10 @@ export class Executor {
     let found = false;
     for (const key of old.spec.services ?? []) {
       const [namespace = '', name = ''] = key.split('/');
-      const view = parseService(await this.d.writes.getService(namespace, name));
-      if (!view) continue;
+      const entry = parseServiceEntry(await this.d.writes.getService(namespace, name));
+      if (!entry) continue;
       found = true;
-      this.d.caches.services.upsert(view.key, view, view.resourceVersion);
+      this.d.caches.services.upsert(entry.key, entry.value, entry.rv);
       this.d.log.info({ claim: old.metadata.name, service: key }, 'claim kept: its Service exists but was not in the cache yet');
     }
     return found;
@@ -257,9 +256,10 @@ export class Executor {
     }
   }
 
+  /** As the watch stores it (parseServiceEntry: only our annotations), since the watch's event for this same resourceVersion is then ignored. */
   private cacheService(written: unknown): void {
-    const view = parseService(written);
-    if (view) this.d.caches.services.upsert(view.key, view, view.resourceVersion);
+    const entry = parseServiceEntry(written);
+    if (entry) this.d.caches.services.upsert(entry.key, entry.value, entry.rv);
   }
 }
 

@@ -389,6 +389,30 @@ test('a 409 on create heals a cache that wrongly believed the name free (tombsto
   assert.not.ok(w.kube.log.includes('create 192-0-2-1-32'), `no second create of the taken name: ${w.kube.log.join(', ')}`);
 });
 
+test('a Service written through the cache keeps only our annotations, as the watch stores it', async () => {
+  // The watch's event for the same resourceVersion is ignored afterwards, so what the write put
+  // in the cache stays: a kubectl-applied Service's whole last-applied configuration must not.
+  const w = world();
+  const raw = {
+    metadata: {
+      name: 'web',
+      namespace: 'ns',
+      uid: 'web',
+      resourceVersion: '1',
+      annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"apiVersion":"v1","kind":"Service"}' },
+    },
+    spec: { type: 'LoadBalancer', ipFamilies: ['IPv4'] },
+  };
+  w.kube.services.set('ns/web', raw);
+  const s = service('web');
+  w.caches.services.upsert(s.key, s, '1');
+  await w.reconciler.pass(live());
+  assert.equal(w.kube.ingress.get('ns/web'), [{ ip: '192.0.2.1', ipMode: 'VIP' }]);
+  const cached = w.caches.services.get('ns/web');
+  assert.ok(cached && cached.resourceVersion !== '1', 'the written Service is in the cache');
+  assert.equal(cached?.annotations, {});
+});
+
 /** A claim whose Service (ns/late) is missing from the cache but exists in the API. */
 function lateServiceWorld(): World {
   const w = world();
