@@ -1,6 +1,8 @@
 // Scheduler memory benchmark (`make bench memory`): the scheduler as users run it
 // (`node <the chart's scheduler.nodeFlags> dist/cli.js scheduler`, built here with `npm run build`
-// as in the image unless IPC_BENCH_MEMORY_CLI names built cli.js files) against a real control plane holding 5,000
+// as in the image unless IPC_BENCH_MEMORY_CLI names built cli.js files, started in a memory cgroup
+// with the chart's scheduler memory limit, which sizes node's heap as a Pod's is: test/bench/_shipped.ts;
+// IPC_BENCH_MEMORY_LIMIT=none runs it on the host) against a real control plane holding 5,000
 // LoadBalancer Services. Reported, once every claim is placed and every ingress written:
 //   - coldStart: RSS, peak RSS and V8 heap of the process that placed all 5,000 claims;
 //   - warmStart: the same for a fresh process that starts with the 5,000 claims already there
@@ -18,13 +20,13 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse } from 'yaml';
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { ipClients, type IpClients } from '../../api/client.js';
 import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
 import type { FakeAgent } from '../integration/scheduler-fixtures.js';
 import { createLoadBalancerServices, inBatches, startStandInAgents, stopChild } from './_harness.js';
+import { MemoryCgroup, shippedMemoryLimitBytes, shippedNodeFlags } from './_shipped.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -62,13 +64,15 @@ class Scheduler {
   constructor(
     private readonly cp: ControlPlane,
     private readonly port: number,
+    /** The memory cgroup every measured process starts in (the chart's limit), or null to run on the host. */
+    readonly cgroup: MemoryCgroup | null,
   ) {}
 
   async start(args: string[]): Promise<void> {
     const out = openSync(process.env.IPC_BENCH_MEMORY_LOG ?? join(this.cp.dir, 'scheduler-memory.log'), 'a');
-    this.child = spawn(
-      process.execPath,
-      [
+    const node = {
+      command: process.execPath,
+      args: [
         ...args,
         `--kubeconfig=${this.cp.kubeconfigPath}`,
         `--metrics-bind=127.0.0.1:${this.port}`,
@@ -85,8 +89,9 @@ class Scheduler {
         '--probe-timeout=2s',
         '--probe-failures=30',
       ],
-      { cwd: ROOT, stdio: ['ignore', out, out] },
-    );
+    };
+    const { command, args: argv } = this.cgroup ? this.cgroup.wrap(node.command, node.args) : node;
+    this.child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', out, out] });
     await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 120_000, 100);
   }
 
@@ -200,19 +205,6 @@ async function setUp(cp: ControlPlane, agents: FakeAgent[], timers: NodeJS.Timeo
 }
 
 /**
- * The scheduler's node flags as the Helm chart ships them (values.yaml scheduler.nodeFlags), so
- * that the figure is the one users get: at node's defaults a warm process with 5,000 claims held
- * about 20 MiB more (155 against 136 MiB, quiet).
- */
-function shippedNodeFlags(): string[] {
-  const values = parse(readFileSync(join(ROOT, 'examples/helm/ipcontroller/values.yaml'), 'utf8')) as {
-    scheduler?: { nodeFlags?: unknown };
-  };
-  const flags = values.scheduler?.nodeFlags;
-  return Array.isArray(flags) ? flags.filter((f): f is string => typeof f === 'string') : [];
-}
-
-/**
  * The built cli.js files to measure, each with its node flags: IPC_BENCH_MEMORY_CLI
  * (comma-separated, e.g. before,after), else dist/cli.js built now with the chart's flags.
  */
@@ -322,7 +314,12 @@ export async function run(): Promise<Record<string, unknown>> {
   const cp = await startControlPlane({ extraApiserverArgs: ['--service-cluster-ip-range=10.0.0.0/16,2001:db8:ffff::/112'] });
   const agents: FakeAgent[] = [];
   const timers: NodeJS.Timeout[] = [];
-  const sched = new Scheduler(cp, await freePort());
+  // IPC_BENCH_MEMORY_LIMIT=none runs the scheduler on the host, with node's heap sized from the machine's memory.
+  const limit = process.env.IPC_BENCH_MEMORY_LIMIT === 'none' ? null : shippedMemoryLimitBytes();
+  const cgroup = limit === null ? null : MemoryCgroup.create(`ipcbench-mem-${process.pid}`, limit);
+  if (limit !== null && !cgroup)
+    log('no memory cgroup can be made here: the scheduler runs with node sizing its heap from the whole machine');
+  const sched = new Scheduler(cp, await freePort(), cgroup);
   try {
     const r: Run = { cp, sched, core: cp.kubeConfig().makeApiClient(CoreV1Api), clients: ipClients(cp.kubeConfig()), count };
     await setUp(cp, agents, timers);
@@ -346,10 +343,12 @@ export async function run(): Promise<Record<string, unknown>> {
       ...main,
       ...(tsxWarmStart ? { tsxWarmStart } : {}),
       ...(measured.length > 1 ? { compared: measured.slice(0, -1) } : {}),
+      memoryLimitMB: cgroup && limit !== null ? limit / 2 ** 20 : null,
       note: 'MB = MiB; read 5 s after every claim is placed and every ingress written; peakRssMB is VmHWM; Lease 60s/40s/5s and probes 1s/2s x30, monitor 60s, so a loaded machine keeps its leader and nodes',
     };
   } finally {
     await sched.stop();
+    cgroup?.remove();
     for (const t of timers) clearInterval(t);
     for (const a of agents) await a.close();
     await cp.stop();

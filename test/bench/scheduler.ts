@@ -6,7 +6,10 @@
 //   - cold start: the scheduler starts with N LoadBalancer Services waiting (1,000, then
 //     5,000, each from no claims at all) -> every claim placed and every Service's
 //     status.loadBalancer.ingress written;
-//   - the scheduler's RSS holding 5,000 claims.
+//   - the scheduler's RSS holding 5,000 claims;
+//   - the 5,000 cold start again with the scheduler as the chart runs it (coldStart5000AsShipped:
+//     its node flags, in a memory cgroup with its memory limit, test/bench/_shipped.ts), and that
+//     process's RSS.
 // The apiserver gets a larger service range (dual-stack, so Services can be IPv6 and draw from
 // a 2001:db8: pool) and the Services skip NodePorts, or 5,000 would not fit.
 // The scheduler runs under tsx (cli.ts) unless IPC_BENCH_SCHEDULER_CLI names a built bundle
@@ -24,6 +27,7 @@ import type { FakeAgent } from '../integration/scheduler-fixtures.js';
 import { createLoadBalancerServices, inBatches, percentile, schedulerArgv, startStandInAgents, stopChild, withCli } from './_harness.js';
 import { apiserverWrites, coldStartFloor, writeFloor, writesBetween, type ColdWrite, type FloorResult } from './_writefloor.js';
 import { claimName } from '../../api/names.js';
+import { MemoryCgroup, shippedMemoryLimitBytes, shippedNodeFlags } from './_shipped.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -112,22 +116,24 @@ class SchedulerProcess {
     private readonly port: number,
   ) {}
 
-  async start(): Promise<void> {
+  /** Starts a replica; `shipped` adds the chart's node flags and starts it in a memory cgroup with the chart's limit. */
+  async start(shipped?: { nodeFlags: string[]; cgroup: MemoryCgroup | null }): Promise<void> {
     const logFile = process.env.IPC_BENCH_SCHEDULER_LOG ?? join(this.cp.dir, 'scheduler.log');
     const { openSync } = await import('node:fs');
     const out = openSync(logFile, 'a');
-    const argv = schedulerArgv(
-      process.env.IPC_BENCH_SCHEDULER_NODE_ARGS,
-      { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: 'bench' },
-      [`--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`],
-    );
-    this.child = spawn(process.execPath, withCli(argv, process.env.IPC_BENCH_SCHEDULER_CLI), { cwd: ROOT, stdio: ['ignore', out, out] });
+    const nodeArgs = [process.env.IPC_BENCH_SCHEDULER_NODE_ARGS ?? '', ...(shipped?.nodeFlags ?? [])].join(' ');
+    const argv = schedulerArgv(nodeArgs, { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: 'bench' }, [
+      `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`,
+    ]);
+    const node = { command: process.execPath, args: withCli(argv, process.env.IPC_BENCH_SCHEDULER_CLI) };
+    const { command, args } = shipped?.cgroup ? shipped.cgroup.wrap(node.command, node.args) : node;
+    this.child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', out, out] });
     await waitFor('scheduler /readyz', async () => (await fetch(`http://127.0.0.1:${this.port}/readyz`)).ok, 180_000, 100);
   }
 
-  rssMB(): number {
+  rssMB(field: 'VmRSS' | 'VmHWM' = 'VmRSS'): number {
     const status = readFileSync(`/proc/${this.child?.pid}/status`, 'utf8');
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    const kb = Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
     return Math.round(kb / 1024);
   }
 
@@ -171,12 +177,17 @@ async function wipe(kc: KubeConfig, clients: IpClients, core: CoreV1Api, service
 /** Writes not made for the Services: the stand-in agents' heartbeats, the Lease. */
 const NOT_PER_SERVICE = /ipnodes|leases/;
 
-async function coldStart(kc: KubeConfig, sched: SchedulerProcess, tracker: Tracker, services: string[]): Promise<Record<string, unknown>> {
+async function coldStart(
+  kc: KubeConfig,
+  { sched, tracker }: { sched: SchedulerProcess; tracker: Tracker },
+  services: string[],
+  shipped?: { nodeFlags: string[]; cgroup: MemoryCgroup | null },
+): Promise<Record<string, unknown>> {
   tracker.reset();
   const writesBefore = await apiserverWrites(kc);
   const started = performance.now();
   const cpuStart = sched.cpu();
-  await sched.start();
+  await sched.start(shipped);
   const ready = performance.now();
   const cpuReady = sched.cpu();
   const keys = services.map((s) => `${NS}/${s}`);
@@ -296,7 +307,7 @@ export async function run(): Promise<Record<string, unknown>> {
     log(`cold start with ${small} Services`);
     const first = Array.from({ length: small }, (_, i) => `cold-${i}`);
     await createLoadBalancerServices(core, { namespace: NS, names: first, ipv6: true });
-    const cold1k = await coldStart(kc, sched, tracker, first);
+    const cold1k = await coldStart(kc, { sched, tracker }, first);
     log(`${small}: ${JSON.stringify(cold1k)}`);
     await sched.stop();
 
@@ -307,7 +318,7 @@ export async function run(): Promise<Record<string, unknown>> {
     await wipe(kc, clients, core, first);
     log(`cold start with ${large} Services`);
     const all = [...first, ...more];
-    const cold5k = await coldStart(kc, sched, tracker, all);
+    const cold5k = await coldStart(kc, { sched, tracker }, all);
     log(`${large}: ${JSON.stringify(cold5k)}`);
     const claims = (await clients.claims.list()).items.length;
     const pool = await clients.pools.get(POOL);
@@ -317,6 +328,35 @@ export async function run(): Promise<Record<string, unknown>> {
     const passes = await sched.metric('ipcontroller_scheduler_reconcile_duration_seconds_count');
     const schedulerWrites = await sched.metric('ipcontroller_scheduler_api_writes_total');
     await sched.stop();
+
+    // 4. The 5,000 again with the scheduler as the chart runs it (its node flags, in a memory
+    // cgroup with its limit, which is what sizes V8's heap in a Pod), and what that process holds.
+    await wipe(kc, clients, core, all);
+    log(`cold start with ${large} Services, as the chart runs the scheduler`);
+    const limit = shippedMemoryLimitBytes();
+    const cgroup = limit === null ? null : MemoryCgroup.create(`ipcbench-sched-${process.pid}`, limit);
+    let cold5kShipped: Record<string, unknown>;
+    try {
+      const shipped = { nodeFlags: shippedNodeFlags(), cgroup };
+      cold5kShipped = await coldStart(kc, { sched, tracker }, all, shipped);
+      const rssAtDone = sched.rssMB();
+      await new Promise((resolve) => setTimeout(resolve, 5000));
+      cold5kShipped = {
+        ...cold5kShipped,
+        nodeFlags: shipped.nodeFlags.join(' '),
+        memoryLimitMB: cgroup && limit !== null ? limit / 2 ** 20 : null,
+        rssMB: {
+          atLastIngress: rssAtDone,
+          fiveSecondsLater: sched.rssMB(),
+          highWater: sched.rssMB('VmHWM'),
+        },
+      };
+      log(`${large} as shipped: ${JSON.stringify(cold5kShipped)}`);
+      await sched.stop();
+    } finally {
+      await sched.stop();
+      cgroup?.remove();
+    }
     const trivial = process.env.IPC_BENCH_COLD_FLOOR === '0' ? null : await trivialColdStart(kc, { clients, core, sched }, all);
     // The same writes 64 at a time: how much of the floor is the number in flight (the scheduler writes 16).
     const trivial64 = process.env.IPC_BENCH_COLD_FLOOR === '0' ? null : await trivialColdStart(kc, { clients, core, sched }, all, 64);
@@ -326,6 +366,8 @@ export async function run(): Promise<Record<string, unknown>> {
       createToAssigned,
       coldStart1000: cold1k,
       coldStart5000: cold5k,
+      // The same cold start with the chart's node flags and memory limit (what a Pod runs).
+      coldStart5000AsShipped: cold5kShipped,
       at5000: {
         claims,
         poolUsed: pool?.status?.used,
