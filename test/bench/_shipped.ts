@@ -57,23 +57,26 @@ export class MemoryCgroup {
   static create(name: string, limitBytes: number): MemoryCgroup | null {
     const v1 = '/sys/fs/cgroup/memory';
     const v2 = '/sys/fs/cgroup';
+    const where = existsSync(join(v1, 'memory.limit_in_bytes'))
+      ? { dir: join(v1, name), limitFile: 'memory.limit_in_bytes' }
+      : existsSync(join(v2, 'cgroup.subtree_control')) &&
+          readFileSync(join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('memory')
+        ? { dir: join(v2, name), limitFile: 'memory.max' }
+        : null;
+    if (!where) return null;
     try {
-      if (existsSync(join(v1, 'memory.limit_in_bytes'))) {
-        const dir = join(v1, name);
-        mkdirSync(dir);
-        writeFileSync(join(dir, 'memory.limit_in_bytes'), String(limitBytes));
-        return new MemoryCgroup(dir);
-      }
-      if (readFileSync(join(v2, 'cgroup.subtree_control'), 'utf8').split(/\s+/).includes('memory')) {
-        const dir = join(v2, name);
-        mkdirSync(dir);
-        writeFileSync(join(dir, 'memory.max'), String(limitBytes));
-        return new MemoryCgroup(dir);
-      }
+      mkdirSync(where.dir);
     } catch {
       return null;
     }
-    return null;
+    const group = new MemoryCgroup(where.dir);
+    try {
+      writeFileSync(join(where.dir, where.limitFile), String(limitBytes));
+      return group;
+    } catch {
+      group.remove();
+      return null;
+    }
   }
 
   /** `command args` started inside the group: a shell joins it, then execs the command (same pid). */

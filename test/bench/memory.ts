@@ -316,10 +316,11 @@ export async function run(): Promise<Record<string, unknown>> {
   const timers: NodeJS.Timeout[] = [];
   // IPC_BENCH_MEMORY_LIMIT=none runs the scheduler on the host, with node's heap sized from the machine's memory.
   const limit = process.env.IPC_BENCH_MEMORY_LIMIT === 'none' ? null : shippedMemoryLimitBytes();
+  const port = await freePort();
   const cgroup = limit === null ? null : MemoryCgroup.create(`ipcbench-mem-${process.pid}`, limit);
   if (limit !== null && !cgroup)
     log('no memory cgroup can be made here: the scheduler runs with node sizing its heap from the whole machine');
-  const sched = new Scheduler(cp, await freePort(), cgroup);
+  const sched = new Scheduler(cp, port, cgroup);
   try {
     const r: Run = { cp, sched, core: cp.kubeConfig().makeApiClient(CoreV1Api), clients: ipClients(cp.kubeConfig()), count };
     await setUp(cp, agents, timers);
