@@ -124,6 +124,8 @@ class SchedulerProcess {
     const nodeArgs = [process.env.IPC_BENCH_SCHEDULER_NODE_ARGS ?? '', ...(shipped?.nodeFlags ?? [])].join(' ');
     const argv = schedulerArgv(nodeArgs, { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: 'bench' }, [
       `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`,
+      // IPC_BENCH_SCHEDULER_FLAGS: the scheduler's own flags to try (e.g. --writes-in-flight=16), for every replica started.
+      ...(process.env.IPC_BENCH_SCHEDULER_FLAGS?.split(' ').filter(Boolean) ?? []),
     ]);
     const node = { command: process.execPath, args: withCli(argv, process.env.IPC_BENCH_SCHEDULER_CLI) };
     const { command, args } = shipped?.cgroup ? shipped.cgroup.wrap(node.command, node.args) : node;
