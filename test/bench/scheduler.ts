@@ -354,7 +354,6 @@ export async function run(): Promise<Record<string, unknown>> {
         },
       };
       log(`${large} as shipped: ${JSON.stringify(cold5kShipped)}`);
-      await sched.stop();
     } finally {
       await sched.stop();
       cgroup?.remove();
