@@ -1,12 +1,10 @@
-// Entry point of `ipcontroller scheduler`: parse flags once, build the logger, metrics and the
-// Kube port (from --kubeconfig or the usual places), start the scheduler, stop it on
-// SIGTERM/SIGINT (a leader hands its Lease over first).
+// Entry point of `ipcontroller scheduler`: parse flags once, build the logger and metrics, start
+// the scheduler (which builds its Kube port from --kubeconfig or the usual places, its pool
+// sized for --writes-in-flight), stop it on SIGTERM/SIGINT (a leader hands its Lease over first).
 import { collectDefaultMetrics } from 'prom-client';
 import { systemClock } from '../lib/clock.js';
-import { loadKubeConfig } from '../lib/kubeconfig.js';
 import { createLogger } from '../lib/logger.js';
 import { parseSchedulerArgs, SCHEDULER_USAGE } from './config.js';
-import { kubePort } from './kubeport.js';
 import { SchedulerMetrics } from './metrics.js';
 import { startScheduler } from './scheduler.js';
 
@@ -30,11 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   collectDefaultMetrics({ register: metrics.registry, prefix: 'ipcontroller_scheduler_' });
   let handle;
   try {
-    const kube = kubePort(loadKubeConfig(config.kubeconfig), {
-      clock: systemClock,
-      log: logger.child({ identity: config.identity, part: 'watch' }),
-    });
-    handle = await startScheduler(config, { logger, metrics, kube, clock: systemClock });
+    handle = await startScheduler(config, { logger, metrics, clock: systemClock });
   } catch (err) {
     logger.fatal({ err: String(err) }, 'scheduler could not start');
     return 1;

@@ -5,132 +5,15 @@
 // black-holed through a proxy); the standby runs in this process.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { openSync, readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { CoordinationV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
+import { readFileSync } from 'node:fs';
+import { CoordinationV1Api, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { waitFor } from '../controlplane/harness.js';
 import { uniqueName } from '../support/cluster.js';
+import { childScheduler, kubeconfigViaProxy, type ChildScheduler } from './cli-scheduler.js';
 import { fixtureRunner, type Fixture } from './scheduler-fixtures.js';
 import type { IpClaim } from '../../api/types.js';
 
 const withFixture = fixtureRunner(test);
-const CLI = join(process.cwd(), 'cli.ts');
-
-/** A TCP proxy to the apiserver that can black-hole every connection (bytes held, not refused). */
-class HoldingProxy {
-  private readonly server: Server;
-  private readonly pairs = new Set<{ client: Socket; upstream: Socket }>();
-  private held = false;
-  constructor(private readonly target: { host: string; port: number }) {
-    this.server = createServer((client) => {
-      const upstream = createConnection(this.target);
-      const pair = { client, upstream };
-      this.pairs.add(pair);
-      client.pipe(upstream).pipe(client);
-      if (this.held) this.pause(pair);
-      const close = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.pairs.delete(pair);
-      };
-      client.on('error', close).on('close', close);
-      upstream.on('error', close).on('close', close);
-    });
-  }
-  async listen(): Promise<number> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return (this.server.address() as AddressInfo).port;
-  }
-  private pause(p: { client: Socket; upstream: Socket }): void {
-    p.client.pause();
-    p.upstream.pause();
-  }
-  /** From now on nothing passes either way; what was sent waits in the buffers. */
-  hold(): void {
-    this.held = true;
-    for (const p of this.pairs) this.pause(p);
-  }
-  /** Heals the partition: everything held is delivered. */
-  release(): void {
-    this.held = false;
-    for (const p of this.pairs) {
-      p.client.resume();
-      p.upstream.resume();
-    }
-  }
-  close(): void {
-    for (const p of this.pairs) {
-      p.client.destroy();
-      p.upstream.destroy();
-    }
-    this.server.close();
-  }
-}
-
-interface ChildScheduler {
-  child: ChildProcess;
-  metricsPort: number;
-  /** Its log; the folder is removed by stop(true) (kept when the test failed, for reading). */
-  logFile: string;
-  leading(): Promise<boolean>;
-  stop(removeLog?: boolean): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function childScheduler(kubeconfig: string, leaseName: string, identity: string): Promise<ChildScheduler> {
-  const metricsPort = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'ipc-stale-'));
-  const logFile = join(dir, `${identity}.log`);
-  const out = openSync(logFile, 'a');
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      CLI,
-      'scheduler',
-      '--kubeconfig',
-      kubeconfig,
-      '--lease-namespace',
-      'default',
-      '--lease-name',
-      leaseName,
-      '--identity',
-      identity,
-      '--metrics-bind',
-      `127.0.0.1:${metricsPort}`,
-      '--log-level',
-      'info',
-    ],
-    { stdio: ['ignore', out, out] },
-  );
-  const leading = async (): Promise<boolean> => {
-    const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`, { signal: AbortSignal.timeout(500) }).then((r) => r.text());
-    return /^ipcontroller_scheduler_leader 1$/m.test(text);
-  };
-  const stop = async (removeLog = false): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-    }
-    if (removeLog) rmSync(dir, { recursive: true, force: true });
-  };
-  return { child, metricsPort, logFile, leading, stop };
-}
 
 /** Records every claim deletion with the Services the claim named. */
 async function watchDeletions(kc: KubeConfig): Promise<{ deleted: IpClaim[]; stop(): void }> {
@@ -262,31 +145,17 @@ test('a leader frozen (SIGSTOP) past its renew deadline writes nothing when it r
   ));
 
 test('a leader cut off from the apiserver (black-holed, then healed) stops on its own clock; its held writes do not land on live claims', () => {
-  let proxy: HoldingProxy | undefined;
-  let proxyDir: string | undefined;
+  let via: Awaited<ReturnType<typeof kubeconfigViaProxy>> | undefined;
   return withFixture(async (f) => {
-    const viaProxy = async (path: string): Promise<string> => {
-      const kc = new KubeConfig();
-      kc.loadFromFile(path);
-      const server = new URL(kc.getCurrentCluster()?.server ?? '');
-      proxy = new HoldingProxy({ host: server.hostname, port: Number(server.port) });
-      const port = await proxy.listen();
-      const text = readFileSync(path, 'utf8').replace(server.origin, `https://127.0.0.1:${port}`);
-      proxyDir = mkdtempSync(join(tmpdir(), 'ipc-proxy-'));
-      const out = join(proxyDir, 'kubeconfig');
-      writeFileSync(out, text);
-      return out;
-    };
     try {
       await staleLeaderStory(
         f,
-        viaProxy,
-        () => proxy?.hold(),
-        () => proxy?.release(),
+        async (path) => (via = await kubeconfigViaProxy(path)).path,
+        () => via?.proxy.hold(),
+        () => via?.proxy.release(),
       );
     } finally {
-      proxy?.close();
-      if (proxyDir) rmSync(proxyDir, { recursive: true, force: true });
+      via?.close();
     }
   });
 });
