@@ -3,7 +3,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HttpMethod, RequestContext } from '@kubernetes/client-node';
-import { CachedCredentials, type Authenticator } from './keepalive.js';
+import { CachedCredentials, KeyedHttpsAgent, type Authenticator } from './keepalive.js';
+import { Agent as HttpsAgent } from 'node:https';
 
 const SERVER = 'https://192.0.2.1:6443';
 
@@ -54,6 +55,25 @@ test('requests that ask at the same time share one reading', async () => {
   await Promise.all(many.map((r) => cached.apply(r)));
   assert.is(kc.reads, 1);
   assert.ok(many.every((r) => r.getHeaders()['Authorization'] === 'Bearer token-1'));
+});
+
+test('the pool key of a target is the one Node gives, with the TLS options stringified once, not on every request', () => {
+  let caReads = 0;
+  // A CA whose string form counts how often it is taken (Node's getName appends it to the key).
+  const ca = { toString: () => (caReads++, '-----BEGIN CERTIFICATE-----') } as unknown as string;
+  const options = { ca, rejectUnauthorized: true };
+  const keyed = new KeyedHttpsAgent(options);
+  const plain = new HttpsAgent(options);
+  const a = { host: 'apiserver.example', port: 6443, ...options };
+  const b = { host: '192.0.2.10', port: 6443, ...options };
+  const expected = [plain.getName(a), plain.getName(b)];
+  caReads = 0;
+  const names = Array.from({ length: 50 }, (_, i) => keyed.getName(i % 2 ? b : a));
+  assert.equal([names[0], names[1]], expected);
+  assert.is(new Set(names).size, 2, 'one key per target');
+  assert.is(caReads, 2, 'the CA was stringified once per target');
+  keyed.destroy();
+  plain.destroy();
 });
 
 test.run();
