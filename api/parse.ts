@@ -14,7 +14,7 @@ import {
   type IpNodeStatus,
   type IpRange,
 } from './types.js';
-import { parseStrictCidr, parseStrictIp } from './ip.js';
+import { parseStrictCidr, parseStrictIp, strictCidrProblem } from './ip.js';
 import { isRecord, isString, isStringArray, type JsonObject as Json, type ParseResult } from '../lib/json.js';
 
 function fail<T>(reason: string): ParseResult<T> {
@@ -40,8 +40,8 @@ export function parseIpClaim(obj: unknown): ParseResult<IpClaim> {
   const { metadata, spec, status } = env.value;
   const where = `IpClaim ${metadata.name}`;
   if (!isString(spec.cidr)) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} is not an IP prefix`);
-  const cidr = parseStrictCidr(spec.cidr);
-  if (!cidr.ok) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} ${cidr.reason}`);
+  const cidrProblem = strictCidrProblem(spec.cidr);
+  if (cidrProblem !== null) return fail(`${where}: spec.cidr ${JSON.stringify(spec.cidr)} ${cidrProblem}`);
   for (const key of ['nodeName', 'link', 'pool'] as const) {
     if (spec[key] !== undefined && !isString(spec[key])) return fail(`${where}: spec.${key} is not a string`);
   }
