@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { MOVE_ANNOTATION, type IpClaim, type IpClaimPoolStatus } from '../api/types.js';
 import type { DesiredClaim } from './desired.js';
 import type { Decision } from './placement.js';
-import { pendingStatus, planClaims, planClaimStatuses, planIngress, type ClaimPlanInput, type Write } from './plan.js';
+import { pendingStatus, planClaims, planClaimStatuses, planIngress, type ClaimPlanInput, type Write, sameList } from './plan.js';
 import { planInvalidPools } from './poolplan.js';
 import { parseService, type ServiceView } from './service.js';
 import type { PoolEntry } from './kube.js';
@@ -155,6 +155,14 @@ test('an invalid pool: its status is written once; the status it leaves (cached 
     planInvalidPools(new Map([['bad', entry.reason]]), () => after, kept, NOW + 1),
     [],
   );
+});
+
+test('sameList: the same strings in the same order; a missing list is an empty one', () => {
+  assert.ok(sameList(['192.0.2.1', '2001:db8::1'], ['192.0.2.1', '2001:db8::1']));
+  assert.ok(sameList(undefined, []));
+  assert.not.ok(sameList(['192.0.2.1', '2001:db8::1'], ['2001:db8::1', '192.0.2.1']));
+  assert.not.ok(sameList(['192.0.2.1'], ['192.0.2.1', '192.0.2.2']));
+  assert.not.ok(sameList(['192.0.2.1'], undefined));
 });
 
 test.run();

@@ -71,7 +71,12 @@ export const STAGE: Record<WriteKind, string> = {
 };
 
 export const addressOf = (cidr: string): string => cidr.split('/')[0] ?? cidr;
-export const sameList = (a: string[] | undefined, b: string[] | undefined): boolean => JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
+/** Same strings in the same order (no JSON.stringify: asked for every claim and Service of every pass). */
+export function sameList(a: string[] | undefined, b: string[] | undefined): boolean {
+  const x = a ?? [];
+  const y = b ?? [];
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}
 
 export function sameSpec(a: IpClaimSpec, b: IpClaimSpec): boolean {
   return (
