@@ -78,7 +78,8 @@ class Scheduler {
         `--metrics-bind=127.0.0.1:${this.port}`,
         `--lease-namespace=${NS}`,
         '--identity=bench-memory',
-        '--log-level=warn',
+        // The chart sets no level: the scheduler's default (info) unless IPC_BENCH_MEMORY_LOG_LEVEL says otherwise.
+        ...(process.env.IPC_BENCH_MEMORY_LOG_LEVEL ? [`--log-level=${process.env.IPC_BENCH_MEMORY_LOG_LEVEL}`] : []),
         // Leader election and probing as deployed, with timings a machine under heavy load does not
         // lose the lead or its nodes with (memory does not depend on them).
         '--leader-elect-lease-duration=60s',
@@ -345,6 +346,7 @@ export async function run(): Promise<Record<string, unknown>> {
       ...(tsxWarmStart ? { tsxWarmStart } : {}),
       ...(measured.length > 1 ? { compared: measured.slice(0, -1) } : {}),
       memoryLimitMB: cgroup && limit !== null ? limit / 2 ** 20 : null,
+      logLevel: process.env.IPC_BENCH_MEMORY_LOG_LEVEL ?? 'info (the default; the chart sets none)',
       note: 'MB = MiB; read 5 s after every claim is placed and every ingress written; peakRssMB is VmHWM; Lease 60s/40s/5s and probes 1s/2s x30, monitor 60s, so a loaded machine keeps its leader and nodes',
     };
   } finally {

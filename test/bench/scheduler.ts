@@ -123,7 +123,9 @@ class SchedulerProcess {
     const out = openSync(logFile, 'a');
     const nodeArgs = [process.env.IPC_BENCH_SCHEDULER_NODE_ARGS ?? '', ...(shipped?.nodeFlags ?? [])].join(' ');
     const argv = schedulerArgv(nodeArgs, { kubeconfigPath: this.cp.kubeconfigPath, port: this.port, namespace: NS, identity: 'bench' }, [
-      `--log-level=${process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'warn'}`,
+      // The chart sets no level, so a Pod logs at the scheduler's default (info: a line per claim created); the
+      // other runs log warnings only, as they did before the as-shipped run existed.
+      ...logLevel(shipped !== undefined),
       // IPC_BENCH_SCHEDULER_FLAGS: the scheduler's own flags to try (e.g. --writes-in-flight=16), for every replica started.
       ...(process.env.IPC_BENCH_SCHEDULER_FLAGS?.split(' ').filter(Boolean) ?? []),
     ]);
@@ -160,6 +162,12 @@ class SchedulerProcess {
     await stopChild(this.child);
     this.child = null;
   }
+}
+
+/** --log-level for a replica: IPC_BENCH_SCHEDULER_LOG_LEVEL when set, else the scheduler's default as shipped, else warn. */
+function logLevel(asShipped: boolean): string[] {
+  const level = process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? (asShipped ? undefined : 'warn');
+  return level ? [`--log-level=${level}`] : [];
 }
 
 /** Back to no claims and no addresses: claims deleted, pool status emptied, ingress cleared. */
@@ -346,6 +354,7 @@ export async function run(): Promise<Record<string, unknown>> {
       cold5kShipped = {
         ...cold5kShipped,
         nodeFlags: shipped.nodeFlags.join(' '),
+        logLevel: process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'info (the default; the chart sets none)',
         memoryLimitMB: cgroup && limit !== null ? limit / 2 ** 20 : null,
         rssMB: {
           atLastIngress: rssAtDone,
