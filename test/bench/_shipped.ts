@@ -20,6 +20,9 @@ function values(): SchedulerValues {
   return parse(readFileSync(join(ROOT, 'examples/helm/ipcontroller/values.yaml'), 'utf8')) as SchedulerValues;
 }
 
+/** The chart sets no --log-level: a Pod logs at the scheduler's default. What the as-shipped runs say in their JSON. */
+export const SHIPPED_LOG_LEVEL = 'info (the default; the chart sets none)';
+
 /**
  * values.yaml scheduler.nodeFlags: the node flags in front of `dist/cli.js scheduler`.
  * IPC_BENCH_SHIPPED_NODE_FLAGS='<flags>' measures a candidate in their place ('' for none).

@@ -26,7 +26,7 @@ import { API_VERSION, GROUP, PLURAL, VERSION } from '../../api/types.js';
 import { freePort, startControlPlane, waitFor, type ControlPlane } from '../controlplane/harness.js';
 import type { FakeAgent } from '../integration/scheduler-fixtures.js';
 import { createLoadBalancerServices, inBatches, startStandInAgents, stopChild } from './_harness.js';
-import { MemoryCgroup, shippedMemoryLimitBytes, shippedNodeFlags } from './_shipped.js';
+import { MemoryCgroup, SHIPPED_LOG_LEVEL, shippedMemoryLimitBytes, shippedNodeFlags } from './_shipped.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -346,7 +346,7 @@ export async function run(): Promise<Record<string, unknown>> {
       ...(tsxWarmStart ? { tsxWarmStart } : {}),
       ...(measured.length > 1 ? { compared: measured.slice(0, -1) } : {}),
       memoryLimitMB: cgroup && limit !== null ? limit / 2 ** 20 : null,
-      logLevel: process.env.IPC_BENCH_MEMORY_LOG_LEVEL ?? 'info (the default; the chart sets none)',
+      logLevel: process.env.IPC_BENCH_MEMORY_LOG_LEVEL ?? SHIPPED_LOG_LEVEL,
       note: 'MB = MiB; read 5 s after every claim is placed and every ingress written; peakRssMB is VmHWM; Lease 60s/40s/5s and probes 1s/2s x30, monitor 60s, so a loaded machine keeps its leader and nodes',
     };
   } finally {

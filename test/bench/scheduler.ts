@@ -27,7 +27,7 @@ import type { FakeAgent } from '../integration/scheduler-fixtures.js';
 import { createLoadBalancerServices, inBatches, percentile, schedulerArgv, startStandInAgents, stopChild, withCli } from './_harness.js';
 import { apiserverWrites, coldStartFloor, writeFloor, writesBetween, type ColdWrite, type FloorResult } from './_writefloor.js';
 import { claimName } from '../../api/names.js';
-import { MemoryCgroup, shippedMemoryLimitBytes, shippedNodeFlags } from './_shipped.js';
+import { MemoryCgroup, SHIPPED_LOG_LEVEL, shippedMemoryLimitBytes, shippedNodeFlags } from './_shipped.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const NS = 'default';
@@ -354,7 +354,7 @@ export async function run(): Promise<Record<string, unknown>> {
       cold5kShipped = {
         ...cold5kShipped,
         nodeFlags: shipped.nodeFlags.join(' '),
-        logLevel: process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? 'info (the default; the chart sets none)',
+        logLevel: process.env.IPC_BENCH_SCHEDULER_LOG_LEVEL ?? SHIPPED_LOG_LEVEL,
         memoryLimitMB: cgroup && limit !== null ? limit / 2 ** 20 : null,
         rssMB: {
           atLastIngress: rssAtDone,
