@@ -31,7 +31,10 @@ function ipNode(name: string, at: number, more: { port?: number; draining?: bool
 }
 
 /** A monitor over nodes a, b, c that counts its full steps (each sets the nodes gauge once). */
-function world(more: { probeMaxRate?: number; standbyProbeIntervalMs?: number } = {}): {
+function world(
+  more: { probeMaxRate?: number; standbyProbeIntervalMs?: number } = {},
+  log = pino({ level: 'silent' }),
+): {
   clock: ManualClock;
   caches: ReturnType<typeof emptyCaches>;
   monitor: NodeMonitor;
@@ -62,7 +65,7 @@ function world(more: { probeMaxRate?: number; standbyProbeIntervalMs?: number } 
       config: { ...config, ...more },
       probe,
       clock,
-      log: pino({ level: 'silent' }),
+      log,
       metrics: { probed: () => undefined, forgetNode: () => undefined, nodeStates: () => void steps++ },
       reporter: { observe: () => undefined, forget: () => undefined },
       onChange: () => undefined,
@@ -170,6 +173,38 @@ test('a stretched interval (--probe-max-rate) widens the stall rule with it: fai
     w.monitor.probed('b', { ok: false, error: 'no answer' });
   }
   assert.equal(w.monitor.view().candidates, ['a', 'c'], 'three failures 450 ms apart at a 400 ms interval: failed');
+});
+
+/** A logger at debug that keeps its lines as { level, msg }. */
+function collectingLog(): { log: ReturnType<typeof pino>; lines: Array<{ level: number; msg: string }> } {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+  return { log, lines };
+}
+const INFO = 30;
+const probeLines = (lines: Array<{ level: number; msg: string }>): Array<{ level: number; msg: string }> =>
+  lines.filter((l) => /prob(e|ing)/.test(l.msg)).map(({ level, msg }) => ({ level, msg }));
+
+test('a change of leadership (a stop included) logs the new probe interval at debug; a leader stretched by --probe-max-rate at info', () => {
+  const plain = collectingLog();
+  const w = world({ standbyProbeIntervalMs: 1_000 }, plain.log);
+  w.monitor.leadershipChanged(true);
+  w.monitor.leadershipChanged(false); // what a stopping leader does
+  w.stop.abort();
+  assert.equal(probeLines(plain.lines), [{ level: 20, msg: 'probing every 1000 ms while standby' }]);
+
+  // 3 agents at 200 ms is 15 probes a second; a cap of 5 stretches the leader's interval to 600 ms.
+  const capped = collectingLog();
+  const c = world({ standbyProbeIntervalMs: 1_000, probeMaxRate: 5 }, capped.log);
+  c.monitor.leadershipChanged(false);
+  c.monitor.leadershipChanged(true);
+  c.stop.abort();
+  const stretched = 'probe interval stretched: --probe-max-rate caps the probes of this many agents';
+  assert.equal(probeLines(capped.lines), [
+    { level: INFO, msg: stretched },
+    { level: 20, msg: 'probing every 1000 ms while standby' },
+    { level: INFO, msg: stretched },
+  ]);
 });
 
 test("a standby probes at --standby-probe-interval and its stall rule follows; leading, the failure rules are the leader's again", async () => {

@@ -118,11 +118,14 @@ export class NodeMonitor {
     const { ipNodes } = this.d.caches;
     this.prober.sync(ipNodes.values().map((n) => ({ node: n.metadata.name ?? '', address: n.spec.probeAddress, port: n.spec.probePort })));
     const intervalMs = this.prober.effectiveIntervalMs();
+    const standby = this.prober.isStandby();
     if (intervalMs !== this.rules.probeIntervalMs) {
-      this.d.log.info(
-        { nodes: ipNodes.size, intervalMs, maxRate: this.d.config.probeMaxRate, standby: this.prober.isStandby() },
-        'probe interval changed (--probe-max-rate, or --standby-probe-interval while not leading)',
-      );
+      const fields = { nodes: ipNodes.size, intervalMs, maxRate: this.d.config.probeMaxRate, standby };
+      // Every change of leadership (a stop included) changes the interval: routine, so debug. A
+      // leader probing slower than --probe-interval (the rate cap stretched it) is worth telling.
+      if (!standby && intervalMs !== this.d.config.probeIntervalMs)
+        this.d.log.info(fields, 'probe interval stretched: --probe-max-rate caps the probes of this many agents');
+      else this.d.log.debug(fields, `probing every ${intervalMs} ms while ${standby ? 'standby' : 'leading'}`);
       this.rules = { ...this.d.config, probeIntervalMs: intervalMs };
       this.d.reporter.useRules?.(this.rules);
     }
