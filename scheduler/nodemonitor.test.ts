@@ -4,6 +4,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
+import type { Logger } from '../lib/logger.js';
 import { API_VERSION, type IpNode } from '../api/types.js';
 import { flush, ManualClock } from '../lib/manualclock.js';
 import { healthTickMs, NodeMonitor } from './nodemonitor.js';
@@ -176,7 +177,7 @@ test('a stretched interval (--probe-max-rate) widens the stall rule with it: fai
 });
 
 /** A logger at debug that keeps its lines as { level, msg }. */
-function collectingLog(): { log: ReturnType<typeof pino>; lines: Array<{ level: number; msg: string }> } {
+function collectingLog(): { log: Logger; lines: Array<{ level: number; msg: string }> } {
   const lines: Array<{ level: number; msg: string }> = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
   return { log, lines };
