@@ -129,6 +129,18 @@ test('real nodes 1. the README install sequence: kubectl get svc shows the exter
     );
   }
   log(`nginx at ${external} served through ${node}`);
+  // Where the schedulers run: the manifest prefers node-3, the one node without an agent.
+  const schedulerNodes = await cluster.mustKubectl([
+    'get',
+    'pods',
+    '-n',
+    SYSTEM_NS,
+    '-l',
+    'app.kubernetes.io/component=scheduler',
+    '-o',
+    'jsonpath={.items[*].spec.nodeName}',
+  ]);
+  log(`schedulers on ${schedulerNodes}`);
   log(
     `memory (RSS MiB): ${Object.entries(cluster.memory())
       .map(([k, v]) => `${k} ${v}`)

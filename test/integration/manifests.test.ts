@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { parseAllDocuments } from 'yaml';
 import { testCluster, type TestCluster } from '../support/cluster.js';
 
 const examples = fileURLToPath(new URL('../../examples/', import.meta.url));
@@ -38,14 +39,19 @@ for (const manifest of manifests) {
   });
 }
 
-test('the Helm chart renders and every object passes server-side dry run', async () => {
-  // build-helm.sh returns the cached binary at once (make get-deps built it).
-  const helm =
+/** The helm binary: build-helm.sh returns the cached one at once (make get-deps built it). */
+function helmBinary(): string {
+  return (
     execFileSync('bash', [fileURLToPath(new URL('../controlplane/build-helm.sh', import.meta.url))], { encoding: 'utf8' })
       .trim()
       .split('\n')
-      .pop() ?? 'helm';
-  const chart = join(examples, 'helm', 'ipcontroller');
+      .pop() ?? 'helm'
+  );
+}
+const chart = join(examples, 'helm', 'ipcontroller');
+
+test('the Helm chart renders and every object passes server-side dry run', async () => {
+  const helm = helmBinary();
   const rendered = execFileSync(
     helm,
     [
@@ -97,6 +103,63 @@ test('the Helm chart renders and every object passes server-side dry run', async
   const out = await cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], rendered);
   assert.is(out.code, 0, out.stderr);
   assert.is(out.stdout.match(/\(server dry run\)/g)?.length, kinds.length);
+});
+
+interface PodPlacement {
+  nodeSelector?: Record<string, string>;
+  tolerations?: unknown[];
+  affinity?: { podAntiAffinity?: unknown; nodeAffinity?: unknown };
+}
+
+/** The scheduler Deployment's Pod placement as the chart renders it with these --set flags. */
+function schedulerPlacement(set: string[]): { yaml: string; pod: PodPlacement } {
+  const yaml = execFileSync(
+    helmBinary(),
+    ['template', 'ipc', chart, '--namespace', 'ipcontroller-system', '-s', 'templates/scheduler.yaml', ...set],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const deployment = parseAllDocuments(yaml)
+    .map((d) => d.toJS() as { kind?: string; spec?: { template?: { spec?: PodPlacement } } } | null)
+    .find((d) => d?.kind === 'Deployment');
+  return { yaml, pod: deployment?.spec?.template?.spec ?? {} };
+}
+
+test('the chart places the scheduler off agent nodes when it can, and takes nodeSelector, tolerations and affinity', async () => {
+  const byDefault = schedulerPlacement([]).pod;
+  assert.equal(byDefault.affinity?.nodeAffinity, {
+    preferredDuringSchedulingIgnoredDuringExecution: [
+      { weight: 100, preference: { matchExpressions: [{ key: 'ipcontroller', operator: 'NotIn', values: [''] }] } },
+    ],
+  });
+  assert.ok(byDefault.affinity?.podAntiAffinity, 'the replicas still prefer different nodes');
+  assert.is(byDefault.nodeSelector, undefined);
+  assert.is(byDefault.tolerations, undefined);
+
+  assert.is(schedulerPlacement(['--set', 'scheduler.preferNonAgentNodes=false']).pod.affinity?.nodeAffinity, undefined);
+
+  const own = {
+    nodeAffinity: {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] }],
+      },
+    },
+  };
+  const custom = schedulerPlacement([
+    '--set',
+    'scheduler.nodeSelector.kubernetes\\.io/os=linux',
+    '--set-json',
+    'scheduler.tolerations=[{"key":"node-role.kubernetes.io/control-plane","operator":"Exists","effect":"NoSchedule"}]',
+    '--set-json',
+    `scheduler.affinity=${JSON.stringify(own)}`,
+  ]);
+  assert.equal(custom.pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
+  assert.equal(custom.pod.tolerations, [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }]);
+  assert.equal(custom.pod.affinity, own, "the user's affinity replaces the chart's");
+  const out = await cluster.kubectl(['apply', '--dry-run=server', '-f', '-'], custom.yaml);
+  assert.is(out.code, 0, out.stderr);
 });
 
 test('the agent DaemonSet adds only NET_ADMIN and NET_RAW and is not privileged', async () => {
