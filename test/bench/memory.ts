@@ -254,7 +254,7 @@ interface CliFigures {
   warmStart: Figures;
   /**
    * The cold-start process again IPC_BENCH_MEMORY_SETTLE_SECONDS later (when set): its old space
-   * grew with the burst of 10,000 writes (with a 1 MiB young generation most of their garbage is
+   * grew with the burst of 10,000 writes (with a small young generation most of their garbage is
    * promoted) and shrinks only when V8's memory reducer runs once the process is idle.
    */
   coldSettled?: Figures;
