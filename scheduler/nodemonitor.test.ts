@@ -34,7 +34,7 @@ function ipNode(name: string, at: number, more: { port?: number; draining?: bool
 /** A monitor over nodes a, b, c that counts its full steps (each sets the nodes gauge once). */
 function world(
   more: { probeMaxRate?: number; standbyProbeIntervalMs?: number } = {},
-  log = pino({ level: 'silent' }),
+  log: Logger = pino({ level: 'silent' }),
 ): {
   clock: ManualClock;
   caches: ReturnType<typeof emptyCaches>;

@@ -59,8 +59,9 @@ class Tracker {
   /**
    * A watch restarted whenever it ends (e.g. 429 while the apiserver's storage initializes).
    * The scheduler's own StreamWatch, not client-node's Watch: this bench shares the 2 cores with
-   * the apiserver and the scheduler it measures, and client-node's cost 1.5-2.0 CPU-s per 5,000-
-   * Service cold start (node-fetch, a PassThrough and readline for each of ~10,000 events).
+   * the apiserver and the scheduler it measures, and client-node's goes through node-fetch, a
+   * PassThrough and readline for each of a cold start's ~10,000 events (this process spent
+   * 1.5-2.0 CPU-s per 5,000-Service cold start with it).
    */
   private keep(path: string, onEvent: (type: string, obj: unknown) => void): void {
     const stop = new AbortController();
