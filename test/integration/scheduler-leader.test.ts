@@ -43,6 +43,13 @@ test('two schedulers: one leader, only it writes; killing it hands over within t
     assert.ok(tookOver < 6, `took over after ${tookOver}s (lease 4s)`);
     await waitFor('second Service served by the new leader', async () => (await f.ingress(second)).length === 1, 15_000);
     assert.not.equal((await f.ingress(second))[0]?.ip, (await f.ingress(first))[0]?.ip);
+    // Counted when the pass that wrote the ingress ends, which can be after this test read the ingress.
+    await waitFor(
+      'the allocation counted',
+      async () => (await metricValue(standby, 'ipcontroller_scheduler_allocations_total')) >= 1,
+      10_000,
+      50,
+    );
     assert.is(await metricValue(standby, 'ipcontroller_scheduler_allocations_total'), 1, 'only the new Service was allocated');
     const p = await f.clients.pools.get(pool);
     assert.is(p?.status?.used, 2);

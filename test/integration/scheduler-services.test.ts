@@ -217,6 +217,13 @@ test('restart: a new scheduler keeps every address; nothing leaked or allocated 
     assert.ok(lateIp && !after.includes(lateIp), `the new address ${lateIp} is not a double allocation`);
     const p = await f.clients.pools.get(pool);
     assert.is(p?.status?.used, 4);
+    // Counted when the pass that wrote the ingress ends, which can be after this test read the ingress.
+    await waitFor(
+      'the allocation counted',
+      async () => (await metricValue(second, 'ipcontroller_scheduler_allocations_total')) >= 1,
+      10_000,
+      50,
+    );
     assert.is(await metricValue(second, 'ipcontroller_scheduler_allocations_total'), 1, 'only the new Service was allocated');
     const claims = (await f.clients.claims.list()).items.filter((c) => c.spec.pool === pool);
     assert.is(claims.length, 4, 'one claim per address in use, no leftovers');
