@@ -146,4 +146,37 @@ test('a new leader writes its first reports a few at a time, the rest with their
   assert.is(written.length, nodes.length);
 });
 
+test("a leader's first report that caught a miss is written again once the node answers, not 5 minutes later", async () => {
+  const written: Array<{ failures: number; rttMs: number | undefined }> = [];
+  const reporter = new ProbeReporter({
+    write: (_node, report) => {
+      written.push({ failures: report.consecutiveFailures, rttMs: report.rttMs });
+      return Promise.resolve();
+    },
+    isLeader: () => true,
+    log: { debug: () => undefined } as unknown as ConstructorParameters<typeof ProbeReporter>[0]['log'],
+    identity: 's1',
+    cfg,
+  });
+  const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
+  reporter.observe('n', { consecutiveFailures: 1, draining: false, lastError: 'timeout' }, null, 1_000); // the first probe timed out
+  await settle();
+  reporter.observe('n', { consecutiveFailures: 0, draining: false, answeredAt: 1_200 }, 0.4, 1_200);
+  await settle();
+  reporter.observe('n', { consecutiveFailures: 0, draining: false, answeredAt: 1_400 }, 0.5, 1_400);
+  await settle();
+  assert.equal(written, [
+    { failures: 1, rttMs: undefined },
+    { failures: 0, rttMs: 0.4 },
+  ]);
+  assert.ok(
+    reportDue(
+      { report: probeReport({ consecutiveFailures: 0, draining: false }, undefined, 1_000, { identity: 's1', cfg }), at: 1_000 },
+      probeReport({ consecutiveFailures: 0, draining: false }, 0.3, 1_200, { identity: 's1', cfg }),
+      1_200,
+    ),
+    'the first RTT is worth a write',
+  );
+});
+
 test.run();

@@ -55,7 +55,19 @@ export function reportDue(
   const failed = (r: ProbeReport): boolean => r.consecutiveFailures >= r.failureThreshold;
   if (failed(p) !== failed(next) || p.draining !== next.draining || p.by !== next.by) return true;
   if (p.failureThreshold !== next.failureThreshold || p.monitorMs !== next.monitorMs) return true;
+  if (staleUntilRefresh(p, next.lastError === undefined, next.rttMs !== undefined)) return true;
   return now - previous.at >= refreshMs;
+}
+
+/**
+ * Whether the last report caught a miss the node has answered since (its error is gone: a probe
+ * failure below the threshold, such as a new leader's first probe timing out), or was written
+ * before any answer gave an RTT and one has now. Such a report changes no verdict, so without
+ * this rule it stayed until the refresh (5 minutes), with the miss and "-" for the RTT in
+ * `kubectl ipcontroller status`. At most one write per report that caught a miss.
+ */
+function staleUntilRefresh(p: ProbeReport, answered: boolean, rttKnown: boolean): boolean {
+  return (p.lastError !== undefined && answered) || (p.rttMs === undefined && rttKnown);
 }
 
 /**
@@ -82,14 +94,16 @@ function failedBy(state: ProbeState | undefined, cfg: HealthConfig): boolean {
 /** reportDue for the state a report would be built from (same rules, no report built). */
 function stateDue(
   previous: { report: ProbeReport; at: number },
-  state: ProbeState | undefined,
+  next: { state: ProbeState | undefined; rttKnown: boolean },
   now: number,
   d: { identity: string; cfg: HealthConfig },
 ): boolean {
   const p = previous.report;
+  const state = next.state;
   if (p.consecutiveFailures >= p.failureThreshold !== failedBy(state, d.cfg)) return true;
   if (p.draining !== (state?.draining ?? false) || p.by !== d.identity) return true;
   if (p.failureThreshold !== d.cfg.probeFailures || p.monitorMs !== d.cfg.monitorMs) return true;
+  if (staleUntilRefresh(p, !state?.lastError, next.rttKnown)) return true;
   return now - previous.at >= PROBE_REPORT_REFRESH_MS;
 }
 
@@ -131,7 +145,7 @@ export class ProbeReporter {
     const last = this.last.get(node);
     const scheduler = { identity: this.d.identity, cfg: this.cfg };
     // Most probes change nothing worth a write: decide that before building a report.
-    if (last && !stateDue(last, state, now, scheduler)) return;
+    if (last && !stateDue(last, { state, rttKnown: this.rtt.has(node) }, now, scheduler)) return;
     const report = probeReport(state, this.rtt.get(node), now, scheduler);
     if (!reportDue(this.last.get(node), report, now)) return;
     this.busy.add(node);

@@ -208,7 +208,8 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
     assert.is(nodeA?.candidate, false);
     assert.is(nodeA?.reason, 'probe', 'status says what the scheduler moved for');
     const nodeB = status.nodes.find((n) => n.name === b.node);
-    assert.ok(nodeB?.candidate && nodeB.rttMs !== undefined, "RTT from the leader's probe report");
+    assert.is(nodeB?.candidate, true, JSON.stringify(nodeB));
+    assert.ok(nodeB?.rttMs !== undefined, `RTT from the leader's probe report: ${JSON.stringify(nodeB)}`);
     const text = await kubectl(f, ['ipcontroller', 'status']);
     assert.match(text.stdout, new RegExp(`203\\.0\\.113\\.30\\s+${f.namespace}/${name}\\s+\\S+\\s+${b.node}\\s+Assigned`));
     const yaml = await kubectl(f, ['ipcontroller', 'status', '-o', 'yaml', `--kubeconfig=${f.cluster.kubeconfigPath}`]);
