@@ -78,7 +78,10 @@ test("a Service that would get the foreign host's address gets the next one, wit
   const node = await lab.servingNode(NEXT);
   await waitFor(`client reaches ${NEXT}`, async () => (await lab.clientGet(NEXT, 1)).ok, 10_000, 20);
   log(`Service create -> first answer on ${NEXT} after the conflict on ${TAKEN}: ${Date.now() - start} ms (node ${node})`);
-  const conflictEvent = (await events('conflict-auto')).find((e) => e.reason === 'AddressConflict');
+  // A pass's Events are sent when it ends, after its ingress write: the agent can serve NEXT before that.
+  const isConflict = (e: { reason?: string }): boolean => e.reason === 'AddressConflict';
+  await waitFor('the AddressConflict Event', async () => (await events('conflict-auto')).some(isConflict), 10_000);
+  const conflictEvent = (await events('conflict-auto')).find(isConflict);
   assert.ok(conflictEvent, 'a Warning AddressConflict Event');
   assert.match(conflictEvent?.message ?? '', FOREIGN_MAC);
   const pool = await lab.ip.pools.get(POOL);

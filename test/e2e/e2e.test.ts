@@ -343,6 +343,8 @@ test('7. the scheduler leader killed during a failover: the standby finishes it'
   try {
     const to = await assignedNode(WEB_IP, 20_000, from);
     await servedBy(WEB_IP, to);
+    // Had the leader moved the claim itself before the kill, the standby takes the Lease only once it expires (4 s).
+    await waitFor('the standby holds the Lease', async () => (await lab.leader()) === standby?.identity, 15_000);
     assert.is(await lab.leader(), standby?.identity);
   } finally {
     await lab.recover(lab.node(from));

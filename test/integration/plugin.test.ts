@@ -197,6 +197,15 @@ test('a Service that gets its address: kubectl wait for the condition; a move, i
     const historyText = await kubectl(f, ['ipcontroller', 'history', name]);
     assert.match(historyText.stdout, new RegExp(`IPMoved\\s+203\\.0\\.113\\.30 moved from node ${a.node} to ${b.node}: probe; took`));
 
+    // The leader's probe reports are written on its probe timer, apart from the move and its Event.
+    await waitFor(
+      "the leader's probe reports: a failed, b answering with an RTT",
+      async () => {
+        const [pa, pb] = await Promise.all([a.node, b.node].map(async (n) => (await f.clients.nodes.get(n))?.status?.probe));
+        return (pa?.consecutiveFailures ?? 0) >= (pa?.failureThreshold ?? 1) && pb?.consecutiveFailures === 0 && pb.rttMs !== undefined;
+      },
+      10_000,
+    );
     const status = await pluginJson<StatusModel>(f, ['status']);
     const row = status.addresses.find((r) => r.address === '203.0.113.30');
     assert.is(row?.node, b.node);

@@ -372,6 +372,8 @@ test('hand-written objects the apiserver accepts: a stray claim is removed, a bo
         },
         15_000,
       );
+      // The pool's status is written after the pass's claim writes (after its finalizer, when that is new).
+      await waitFor('the pool counts three addresses used', async () => (await f.clients.pools.get(good))?.status?.used === 3, 15_000);
       const used = (await f.clients.pools.get(good))?.status?.used;
       assert.is(used, 3, 'the pool counts the three real Services only');
     } finally {
