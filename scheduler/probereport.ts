@@ -1,8 +1,9 @@
 // The leader's probe view of each node, published in IpNode status.probe so that users (and
 // `kubectl ipcontroller why`, which runs health.ts on it) see what the scheduler decided with:
 // round trip, failures in a row, draining. Written when the verdict changes (failed or not,
-// draining or not) and otherwise refreshed every few minutes, never per probe: at 1,000 nodes
-// that is about 3 writes a second, against 5,000 probes a second.
+// draining or not), once more when a report that caught a miss is answered (staleUntilRefresh),
+// and otherwise refreshed every few minutes, never per probe: at 1,000 nodes that is about 3
+// writes a second, against 5,000 probes a second.
 import type { ProbeReport } from '../api/types.js';
 import type { Logger } from '../lib/logger.js';
 import { countedFailures, type HealthConfig, type ProbeState } from './health.js';
