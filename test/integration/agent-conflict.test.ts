@@ -120,15 +120,15 @@ test('a new address a foreign host holds is not brought up: Failed, Announced=Fa
   assert.is(conflictOf(status)?.status, 'False');
   assert.match(conflictOf(status)?.message ?? '', FOREIGN_MAC);
   assert.not.ok(await has('192.0.2.70'), 'never put on the interface');
-  const probes = capture.frames.filter(
-    (f) =>
-      f.time >= since - 1000 &&
-      f.srcMac === NODE_MAC &&
-      f.arp?.op === 'request' &&
-      f.arp.senderIp === '0.0.0.0' &&
-      f.arp.targetIp === '192.0.2.70',
-  );
-  assert.ok(probes.length >= 1, 'an ARP probe with sender 0.0.0.0 went out');
+  const isProbe = (f: (typeof capture.frames)[number]): boolean =>
+    f.time >= since - 1000 &&
+    f.srcMac === NODE_MAC &&
+    f.arp?.op === 'request' &&
+    f.arp.senderIp === '0.0.0.0' &&
+    f.arp.targetIp === '192.0.2.70';
+  // The frame reaches this process through tcpdump's pipe, apart from the status it waited for.
+  await waitFor('the ARP probe in the capture', () => Promise.resolve(capture.frames.some(isProbe)), 5_000, 50);
+  assert.ok(capture.frames.filter(isProbe).length >= 1, 'an ARP probe with sender 0.0.0.0 went out');
   assert.not.ok(
     capture.frames.some((f) => f.time >= since - 1000 && f.srcMac === NODE_MAC && f.arp?.senderIp === '192.0.2.70'),
     'no announcement for it',
